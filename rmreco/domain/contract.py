@@ -1,0 +1,267 @@
+"""The data contract: every input table, its columns, types, ranges, keys and references.
+
+This is the one place the contract is spelled. Validation (``rmreco.data.contract``), the
+relational schema (``rmreco.db.schema``, checked against this by a test), the synthetic bank and
+``docs/data-format.md`` all follow it.
+
+Money columns are amounts in the bank's one currency (the optional ``clients.currency`` column
+or the ``RMRECO_CURRENCY`` setting says which). Months are dates on the first day of the month.
+Identifiers are strings; integer identifiers in input files are read as their decimal text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+Kind = Literal["str", "date", "int", "float", "bool"]
+
+
+class Segment(StrEnum):
+    SME = "sme"
+    CORPORATE = "corporate"
+    PERSONAL = "personal"
+
+
+class RmRole(StrEnum):
+    BRM = "brm"
+    CRM = "crm"
+    PRM = "prm"
+
+
+class EventType(StrEnum):
+    DEFAULT = "default"
+    RESTRUCTURING = "restructuring"
+    WRITE_OFF = "write_off"
+    INSOLVENCY = "insolvency"
+
+
+class ProductKind(StrEnum):
+    FINANCING = "financing"
+    SERVICE = "service"
+
+
+#: NACE Rev. 2 sections, the sector code of ``clients.sector``.
+NACE_SECTIONS: tuple[str, ...] = tuple("ABCDEFGHIJKLMNOPQRSTU")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input table."""
+
+    name: str
+    kind: Kind
+    description: str
+    required: bool = True
+    nullable: bool = False
+    ge: float | None = None
+    le: float | None = None
+    levels: tuple[str, ...] | None = None
+    is_money: bool = False
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``column`` of this table must name an existing ``target_table.target_column``."""
+
+    column: str
+    target_table: str
+    target_column: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One input table: file ``<name>.parquet`` or ``<name>.csv`` in the input folder."""
+
+    name: str
+    grain: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    references: tuple[Reference, ...] = ()
+    is_optional: bool = False
+    #: (start, end) column pairs where end, when present, must not be before start.
+    ordered: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _money(name: str, description: str, *, required: bool = False, ge: float | None = 0.0) -> Column:
+    return Column(name, "float", description, required=required, nullable=not required, ge=ge,
+                  is_money=True)
+
+
+def _count(name: str, description: str, *, le: float | None = None) -> Column:
+    return Column(name, "int", description, required=False, nullable=True, ge=0, le=le)
+
+
+CLIENTS = Table(
+    name="clients",
+    grain="one row per client",
+    key=("client_id",),
+    columns=(
+        Column("client_id", "str", "the bank's client identifier"),
+        Column("segment", "str", "business segment", levels=tuple(Segment)),
+        Column("sector", "str", "NACE Rev. 2 section letter (A-U); unknown when empty",
+               nullable=True, levels=NACE_SECTIONS),
+        Column("region", "str", "the client's region, free text", nullable=True),
+        Column("founded", "date", "date the business was founded", nullable=True),
+        Column("employees", "int", "number of employees", nullable=True, ge=0),
+        Column("turnover", "float", "declared annual turnover", nullable=True, ge=0,
+               is_money=True),
+        Column("rm_id", "str", "the client's primary relationship manager", nullable=True),
+        Column("onboarded", "date", "month the banking relationship began", required=False,
+               nullable=True),
+        Column("currency", "str", "ISO 4217 code of the client's figures; one per bank",
+               required=False, nullable=True),
+    ),
+    references=(Reference("rm_id", "relationship_managers", "rm_id"),),
+)
+
+RELATIONSHIP_MANAGERS = Table(
+    name="relationship_managers",
+    grain="one row per relationship manager",
+    key=("rm_id",),
+    columns=(
+        Column("rm_id", "str", "the RM's identifier"),
+        Column("name", "str", "display name"),
+        Column("role", "str", "brm serves SMEs, crm corporates, prm personal clients",
+               levels=tuple(RmRole)),
+        Column("team", "str", "team or branch", required=False, nullable=True),
+        Column("region", "str", "region the RM covers", required=False, nullable=True),
+    ),
+)
+
+ACCOUNT_MONTHS = Table(
+    name="account_months",
+    grain="one row per client and calendar month",
+    key=("client_id", "month"),
+    columns=(
+        Column("client_id", "str", "the client"),
+        Column("month", "date", "first day of the month the row describes"),
+        _money("balance_avg", "average end-of-day balance over all current accounts (negative "
+               "when overdrawn)", required=True, ge=None),
+        _money("balance_min", "lowest end-of-day balance in the month", ge=None),
+        _money("balance_max", "highest end-of-day balance in the month", ge=None),
+        _money("credit_turnover", "sum of incoming payments (inflows)", required=True),
+        _money("debit_turnover", "sum of outgoing payments (outflows)", required=True),
+        _count("n_credit_tx", "number of incoming transactions"),
+        _count("n_debit_tx", "number of outgoing transactions"),
+        _money("overdraft_limit", "overdraft limit in force at month end"),
+        _money("overdraft_peak_use", "largest overdraft drawn in the month"),
+        _count("days_in_overdraft", "days the account was overdrawn", le=31),
+        _count("dpd_max", "largest days past due on any credit facility at any day of the month"),
+        _count("returned_payments", "payments returned unpaid (bounced) in the month"),
+        _money("intl_payments", "sum of cross-border payments, in and out"),
+        _money("payroll_outflow", "sum of salary payments"),
+        _money("card_spend", "spending on the client's business cards"),
+        _money("acquiring_inflow", "card-acquiring settlements received"),
+    ),
+    references=(Reference("client_id", "clients", "client_id"),),
+)
+
+PRODUCTS = Table(
+    name="products",
+    grain="one row per product of the catalog",
+    key=("product_code",),
+    columns=(
+        Column("product_code", "str", "the product's code"),
+        Column("name", "str", "display name"),
+        Column("kind", "str", "financing (credit) or service", levels=tuple(ProductKind)),
+        Column("segments", "str", "segments the product is offered to, separated by '|' "
+               "(e.g. 'sme|corporate')"),
+        Column("lgd", "float", "loss given default of a financing product (0-1)",
+               required=False, nullable=True, ge=0, le=1),
+        Column("margin_rate", "float", "annual operating margin of a financing product, as a rate",
+               required=False, nullable=True, ge=0, le=1),
+        Column("annual_fee", "float", "expected annual margin of a service per client, in money",
+               required=False, nullable=True, ge=0, is_money=True),
+        Column("min_age_months", "int", "youngest business the product is offered to, in months",
+               required=False, nullable=True, ge=0),
+        Column("max_tenor_months", "int", "longest tenor of a financing product",
+               required=False, nullable=True, ge=1),
+        Column("limit_turnover_share", "float",
+               "largest limit of a financing product as a share of annual turnover",
+               required=False, nullable=True, ge=0),
+    ),
+)
+
+HOLDINGS = Table(
+    name="holdings",
+    grain="one row per spell of a client holding a product",
+    key=("client_id", "product_code", "start_month"),
+    columns=(
+        Column("client_id", "str", "the client"),
+        Column("product_code", "str", "the product held"),
+        Column("start_month", "date", "first month the product was held"),
+        Column("end_month", "date", "last month the product was held; empty while held",
+               nullable=True),
+        _money("amount", "limit of a financing product or balance of a deposit at the start"),
+    ),
+    references=(
+        Reference("client_id", "clients", "client_id"),
+        Reference("product_code", "products", "product_code"),
+    ),
+    ordered=(("start_month", "end_month"),),
+)
+
+CREDIT_EVENTS = Table(
+    name="credit_events",
+    grain="one row per client, month and event type",
+    key=("client_id", "month", "event_type"),
+    columns=(
+        Column("client_id", "str", "the client"),
+        Column("month", "date", "month the event happened"),
+        Column("event_type", "str", "default is 90+ days past due or unlikely to pay",
+               levels=tuple(EventType)),
+    ),
+    references=(Reference("client_id", "clients", "client_id"),),
+)
+
+FINANCIALS = Table(
+    name="financials",
+    grain="one row per client and financial year",
+    key=("client_id", "year"),
+    is_optional=True,
+    columns=(
+        Column("client_id", "str", "the client"),
+        Column("year", "int", "financial year (calendar year it ends in)", ge=1900, le=2200),
+        _money("revenue", "revenue of the year"),
+        _money("ebitda", "earnings before interest, tax, depreciation and amortisation", ge=None),
+        _money("total_assets", "total assets at year end"),
+        _money("total_debt", "financial debt at year end"),
+        _money("equity", "equity at year end (negative when liabilities exceed assets)", ge=None),
+        _money("current_assets", "current assets at year end"),
+        _money("current_liabilities", "current liabilities at year end"),
+    ),
+    references=(Reference("client_id", "clients", "client_id"),),
+)
+
+#: Tables in load order: a table comes after every table it references.
+TABLES: tuple[Table, ...] = (
+    RELATIONSHIP_MANAGERS,
+    PRODUCTS,
+    CLIENTS,
+    ACCOUNT_MONTHS,
+    HOLDINGS,
+    CREDIT_EVENTS,
+    FINANCIALS,
+)
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+#: Ground-truth files of the synthetic bank, written under ``<dir>/truth/``, never read by features.
+TRUTH_DIR = "truth"
+TRUTH_CREDIT_PD = "credit_pd"
+TRUTH_CROSS_SELL = "cross_sell"
