@@ -98,9 +98,13 @@ class Table:
         raise KeyError(name)
 
 
-def _money(name: str, description: str, *, required: bool = False, ge: float | None = 0.0) -> Column:
-    return Column(name, "float", description, required=required, nullable=not required, ge=ge,
-                  is_money=True)
+def _money(
+    name: str, description: str, *, required: bool = False, ge: float | None = 0.0
+) -> Column:
+    return Column(
+        name, "float", description, required=required, nullable=not required, ge=ge,
+        is_money=True,
+    )
 
 
 def _count(name: str, description: str, *, le: float | None = None) -> Column:

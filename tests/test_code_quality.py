@@ -1,0 +1,37 @@
+"""The code checks run by the test suite: ruff, mypy and the import-linter layer contracts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_finds_nothing() -> None:
+    result = _run(str(BIN / "ruff"), "check", "rmreco", "tests", "benchmarks")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    result = _run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_imports_point_one_way() -> None:
+    result = _run(str(BIN / "lint-imports"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", ["rmreco", "models", "training", "serving", "tests",
+                                  "pyproject.toml", "MLproject", "uv.lock", ".ci/run"])
+def test_layout_of_the_design_card(path: str) -> None:
+    assert (ROOT / path).exists(), f"{path} is part of the required layout"
