@@ -16,16 +16,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Environment and secrets. Every field reads ``RMRECO_<FIELD>``; see serving/.env.example."""
 
-    model_config = SettingsConfigDict(env_prefix="RMRECO_", env_file=None, extra="ignore",
-                                      frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RMRECO_", env_file=None, extra="ignore", frozen=True
+    )
 
     home: Path = Field(Path(".rmreco"), description="Folder of the embedded defaults.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the relational DB; default a SQLite file in home.")
+        None, description="SQLAlchemy URL of the relational DB; default a SQLite file in home."
+    )
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI; default a SQLite backend in home.")
+        None, description="MLflow tracking URI; default a SQLite backend in home."
+    )
     artifact_root: str | None = Field(
-        None, description="Where MLflow keeps artifacts of new experiments; default in home.")
+        None, description="Where MLflow keeps artifacts of new experiments; default in home."
+    )
     currency: str = Field("EUR", description="ISO 4217 currency of all money in the input data.")
     log_level: str = Field("INFO", description="Python logging level.")
 

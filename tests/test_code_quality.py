@@ -31,7 +31,19 @@ def test_imports_point_one_way() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path", ["rmreco", "models", "training", "serving", "tests",
-                                  "pyproject.toml", "MLproject", "uv.lock", ".ci/run"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "rmreco",
+        "models",
+        "training",
+        "serving",
+        "tests",
+        "pyproject.toml",
+        "MLproject",
+        "uv.lock",
+        ".ci/run",
+    ],
+)
 def test_layout_of_the_design_card(path: str) -> None:
     assert (ROOT / path).exists(), f"{path} is part of the required layout"

@@ -97,13 +97,15 @@ def _root(
 @app.command()
 @translate_errors
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the tables into (new or "
-                                      "empty).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the tables into (new or empty).")
+    ],
     clients: Annotated[int, typer.Option("--clients", min=1, help="Number of clients.")] = 2000,
     months: Annotated[int, typer.Option("--months", min=13, help="Months of history.")] = 36,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 7,
-    start: Annotated[str, typer.Option("--start", help="First month of the history, YYYY-MM.")]
-    = "2022-01",
+    start: Annotated[
+        str, typer.Option("--start", help="First month of the history, YYYY-MM.")
+    ] = "2022-01",
 ) -> None:
     """Generate a synthetic bank: the contract's tables plus the ground truth under truth/."""
     start_month = _parse_month(start)
@@ -130,11 +132,20 @@ def generate(
 @app.command()
 @translate_errors
 def ingest(
-    folder: Annotated[Path, typer.Argument(help="Folder of Parquet or CSV files named after the "
-                                           "contract's tables.", exists=True, file_okay=False)],
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: "
-                                           "RMRECO_DATABASE_URL or the embedded SQLite file).")]
-    = None,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of Parquet or CSV files named after the contract's tables.",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (default: RMRECO_DATABASE_URL or the embedded SQLite file)."
+        ),
+    ] = None,
 ) -> None:
     """Validate a folder of input tables against the data contract and load it, all or nothing."""
     from rmreco.data.ingest import ingest_folder
@@ -157,9 +168,12 @@ def ingest(
 @db_app.command("upgrade")
 @translate_errors
 def db_upgrade(
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: "
-                                           "RMRECO_DATABASE_URL or the embedded SQLite file).")]
-    = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (default: RMRECO_DATABASE_URL or the embedded SQLite file)."
+        ),
+    ] = None,
 ) -> None:
     """Create or migrate the database schema to the latest revision."""
     from rmreco.db.migrate import current, upgrade

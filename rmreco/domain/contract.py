@@ -102,7 +102,12 @@ def _money(
     name: str, description: str, *, required: bool = False, ge: float | None = 0.0
 ) -> Column:
     return Column(
-        name, "float", description, required=required, nullable=not required, ge=ge,
+        name,
+        "float",
+        description,
+        required=required,
+        nullable=not required,
+        ge=ge,
         is_money=True,
     )
 
@@ -118,18 +123,32 @@ CLIENTS = Table(
     columns=(
         Column("client_id", "str", "the bank's client identifier"),
         Column("segment", "str", "business segment", levels=tuple(Segment)),
-        Column("sector", "str", "NACE Rev. 2 section letter (A-U); unknown when empty",
-               nullable=True, levels=NACE_SECTIONS),
+        Column(
+            "sector",
+            "str",
+            "NACE Rev. 2 section letter (A-U); unknown when empty",
+            nullable=True,
+            levels=NACE_SECTIONS,
+        ),
         Column("region", "str", "the client's region, free text", nullable=True),
         Column("founded", "date", "date the business was founded", nullable=True),
         Column("employees", "int", "number of employees", nullable=True, ge=0),
-        Column("turnover", "float", "declared annual turnover", nullable=True, ge=0,
-               is_money=True),
+        Column("turnover", "float", "declared annual turnover", nullable=True, ge=0, is_money=True),
         Column("rm_id", "str", "the client's primary relationship manager", nullable=True),
-        Column("onboarded", "date", "month the banking relationship began", required=False,
-               nullable=True),
-        Column("currency", "str", "ISO 4217 code of the client's figures; one per bank",
-               required=False, nullable=True),
+        Column(
+            "onboarded",
+            "date",
+            "month the banking relationship began",
+            required=False,
+            nullable=True,
+        ),
+        Column(
+            "currency",
+            "str",
+            "ISO 4217 code of the client's figures; one per bank",
+            required=False,
+            nullable=True,
+        ),
     ),
     references=(Reference("rm_id", "relationship_managers", "rm_id"),),
 )
@@ -141,8 +160,12 @@ RELATIONSHIP_MANAGERS = Table(
     columns=(
         Column("rm_id", "str", "the RM's identifier"),
         Column("name", "str", "display name"),
-        Column("role", "str", "brm serves SMEs, crm corporates, prm personal clients",
-               levels=tuple(RmRole)),
+        Column(
+            "role",
+            "str",
+            "brm serves SMEs, crm corporates, prm personal clients",
+            levels=tuple(RmRole),
+        ),
         Column("team", "str", "team or branch", required=False, nullable=True),
         Column("region", "str", "region the RM covers", required=False, nullable=True),
     ),
@@ -155,8 +178,12 @@ ACCOUNT_MONTHS = Table(
     columns=(
         Column("client_id", "str", "the client"),
         Column("month", "date", "first day of the month the row describes"),
-        _money("balance_avg", "average end-of-day balance over all current accounts (negative "
-               "when overdrawn)", required=True, ge=None),
+        _money(
+            "balance_avg",
+            "average end-of-day balance over all current accounts (negative when overdrawn)",
+            required=True,
+            ge=None,
+        ),
         _money("balance_min", "lowest end-of-day balance in the month", ge=None),
         _money("balance_max", "highest end-of-day balance in the month", ge=None),
         _money("credit_turnover", "sum of incoming payments (inflows)", required=True),
@@ -184,21 +211,62 @@ PRODUCTS = Table(
         Column("product_code", "str", "the product's code"),
         Column("name", "str", "display name"),
         Column("kind", "str", "financing (credit) or service", levels=tuple(ProductKind)),
-        Column("segments", "str", "segments the product is offered to, separated by '|' "
-               "(e.g. 'sme|corporate')"),
-        Column("lgd", "float", "loss given default of a financing product (0-1)",
-               required=False, nullable=True, ge=0, le=1),
-        Column("margin_rate", "float", "annual operating margin of a financing product, as a rate",
-               required=False, nullable=True, ge=0, le=1),
-        Column("annual_fee", "float", "expected annual margin of a service per client, in money",
-               required=False, nullable=True, ge=0, is_money=True),
-        Column("min_age_months", "int", "youngest business the product is offered to, in months",
-               required=False, nullable=True, ge=0),
-        Column("max_tenor_months", "int", "longest tenor of a financing product",
-               required=False, nullable=True, ge=1),
-        Column("limit_turnover_share", "float",
-               "largest limit of a financing product as a share of annual turnover",
-               required=False, nullable=True, ge=0),
+        Column(
+            "segments",
+            "str",
+            "segments the product is offered to, separated by '|' (e.g. 'sme|corporate')",
+        ),
+        Column(
+            "lgd",
+            "float",
+            "loss given default of a financing product (0-1)",
+            required=False,
+            nullable=True,
+            ge=0,
+            le=1,
+        ),
+        Column(
+            "margin_rate",
+            "float",
+            "annual operating margin of a financing product, as a rate",
+            required=False,
+            nullable=True,
+            ge=0,
+            le=1,
+        ),
+        Column(
+            "annual_fee",
+            "float",
+            "expected annual margin of a service per client, in money",
+            required=False,
+            nullable=True,
+            ge=0,
+            is_money=True,
+        ),
+        Column(
+            "min_age_months",
+            "int",
+            "youngest business the product is offered to, in months",
+            required=False,
+            nullable=True,
+            ge=0,
+        ),
+        Column(
+            "max_tenor_months",
+            "int",
+            "longest tenor of a financing product",
+            required=False,
+            nullable=True,
+            ge=1,
+        ),
+        Column(
+            "limit_turnover_share",
+            "float",
+            "largest limit of a financing product as a share of annual turnover",
+            required=False,
+            nullable=True,
+            ge=0,
+        ),
     ),
 )
 
@@ -210,8 +278,9 @@ HOLDINGS = Table(
         Column("client_id", "str", "the client"),
         Column("product_code", "str", "the product held"),
         Column("start_month", "date", "first month the product was held"),
-        Column("end_month", "date", "last month the product was held; empty while held",
-               nullable=True),
+        Column(
+            "end_month", "date", "last month the product was held; empty while held", nullable=True
+        ),
         _money("amount", "limit of a financing product or balance of a deposit at the start"),
     ),
     references=(
@@ -228,8 +297,12 @@ CREDIT_EVENTS = Table(
     columns=(
         Column("client_id", "str", "the client"),
         Column("month", "date", "month the event happened"),
-        Column("event_type", "str", "default is 90+ days past due or unlikely to pay",
-               levels=tuple(EventType)),
+        Column(
+            "event_type",
+            "str",
+            "default is 90+ days past due or unlikely to pay",
+            levels=tuple(EventType),
+        ),
     ),
     references=(Reference("client_id", "clients", "client_id"),),
 )

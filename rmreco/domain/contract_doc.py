@@ -17,8 +17,13 @@ END = "<!-- contract:end -->"
 
 
 def _type(column: Column) -> str:
-    kind = {"str": "string", "date": "date", "int": "integer", "float": "number",
-            "bool": "boolean"}[column.kind]
+    kind = {
+        "str": "string",
+        "date": "date",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+    }[column.kind]
     if column.is_money:
         kind = "money"
     return kind

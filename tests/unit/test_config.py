@@ -13,8 +13,9 @@ from rmreco.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_embedded_defaults_live_under_one_home(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_defaults_live_under_one_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("RMRECO_DATABASE_URL", "RMRECO_TRACKING_URI", "RMRECO_ARTIFACT_ROOT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))

@@ -12,7 +12,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "data-format.md"
 
 def test_docs_show_the_current_contract() -> None:
     text = DOC.read_text()
-    generated = text[text.index(START): text.index(END) + len(END)]
+    generated = text[text.index(START) : text.index(END) + len(END)]
     assert generated == render(), (
         "docs/data-format.md is out of date: python -m rmreco.domain.contract_doc"
     )

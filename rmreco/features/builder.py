@@ -1,0 +1,604 @@
+"""The point-in-time feature builder: one row per client and snapshot month, months <= t only.
+
+Every client's history is laid on a complete monthly grid from its first to its last observed
+month (a missing month is a row of nulls), so a window of w rows is w calendar months. Rolling
+statistics skip nulls. Ratios whose denominator is zero or missing are null: LightGBM handles
+missing values natively and the scorecard bins them on their own.
+
+Money features are ratios or logs wherever possible, so that a model trained in one currency or on
+one bank's size mix carries over to another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from rmreco.domain.contract import ACCOUNT_MONTHS, EventType, ProductKind
+
+#: Months after a financial year's end before its statements are assumed to be known.
+DEFAULT_FINANCIALS_LAG_MONTHS = 6
+#: Stand-in for "never happened in the history" in recency features (months).
+NEVER = 99.0
+
+ID = "client_id"
+MONTH = "month"
+_MI = "_mi"  # month index: year * 12 + month - 1
+_POS = "_pos"  # position of the row in the client's grid, 0 for the first month
+
+DEFAULT_TYPE_EVENTS = (EventType.DEFAULT, EventType.WRITE_OFF, EventType.INSOLVENCY)
+
+CATEGORICAL_FEATURES = ("segment", "sector", "region")
+
+#: Every feature the builder computes, with the sentence an RM reads in a reason code.
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    "history_months": "months of account history seen",
+    "inflow_1m_log": "incoming payments last month",
+    "inflow_3m_log": "incoming payments over 3 months",
+    "inflow_12m_log": "incoming payments over 12 months",
+    "net_flow_ratio_3m": "net cash flow as a share of inflows over 3 months",
+    "net_flow_ratio_12m": "net cash flow as a share of inflows over 12 months",
+    "inflow_growth_3m": "growth of inflows, last 3 months against the 3 before",
+    "inflow_growth_yoy": "growth of inflows against the same 3 months a year earlier",
+    "inflow_growth_12m": "growth of inflows, last 12 months against the 12 before",
+    "inflow_trend_6m": "trend of monthly inflows over 6 months",
+    "inflow_volatility_12m": "volatility of monthly inflows over 12 months",
+    "balance_to_inflow_1m": "account balance against monthly inflows, last month",
+    "balance_to_inflow_3m": "account balance against monthly inflows over 3 months",
+    "balance_to_inflow_12m": "account balance against monthly inflows over 12 months",
+    "balance_min_to_inflow_3m": "lowest balance against monthly inflows over 3 months",
+    "balance_volatility_6m": "volatility of the balance over 6 months",
+    "balance_volatility_12m": "volatility of the balance over 12 months",
+    "balance_trend_6m": "trend of the balance over 6 months",
+    "balance_trend_12m": "trend of the balance over 12 months",
+    "overdraft_use_1m": "overdraft used against its limit, last month",
+    "overdraft_use_3m": "overdraft used against its limit over 3 months",
+    "overdraft_use_12m": "overdraft used against its limit over 12 months",
+    "overdraft_months_3m": "months in overdraft out of the last 3",
+    "overdraft_months_6m": "months in overdraft out of the last 6",
+    "overdraft_months_12m": "months in overdraft out of the last 12",
+    "overdraft_days_3m": "days in overdraft over 3 months",
+    "overdraft_days_12m": "days in overdraft over 12 months",
+    "dpd_1m": "days past due on credit, last month",
+    "dpd_3m": "most days past due on credit over 3 months",
+    "dpd_6m": "most days past due on credit over 6 months",
+    "dpd_12m": "most days past due on credit over 12 months",
+    "months_since_dpd": "months since the last late payment on credit",
+    "months_since_dpd30": "months since the last payment 30+ days late",
+    "returned_payments_3m": "returned (bounced) payments over 3 months",
+    "returned_payments_12m": "returned (bounced) payments over 12 months",
+    "tx_count_3m_log": "number of transactions per month over 3 months",
+    "intl_share_3m": "cross-border payments as a share of all payments over 3 months",
+    "intl_growth_yoy": "growth of cross-border payments against a year earlier",
+    "payroll_share_3m": "salary payments as a share of outflows over 3 months",
+    "card_spend_share_3m": "business card spending as a share of outflows over 3 months",
+    "acquiring_share_3m": "card-acquiring receipts as a share of inflows over 3 months",
+    "segment": "client segment",
+    "sector": "sector of activity",
+    "region": "region",
+    "business_age_months": "age of the business",
+    "employees_log": "number of employees",
+    "turnover_log": "declared annual turnover",
+    "inflow_to_turnover": "account inflows against declared turnover",
+    "tenure_months": "length of the banking relationship",
+    "n_products": "number of products held",
+    "n_credit_products": "number of credit facilities held",
+    "products_opened_12m": "products opened in the last 12 months",
+    "products_closed_12m": "products closed in the last 12 months",
+    "prior_default": "an earlier default",
+    "months_since_default": "months since the last default",
+    "restructured_12m": "a restructuring in the last 12 months",
+    "fin_ebitda_margin": "EBITDA margin in the latest accounts",
+    "fin_debt_to_assets": "debt against total assets in the latest accounts",
+    "fin_debt_to_ebitda": "debt against EBITDA in the latest accounts",
+    "fin_equity_ratio": "equity against total assets in the latest accounts",
+    "fin_current_ratio": "current assets against current liabilities in the latest accounts",
+    "fin_revenue_growth": "revenue growth in the latest accounts",
+    "fin_age_months": "age of the latest accounts",
+}
+
+
+def feature_names() -> list[str]:
+    """Names of every feature :func:`build_features` returns, in order."""
+    return list(FEATURE_DESCRIPTIONS)
+
+
+@dataclass(frozen=True)
+class FeatureInputs:
+    """The contract's tables the features read, as pandas frames (as read by ``rmreco.data``).
+
+    Only ``account_months`` and ``clients`` are required; a missing optional table gives null
+    features where it would have contributed (``products`` tells credit from service products).
+    """
+
+    account_months: pd.DataFrame
+    clients: pd.DataFrame
+    holdings: pd.DataFrame | None = None
+    credit_events: pd.DataFrame | None = None
+    financials: pd.DataFrame | None = None
+    products: pd.DataFrame | None = None
+
+
+def month_index(values: pd.Series | Sequence[date]) -> np.ndarray:
+    """Months as integers (year * 12 + month - 1): month arithmetic becomes integer arithmetic."""
+    stamps = pd.DatetimeIndex(pd.to_datetime(pd.Series(values), errors="raise"))
+    return np.asarray(stamps.year * 12 + stamps.month - 1, dtype=np.int64)
+
+
+def month_from_index(index: pl.Expr) -> pl.Expr:
+    """The first day of the month of a month-index expression, as a polars Date."""
+    return pl.date((index // 12).cast(pl.Int32), (index % 12 + 1).cast(pl.Int8), 1)
+
+
+def build_features(
+    inputs: FeatureInputs,
+    *,
+    months: Sequence[date] | None = None,
+    financials_lag_months: int = DEFAULT_FINANCIALS_LAG_MONTHS,
+) -> pd.DataFrame:
+    """Features of every client at every month of its history, or at the given snapshot months.
+
+    Args:
+        inputs: the tables to read.
+        months: snapshot months to return (first of month). Rows after the latest of them are
+            dropped before anything is computed, so nothing can read the future. ``None`` returns
+            every month of every client's history.
+        financials_lag_months: months after a financial year ends before its accounts are used.
+
+    Returns:
+        One row per (client_id, month) where the client has history covering the month:
+        ``client_id``, ``month`` (datetime64 first of month), ``observed`` (an account row exists
+        for that month) and the columns of :func:`feature_names`.
+    """
+    last_mi: int | None = None
+    wanted: np.ndarray | None = None
+    if months is not None:
+        wanted = np.unique(month_index(list(months)))
+        last_mi = int(wanted.max())
+
+    grid = _account_grid(inputs.account_months, last_mi)
+    grid = grid.with_columns(_account_features())
+    grid = _join_clients(grid, inputs.clients)
+    grid = _join_holdings(grid, inputs.holdings, inputs.products)
+    grid = _join_events(grid, inputs.credit_events)
+    grid = _join_financials(grid, inputs.financials, financials_lag_months)
+
+    if wanted is not None:
+        grid = grid.join(pl.DataFrame({_MI: wanted}, schema={_MI: pl.Int64}), on=_MI, how="semi")
+    out = grid.select(
+        pl.col(ID),
+        month_from_index(pl.col(_MI)).alias(MONTH),
+        pl.col("observed"),
+        *[pl.col(name) for name in FEATURE_DESCRIPTIONS],
+    ).to_pandas()
+    out[MONTH] = pd.to_datetime(out[MONTH])
+    for name in CATEGORICAL_FEATURES:
+        out[name] = out[name].astype("category")
+    return out
+
+
+# --- account history -------------------------------------------------------------------------
+
+_ACCOUNT_COLUMNS = [c for c in ACCOUNT_MONTHS.column_names if c not in (ID, MONTH)]
+
+
+def _account_grid(account_months: pd.DataFrame, last_mi: int | None) -> pl.DataFrame:
+    present = [c for c in _ACCOUNT_COLUMNS if c in account_months.columns]
+    frame = pd.DataFrame(
+        {ID: account_months[ID].astype(str).to_numpy(), _MI: month_index(account_months[MONTH])}
+    )
+    for name in present:
+        # positional: the input's index may have holes (filtered frames)
+        frame[name] = pd.to_numeric(account_months[name], errors="coerce").to_numpy(dtype=float)
+    data = pl.from_pandas(frame)
+    for name in _ACCOUNT_COLUMNS:  # optional columns a bank did not send are all-null
+        if name not in present:
+            data = data.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
+    if last_mi is not None:
+        data = data.filter(pl.col(_MI) <= last_mi)
+    data = data.with_columns(pl.lit(True).alias("observed"))
+
+    spans = data.group_by(ID).agg(
+        pl.col(_MI).min().alias("_first"), pl.col(_MI).max().alias("_last")
+    )
+    grid = (
+        spans.select(pl.col(ID), pl.int_ranges(pl.col("_first"), pl.col("_last") + 1).alias(_MI))
+        .explode(_MI)
+        .with_columns(pl.col(_MI).cast(pl.Int64))
+        .join(data, on=[ID, _MI], how="left")
+        .sort([ID, _MI])
+        .with_columns(
+            pl.col("observed").fill_null(False),
+            pl.int_range(pl.len()).over(ID).alias(_POS),
+        )
+    )
+    return grid
+
+
+def _mean(column: str | pl.Expr, window: int) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.rolling_mean(window, min_samples=1).over(ID)
+
+
+def _sum(column: str | pl.Expr, window: int) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.rolling_sum(window, min_samples=1).over(ID)
+
+
+def _max(column: str | pl.Expr, window: int) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.rolling_max(window, min_samples=1).over(ID)
+
+
+def _std(column: str | pl.Expr, window: int) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.rolling_std(window, min_samples=3).over(ID)
+
+
+def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    return pl.when(denominator > 0).then(numerator / denominator).otherwise(None)
+
+
+def _lagged(expr: pl.Expr, months: int) -> pl.Expr:
+    return expr.shift(months).over(ID)
+
+
+def _log(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr >= 0).then((expr + 1.0).log()).otherwise(None)
+
+
+def _slope(column: str, window: int) -> pl.Expr:
+    """Least-squares slope of a column against month position over a trailing window."""
+    y = pl.col(column)
+    t = pl.when(y.is_not_null()).then(pl.col(_POS).cast(pl.Float64)).otherwise(None)
+    mean_t, mean_y = _mean(t, window), _mean(y, window)
+    cov = _mean(t * y, window) - mean_t * mean_y
+    var = _mean(t * t, window) - mean_t * mean_t
+    return pl.when(var > 1e-9).then(cov / var).otherwise(None)
+
+
+def _account_features() -> list[pl.Expr]:
+    inflow, outflow = pl.col("credit_turnover"), pl.col("debit_turnover")
+    in3, in12 = _mean(inflow, 3), _mean(inflow, 12)
+    in3_prev = _lagged(_mean(inflow, 3), 3)
+    in3_last_year = _lagged(_mean(inflow, 3), 12)
+    in12_prev = _lagged(_mean(inflow, 12), 12)
+    out3, out12 = _mean(outflow, 3), _mean(outflow, 12)
+    limit = pl.col("overdraft_limit")
+    od_use = pl.when(limit > 0).then(pl.col("overdraft_peak_use") / limit).otherwise(None)
+    in_overdraft = (pl.col("days_in_overdraft") > 0).cast(pl.Float64)
+    dpd = pl.col("dpd_max")
+    since = pl.col(_MI) - pl.when(dpd > 0).then(pl.col(_MI)).otherwise(None).forward_fill().over(ID)
+    since30 = pl.col(_MI) - (
+        pl.when(dpd >= 30).then(pl.col(_MI)).otherwise(None).forward_fill().over(ID)
+    )
+    tx = pl.col("n_credit_tx") + pl.col("n_debit_tx")
+    flows3 = _mean(inflow + outflow, 3)
+    intl3 = _mean("intl_payments", 3)
+    return [
+        (pl.col("observed").cast(pl.Int32).cum_sum().over(ID))
+        .cast(pl.Float64)
+        .alias("history_months"),
+        _log(inflow).alias("inflow_1m_log"),
+        _log(in3 * 3).alias("inflow_3m_log"),
+        _log(in12 * 12).alias("inflow_12m_log"),
+        _ratio(in3 - out3, in3).alias("net_flow_ratio_3m"),
+        _ratio(in12 - out12, in12).alias("net_flow_ratio_12m"),
+        (_ratio(in3, in3_prev) - 1.0).alias("inflow_growth_3m"),
+        (_ratio(in3, in3_last_year) - 1.0).alias("inflow_growth_yoy"),
+        (_ratio(in12, in12_prev) - 1.0).alias("inflow_growth_12m"),
+        _ratio(_slope("credit_turnover", 6), _mean(inflow, 6)).alias("inflow_trend_6m"),
+        _ratio(_std(inflow, 12), in12).alias("inflow_volatility_12m"),
+        _ratio(pl.col("balance_avg"), _mean(inflow, 12)).alias("balance_to_inflow_1m"),
+        _ratio(_mean("balance_avg", 3), in12).alias("balance_to_inflow_3m"),
+        _ratio(_mean("balance_avg", 12), in12).alias("balance_to_inflow_12m"),
+        _ratio(_mean("balance_min", 3), in12).alias("balance_min_to_inflow_3m"),
+        _ratio(_std("balance_avg", 6), in12).alias("balance_volatility_6m"),
+        _ratio(_std("balance_avg", 12), in12).alias("balance_volatility_12m"),
+        _ratio(_slope("balance_avg", 6), in12).alias("balance_trend_6m"),
+        _ratio(_slope("balance_avg", 12), in12).alias("balance_trend_12m"),
+        od_use.alias("overdraft_use_1m"),
+        _mean(od_use, 3).alias("overdraft_use_3m"),
+        _mean(od_use, 12).alias("overdraft_use_12m"),
+        _sum(in_overdraft, 3).alias("overdraft_months_3m"),
+        _sum(in_overdraft, 6).alias("overdraft_months_6m"),
+        _sum(in_overdraft, 12).alias("overdraft_months_12m"),
+        _sum("days_in_overdraft", 3).alias("overdraft_days_3m"),
+        _sum("days_in_overdraft", 12).alias("overdraft_days_12m"),
+        dpd.alias("dpd_1m"),
+        _max(dpd, 3).alias("dpd_3m"),
+        _max(dpd, 6).alias("dpd_6m"),
+        _max(dpd, 12).alias("dpd_12m"),
+        since.cast(pl.Float64).fill_null(NEVER).alias("months_since_dpd"),
+        since30.cast(pl.Float64).fill_null(NEVER).alias("months_since_dpd30"),
+        _sum("returned_payments", 3).alias("returned_payments_3m"),
+        _sum("returned_payments", 12).alias("returned_payments_12m"),
+        _log(_mean(tx, 3)).alias("tx_count_3m_log"),
+        _ratio(intl3, flows3).alias("intl_share_3m"),
+        (_ratio(intl3, _lagged(intl3, 12)) - 1.0).alias("intl_growth_yoy"),
+        _ratio(_mean("payroll_outflow", 3), out3).alias("payroll_share_3m"),
+        _ratio(_mean("card_spend", 3), out3).alias("card_spend_share_3m"),
+        _ratio(_mean("acquiring_inflow", 3), in3).alias("acquiring_share_3m"),
+        # kept for inflow_to_turnover, dropped from the output by the final select
+        (in12 * 12).alias("_inflow_12m"),
+    ]
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def _join_clients(grid: pl.DataFrame, clients: pd.DataFrame) -> pl.DataFrame:
+    frame = pd.DataFrame({ID: clients[ID].astype(str).to_numpy()})
+    for name in CATEGORICAL_FEATURES:
+        values = clients[name] if name in clients else pd.Series(None, index=clients.index)
+        frame[name] = values.astype(object).where(values.notna(), None).to_numpy()
+    frame["_founded_mi"] = _optional_month_index(clients, "founded")
+    frame["_onboarded_mi"] = _optional_month_index(clients, "onboarded")
+    for name in ("employees", "turnover"):
+        frame[name] = (
+            pd.to_numeric(clients[name], errors="coerce").to_numpy(dtype=float)
+            if name in clients
+            else np.full(len(clients), np.nan)
+        )
+    table = pl.from_pandas(
+        frame,
+        schema_overrides={
+            **dict.fromkeys(CATEGORICAL_FEATURES, pl.String),
+            "_founded_mi": pl.Float64,
+            "_onboarded_mi": pl.Float64,
+            "employees": pl.Float64,
+            "turnover": pl.Float64,
+        },
+    )
+    first_mi = pl.col(_MI).min().over(ID).cast(pl.Float64)
+    start = pl.min_horizontal(pl.col("_onboarded_mi"), first_mi)
+    return grid.join(table, on=ID, how="left").with_columns(
+        (pl.col(_MI) - pl.col("_founded_mi")).clip(lower_bound=0).alias("business_age_months"),
+        _log(pl.col("employees")).alias("employees_log"),
+        _log(pl.col("turnover")).alias("turnover_log"),
+        _ratio(pl.col("_inflow_12m"), pl.col("turnover")).alias("inflow_to_turnover"),
+        (pl.col(_MI) - start).clip(lower_bound=0).alias("_tenure_accounts"),
+    )
+
+
+def _optional_month_index(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        return np.full(len(frame), np.nan)
+    stamps = pd.DatetimeIndex(pd.to_datetime(frame[column], errors="coerce"))
+    return np.asarray(stamps.year * 12 + stamps.month - 1, dtype=np.float64)
+
+
+# --- holdings --------------------------------------------------------------------------------
+
+
+def _join_holdings(
+    grid: pl.DataFrame, holdings: pd.DataFrame | None, products: pd.DataFrame | None
+) -> pl.DataFrame:
+    if holdings is None or holdings.empty:
+        return grid.with_columns(
+            pl.col("_tenure_accounts").alias("tenure_months"),
+            *[
+                pl.lit(None, dtype=pl.Float64).alias(name)
+                for name in (
+                    "n_products",
+                    "n_credit_products",
+                    "products_opened_12m",
+                    "products_closed_12m",
+                )
+            ],
+        )
+    credit_codes: set[str] = set()
+    if products is not None and "kind" in products:
+        credit_codes = set(
+            products.loc[products["kind"] == ProductKind.FINANCING, "product_code"].astype(str)
+        )
+    end = pd.to_datetime(holdings["end_month"], errors="coerce")
+    spells = pl.from_pandas(
+        pd.DataFrame(
+            {
+                ID: holdings[ID].astype(str).to_numpy(),
+                "_start": month_index(holdings["start_month"]),
+                # a spell ends after its last month; open spells never end
+                "_end": np.where(
+                    end.isna(),
+                    np.iinfo(np.int64).max // 2,
+                    (end.dt.year * 12 + end.dt.month - 1).fillna(0).astype(np.int64) + 1,
+                ),
+                "_credit": holdings["product_code"].astype(str).isin(credit_codes).to_numpy(),
+            }
+        )
+    )
+    first = grid.group_by(ID).agg(pl.col(_MI).min().alias("_first"))
+    spells = spells.join(first, on=ID, how="inner")
+    # Held at month t <=> start <= t < end: +1 at start, -1 at end, cumulated over the grid.
+    # Changes before a client's first grid month are folded into that month.
+    starts = spells.select(
+        ID,
+        pl.max_horizontal("_start", "_first").alias(_MI),
+        pl.lit(1).alias("_d"),
+        pl.col("_credit").cast(pl.Int32).alias("_dc"),
+    )
+    ends = spells.filter(pl.col("_end") > pl.col("_first")).select(
+        ID,
+        pl.col("_end").alias(_MI),
+        pl.lit(-1).alias("_d"),
+        (-pl.col("_credit").cast(pl.Int32)).alias("_dc"),
+    )
+    folded = spells.filter(pl.col("_end") <= pl.col("_first")).select(
+        ID,
+        pl.col("_first").alias(_MI),
+        pl.lit(-1).alias("_d"),
+        (-pl.col("_credit").cast(pl.Int32)).alias("_dc"),
+    )
+    deltas = (
+        pl.concat([starts, ends, folded])
+        .group_by([ID, _MI])
+        .agg(pl.col("_d").sum(), pl.col("_dc").sum())
+    )
+    opened = (
+        spells.filter(pl.col("_start") >= pl.col("_first"))
+        .group_by([ID, pl.col("_start").alias(_MI)])
+        .agg(pl.len().cast(pl.Int32).alias("_opened"))
+    )
+    closed = (
+        spells.filter(pl.col("_end") > pl.col("_first"))
+        .group_by([ID, pl.col("_end").alias(_MI)])
+        .agg(pl.len().cast(pl.Int32).alias("_closed"))
+    )
+    first_start = spells.group_by(ID).agg(pl.col("_start").min().alias("_first_holding"))
+    grid = (
+        grid.join(deltas, on=[ID, _MI], how="left")
+        .join(opened, on=[ID, _MI], how="left")
+        .join(closed, on=[ID, _MI], how="left")
+        .join(first_start, on=ID, how="left")
+    )
+    return grid.with_columns(
+        pl.col("_d").fill_null(0).cum_sum().over(ID).cast(pl.Float64).alias("n_products"),
+        pl.col("_dc").fill_null(0).cum_sum().over(ID).cast(pl.Float64).alias("n_credit_products"),
+        _sum(pl.col("_opened").fill_null(0), 12).cast(pl.Float64).alias("products_opened_12m"),
+        # counted at the first month no longer held, so a closure is only known after it
+        _sum(pl.col("_closed").fill_null(0), 12).cast(pl.Float64).alias("products_closed_12m"),
+        pl.max_horizontal(
+            pl.col("_tenure_accounts"),
+            (pl.col(_MI) - pl.col("_first_holding")).clip(lower_bound=0).cast(pl.Float64),
+        ).alias("tenure_months"),
+    )
+
+
+# --- credit events ---------------------------------------------------------------------------
+
+
+def _join_events(grid: pl.DataFrame, events: pd.DataFrame | None) -> pl.DataFrame:
+    if events is None or events.empty:
+        return grid.with_columns(
+            pl.lit(0.0).alias("prior_default"),
+            pl.lit(NEVER).alias("months_since_default"),
+            pl.lit(0.0).alias("restructured_12m"),
+        )
+    kinds = events["event_type"].astype(str)
+    frame = pl.from_pandas(
+        pd.DataFrame(
+            {
+                ID: events[ID].astype(str).to_numpy(),
+                _MI: month_index(events[MONTH]),
+                "_default": kinds.isin([str(e) for e in DEFAULT_TYPE_EVENTS])
+                .to_numpy()
+                .astype(np.int32),
+                "_restructuring": (kinds == EventType.RESTRUCTURING).to_numpy().astype(np.int32),
+            }
+        )
+    )
+    first = grid.group_by(ID).agg(pl.col(_MI).min().alias("_first"))
+    # events before a client's first grid month count from that month on
+    frame = frame.join(first, on=ID, how="inner").with_columns(
+        pl.max_horizontal(_MI, "_first").alias("_at"), pl.col(_MI).alias("_event_mi")
+    )
+    per_month = frame.group_by([ID, pl.col("_at").alias(_MI)]).agg(
+        pl.col("_default").sum().alias("_n_default"),
+        pl.col("_restructuring").sum().alias("_n_restructuring"),
+        pl.when(pl.col("_default") > 0).then(pl.col("_event_mi")).max().alias("_last_default"),
+    )
+    grid = grid.join(per_month, on=[ID, _MI], how="left")
+    last_default = pl.col("_last_default").forward_fill().over(ID)
+    return grid.with_columns(
+        (pl.col("_n_default").fill_null(0).cum_sum().over(ID) > 0)
+        .cast(pl.Float64)
+        .alias("prior_default"),
+        (pl.col(_MI) - last_default)
+        .cast(pl.Float64)
+        .fill_null(NEVER)
+        .alias("months_since_default"),
+        (_sum(pl.col("_n_restructuring").fill_null(0), 12) > 0)
+        .cast(pl.Float64)
+        .alias("restructured_12m"),
+    )
+
+
+# --- financials ------------------------------------------------------------------------------
+
+_FIN_FEATURES = (
+    "fin_ebitda_margin",
+    "fin_debt_to_assets",
+    "fin_debt_to_ebitda",
+    "fin_equity_ratio",
+    "fin_current_ratio",
+    "fin_revenue_growth",
+    "fin_age_months",
+)
+
+
+def _join_financials(
+    grid: pl.DataFrame, financials: pd.DataFrame | None, lag_months: int
+) -> pl.DataFrame:
+    if financials is None or financials.empty:
+        return grid.with_columns(
+            [pl.lit(None, dtype=pl.Float64).alias(name) for name in _FIN_FEATURES]
+        )
+    columns = (
+        "revenue",
+        "ebitda",
+        "total_assets",
+        "total_debt",
+        "equity",
+        "current_assets",
+        "current_liabilities",
+    )
+    frame = pd.DataFrame(
+        {
+            ID: financials[ID].astype(str).to_numpy(),
+            "year": pd.to_numeric(financials["year"]).astype(np.int64),
+        }
+    )
+    for name in columns:
+        frame[name] = (
+            pd.to_numeric(financials[name], errors="coerce").astype("float64")
+            if name in financials
+            else math.nan
+        )
+    table = (
+        pl.from_pandas(frame)
+        .sort([ID, "year"])
+        .with_columns(
+            # accounts of year Y (ending in December) are known ``lag`` months after December
+            (pl.col("year") * 12 + 11 + lag_months).cast(pl.Int64).alias("_known_mi"),
+            pl.col("revenue").shift(1).over(ID).alias("_revenue_prev"),
+            pl.col("year").shift(1).over(ID).alias("_year_prev"),
+        )
+        .select(
+            ID,
+            "_known_mi",
+            _ratio(pl.col("ebitda"), pl.col("revenue")).alias("fin_ebitda_margin"),
+            _ratio(pl.col("total_debt"), pl.col("total_assets")).alias("fin_debt_to_assets"),
+            _ratio(pl.col("total_debt"), pl.col("ebitda")).alias("fin_debt_to_ebitda"),
+            _ratio(pl.col("equity"), pl.col("total_assets")).alias("fin_equity_ratio"),
+            _ratio(pl.col("current_assets"), pl.col("current_liabilities")).alias(
+                "fin_current_ratio"
+            ),
+            pl.when(pl.col("_year_prev") == pl.col("year") - 1)
+            .then(_ratio(pl.col("revenue"), pl.col("_revenue_prev")) - 1.0)
+            .otherwise(None)
+            .alias("fin_revenue_growth"),
+        )
+        .sort("_known_mi")
+    )
+    joined = (
+        grid.sort(_MI)
+        .join_asof(
+            table,
+            left_on=_MI,
+            right_on="_known_mi",
+            by=ID,
+            strategy="backward",
+            check_sortedness=False,  # both sides are sorted on the key just above
+        )
+        .sort([ID, _MI])
+    )
+    return joined.with_columns(
+        (pl.col(_MI) - pl.col("_known_mi") + lag_months).cast(pl.Float64).alias("fin_age_months")
+    )
