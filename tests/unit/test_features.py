@@ -58,7 +58,8 @@ def _future_changed(bank: FeatureInputs, cutoff: date, seed: int) -> FeatureInpu
     for name in am.columns:
         if name not in ("client_id", "month") and pd.api.types.is_numeric_dtype(am[name]):
             am.loc[later, name] = rng.permutation(am.loc[later, name].to_numpy()) * 3 + 7
-    assert bank.holdings is not None and bank.credit_events is not None
+    assert bank.holdings is not None
+    assert bank.credit_events is not None
     assert bank.financials is not None
     holdings = pd.concat(
         [
@@ -258,10 +259,14 @@ def test_default_status_and_cure() -> None:
     dpd = [0, 0, 95, 95, 95, 20, 0, 0, 0, 0, 0, 0]
     bank = replace(
         _one_client({"dpd_max": dpd}, 12),
-        credit_events=pd.DataFrame({"client_id": ["A"], "month": [m[2]], "event_type": ["default"]}),
+        credit_events=pd.DataFrame(
+            {"client_id": ["A"], "month": [m[2]], "event_type": ["default"]}
+        ),
     )
     status = default_status(bank).set_index("month")["in_default"]
-    assert list(status.to_numpy()) == [False, False, True, True, True, True, True, False] + [False] * 4
+    assert (
+        list(status.to_numpy()) == [False, False, True, True, True, True, True, False] + [False] * 4
+    )
 
 
 def test_write_off_is_default_for_good() -> None:
@@ -281,7 +286,9 @@ def test_labels_look_exactly_horizon_months_ahead() -> None:
     m = months(n)
     bank = replace(
         _one_client({}, n),
-        credit_events=pd.DataFrame({"client_id": ["A"], "month": [m[20]], "event_type": ["default"]}),
+        credit_events=pd.DataFrame(
+            {"client_id": ["A"], "month": [m[20]], "event_type": ["default"]}
+        ),
     )
     panel = build_credit_panel(bank, horizon_months=12).set_index("month")
     label = panel["default_12m"]

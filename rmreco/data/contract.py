@@ -1,0 +1,404 @@
+"""Validating input tables against the data contract; every failure becomes a located Problem.
+
+This module owns the checks. Per table, a pandera schema built from ``rmreco.domain.contract``
+(never re-spelled here) checks that required columns are present, each column has its kind,
+required values are not missing, numbers are within their ranges, codes are among their levels
+and the natural key is unique. Across tables, plain pandas checks what one frame cannot:
+
+- references: ``clients.rm_id`` -> relationship_managers, holdings -> clients and products,
+  account_months / credit_events / financials -> clients;
+- ordered pairs: ``holdings.end_month``, when present, is not before ``start_month``;
+- history: the last month of ``account_months`` is the end of the load's history. A holding may
+  start before the history does (products opened long ago) but not after its end; a credit event
+  must not be after the end of the history, nor more than ``CREDIT_EVENT_GRACE_MONTHS`` after the
+  client's own last account month (a default is often recorded a few months after the account
+  went quiet; one a year later points at a wrong client id); a financial year must not be after
+  the year of the last month. ``end_month`` after the end of the history is allowed (a bank may
+  export planned maturities; the product counts as held until then).
+- ``clients`` and ``account_months`` must have data rows;
+- one currency per load: the optional ``clients.currency`` column, when present, holds one
+  three-letter code. Whether it agrees with the database is checked by ingest
+  (``rmreco.data.ingest``), which knows the database.
+- the RM's role need not match the client's segment: real banks mix.
+
+Reading (``rmreco.data.tables``) comes first and reports cells that are not of their kind; the
+checks here then run on the typed frames. Problems are collected in full up to
+``MAX_PROBLEMS_PER_COLUMN`` per column and check (pandera's ``n_failure_cases``); beyond that a
+single problem counts the rest, so that ten million bad rows do not become ten million objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from rmreco.data.tables import (
+    MAX_PROBLEMS_PER_COLUMN,
+    InputTable,
+    ProblemCollector,
+    read_input_folder,
+    show_value,
+)
+from rmreco.domain import contract
+from rmreco.domain.errors import DataContractError, Problem
+
+logger = logging.getLogger(__name__)
+
+#: How many months after a client's last account month a credit event may still be dated.
+CREDIT_EVENT_GRACE_MONTHS = 12
+CURRENCY_COLUMN = "currency"
+#: Tables that must have at least one data row.
+NON_EMPTY_TABLES: tuple[str, ...] = (contract.CLIENTS.name, contract.ACCOUNT_MONTHS.name)
+
+_PANDERA_DTYPES: dict[str, Any] = {
+    "str": pa.String,
+    "int": "Int64",
+    "float": "float64",
+    "date": pa.DateTime,
+    "bool": "boolean",
+}
+
+
+@dataclass(frozen=True)
+class ValidatedTables:
+    """An input folder that passed every check: typed frames indexed by file row number."""
+
+    folder: Path
+    tables: dict[str, InputTable]
+    fingerprint: str
+    #: The clients.currency value, when the column is given; otherwise None.
+    currency: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The frame of table ``name``; an empty frame for an optional table left out."""
+        if name in self.tables:
+            return self.tables[name].frame
+        return pd.DataFrame(columns=list(contract.TABLES_BY_NAME[name].column_names))
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """Data rows per table read."""
+        return {name: len(t.frame) for name, t in self.tables.items()}
+
+
+# --- per table: pandera ---------------------------------------------------------------------
+
+# Each check: (name, function giving True where a value passes, message for a failing value).
+_Rule = tuple[str, Callable[[pd.Series], pd.Series], str]
+
+
+def _column_rules(column: contract.Column) -> list[_Rule]:
+    rules: list[_Rule] = []
+    if not column.nullable:
+        rules.append(("not_null", lambda s: s.notna(), "is empty; a value is required"))
+    if column.ge is not None:
+        ge = column.ge
+        rules.append(("ge", lambda s: s >= ge, f"{{value}} is below the minimum {ge:g}"))
+    if column.le is not None:
+        le = column.le
+        rules.append(("le", lambda s: s <= le, f"{{value}} is above the maximum {le:g}"))
+    if column.levels is not None:
+        levels = column.levels
+        rules.append(("levels", lambda s: s.isin(levels),
+                      f"{{value}} is not one of: {', '.join(levels)}"))
+    return rules
+
+
+def _key_is_first(key: tuple[str, ...]) -> Callable[[pd.DataFrame], pd.Series]:
+    def check(frame: pd.DataFrame) -> pd.Series:
+        if not set(key) <= set(frame.columns):
+            return pd.Series(True, index=frame.index)
+        return ~frame.duplicated(list(key), keep="first")
+    return check
+
+
+def build_schema(table: contract.Table) -> pa.DataFrameSchema:
+    """The pandera schema of one contract table, built from the contract.
+
+    Missing values are handled by an explicit ``not_null`` check rather than pandera's
+    ``nullable=False``, because checks cap their failure cases (``n_failure_cases``) and
+    pandera's built-in null check does not.
+    """
+    columns: dict[str, pa.Column] = {}
+    for column in table.columns:
+        checks = [
+            pa.Check(fn, name=name, ignore_na=name != "not_null",
+                     n_failure_cases=MAX_PROBLEMS_PER_COLUMN)
+            for name, fn, message in _column_rules(column)
+        ]
+        columns[column.name] = pa.Column(_PANDERA_DTYPES[column.kind], checks=checks,
+                                         nullable=True, required=column.required,
+                                         coerce=False, name=column.name)
+    key_check = pa.Check(_key_is_first(table.key), name="unique_key", ignore_na=False,
+                         n_failure_cases=MAX_PROBLEMS_PER_COLUMN)
+    return pa.DataFrameSchema(columns, checks=[key_check], strict=False, coerce=False,
+                              name=table.name)
+
+
+def validate_table(table: InputTable) -> list[Problem]:
+    """Check one table against its pandera schema; return every problem, located."""
+    schema = build_schema(table.table)
+    try:
+        schema.validate(table.frame, lazy=True)
+    except SchemaErrors as exc:
+        return _translate(table, exc.failure_cases)
+    return []
+
+
+def _translate(table: InputTable, cases: pd.DataFrame) -> list[Problem]:
+    file = table.file
+    problems: list[Problem] = []
+    rules = {(c.name, name): (fn, message)
+             for c in table.table.columns for name, fn, message in _column_rules(c)}
+    key_rows: set[int] = set()
+    counts: dict[tuple[str | None, str], int] = {}
+    for check_name, column_name, failure_case, index in zip(
+            cases["check"].tolist(), cases["column"].tolist(), cases["failure_case"].tolist(),
+            cases["index"].tolist(), strict=True):
+        check = str(check_name)
+        column = None if _is_missing(column_name) else str(column_name)
+        row = None if _is_missing(index) else int(index)
+        if check != "unique_key":  # a failing key is one case per column of its row
+            counts[(column, check)] = counts.get((column, check), 0) + 1
+        if check == "column_in_dataframe":
+            problems.append(Problem(file=file, column=str(failure_case),
+                                    message="required column is missing"))
+        elif check == "unique_key":
+            if row is not None:
+                key_rows.add(row)
+        elif column is not None and (column, check) in rules:
+            message = rules[(column, check)][1].format(value=show_value(failure_case))
+            problems.append(Problem(file=file, row=row, column=column, message=message))
+        elif check.startswith("dtype("):
+            kind = table.table.column(column).kind if column in table.table.column_names \
+                else "?"
+            problems.append(Problem(file=file, row=row, column=column,
+                                    message=f"values are not of kind {kind} "
+                                            f"(found {failure_case})"))
+        else:  # a check that could not run at all, e.g. on a column of the wrong type
+            problems.append(Problem(file=file, row=row, column=column,
+                                    message=f"fails check {check}: {failure_case}"))
+    problems.extend(_key_problems(table, sorted(key_rows)))
+    if key_rows:
+        counts[(None, "unique_key")] = len(key_rows)
+    problems.extend(_overflow_problems(table, counts, rules))
+    return problems
+
+
+def _key_problems(table: InputTable, rows: list[int]) -> list[Problem]:
+    if not rows:
+        return []
+    key = list(table.table.key)
+    frame = table.frame
+    firsts = (frame[key].reset_index().drop_duplicates(subset=key, keep="first")
+              .rename(columns={"row": "first_row"}))
+    dup = frame.loc[rows, key].reset_index().merge(firsts, on=key, how="left")
+    shown = ", ".join(key)
+    return [Problem(file=table.file, row=int(row), column=shown,
+                    message=f"duplicate key ({shown}): the same values as row {int(first)}")
+            for row, first in zip(dup["row"].tolist(), dup["first_row"].tolist(), strict=True)]
+
+
+def _overflow_problems(table: InputTable, counts: Mapping[tuple[str | None, str], int],
+                       rules: Mapping[tuple[str, str], tuple[Callable[[pd.Series], pd.Series],
+                                                              str]]) -> list[Problem]:
+    """Count the failures beyond the cap of the checks whose failure cases were capped."""
+    problems: list[Problem] = []
+    frame = table.frame
+    for (column, check), n_listed in counts.items():
+        if n_listed < MAX_PROBLEMS_PER_COLUMN:
+            continue
+        if check == "unique_key":
+            total = int(frame.duplicated(list(table.table.key), keep="first").sum())
+            shown = ", ".join(table.table.key)
+            message = f"duplicate key ({shown})"
+            column = shown
+        elif column is not None and (column, check) in rules:
+            fn, message = rules[(column, check)]
+            series = frame[column]
+            passed = fn(series)
+            if check != "not_null":
+                passed = passed | series.isna()
+            total = int((~passed.astype(bool)).sum())
+            message = message.format(value="value")
+        else:
+            continue
+        if total > n_listed:
+            problems.append(Problem(file=table.file, column=column,
+                                    message=f"{total - n_listed} more rows with the same "
+                                            f"problem: {message}"))
+    return problems
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+# --- across tables --------------------------------------------------------------------------
+
+
+def _reference_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
+    problems: list[Problem] = []
+    for table in tables.values():
+        for ref in table.table.references:
+            target = tables.get(ref.target_table)
+            if (target is None or ref.column not in table.frame
+                    or ref.target_column not in target.frame):
+                continue  # the missing file or column is reported already
+            values = table.frame[ref.column]
+            known = target.frame[ref.target_column].dropna().unique()
+            collector = ProblemCollector(table.file, ref.column)
+            collector.add(values, values.notna() & ~values.isin(known),
+                          f"{{value}} is not found in column '{ref.target_column}' "
+                          f"of {target.file}")
+            problems.extend(collector.problems)
+    return problems
+
+
+def _order_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
+    problems: list[Problem] = []
+    for table in tables.values():
+        for start, end in table.table.ordered:
+            if start not in table.frame or end not in table.frame:
+                continue
+            frame = table.frame
+            collector = ProblemCollector(table.file, end)
+            collector.add(frame[end].dt.strftime("%Y-%m-%d"), frame[end] < frame[start],
+                          f"{end} {{value}} is before {start}")
+            problems.extend(collector.problems)
+    return problems
+
+
+def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
+    accounts = tables.get(contract.ACCOUNT_MONTHS.name)
+    if accounts is None or "month" not in accounts.frame or accounts.frame["month"].isna().all():
+        return []
+    months = accounts.frame["month"]
+    data_end = months.max()
+    end_text = data_end.strftime("%Y-%m-%d")
+    problems: list[Problem] = []
+
+    holdings = tables.get(contract.HOLDINGS.name)
+    if holdings is not None and "start_month" in holdings.frame:
+        start = holdings.frame["start_month"]
+        collector = ProblemCollector(holdings.file, "start_month")
+        collector.add(start.dt.strftime("%Y-%m-%d"), start > data_end,
+                      f"{{value}} is after the last month of {accounts.file} ({end_text})")
+        problems.extend(collector.problems)
+
+    events = tables.get(contract.CREDIT_EVENTS.name)
+    if events is not None and {"month", "client_id"} <= set(events.frame.columns):
+        month = events.frame["month"]
+        shown = month.dt.strftime("%Y-%m-%d")
+        collector = ProblemCollector(events.file, "month")
+        after_end = month > data_end
+        collector.add(shown, after_end,
+                      f"{{value}} is after the last month of {accounts.file} ({end_text})")
+        if "client_id" in accounts.frame:
+            last = accounts.frame.groupby("client_id", observed=True)["month"].max()
+            client_last = events.frame["client_id"].map(last)
+            limit = client_last + pd.DateOffset(months=CREDIT_EVENT_GRACE_MONTHS)
+            late = ~after_end & client_last.notna() & (month > limit)
+            collector.add(shown, late,
+                          f"{{value}} is more than {CREDIT_EVENT_GRACE_MONTHS} months after "
+                          f"the client's last month in {accounts.file}")
+        problems.extend(collector.problems)
+
+    financials = tables.get(contract.FINANCIALS.name)
+    if financials is not None and "year" in financials.frame:
+        year = financials.frame["year"]
+        collector = ProblemCollector(financials.file, "year")
+        collector.add(year, (year > data_end.year).fillna(False).astype(bool),
+                      f"year {{value}} is after the last month of {accounts.file} ({end_text})")
+        problems.extend(collector.problems)
+    return problems
+
+
+def _emptiness_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
+    return [Problem(file=tables[name].file, message="has no data rows")
+            for name in NON_EMPTY_TABLES if name in tables and len(tables[name].frame) == 0]
+
+
+def _currency_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
+    clients = tables.get(contract.CLIENTS.name)
+    if clients is None or CURRENCY_COLUMN not in clients.frame:
+        return []
+    values = clients.frame[CURRENCY_COLUMN]
+    collector = ProblemCollector(clients.file, CURRENCY_COLUMN)
+    is_code = values.str.fullmatch(r"[A-Za-z]{3}").fillna(False).astype(bool)
+    collector.add(values, values.notna() & ~is_code,
+                  "{value} is not a three-letter ISO 4217 currency code")
+    codes = values[is_code].str.upper()
+    if codes.nunique() > 1:
+        first = codes.iloc[0]
+        collector.add(values, is_code & (values.str.upper() != first),
+                      f"{{value}} differs from {first!r} (row {codes.index[0]}); "
+                      f"a load has one currency")
+    return collector.problems
+
+
+def load_currency(tables: Mapping[str, InputTable]) -> str | None:
+    """The currency the input states (clients.currency, upper case), or None when not given."""
+    clients = tables.get(contract.CLIENTS.name)
+    if clients is None or CURRENCY_COLUMN not in clients.frame:
+        return None
+    codes = clients.frame[CURRENCY_COLUMN].dropna().str.upper().unique()
+    return str(codes[0]) if len(codes) == 1 else None
+
+
+def validate_tables(tables: Mapping[str, InputTable]) -> list[Problem]:
+    """Check typed input tables against the contract; return every problem found (or [])."""
+    problems: list[Problem] = []
+    for name in contract.TABLES_BY_NAME:
+        if name in tables:
+            problems.extend(validate_table(tables[name]))
+    problems.extend(_emptiness_problems(tables))
+    problems.extend(_reference_problems(tables))
+    problems.extend(_order_problems(tables))
+    problems.extend(_history_problems(tables))
+    problems.extend(_currency_problems(tables))
+    return problems
+
+
+def _drop_repeated_cells(problems: list[Problem]) -> list[Problem]:
+    """Keep the first problem of each cell: a value that could not be read is also missing."""
+    seen: set[tuple[str, int, str]] = set()
+    kept: list[Problem] = []
+    for p in problems:
+        if p.row is not None and p.column is not None:
+            cell = (p.file, p.row, p.column)
+            if cell in seen:
+                continue
+            seen.add(cell)
+        kept.append(p)
+    return kept
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """Problems in reading order: by table (contract order), then row; table-wide ones first."""
+    order = {f"{t.name}{suffix}": i for i, t in enumerate(contract.TABLES)
+             for suffix in (".csv", ".parquet")}
+    return sorted(problems, key=lambda p: (order.get(p.file, -1), p.row or 0))
+
+
+def read_and_validate(folder: Path) -> ValidatedTables:
+    """Read the input folder and check it against the contract.
+
+    Raises DataContractError carrying every problem (file, row, column) when anything is wrong.
+    """
+    read = read_input_folder(Path(folder))
+    problems = sort_problems(_drop_repeated_cells(read.problems + validate_tables(read.tables)))
+    if problems:
+        logger.info("input %s refused: %d problems", folder, len(problems))
+        raise DataContractError(problems)
+    return ValidatedTables(folder=read.folder, tables=read.tables, fingerprint=read.fingerprint,
+                           currency=load_currency(read.tables), warnings=read.warnings)

@@ -1,0 +1,220 @@
+"""Ingest: load a validated input folder into the relational database, all or nothing.
+
+This module owns writing input tables to the database. :func:`ingest_folder` reads and
+validates the whole folder first (``rmreco.data.contract``); only input without a single problem
+is written, every table in ONE transaction, so a failure at any point (a refused value, a lost
+connection, a bug) leaves the database exactly as it was, including ``ingest_runs``: a refused
+or failed load leaves no trace there (the log and the raised error say what happened).
+
+A load is an upsert on the contract's natural keys (``INSERT ... ON CONFLICT DO UPDATE`` of
+SQLite and PostgreSQL, sent in batches with executemany): loading the same folder twice
+changes nothing, a changed value is updated, and rows that are in the database but not in the
+folder are kept (a load adds and corrects; it does not replace). Optional columns left out of a
+file are left as they are in the database. Extra ``products`` columns go into ``products.params``.
+
+One currency per database: the load's currency is ``clients.currency`` when the column is given,
+else the ``RMRECO_CURRENCY`` setting; once the database holds a load, every later load must be in
+the same currency (the first load sets it, with a warning when it differs from the setting).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from rmreco.config import Settings
+from rmreco.data.contract import CURRENCY_COLUMN, ValidatedTables, read_and_validate
+from rmreco.data.tables import InputTable
+from rmreco.db.engine import run_in_transaction, session_factory, transaction
+from rmreco.db.migrate import require_head
+from rmreco.db.schema import CONTRACT_MODELS, IngestRun, utcnow
+from rmreco.domain import contract
+from rmreco.domain.errors import DataContractError, Problem
+
+logger = logging.getLogger(__name__)
+
+#: Rows per executemany call: large enough to amortise round trips, small enough for memory.
+BATCH_ROWS = 5_000
+PARAMS_COLUMN = "params"
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one successful load wrote."""
+
+    run_id: int
+    source: str
+    fingerprint: str
+    currency: str
+    #: Data rows read and upserted per contract table (0 for an optional table left out).
+    rows: dict[str, int]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def ingest_folder(folder: Path, target: Engine | sessionmaker[Session], *,
+                  settings: Settings) -> IngestSummary:
+    """Validate the input folder, then write all its tables in one transaction.
+
+    ``target`` is an Engine or a Session factory. The database must be migrated (``rmreco db
+    upgrade``). Raises SchemaNotCurrentError (an RmrecoError) when it is not, DataContractError
+    with every problem when the input breaks the contract or is in another currency than the
+    database, and sqlalchemy errors when the database fails; in every case nothing is written.
+    """
+    started = time.perf_counter()
+    factory = target if isinstance(target, sessionmaker) else session_factory(target)
+    # Fail before reading what may be millions of rows when the database is not ready.
+    with transaction(factory, read_only=True) as session:
+        require_head(session.connection())
+
+    validated = read_and_validate(Path(folder))
+
+    def work(session: Session) -> IngestRun:
+        return write_tables(session, validated, settings_currency=settings.currency)
+
+    run = run_in_transaction(factory, work)
+    seconds = time.perf_counter() - started
+    logger.info("ingested %s in %.1f s: %s", folder, seconds, run.row_counts)
+    return IngestSummary(run_id=run.id, source=run.source, fingerprint=run.fingerprint,
+                         currency=run.currency, rows=dict(run.row_counts),
+                         seconds=seconds, warnings=list(validated.warnings))
+
+
+def database_currency(session: Session) -> str | None:
+    """The currency of the latest successful load, or None for a database without one."""
+    return session.scalar(
+        select(IngestRun.currency).where(IngestRun.status == "succeeded")
+        .order_by(IngestRun.id.desc()).limit(1))
+
+
+def resolve_currency(validated: ValidatedTables, *, database: str | None,
+                     setting: str) -> str:
+    """The load's currency, checked against the database's.
+
+    Raises DataContractError when the database already holds figures in another currency.
+    """
+    load = validated.currency or setting
+    if database is not None and load != database:
+        clients = validated.tables.get(contract.CLIENTS.name)
+        file = clients.file if clients is not None else "clients"
+        stated = (f"clients.currency says {load}" if validated.currency
+                  else f"the RMRECO_CURRENCY setting says {load}")
+        raise DataContractError([Problem(
+            file=file, column=CURRENCY_COLUMN if validated.currency else None,
+            message=f"{stated}, but the database holds figures in {database}; "
+                    f"a database holds one currency")])
+    if database is None and load != setting:
+        logger.warning("first load is in %s, not in %s as RMRECO_CURRENCY says; the database "
+                       "keeps %s", load, setting, load)
+    return load
+
+
+def write_tables(session: Session, validated: ValidatedTables, *,
+                 settings_currency: str) -> IngestRun:
+    """Upsert every table of a validated load and record the run; never commits.
+
+    Raises SchemaNotCurrentError, DataContractError (currency) and sqlalchemy errors.
+    """
+    require_head(session.connection())
+    currency = resolve_currency(validated, database=database_currency(session),
+                                setting=settings_currency)
+    row_counts = {t.name: len(validated.tables[t.name].frame) if t.name in validated.tables
+                  else 0 for t in contract.TABLES}
+    run = IngestRun(source=str(validated.folder.resolve()), fingerprint=validated.fingerprint,
+                    currency=currency, row_counts=row_counts, status="running")
+    session.add(run)
+    session.flush()
+    for table in contract.TABLES:  # parents before children, for the foreign keys
+        if table.name in validated.tables:
+            upsert_table(session, validated.tables[table.name])
+    run.status = "succeeded"
+    run.finished_at = utcnow()
+    session.flush()
+    return run
+
+
+def upsert_table(session: Session, table: InputTable) -> int:
+    """Insert or update the rows of one input table on its natural key; return the row count."""
+    db_table = CONTRACT_MODELS[table.name].__table__
+    assert isinstance(db_table, Table)
+    columns = [c for c in table.table.column_names if c in table.frame.columns]
+    if table.extra_columns or table.name == contract.PRODUCTS.name:
+        columns_written = [*columns, PARAMS_COLUMN]
+    else:
+        columns_written = columns
+    key = list(table.table.key)
+    update = [c for c in columns_written if c not in key]
+
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else \
+        sqlite.insert
+    stmt = insert(db_table)
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=key,
+                                          set_={c: stmt.excluded[c] for c in update})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=key)
+
+    connection = session.connection()
+    n = 0
+    for batch in _records(table, columns):
+        connection.execute(stmt, batch)
+        n += len(batch)
+    logger.debug("upserted %d rows into %s", n, table.name)
+    return n
+
+
+def _records(table: InputTable, columns: list[str]) -> Iterator[list[dict[str, Any]]]:
+    """The rows as parameter dicts (None for missing values, dates as dates), in batches."""
+    frame = table.frame
+    for start in range(0, len(frame), BATCH_ROWS):
+        chunk = frame.iloc[start:start + BATCH_ROWS]
+        values: dict[str, list[Any]] = {}
+        for name in columns:
+            series = chunk[name]
+            if pd.api.types.is_datetime64_any_dtype(series.dtype):
+                values[name] = [None if pd.isna(v) else v.date() for v in series]
+            else:
+                values[name] = series.astype(object).where(series.notna(), None).tolist()
+        if table.name == contract.PRODUCTS.name:
+            values[PARAMS_COLUMN] = _params(chunk, table.extra_columns)
+        names = list(values)
+        yield [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
+
+
+def _params(chunk: pd.DataFrame, extra: tuple[str, ...]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
+    for name in extra:
+        for i, value in enumerate(chunk[name].tolist()):
+            json_value = _json_value(value)
+            if json_value is not None:
+                params[i][name] = json_value
+    return params
+
+
+def _json_value(value: Any) -> Any:
+    """A cell as a JSON value: None for missing, Python numbers, dates as ISO text."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str | int | bool):
+        return value
+    return str(value)

@@ -1,0 +1,371 @@
+"""Reading an input folder: one Parquet or CSV file per contract table, into typed pandas frames.
+
+This module owns finding the files, reading them and converting every contract column to its
+kind (``rmreco.domain.contract``); checking the values against the contract is
+``rmreco.data.contract``. Reading never stops at the first problem: every cell that cannot be
+converted becomes a :class:`~rmreco.domain.errors.Problem` naming the file, the row and the
+column, and the rest of the table is still read so that validation can report everything at once.
+
+Rules of the input format (also in the documented contract):
+
+- Table ``t`` is ``t.parquet`` or ``t.csv`` in the folder; both present is an error (which one
+  would be meant?), a required table missing is an error, ``financials`` may be left out.
+- Rows are numbered as the file's data rows, from 1, header not counted, for CSV and Parquet
+  alike; the frames carry that number as their index (named ``row``) through validation.
+- Column names are matched after trimming spaces and lower-casing.
+- CSV: UTF-8 (a byte-order mark is fine), comma separated, empty cell = missing; spaces around a
+  value are trimmed. Only an empty cell is missing: "NA" or "null" are text, not gaps.
+- Identifiers are text. Integer identifiers (Parquet integers, or floats that hold whole numbers
+  because a column had gaps) are read as their decimal text: 1042 -> "1042".
+- Dates: in CSV exactly ``YYYY-MM-DD``; in Parquet a date, or a timestamp at midnight (a time
+  zone, if any, is dropped keeping the wall-clock date). Month columns (``month`` and
+  ``*_month``) must be the first day of a month.
+- Numbers must be finite; whole-number columns accept "12" and "12.0" but not "12.5".
+- Columns the contract does not know: in ``products`` they are kept (they go into the catalog's
+  ``params``, numbers as numbers where the whole column is numeric); in every other table they
+  are dropped, and a warning lists them (a bank's extract often carries more than we use, and
+  refusing it for that would help no one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, cast
+
+import numpy as np
+import pandas as pd
+
+from rmreco.domain import contract
+from rmreco.domain.errors import Problem
+
+logger = logging.getLogger(__name__)
+
+CSV_SUFFIX = ".csv"
+PARQUET_SUFFIX = ".parquet"
+#: Table whose unknown columns are kept (as the catalog's extra parameters).
+TABLE_KEEPING_EXTRA_COLUMNS = contract.PRODUCTS.name
+#: Cell-level problems collected per column and kind of problem; the rest are counted only.
+MAX_PROBLEMS_PER_COLUMN = 100
+#: dtype of date columns after reading.
+DATE_DTYPE: Final = "datetime64[us]"
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+@dataclass(frozen=True)
+class InputTable:
+    """One contract table as read from its file.
+
+    ``frame`` holds the contract columns present in the file, converted to their kinds (str,
+    Int64, float64, datetime64, boolean), plus, for ``products`` only, the extra columns listed
+    in ``extra_columns``. Its index is the file's 1-based data row number.
+    """
+
+    table: contract.Table
+    path: Path
+    frame: pd.DataFrame
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def file(self) -> str:
+        """The file name, as problems name it."""
+        return self.path.name
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+@dataclass(frozen=True)
+class InputFolder:
+    """Everything read from one input folder, with the problems found while reading."""
+
+    folder: Path
+    tables: dict[str, InputTable]
+    problems: list[Problem]
+    #: sha256 over the files' names and bytes, in name order (the ingest run's fingerprint).
+    fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_month_column(name: str) -> bool:
+    """Whether a date column holds months (first day of the month): ``month`` or ``*_month``."""
+    return name == "month" or name.endswith("_month")
+
+
+def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
+    """Find the file of each contract table in ``folder``.
+
+    Returns the files found and a problem for each required table missing, each table present
+    in both formats, and a folder that does not exist.
+    """
+    if not folder.is_dir():
+        return {}, [Problem(file=str(folder), message="input folder does not exist")]
+    found: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for table in contract.TABLES:
+        csv = folder / f"{table.name}{CSV_SUFFIX}"
+        parquet = folder / f"{table.name}{PARQUET_SUFFIX}"
+        if csv.is_file() and parquet.is_file():
+            problems.append(Problem(
+                file=csv.name,
+                message=f"both {csv.name} and {parquet.name} are present; keep only one"))
+        elif csv.is_file():
+            found[table.name] = csv
+        elif parquet.is_file():
+            found[table.name] = parquet
+        elif not table.is_optional:
+            problems.append(Problem(
+                file=f"{table.name}{PARQUET_SUFFIX} or {table.name}{CSV_SUFFIX}",
+                message=f"required table '{table.name}' is missing from the input folder"))
+    return found, problems
+
+
+def fingerprint_files(paths: list[Path]) -> str:
+    """sha256 over the names and bytes of ``paths`` (in name order), as hex."""
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=lambda p: p.name):
+        digest.update(path.name.encode())
+        digest.update(b"\0")
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def read_input_folder(folder: Path) -> InputFolder:
+    """Read every contract table of ``folder``; collect the problems instead of raising.
+
+    Problems cover the files (missing, both formats, unreadable) and the cells (not of the
+    column's kind). Values are not checked against the contract here; see
+    ``rmreco.data.contract``.
+    """
+    folder = Path(folder)
+    files, problems = find_table_files(folder)
+    tables: dict[str, InputTable] = {}
+    warnings: list[str] = []
+    for name, path in files.items():
+        table, table_problems, table_warnings = read_table(contract.TABLES_BY_NAME[name], path)
+        problems.extend(table_problems)
+        warnings.extend(table_warnings)
+        if table is not None:
+            tables[name] = table
+    return InputFolder(folder=folder, tables=tables, problems=problems,
+                       fingerprint=fingerprint_files(list(files.values())), warnings=warnings)
+
+
+def read_table(table: contract.Table, path: Path
+               ) -> tuple[InputTable | None, list[Problem], list[str]]:
+    """Read one table's file and convert its contract columns to their kinds.
+
+    Returns the table (None when the file cannot be read at all), the problems found and
+    warnings (unknown columns dropped).
+    """
+    file = path.name
+    try:
+        raw = _read_raw(path)
+    except Exception as exc:  # any parser error: report it against the file, keep going
+        return None, [Problem(file=file, message=f"cannot be read: {exc}")], []
+
+    names = [str(c).strip().lower() for c in raw.columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        return None, [Problem(file=file, column=n, message="column appears more than once")
+                      for n in duplicated], []
+    raw.columns = pd.Index(names)
+    raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
+
+    known = set(table.column_names)
+    extra = tuple(n for n in names if n not in known)
+    warnings: list[str] = []
+    if extra and table.name != TABLE_KEEPING_EXTRA_COLUMNS:
+        message = (f"{file}: columns not in the contract are ignored: {', '.join(extra)}")
+        logger.warning(message)
+        warnings.append(message)
+
+    problems: list[Problem] = []
+    columns: dict[str, pd.Series] = {}
+    for column in table.columns:
+        if column.name in raw.columns:
+            columns[column.name], column_problems = convert_column(
+                raw[column.name], column, file=file)
+            problems.extend(column_problems)
+    kept_extra: tuple[str, ...] = ()
+    if table.name == TABLE_KEEPING_EXTRA_COLUMNS:
+        kept_extra = extra
+        for name in extra:
+            columns[name] = _extra_column(raw[name])
+    frame = pd.DataFrame(columns, index=raw.index)
+    return InputTable(table=table, path=path, frame=frame, extra_columns=kept_extra), \
+        problems, warnings
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    if path.suffix == CSV_SUFFIX:
+        # Everything as text first: conversion below knows each column's kind and reports
+        # each bad cell, where pandas' own inference would silently turn ids into floats.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                            encoding="utf-8-sig", skip_blank_lines=True)
+        for name in frame.columns:
+            frame[name] = _blank_to_na(frame[name].str.strip())
+        return frame
+    return pd.read_parquet(path)
+
+
+class ProblemCollector:
+    """Problems of one column, at most MAX_PROBLEMS_PER_COLUMN per kind of problem."""
+
+    def __init__(self, file: str, column: str) -> None:
+        self.file = file
+        self.column = column
+        self.problems: list[Problem] = []
+
+    def add(self, series: pd.Series, bad: pd.Series, describe: str) -> None:
+        """Report the rows where ``bad`` is true; ``describe`` formats with {value}."""
+        n_bad = int(bad.sum())
+        if n_bad == 0:
+            return
+        for row, value in series[bad].head(MAX_PROBLEMS_PER_COLUMN).items():
+            self.problems.append(Problem(file=self.file, row=int(cast(int, row)),
+                                         column=self.column,
+                                         message=describe.format(value=show_value(value))))
+        if n_bad > MAX_PROBLEMS_PER_COLUMN:
+            self.problems.append(Problem(
+                file=self.file, column=self.column,
+                message=f"{n_bad - MAX_PROBLEMS_PER_COLUMN} more rows with the same problem: "
+                        + describe.format(value="...")))
+
+
+def show_value(value: Any) -> str:
+    """A cell value as problems quote it: dates as YYYY-MM-DD, whole numbers without '.0'."""
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        value = value.strftime("%Y-%m-%d")
+    elif isinstance(value, float | np.floating):
+        value = _number_text(float(value))
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def convert_column(series: pd.Series, column: contract.Column, *, file: str
+                   ) -> tuple[pd.Series, list[Problem]]:
+    """Convert one column to its contract kind; cells that do not convert become missing.
+
+    Returns the converted series and a problem for every cell that did not convert (capped
+    per column, see MAX_PROBLEMS_PER_COLUMN).
+    """
+    collector = ProblemCollector(file, column.name)
+    converters = {"str": _to_str, "int": _to_int, "float": _to_float, "date": _to_date,
+                  "bool": _to_bool}
+    converted = converters[column.kind](series, collector)
+    if column.kind == "date" and is_month_column(column.name):
+        collector.add(converted, converted.notna() & (converted.dt.day != 1),
+                      "{value} is not the first day of a month")
+    return converted, collector.problems
+
+
+def _to_str(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("Int64").astype("str").where(series.notna(), np.nan)
+    if pd.api.types.is_float_dtype(series.dtype):
+        return series.map(_number_text, na_action="ignore").astype("str")
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return series.dt.strftime("%Y-%m-%d").astype("str")
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return _blank_to_na(series.str.strip()).astype("str")
+    # object columns (Parquet with mixed or unusual values): text of each value
+    text = series.map(_value_text, na_action="ignore").astype("str")
+    return _blank_to_na(text.str.strip())
+
+
+def _blank_to_na(series: pd.Series) -> pd.Series:
+    return series.mask(series == "")
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) and float(value).is_integer() else repr(value)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return _number_text(float(value))
+    return str(value)
+
+
+def _to_float(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        collector.add(series, series.notna(), "{value} is not a number")
+        return pd.Series(np.nan, index=series.index, dtype="float64")
+    numbers = pd.to_numeric(series, errors="coerce").astype("float64")
+    collector.add(series, series.notna() & numbers.isna(), "{value} is not a number")
+    infinite = numbers.notna() & ~np.isfinite(numbers)
+    collector.add(series, infinite, "{value} is not a finite number")
+    return numbers.where(~infinite, np.nan)
+
+
+def _to_int(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype("Int64")
+    numbers = _to_float(series, collector)
+    fractional = numbers.notna() & (numbers != np.floor(numbers))
+    collector.add(series, fractional, "{value} is not a whole number")
+    too_big = numbers.abs() >= 2.0**63
+    collector.add(series, too_big, "{value} is too large")
+    return numbers.where(~(fractional | too_big), np.nan).astype("Int64")
+
+
+def _to_bool(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("boolean")
+    text = series.map(lambda v: str(v).strip().lower(), na_action="ignore")
+    result = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    result[text.isin(_TRUE)] = True
+    result[text.isin(_FALSE)] = False
+    collector.add(series, series.notna() & result.isna(), "{value} is not true or false")
+    return result
+
+
+def _to_date(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        stamps = series
+        if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+            stamps = stamps.dt.tz_localize(None)
+        timed = stamps.notna() & (stamps != stamps.dt.normalize())
+        collector.add(stamps, timed, "{value} has a time of day; expected a date")
+        return stamps.where(~timed).astype(DATE_DTYPE)
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        text = series
+    else:
+        # Parquet date32 arrives as datetime.date objects; anything else is judged as text
+        text = series.map(
+            lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") and _is_midnight(v)
+            else str(v), na_action="ignore").astype("str")
+    is_iso = text.str.match(_ISO_DATE).fillna(False).astype(bool)
+    dates = pd.to_datetime(text.where(is_iso), format="%Y-%m-%d", errors="coerce")
+    collector.add(series, series.notna() & dates.isna(),
+                  "{value} is not a date in the form YYYY-MM-DD")
+    return dates.astype(DATE_DTYPE)
+
+
+def _is_midnight(value: Any) -> bool:
+    time = getattr(value, "time", None)
+    if time is None:  # a datetime.date
+        return True
+    t = time()
+    return bool(t.hour == 0 and t.minute == 0 and t.second == 0 and t.microsecond == 0)
+
+
+def _extra_column(series: pd.Series) -> pd.Series:
+    """An extra catalog column: numbers when every value is one, otherwise as read."""
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        numbers = pd.to_numeric(series, errors="coerce")
+        if numbers[series.notna()].notna().all():
+            return numbers
+    return series

@@ -1,0 +1,193 @@
+"""Engines, sessions and transactions for the two supported databases, SQLite and PostgreSQL.
+
+This module owns how rmreco connects: :func:`create_engine_for` (URL normalisation and the
+per-database connection set-up), :func:`session_factory`, the :func:`transaction` context manager
+that owns commit and rollback, and :func:`run_in_transaction`, which retries a unit of work that
+PostgreSQL aborted because of a serialization failure or a deadlock.
+
+Functions elsewhere that read or write take a ``Session`` and never commit; whoever opened the
+transaction (a request, a CLI command) commits it. Nothing is built at import time.
+
+SQLite. Every connection runs in WAL mode (readers do not block the writer), with a busy timeout
+(a writer waits for the lock instead of failing at once) and foreign keys enforced. Python's
+``sqlite3`` (3.11 has no ``autocommit`` attribute yet) would begin transactions itself, lazily,
+as DEFERRED, just before the first write; a transaction that read first and then wants to write
+can then fail with "database is locked" without waiting, because its snapshot is stale. Following
+SQLAlchemy's documented recipe for pysqlite, the driver's own transaction handling is switched
+off (``isolation_level = None``) and SQLAlchemy's ``begin`` event emits ``BEGIN IMMEDIATE``, so a
+transaction takes the write lock when it starts, waiting up to the busy timeout. Read-only work
+may ask for a plain deferred ``BEGIN`` (``transaction(..., read_only=True)``) so that it never
+holds the write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from rmreco.domain.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Execution option naming how a SQLite transaction begins: "IMMEDIATE" (default) or "DEFERRED".
+SQLITE_BEGIN_OPTION = "rmreco_sqlite_begin"
+DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: SQLSTATEs of PostgreSQL errors after which the whole transaction may simply be run again.
+RETRYABLE_SQLSTATES: frozenset[str] = frozenset({"40001", "40P01"})
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL, choosing the psycopg 3 driver for PostgreSQL.
+
+    ``postgresql://`` and ``postgres://`` (as Heroku-style environments write it) become
+    ``postgresql+psycopg://``. Raises ConfigurationError for a URL that cannot be parsed or a
+    database other than SQLite or PostgreSQL.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError; say which setting is wrong
+        raise ConfigurationError(f"database URL cannot be parsed: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ConfigurationError(
+            f"database '{backend}' is not supported; use a sqlite:/// or postgresql:// URL")
+    return parsed
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """Whether the engine (or connection) talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine_for(
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+    sqlite_foreign_keys: bool = True,
+    echo: bool = False,
+) -> Engine:
+    """Create an Engine for a SQLite or PostgreSQL URL, set up as described in the module doc.
+
+    For a SQLite file the parent folder is created. ``sqlite_foreign_keys=False`` is for
+    migrations only (a batch migration recreates tables, which enforced foreign keys would
+    block). Raises ConfigurationError for an unsupported or malformed URL.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed, busy_timeout_ms=sqlite_busy_timeout_ms,
+                                     foreign_keys=sqlite_foreign_keys, echo=echo)
+    # pre-ping: a bank's PostgreSQL sits behind poolers and firewalls that drop idle connections
+    return create_engine(parsed, pool_pre_ping=True, echo=echo)
+
+
+def _create_sqlite_engine(url: URL, *, busy_timeout_ms: int, foreign_keys: bool,
+                          echo: bool) -> Engine:
+    database = url.database or ""
+    is_file = database not in ("", ":memory:") and not database.startswith("file:")
+    if is_file:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from sqlite3 (see module doc); SQLAlchemy's begin event
+        # below emits BEGIN, and sqlite3 still executes COMMIT / ROLLBACK when asked.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+            if is_file:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                # NORMAL is durable across application crashes in WAL mode and much faster
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = str(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")).upper()
+        if mode not in ("IMMEDIATE", "DEFERRED", "EXCLUSIVE"):
+            raise ValueError(f"{SQLITE_BEGIN_OPTION} must be IMMEDIATE, DEFERRED or EXCLUSIVE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A Session factory bound to ``engine``.
+
+    Objects stay usable after commit (``expire_on_commit=False``): a command that commits and
+    then reports what it wrote does not reload it.
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
+    """Open a session and a transaction; commit when the block ends, roll back if it raises.
+
+    ``read_only=True`` begins a SQLite transaction as DEFERRED, so that it never holds the write
+    lock (it has no effect on PostgreSQL). The exception that caused a rollback is re-raised.
+    """
+    with factory() as session:
+        if read_only and factory.kw.get("bind") is not None and is_sqlite(factory.kw["bind"]):
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a PostgreSQL serialization failure (40001) or deadlock (40P01)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def run_in_transaction(
+    factory: sessionmaker[Session],
+    work: Callable[[Session], T],
+    *,
+    attempts: int = 3,
+    backoff_seconds: float = 0.05,
+) -> T:
+    """Run ``work(session)`` in its own transaction, running it again after a retryable failure.
+
+    The whole transaction is retried (``work`` must not have effects outside the database), at
+    most ``attempts`` times in all, waiting ``backoff_seconds`` times 1, 2, 4, ... in between.
+    Raises the last error once the attempts are used up, and any other error at once.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction(factory) as session:
+                return work(session)
+        except DBAPIError as exc:
+            if not is_retryable(exc) or attempt == attempts:
+                raise
+            logger.warning("transaction aborted by the database (%s), retry %d of %d",
+                           getattr(exc.orig, "sqlstate", "?"), attempt, attempts - 1)
+            time.sleep(backoff_seconds * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover

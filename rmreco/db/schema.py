@@ -1,0 +1,343 @@
+"""The relational schema: every table of the database, as SQLAlchemy 2 typed ORM mappings.
+
+This module owns the tables and their constraints; migrations (``rmreco.db.migrations``) create
+exactly this schema (a test compares them). Two groups of tables:
+
+- The input tables of the data contract (``rmreco.domain.contract``): relationship_managers,
+  products, clients, account_months, holdings, credit_events, financials. Their column names and
+  Python types are written out here so that code using the mappings is typed; everything else the
+  contract says -- primary keys (the natural keys), foreign keys (the references), check
+  constraints for ranges, levels and ordered column pairs -- is generated from the contract by
+  :func:`contract_table_args`, so it is spelled once. A test checks the written-out columns
+  against the contract (names, kinds, nullability).
+- The tables of the application: ``ingest_runs`` (one row per successful load),
+  ``users`` (API keys stored hashed only), ``recommendations`` (the audit trail of everything
+  served) and ``feedback`` (what the client did with an offer).
+
+Money is ``Float`` (double precision), not ``Numeric``: these amounts are monthly aggregates and
+declared figures that feed models, not ledger balances that must add up to the cent; double
+precision is exact to the cent below 10^13; pandas and the models work in float64, and
+``Numeric`` would come back as ``Decimal`` from PostgreSQL (slow, and converted straight back)
+while SQLite stores it as a float anyway. Enumerations are strings with CHECK constraints rather
+than native enum types, so adding a level is a plain migration on both databases.
+
+Timestamps are timezone-aware UTC on PostgreSQL; SQLite keeps no zone, so values read back from
+SQLite are naive and mean UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from rmreco.domain import contract
+
+#: Constraint names follow one pattern on every database, so migrations can name what they alter.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (binary, indexable, compared by value); plain JSON text elsewhere.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+USER_ROLES: tuple[str, ...] = ("brm", "crm", "data_scientist", "admin")
+RECOMMENDATION_KINDS: tuple[str, ...] = ("financing", "cross_sell")
+FEEDBACK_OUTCOMES: tuple[str, ...] = ("offered", "accepted", "declined", "not_interested")
+INGEST_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the default of every ``created_at``)."""
+    return datetime.now(UTC)
+
+
+def new_uuid() -> str:
+    """A random UUID as text, the identifier of a served recommendation."""
+    return str(uuid.uuid4())
+
+
+def _sql_literal(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _in_check(column: str, levels: tuple[str, ...], name: str) -> CheckConstraint:
+    quoted = ", ".join("'" + level.replace("'", "''") + "'" for level in levels)
+    return CheckConstraint(f"{column} IN ({quoted})", name=name)
+
+
+def contract_table_args(table: contract.Table) -> tuple[Any, ...]:
+    """Constraints of a contract table, generated from the contract.
+
+    The natural key becomes the primary key, each reference a foreign key, each range (``ge``,
+    ``le``) and set of levels a CHECK constraint, each ordered pair (start, end) a CHECK that the
+    end, when present, is not before the start.
+    """
+    args: list[Any] = [PrimaryKeyConstraint(*table.key)]
+    for ref in table.references:
+        args.append(ForeignKeyConstraint([ref.column],
+                                         [f"{ref.target_table}.{ref.target_column}"]))
+    for col in table.columns:
+        if col.ge is not None:
+            args.append(CheckConstraint(f"{col.name} >= {_sql_literal(col.ge)}",
+                                        name=f"{col.name}_ge"))
+        if col.le is not None:
+            args.append(CheckConstraint(f"{col.name} <= {_sql_literal(col.le)}",
+                                        name=f"{col.name}_le"))
+        if col.levels is not None:
+            args.append(_in_check(col.name, col.levels, f"{col.name}_level"))
+    for start, end in table.ordered:
+        args.append(CheckConstraint(f"{end} IS NULL OR {end} >= {start}",
+                                    name=f"{end}_not_before_{start}"))
+    return tuple(args)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its ``metadata`` is the whole schema."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --- the input tables of the data contract -------------------------------------------------
+
+
+class RelationshipManager(Base):
+    __tablename__ = contract.RELATIONSHIP_MANAGERS.name
+    __table_args__ = contract_table_args(contract.RELATIONSHIP_MANAGERS)
+
+    rm_id: Mapped[str] = mapped_column(String)
+    name: Mapped[str] = mapped_column(String)
+    role: Mapped[str] = mapped_column(String(16))
+    team: Mapped[str | None] = mapped_column(String)
+    region: Mapped[str | None] = mapped_column(String)
+
+
+class Product(Base):
+    __tablename__ = contract.PRODUCTS.name
+    __table_args__ = contract_table_args(contract.PRODUCTS)
+
+    product_code: Mapped[str] = mapped_column(String)
+    name: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String(16))
+    segments: Mapped[str] = mapped_column(String)
+    lgd: Mapped[float | None] = mapped_column(Float)
+    margin_rate: Mapped[float | None] = mapped_column(Float)
+    annual_fee: Mapped[float | None] = mapped_column(Float)
+    min_age_months: Mapped[int | None] = mapped_column(Integer)
+    max_tenor_months: Mapped[int | None] = mapped_column(Integer)
+    limit_turnover_share: Mapped[float | None] = mapped_column(Float)
+    #: Catalog columns a bank adds beyond the contract (pricing parameters, eligibility flags).
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class Client(Base):
+    __tablename__ = contract.CLIENTS.name
+    __table_args__ = (
+        *contract_table_args(contract.CLIENTS),
+        Index(None, "rm_id"),
+    )
+
+    client_id: Mapped[str] = mapped_column(String)
+    segment: Mapped[str] = mapped_column(String(16))
+    sector: Mapped[str | None] = mapped_column(String(1))
+    region: Mapped[str | None] = mapped_column(String)
+    founded: Mapped[date | None] = mapped_column(Date)
+    employees: Mapped[int | None] = mapped_column(Integer)
+    turnover: Mapped[float | None] = mapped_column(Float)
+    rm_id: Mapped[str | None] = mapped_column(String)
+    onboarded: Mapped[date | None] = mapped_column(Date)
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class AccountMonth(Base):
+    __tablename__ = contract.ACCOUNT_MONTHS.name
+    # The primary key (client_id, month) also serves "one client's history"; "all clients in
+    # a month" (snapshots) gets its own index.
+    __table_args__ = (
+        *contract_table_args(contract.ACCOUNT_MONTHS),
+        Index(None, "month"),
+    )
+
+    client_id: Mapped[str] = mapped_column(String)
+    month: Mapped[date] = mapped_column(Date)
+    balance_avg: Mapped[float] = mapped_column(Float)
+    balance_min: Mapped[float | None] = mapped_column(Float)
+    balance_max: Mapped[float | None] = mapped_column(Float)
+    credit_turnover: Mapped[float] = mapped_column(Float)
+    debit_turnover: Mapped[float] = mapped_column(Float)
+    n_credit_tx: Mapped[int | None] = mapped_column(Integer)
+    n_debit_tx: Mapped[int | None] = mapped_column(Integer)
+    overdraft_limit: Mapped[float | None] = mapped_column(Float)
+    overdraft_peak_use: Mapped[float | None] = mapped_column(Float)
+    days_in_overdraft: Mapped[int | None] = mapped_column(Integer)
+    dpd_max: Mapped[int | None] = mapped_column(Integer)
+    returned_payments: Mapped[int | None] = mapped_column(Integer)
+    intl_payments: Mapped[float | None] = mapped_column(Float)
+    payroll_outflow: Mapped[float | None] = mapped_column(Float)
+    card_spend: Mapped[float | None] = mapped_column(Float)
+    acquiring_inflow: Mapped[float | None] = mapped_column(Float)
+
+
+class Holding(Base):
+    __tablename__ = contract.HOLDINGS.name
+    __table_args__ = (
+        *contract_table_args(contract.HOLDINGS),
+        Index(None, "product_code"),
+    )
+
+    client_id: Mapped[str] = mapped_column(String)
+    product_code: Mapped[str] = mapped_column(String)
+    start_month: Mapped[date] = mapped_column(Date)
+    end_month: Mapped[date | None] = mapped_column(Date)
+    amount: Mapped[float | None] = mapped_column(Float)
+
+
+class CreditEvent(Base):
+    __tablename__ = contract.CREDIT_EVENTS.name
+    __table_args__ = contract_table_args(contract.CREDIT_EVENTS)
+
+    client_id: Mapped[str] = mapped_column(String)
+    month: Mapped[date] = mapped_column(Date)
+    event_type: Mapped[str] = mapped_column(String(16))
+
+
+class Financial(Base):
+    __tablename__ = contract.FINANCIALS.name
+    __table_args__ = contract_table_args(contract.FINANCIALS)
+
+    client_id: Mapped[str] = mapped_column(String)
+    year: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[float | None] = mapped_column(Float)
+    ebitda: Mapped[float | None] = mapped_column(Float)
+    total_assets: Mapped[float | None] = mapped_column(Float)
+    total_debt: Mapped[float | None] = mapped_column(Float)
+    equity: Mapped[float | None] = mapped_column(Float)
+    current_assets: Mapped[float | None] = mapped_column(Float)
+    current_liabilities: Mapped[float | None] = mapped_column(Float)
+
+
+#: ORM class of each contract table, by table name.
+CONTRACT_MODELS: dict[str, type[Base]] = {
+    m.__tablename__: m
+    for m in (RelationshipManager, Product, Client, AccountMonth, Holding, CreditEvent, Financial)
+}
+
+
+# --- the application's tables --------------------------------------------------------------
+
+
+class IngestRun(Base):
+    """One successful load of an input folder (a refused or failed load leaves no row)."""
+
+    __tablename__ = "ingest_runs"
+    __table_args__ = (
+        _in_check("status", INGEST_STATUSES, "status_level"),
+        Index(None, "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(Text)
+    #: sha256 over the input files' names and bytes: the same files give the same fingerprint.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Data rows read per table, e.g. {"clients": 2000, "account_months": 72000}.
+    row_counts: Mapped[dict[str, int]] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+
+
+class User(Base):
+    """Someone who may call the service. The API key itself is never stored, only its hash."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        _in_check("role", USER_ROLES, "role_level"),
+        Index(None, "api_key_prefix", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    #: The RM this user is, for brm/crm users: they see only this RM's portfolio.
+    rm_id: Mapped[str | None] = mapped_column(
+        ForeignKey(f"{contract.RELATIONSHIP_MANAGERS.name}.rm_id"))
+    #: First characters of the key, shown to admins and used to find the row before the hash
+    #: is compared in constant time.
+    api_key_prefix: Mapped[str] = mapped_column(String(16))
+    #: Hash of the whole key, e.g. "scrypt$<salt>$<hex>" or "sha256$<hex>".
+    api_key_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Recommendation(Base):
+    """One recommendation served to a user, stored in the same transaction as the answer."""
+
+    __tablename__ = "recommendations"
+    __table_args__ = (
+        _in_check("kind", RECOMMENDATION_KINDS, "kind_level"),
+        CheckConstraint("rank >= 1", name="rank_ge"),
+        Index(None, "client_id", "created_at"),
+        Index(None, "user_id", "created_at"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    client_id: Mapped[str] = mapped_column(ForeignKey(f"{contract.CLIENTS.name}.client_id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    product_code: Mapped[str | None] = mapped_column(
+        ForeignKey(f"{contract.PRODUCTS.name}.product_code"))
+    #: 1 = best; empty for an answer without a ranked product (e.g. a declined request).
+    rank: Mapped[int | None] = mapped_column(Integer)
+    #: {"registered model name": "version"} of every model that produced the answer.
+    model_versions: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    #: The exact feature values the model saw.
+    features: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    output: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    request: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+
+class Feedback(Base):
+    """What became of a recommendation, reported by an RM."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        _in_check("outcome", FEEDBACK_OUTCOMES, "outcome_level"),
+        CheckConstraint("amount >= 0", name="amount_ge"),
+        Index(None, "recommendation_id"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recommendation_id: Mapped[str] = mapped_column(ForeignKey("recommendations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

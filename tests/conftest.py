@@ -1,0 +1,72 @@
+"""Shared fixtures: database URLs (SQLite file, fresh PostgreSQL database) and the tiny bank.
+
+``postgres_url`` creates a uniquely named database on the server at
+``RMRECO_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) and
+drops it afterwards. When the server cannot be reached the test is skipped, or fails when
+``CI=true`` (CI must not pass by skipping).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+TINY_BANK = Path(__file__).parent / "fixtures" / "tiny_bank"
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a SQLite file in a fresh temporary folder (the file does not exist yet)."""
+    return f"sqlite:///{tmp_path / 'db' / 'rmreco.db'}"
+
+
+def _admin_conninfo() -> tuple[str, str]:
+    url = make_url(os.environ.get("RMRECO_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL))
+    plain = url.set(drivername="postgresql")
+    return plain.render_as_string(hide_password=False), url.render_as_string(
+        hide_password=False)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database, dropped after the test."""
+    admin, server_url = _admin_conninfo()
+    try:
+        admin_conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL at {make_url(server_url).render_as_string()} unreachable: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"rmreco_test_{uuid.uuid4().hex[:12]}"
+    with admin_conn:
+        admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin_conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database: SQLite, then PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def tiny_bank(tmp_path: Path) -> Path:
+    """A private copy of the hand-made valid input set ``tests/fixtures/tiny_bank``."""
+    target = tmp_path / "tiny_bank"
+    shutil.copytree(TINY_BANK, target)
+    return target
