@@ -39,6 +39,20 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The relational database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+train_app = typer.Typer(help="Train models; every run is tracked in MLflow.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+models_app = typer.Typer(help="The Model Registry: list, promote, roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+DEFAULT_CREDIT_SPEC = Path("models/sme_credit_risk.yaml")
+CREDIT_MODEL_NAME = "rmreco-sme-credit-risk"
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: RMRECO_TRACKING_URI or the embedded SQLite store).",
+    ),
+]
 
 P = ParamSpec("P")
 
@@ -202,6 +216,195 @@ def _progress() -> Progress:
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@train_app.command("credit-risk")
+@translate_errors
+def train_credit_risk(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Folder of the contract's tables.", exists=True, file_okay=False
+        ),
+    ],
+    spec: Annotated[
+        Path, typer.Option("--spec", help="Model specification (YAML).")
+    ] = DEFAULT_CREDIT_SPEC,
+    tracking_uri: TrackingOption = None,
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment name.")
+    ] = "rmreco-credit-risk",
+) -> None:
+    """Train the SME credit-risk (12-month PD) model, register it, and gate its promotion."""
+    from rmreco.training.credit_risk import train_credit_risk as run
+
+    with _spinner() as progress:
+        task = progress.add_task("starting", total=None)
+        result = run(
+            data,
+            spec_path=spec,
+            settings=_settings(),
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            on_step=lambda message: progress.update(task, description=message),
+        )
+    m = result.metrics
+    out_console.print(
+        f"run {result.run_id}: {result.model_name} v{result.version} ({result.registered_kind})"
+    )
+    for key in (
+        "oot_auc",
+        "oot_gini",
+        "oot_ks",
+        "oot_brier",
+        "oot_logloss",
+        "baseline_oot_auc",
+        "oracle_oot_auc",
+        "oot_mean_pd",
+        "oot_default_rate",
+    ):
+        if key in m:
+            out_console.print(f"{key:>20}: {m[key]:.4f}")
+    out_console.print(result.comparison)
+    out_console.print(("[green]" if result.gate.passed else "[yellow]") + result.gate.reason)
+
+
+@app.command("evaluate")
+@translate_errors
+def evaluate(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Folder of the contract's tables.", exists=True, file_okay=False
+        ),
+    ],
+    spec: Annotated[
+        Path, typer.Option("--spec", help="Model specification (YAML).")
+    ] = DEFAULT_CREDIT_SPEC,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Registered version (default: the champion).")
+    ] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Backtest a registered credit-risk version on another bank's or a later period's data."""
+    from rmreco.training.credit_risk import evaluate_credit_model
+
+    result = evaluate_credit_model(
+        data, spec_path=spec, settings=_settings(), tracking_uri=tracking_uri, version=version
+    )
+    out_console.print(
+        f"v{result.model_version} on {result.test_period} ({result.rows:,} snapshots)"
+    )
+    for key, value in result.metrics.items():
+        out_console.print(f"{key:>20}: {value:.4f}")
+
+
+@models_app.command("list")
+@translate_errors
+def models_list(
+    name: Annotated[str | None, typer.Argument(help="Registered model (default: all).")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """List registered model versions with their aliases, test AUC and gate decision."""
+    from mlflow import MlflowClient
+    from rich.table import Table
+
+    from rmreco.training.registry import list_versions
+    from rmreco.training.tracking import configure_mlflow
+
+    configure_mlflow(_settings(), tracking_uri)
+    rows = list_versions(MlflowClient(), [name] if name else None)
+    table = Table()
+    table.add_column("model", no_wrap=True)
+    for column in ("version", "aliases", "created", "oot_auc"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("gate", overflow="fold")
+    for r in rows:
+        auc = r.metrics.get("oot_auc")
+        table.add_row(
+            r.name,
+            r.version,
+            ",".join(r.aliases),
+            r.created,
+            f"{auc:.4f}" if auc is not None else "",
+            r.gate,
+        )
+    out_console.print(table if rows else "no registered models")
+
+
+@models_app.command("promote")
+@translate_errors
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Make VERSION the champion of NAME by hand (the gates are the training run's)."""
+    from mlflow import MlflowClient
+
+    from rmreco.training.registry import promote
+    from rmreco.training.tracking import configure_mlflow
+
+    configure_mlflow(_settings(), tracking_uri)
+    promote(MlflowClient(), name, version, reason="promoted by hand (rmreco models promote)")
+    out_console.print(f"{name}: champion is now v{version}")
+
+
+@models_app.command("rollback")
+@translate_errors
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Return the champion alias of NAME to the version that held it before."""
+    from mlflow import MlflowClient
+
+    from rmreco.training.registry import rollback
+    from rmreco.training.tracking import configure_mlflow
+
+    configure_mlflow(_settings(), tracking_uri)
+    previous = rollback(MlflowClient(), name)
+    out_console.print(f"{name}: champion rolled back to v{previous}")
+
+
+@app.command("score-batch")
+@translate_errors
+def score_batch(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Folder of the contract's tables.", exists=True, file_okay=False
+        ),
+    ],
+    as_of: Annotated[str, typer.Option("--as-of", help="Month to score, YYYY-MM.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the scores into.")],
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Score every performing client at a month with the champion models."""
+    month = _parse_month(as_of)
+    from rmreco.training.scoring import score_batch as run
+
+    summary = run(
+        data,
+        as_of=month,
+        out=out,
+        settings=_settings(),
+        tracking_uri=tracking_uri,
+        credit_model=CREDIT_MODEL_NAME,
+    )
+    for file, rows in summary.files.items():
+        out_console.print(f"{out / file}: {rows:,} rows")
+    for model, version in summary.model_versions.items():
+        out_console.print(f"{model}: v{version}")
+
+
+def _spinner() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=False,

@@ -1,0 +1,31 @@
+"""Feature inputs from a validated input folder (the data contract's tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rmreco.data.contract import ValidatedTables, read_and_validate
+from rmreco.features.builder import FeatureInputs
+
+
+def feature_inputs(validated: ValidatedTables) -> FeatureInputs:
+    """The frames the feature builder reads, from tables that passed the contract."""
+    financials = validated.frame("financials")
+    return FeatureInputs(
+        account_months=validated.frame("account_months"),
+        clients=validated.frame("clients"),
+        holdings=validated.frame("holdings"),
+        credit_events=validated.frame("credit_events"),
+        financials=financials if len(financials) else None,
+        products=validated.frame("products"),
+    )
+
+
+def read_feature_inputs(folder: Path) -> tuple[FeatureInputs, ValidatedTables]:
+    """Read and validate ``folder``, then give its feature inputs.
+
+    Raises:
+        DataContractError: the folder breaks the data contract (file, row and column named).
+    """
+    validated = read_and_validate(folder)
+    return feature_inputs(validated), validated

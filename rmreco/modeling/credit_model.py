@@ -1,0 +1,260 @@
+"""The credit-risk model as served: encoder, scorer (LightGBM or scorecard), calibrator,
+master scale and reason codes, saved as plain files (JSON and LightGBM's text format).
+
+The same object answers training's evaluation, batch scoring and the service, from a pandas
+frame (:meth:`CreditRiskModel.predict`) or from a ready float matrix (:meth:`predict_matrix`,
+the fast path: no pandas on the way).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER
+from rmreco.modeling.calibration import Calibrator
+from rmreco.modeling.encoding import FeatureEncoder
+from rmreco.modeling.master_scale import MasterScale
+from rmreco.modeling.scorecard import WoeScorecard
+
+Kind = Literal["lightgbm", "scorecard"]
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One feature that raised the PD, with its value and its share of the log-odds."""
+
+    feature: str
+    value: float | str | None
+    contribution: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "value": self.value,
+            "contribution": round(self.contribution, 4),
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class CreditPredictions:
+    pd_12m: np.ndarray
+    grade: np.ndarray
+    reasons: list[list[Reason]]
+
+
+def fit_lightgbm(
+    X_fit: np.ndarray,
+    y_fit: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    encoder: FeatureEncoder,
+    monotone: Sequence[int],
+    params: dict[str, Any],
+    num_boost_round: int,
+    early_stopping_rounds: int | None,
+    seed: int,
+) -> lgb.Booster:
+    """Fit a monotone-constrained LightGBM classifier, stopping early on the validation period."""
+    full = {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "monotone_constraints": list(monotone),
+        **params,
+    }
+    categorical = encoder.categorical_indices
+    fit_set = lgb.Dataset(
+        X_fit,
+        label=y_fit,
+        feature_name=list(encoder.features),
+        categorical_feature=categorical,
+        free_raw_data=True,
+    )
+    val_set = lgb.Dataset(X_val, label=y_val, reference=fit_set)
+    callbacks: list[Any] = []
+    if early_stopping_rounds:
+        callbacks.append(
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        )
+    return lgb.train(
+        full, fit_set, num_boost_round=num_boost_round, valid_sets=[val_set], callbacks=callbacks
+    )
+
+
+class CreditRiskModel:
+    """A fitted, calibrated, graded PD model with reason codes."""
+
+    def __init__(
+        self,
+        *,
+        kind: Kind,
+        encoder: FeatureEncoder,
+        calibrator: Calibrator,
+        scale: MasterScale,
+        booster: lgb.Booster | None = None,
+        scorecard: WoeScorecard | None = None,
+        top_reasons: int = 3,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if (kind == "lightgbm") != (booster is not None) or (kind == "scorecard") != (
+            scorecard is not None
+        ):
+            raise ValueError("a lightgbm model needs a booster, a scorecard model a scorecard")
+        self.kind = kind
+        self.encoder = encoder
+        self.calibrator = calibrator
+        self.scale = scale
+        self.booster = booster
+        self.scorecard = scorecard
+        self.top_reasons = top_reasons
+        self.metadata = dict(metadata or {})
+        #: LightGBM prediction threads: one is fastest for the service's single rows and keeps
+        #: batch scoring from fighting other processes for the cores.
+        self.threads = 1
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.encoder.features
+
+    # --- scoring ---------------------------------------------------------------------------
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:
+        """Uncalibrated log-odds of default."""
+        if self.booster is not None:
+            return np.asarray(
+                self.booster.predict(X, raw_score=True, num_threads=self.threads), dtype=float
+            )
+        assert self.scorecard is not None
+        return self.scorecard.raw_score(X)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature log-odds contributions (TreeSHAP for LightGBM), bias last."""
+        if self.booster is not None:
+            return np.asarray(
+                self.booster.predict(X, pred_contrib=True, num_threads=self.threads), dtype=float
+            )
+        assert self.scorecard is not None
+        return self.scorecard.contributions(X)
+
+    def predict_pd(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator.transform(self.raw_score(X))
+
+    def predict_matrix(self, X: np.ndarray, *, with_reasons: bool = True) -> CreditPredictions:
+        """PD, grade and reasons from an encoded matrix (see :attr:`encoder`)."""
+        pd_12m = self.predict_pd(X)
+        grade = self.scale.grade(pd_12m)
+        reasons = self.reasons(X) if with_reasons else [[] for _ in range(len(X))]
+        return CreditPredictions(pd_12m=pd_12m, grade=grade, reasons=reasons)
+
+    def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> CreditPredictions:
+        """PD, grade and reasons of every row of a features frame."""
+        return self.predict_matrix(self.encoder.transform(frame), with_reasons=with_reasons)
+
+    def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
+        """The features that raised each PD most, strongest first, in words an RM reads."""
+        top = self.top_reasons if top is None else top
+        contrib = self.contributions(X)[:, :-1]
+        order = np.argsort(-contrib, axis=1)[:, :top]
+        out: list[list[Reason]] = []
+        for i in range(len(X)):
+            row: list[Reason] = []
+            for j in order[i]:
+                c = float(contrib[i, j])
+                if c <= 1e-6:
+                    break
+                name = self.encoder.features[j]
+                value = self._value(name, float(X[i, j]))
+                row.append(Reason(name, value, c, _sentence(name, value)))
+            out.append(row)
+        return out
+
+    def _value(self, name: str, code: float) -> float | str | None:
+        if name in self.encoder.categories:
+            return self.encoder.level(name, code)
+        return None if math.isnan(code) else code
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def save(self, folder: Path) -> Path:
+        """Write the model as ``model.json`` (and ``booster.txt``) into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        data: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "encoder": self.encoder.to_dict(),
+            "calibrator": self.calibrator.to_dict(),
+            "scale": {
+                "grades": list(self.scale.grades),
+                "upper_bounds": list(self.scale.upper_bounds),
+            },
+            "top_reasons": self.top_reasons,
+            "metadata": self.metadata,
+        }
+        if self.booster is not None:
+            self.booster.save_model(str(folder / "booster.txt"))
+        if self.scorecard is not None:
+            data["scorecard"] = self.scorecard.to_dict()
+        (folder / "model.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> CreditRiskModel:
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            ValueError: the folder holds no model of a format this code reads.
+        """
+        path = folder / "model.json"
+        if not path.exists():
+            raise ValueError(f"{folder} holds no credit-risk model (model.json missing)")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"model format {data.get('format_version')} is not supported")
+        booster = None
+        if data["kind"] == "lightgbm":
+            booster = lgb.Booster(model_file=str(folder / "booster.txt"))
+        scorecard = WoeScorecard.from_dict(data["scorecard"]) if "scorecard" in data else None
+        return cls(
+            kind=data["kind"],
+            encoder=FeatureEncoder.from_dict(data["encoder"]),
+            calibrator=Calibrator.from_dict(data["calibrator"]),
+            scale=MasterScale(
+                grades=tuple(data["scale"]["grades"]),
+                upper_bounds=tuple(data["scale"]["upper_bounds"]),
+            ),
+            booster=booster,
+            scorecard=scorecard,
+            top_reasons=int(data["top_reasons"]),
+            metadata=data.get("metadata", {}),
+        )
+
+
+def _sentence(name: str, value: float | str | None) -> str:
+    description = FEATURE_DESCRIPTIONS.get(name, name.replace("_", " "))
+    if value is None:
+        return f"{description}: not available"
+    if isinstance(value, str):
+        return f"{description}: {value}"
+    if value == NEVER and (name.startswith("months_since")):
+        return f"{description}: none on record"
+    if name.endswith("_log"):
+        return f"{description}: {math.expm1(value):,.0f}"
+    if float(value).is_integer():
+        return f"{description}: {value:,.0f}"
+    return f"{description}: {value:,.2f}"

@@ -1,0 +1,91 @@
+"""Feature frames to the float matrix models read, the same way in training and serving.
+
+Categorical features become the index of their level among the levels seen in fitting (unknown
+levels and missing values become NaN), so that a model can be scored from a numpy row without
+pandas categoricals, and the encoding travels with the model as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rmreco.domain.errors import RmrecoError
+from rmreco.features.builder import CATEGORICAL_FEATURES
+
+
+class FeatureMismatchError(RmrecoError):
+    """A frame given to a model lacks features the model needs."""
+
+
+@dataclass(frozen=True)
+class FeatureEncoder:
+    """Column order and categorical levels of a model's input."""
+
+    features: tuple[str, ...]
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, features: Sequence[str]) -> FeatureEncoder:
+        """Record the column order and, for categorical features, the levels seen in ``frame``."""
+        _require(frame, features)
+        categories = {}
+        for name in features:
+            if name in CATEGORICAL_FEATURES:
+                levels = pd.Series(frame[name]).dropna().astype(str).unique()
+                categories[name] = tuple(sorted(levels))
+        return cls(features=tuple(features), categories=categories)
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, name in enumerate(self.features) if name in self.categories]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model matrix of ``frame``: one float64 column per feature, in model order.
+
+        Raises:
+            FeatureMismatchError: a feature of the model is not a column of ``frame``.
+        """
+        _require(frame, self.features)
+        matrix = np.empty((len(frame), len(self.features)), dtype=np.float64)
+        for j, name in enumerate(self.features):
+            column = frame[name]
+            if name in self.categories:
+                lookup = {level: float(i) for i, level in enumerate(self.categories[name])}
+                matrix[:, j] = [
+                    lookup.get(str(v), np.nan) if not pd.isna(v) else np.nan for v in column
+                ]
+            else:
+                matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
+        return matrix
+
+    def level(self, feature: str, code: float) -> str | None:
+        """The categorical level of an encoded value (None when missing or unknown)."""
+        if np.isnan(code):
+            return None
+        return self.categories[feature][int(code)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "categories": {k: list(v) for k, v in self.categories.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureEncoder:
+        return cls(
+            features=tuple(data["features"]),
+            categories={k: tuple(v) for k, v in data["categories"].items()},
+        )
+
+
+def _require(frame: pd.DataFrame, features: Sequence[str]) -> None:
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise FeatureMismatchError(f"the input lacks the model's features: {missing}")

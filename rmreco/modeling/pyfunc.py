@@ -1,0 +1,57 @@
+"""The one MLflow pyfunc wrapper of rmreco's models, at a stable import path.
+
+MLflow stores the model's own files (JSON and LightGBM text, see ``credit_model``) as the
+artifact ``model``; this class loads them and answers ``predict`` with a frame of PD, grade and
+reason codes. The service does not go through ``predict``: it loads the same files with
+:func:`load_credit_model` and scores on its own fast path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from rmreco.modeling.credit_model import CreditRiskModel
+
+MODEL_ARTIFACT = "model"
+
+
+class RmrecoCreditModel(PythonModel):
+    """pyfunc face of :class:`CreditRiskModel`: features in; pd_12m, grade and reasons out."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        self.model = CreditRiskModel.load(Path(context.artifacts[MODEL_ARTIFACT]))
+
+    def predict(
+        self,
+        context: PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        result = self.model.predict(model_input)
+        return pd.DataFrame(
+            {
+                "pd_12m": result.pd_12m,
+                "grade": result.grade.astype(str),
+                "reasons": [json.dumps([r.to_dict() for r in row]) for row in result.reasons],
+            },
+            index=model_input.index,
+        )
+
+
+def load_credit_model(model_uri: str, *, dst: Path | None = None) -> CreditRiskModel:
+    """Download a logged credit model's files (e.g. ``models:/name@champion``) and load them.
+
+    Raises:
+        mlflow.exceptions.MlflowException: the URI names no model or the registry is unreachable.
+        ValueError: the model's files are not a credit model this code reads.
+    """
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=str(dst) if dst else None
+    )
+    return CreditRiskModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)

@@ -1,0 +1,208 @@
+"""The Model Registry: gates, promotion, rollback and listing, by aliases (stages are deprecated).
+
+``champion`` is the version in production; ``challenger`` the latest version that was evaluated
+and not promoted. Every move of ``champion`` is appended to the registered model's tag
+``champion_history`` so that a rollback returns to the version that served before.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from rmreco.domain.errors import RmrecoError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"
+
+
+class RegistryError(RmrecoError):
+    """A registry operation was refused (unknown model or version, nothing to roll back to)."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a challenger may become champion, and why."""
+
+    passed: bool
+    reason: str
+    challenger_auc: float
+    champion_auc: float | None = None
+    champion_version: str | None = None
+
+
+def decide_gate(
+    challenger_auc: float,
+    *,
+    min_auc: float,
+    max_auc_drop: float,
+    champion_auc: float | None,
+    champion_version: str | None,
+    champion_error: str | None = None,
+) -> GateDecision:
+    """Apply the gates: an absolute AUC floor, and no worse than the champion beyond a tolerance.
+
+    ``champion_auc`` is the champion's AUC on the same test rows (None when there is no
+    champion). ``champion_error`` says why an existing champion could not be evaluated; the
+    challenger is then refused, since it cannot be compared.
+    """
+    if challenger_auc < min_auc:
+        return GateDecision(
+            False,
+            f"refused: AUC {challenger_auc:.4f} is below the floor {min_auc:.4f}",
+            challenger_auc,
+            champion_auc,
+            champion_version,
+        )
+    if champion_error is not None:
+        return GateDecision(
+            False,
+            f"refused: champion v{champion_version} could not be scored "
+            f"on the test window ({champion_error}); promote by hand if intended",
+            challenger_auc,
+            None,
+            champion_version,
+        )
+    if champion_auc is None:
+        return GateDecision(
+            True,
+            f"promoted: AUC {challenger_auc:.4f} clears the floor "
+            f"{min_auc:.4f} and there is no champion yet",
+            challenger_auc,
+        )
+    drop = champion_auc - challenger_auc
+    if drop > max_auc_drop:
+        return GateDecision(
+            False,
+            f"refused: AUC {challenger_auc:.4f} is {drop:.4f} below "
+            f"champion v{champion_version} ({champion_auc:.4f}) on the same test "
+            f"window; tolerance {max_auc_drop:.4f}",
+            challenger_auc,
+            champion_auc,
+            champion_version,
+        )
+    return GateDecision(
+        True,
+        f"promoted: AUC {challenger_auc:.4f} against champion "
+        f"v{champion_version} {champion_auc:.4f} on the same test window "
+        f"(tolerance {max_auc_drop:.4f})",
+        challenger_auc,
+        champion_auc,
+        champion_version,
+    )
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The version the ``champion`` alias points at, or None."""
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    tags = client.get_registered_model(name).tags
+    return list(json.loads(tags.get(HISTORY_TAG, "[]")))
+
+
+def promote(client: MlflowClient, name: str, version: str, *, reason: str) -> None:
+    """Point ``champion`` at ``version`` and record the move.
+
+    Raises:
+        RegistryError: the model or the version does not exist.
+    """
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"model {name!r} has no version {version}") from None
+    history = _history(client, name)
+    if history and history[-1] == str(version):
+        return
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
+    client.set_model_version_tag(
+        name, str(version), "promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+    client.set_model_version_tag(name, str(version), "promotion_reason", reason)
+    try:
+        if str(client.get_model_version_by_alias(name, CHALLENGER).version) == str(version):
+            client.delete_registered_model_alias(name, CHALLENGER)
+    except MlflowException:
+        pass
+
+
+def mark_challenger(client: MlflowClient, name: str, version: str, *, reason: str) -> None:
+    """Point ``challenger`` at a version that was evaluated and not promoted."""
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+    client.set_model_version_tag(name, str(version), "gate", reason)
+
+
+def rollback(client: MlflowClient, name: str) -> str:
+    """Return ``champion`` to the version that held it before; returns that version.
+
+    Raises:
+        RegistryError: the model does not exist or has no earlier champion.
+    """
+    try:
+        history = _history(client, name)
+    except MlflowException:
+        raise RegistryError(f"no registered model named {name!r}") from None
+    if len(history) < 2:
+        raise RegistryError(f"model {name!r} has no earlier champion to roll back to")
+    current, previous = history[-1], history[-2]
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
+    client.set_model_version_tag(
+        name, current, "rolled_back_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+    return previous
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    created: str
+    run_id: str | None
+    metrics: dict[str, float]
+    gate: str
+
+
+def list_versions(
+    client: MlflowClient,
+    names: list[str] | None = None,
+    metric_names: tuple[str, ...] = ("oot_auc",),
+) -> list[VersionRow]:
+    """Every version of the given (default: all) registered models, newest first."""
+    models = names or [m.name for m in client.search_registered_models()]
+    rows: list[VersionRow] = []
+    for name in models:
+        for mv in client.search_model_versions(f"name = '{name}'"):
+            metrics: dict[str, float] = {}
+            if mv.run_id:
+                try:
+                    run_metrics = client.get_run(mv.run_id).data.metrics
+                    metrics = {k: run_metrics[k] for k in metric_names if k in run_metrics}
+                except MlflowException:
+                    metrics = {}
+            rows.append(
+                VersionRow(
+                    name=name,
+                    version=str(mv.version),
+                    aliases=tuple(sorted(getattr(mv, "aliases", []) or [])),
+                    created=time.strftime(
+                        "%Y-%m-%d %H:%M", time.gmtime(mv.creation_timestamp / 1000)
+                    ),
+                    run_id=mv.run_id,
+                    metrics=metrics,
+                    gate=(mv.tags or {}).get("gate", (mv.tags or {}).get("promotion_reason", "")),
+                )
+            )
+    rows.sort(key=lambda r: (r.name, -int(r.version)))
+    return rows

@@ -1,0 +1,263 @@
+"""PD model parts: master scale, calibration, scorecard, the LightGBM model's behaviour, reasons,
+persistence, the spec and the promotion gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rmreco.domain.errors import ConfigurationError
+from rmreco.modeling.calibration import Calibrator, sigmoid
+from rmreco.modeling.credit_model import CreditRiskModel, fit_lightgbm
+from rmreco.modeling.encoding import FeatureEncoder, FeatureMismatchError
+from rmreco.modeling.master_scale import MasterScale
+from rmreco.modeling.metrics import auc, credit_metrics, gains_table
+from rmreco.modeling.scorecard import WoeScorecard
+from rmreco.modeling.spec import load_credit_risk_spec
+from rmreco.training.registry import decide_gate
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "models" / "sme_credit_risk.yaml"
+FEATURES = ["dpd_12m", "overdraft_months_12m", "balance_to_inflow_3m", "sector", "turnover_log"]
+
+
+def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Clients whose default risk rises with days past due and overdraft use."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "dpd_12m": rng.choice([0, 0, 0, 0, 5, 15, 35, 65], size=n).astype(float),
+            "overdraft_months_12m": rng.integers(0, 13, size=n).astype(float),
+            "balance_to_inflow_3m": rng.normal(1.0, 0.8, size=n),
+            "sector": pd.Categorical(rng.choice(["C", "F", "G"], size=n)),
+            "turnover_log": rng.normal(14, 1, size=n),
+            "region": rng.choice(["North", "South"], size=n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.05, "balance_to_inflow_3m"] = np.nan
+    logit = (
+        -4.2
+        + 0.04 * frame["dpd_12m"]
+        + 0.12 * frame["overdraft_months_12m"]
+        - 0.5 * frame["balance_to_inflow_3m"].fillna(0)
+        + np.where(frame["sector"] == "F", 0.5, 0.0)
+    )
+    y = (rng.random(n) < sigmoid(logit.to_numpy())).astype(int)
+    return frame, y
+
+
+@pytest.fixture(scope="module")
+def fitted() -> CreditRiskModel:
+    frame, y = _frame(12000, seed=1)
+    cal, y_cal = _frame(6000, seed=2)
+    encoder = FeatureEncoder.fit(frame, FEATURES)
+    X, X_cal = encoder.transform(frame), encoder.transform(cal)
+    booster = fit_lightgbm(
+        X,
+        y,
+        X_cal,
+        y_cal,
+        encoder=encoder,
+        monotone=[1, 1, 0, 0, 0],
+        params={"learning_rate": 0.1, "num_leaves": 7, "min_data_in_leaf": 50},
+        num_boost_round=120,
+        early_stopping_rounds=20,
+        seed=3,
+    )
+    return CreditRiskModel(
+        kind="lightgbm",
+        encoder=encoder,
+        booster=booster,
+        calibrator=Calibrator.fit(np.asarray(booster.predict(X_cal, raw_score=True)), y_cal),
+        scale=MasterScale.from_bands([("1", 0.01), ("2", 0.03), ("3", 0.1), ("4", None)]),
+        top_reasons=3,
+    )
+
+
+def test_master_scale_bands() -> None:
+    scale = MasterScale.from_bands([("1", 0.001), ("2", 0.01), ("3", None)])
+    assert list(scale.grade([0.0, 0.0009, 0.001, 0.005, 0.01, 0.5, 1.0])) == [
+        "1",
+        "1",
+        "2",
+        "2",
+        "3",
+        "3",
+        "3",
+    ]
+    assert scale.band("2") == (0.001, 0.01)
+    assert scale.rank("D") > scale.rank("3") > scale.rank("1")
+    with pytest.raises(ValueError, match="increase"):
+        MasterScale(grades=("1", "2", "3"), upper_bounds=(0.1, 0.01))
+
+
+def test_platt_calibration_keeps_order_and_fixes_level() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.normal(-3, 1, 20000)
+    y = (rng.random(20000) < sigmoid(raw - 1.0)).astype(int)  # true level is one lower
+    cal = Calibrator.fit(raw, y, "platt")
+    p = cal.transform(raw)
+    assert abs(p.mean() - y.mean()) < 0.1 * y.mean()
+    assert np.all(np.diff(cal.transform(np.sort(raw))) >= 0)
+    assert Calibrator.from_dict(cal.to_dict()).transform(raw[:5]) == pytest.approx(p[:5])
+    iso = Calibrator.fit(raw, y, "isotonic")
+    assert np.all(np.diff(iso.transform(np.sort(raw))) >= -1e-12)
+    with pytest.raises(ValueError, match="single outcome"):
+        Calibrator.fit(raw, np.zeros_like(y))
+
+
+def test_scorecard_learns_direction_and_explains_itself() -> None:
+    frame, y = _frame(8000, seed=4)
+    encoder = FeatureEncoder.fit(frame, FEATURES)
+    X = encoder.transform(frame)
+    card = WoeScorecard(bins=6).fit(X, y, encoder.categorical_indices)
+    raw = card.raw_score(X)
+    assert auc(y, raw) > 0.7
+    contrib = card.contributions(X)
+    assert contrib.sum(axis=1) == pytest.approx(raw)
+    high, low = X[:, 0] >= 35, X[:, 0] == 0
+    assert contrib[high, 0].mean() > contrib[low, 0].mean()
+    again = WoeScorecard.from_dict(card.to_dict())
+    assert again.raw_score(X[:50]) == pytest.approx(raw[:50])
+
+
+def test_pd_never_falls_when_days_past_due_rise(fitted: CreditRiskModel) -> None:
+    frame, _ = _frame(300, seed=5)
+    previous = None
+    for dpd in (0.0, 5.0, 15.0, 35.0, 65.0, 120.0):
+        pds = fitted.predict(frame.assign(dpd_12m=dpd), with_reasons=False).pd_12m
+        if previous is not None:
+            assert np.all(pds >= previous - 1e-12)
+        previous = pds
+    low = fitted.predict(frame.assign(dpd_12m=0.0), with_reasons=False).pd_12m
+    assert np.all(previous > low)  # and the rise is real, not flat
+
+
+def test_fields_the_model_does_not_read_do_not_move_scores(fitted: CreditRiskModel) -> None:
+    frame, _ = _frame(200, seed=6)
+    before = fitted.predict(frame, with_reasons=False).pd_12m
+    after = fitted.predict(frame.assign(region="Elsewhere"), with_reasons=False).pd_12m
+    assert after == pytest.approx(before)
+    unknown_sector = fitted.predict(frame.assign(sector="Z"), with_reasons=False).pd_12m
+    assert np.all((unknown_sector > 0) & (unknown_sector < 1))
+
+
+def test_reasons_name_what_raised_the_pd(fitted: CreditRiskModel) -> None:
+    risky = pd.DataFrame(
+        {
+            "dpd_12m": [65.0],
+            "overdraft_months_12m": [0.0],
+            "balance_to_inflow_3m": [2.0],
+            "sector": ["C"],
+            "turnover_log": [14.0],
+        }
+    )
+    result = fitted.predict(risky)
+    reasons = result.reasons[0]
+    assert reasons, "a risky client must get reasons"
+    assert reasons[0].feature == "dpd_12m"
+    assert "days past due" in reasons[0].text
+    assert "65" in reasons[0].text
+    assert all(r.contribution > 0 for r in reasons)
+    assert [r.contribution for r in reasons] == sorted(
+        (r.contribution for r in reasons), reverse=True
+    )
+
+
+def test_saved_model_predicts_the_same(fitted: CreditRiskModel, tmp_path: Path) -> None:
+    frame, _ = _frame(100, seed=7)
+    loaded = CreditRiskModel.load(fitted.save(tmp_path / "m"))
+    a, b = fitted.predict(frame), loaded.predict(frame)
+    assert b.pd_12m == pytest.approx(a.pd_12m)
+    assert list(b.grade) == list(a.grade)
+    assert [[r.text for r in row] for row in b.reasons] == [
+        [r.text for r in row] for row in a.reasons
+    ]
+    with pytest.raises(ValueError, match=r"model\.json"):
+        CreditRiskModel.load(tmp_path / "empty")
+
+
+def test_missing_feature_is_named(fitted: CreditRiskModel) -> None:
+    frame, _ = _frame(10, seed=8)
+    with pytest.raises(FeatureMismatchError, match="dpd_12m"):
+        fitted.predict(frame.drop(columns=["dpd_12m"]))
+
+
+def test_metrics_by_hand() -> None:
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8])
+    m = credit_metrics(y, p)
+    assert m["oot_auc"] == pytest.approx(0.75)
+    assert m["oot_gini"] == pytest.approx(0.5)
+    assert m["oot_ks"] == pytest.approx(0.5)
+    assert m["oot_brier"] == pytest.approx(np.mean((p - y) ** 2))
+    gains = gains_table(y, p, bins=2)
+    assert list(gains["defaulters_caught"]) == [0.5, 1.0]
+
+
+def test_gates() -> None:
+    first = decide_gate(
+        0.8, min_auc=0.7, max_auc_drop=0.01, champion_auc=None, champion_version=None
+    )
+    assert first.passed
+    assert "no champion" in first.reason
+    floor = decide_gate(
+        0.65, min_auc=0.7, max_auc_drop=0.01, champion_auc=None, champion_version=None
+    )
+    assert not floor.passed
+    assert "floor" in floor.reason
+    within = decide_gate(
+        0.795, min_auc=0.7, max_auc_drop=0.01, champion_auc=0.80, champion_version="3"
+    )
+    assert within.passed
+    worse = decide_gate(
+        0.78, min_auc=0.7, max_auc_drop=0.01, champion_auc=0.80, champion_version="3"
+    )
+    assert not worse.passed
+    assert "v3" in worse.reason
+    assert "0.0200" in worse.reason
+    broken = decide_gate(
+        0.9,
+        min_auc=0.7,
+        max_auc_drop=0.01,
+        champion_auc=None,
+        champion_version="3",
+        champion_error="feature gone",
+    )
+    assert not broken.passed
+    assert "feature gone" in broken.reason
+
+
+def test_the_shipped_spec_loads() -> None:
+    spec = load_credit_risk_spec(SPEC)
+    assert spec.name == "rmreco-sme-credit-risk"
+    assert "dpd_12m" in spec.feature_names
+    assert len(spec.fingerprint()) == 16
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["features"].append({"name": "no_such_feature"}), "no_such_feature"),
+        (lambda s: s["features"].append({"name": "sector", "monotone": "increasing"}), "sector"),
+        (lambda s: s["gates"].update(min_auc=1.5), "gates.min_auc"),
+        (lambda s: s.update(colour="blue"), "colour"),
+        (lambda s: s["grades"].reverse(), "grade"),
+    ],
+)
+def test_bad_spec_is_refused_naming_the_field(tmp_path: Path, change: object, message: str) -> None:
+    raw = yaml.safe_load(SPEC.read_text())
+    change(raw)  # type: ignore[operator]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigurationError, match=message):
+        load_credit_risk_spec(path)
+
+
+def test_missing_spec_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        load_credit_risk_spec(tmp_path / "nope.yaml")
