@@ -108,8 +108,9 @@ def _column_rules(column: contract.Column) -> list[_Rule]:
         rules.append(("le", lambda s: s <= le, f"{{value}} is above the maximum {le:g}"))
     if column.levels is not None:
         levels = column.levels
-        rules.append(("levels", lambda s: s.isin(levels),
-                      f"{{value}} is not one of: {', '.join(levels)}"))
+        rules.append(
+            ("levels", lambda s: s.isin(levels), f"{{value}} is not one of: {', '.join(levels)}")
+        )
     return rules
 
 
@@ -118,6 +119,7 @@ def _key_is_first(key: tuple[str, ...]) -> Callable[[pd.DataFrame], pd.Series]:
         if not set(key) <= set(frame.columns):
             return pd.Series(True, index=frame.index)
         return ~frame.duplicated(list(key), keep="first")
+
     return check
 
 
@@ -131,17 +133,28 @@ def build_schema(table: contract.Table) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {}
     for column in table.columns:
         checks = [
-            pa.Check(fn, name=name, ignore_na=name != "not_null",
-                     n_failure_cases=MAX_PROBLEMS_PER_COLUMN)
+            pa.Check(
+                fn, name=name, ignore_na=name != "not_null", n_failure_cases=MAX_PROBLEMS_PER_COLUMN
+            )
             for name, fn, message in _column_rules(column)
         ]
-        columns[column.name] = pa.Column(_PANDERA_DTYPES[column.kind], checks=checks,
-                                         nullable=True, required=column.required,
-                                         coerce=False, name=column.name)
-    key_check = pa.Check(_key_is_first(table.key), name="unique_key", ignore_na=False,
-                         n_failure_cases=MAX_PROBLEMS_PER_COLUMN)
-    return pa.DataFrameSchema(columns, checks=[key_check], strict=False, coerce=False,
-                              name=table.name)
+        columns[column.name] = pa.Column(
+            _PANDERA_DTYPES[column.kind],
+            checks=checks,
+            nullable=True,
+            required=column.required,
+            coerce=False,
+            name=column.name,
+        )
+    key_check = pa.Check(
+        _key_is_first(table.key),
+        name="unique_key",
+        ignore_na=False,
+        n_failure_cases=MAX_PROBLEMS_PER_COLUMN,
+    )
+    return pa.DataFrameSchema(
+        columns, checks=[key_check], strict=False, coerce=False, name=table.name
+    )
 
 
 def validate_table(table: InputTable) -> list[Problem]:
@@ -157,21 +170,29 @@ def validate_table(table: InputTable) -> list[Problem]:
 def _translate(table: InputTable, cases: pd.DataFrame) -> list[Problem]:
     file = table.file
     problems: list[Problem] = []
-    rules = {(c.name, name): (fn, message)
-             for c in table.table.columns for name, fn, message in _column_rules(c)}
+    rules = {
+        (c.name, name): (fn, message)
+        for c in table.table.columns
+        for name, fn, message in _column_rules(c)
+    }
     key_rows: set[int] = set()
     counts: dict[tuple[str | None, str], int] = {}
     for check_name, column_name, failure_case, index in zip(
-            cases["check"].tolist(), cases["column"].tolist(), cases["failure_case"].tolist(),
-            cases["index"].tolist(), strict=True):
+        cases["check"].tolist(),
+        cases["column"].tolist(),
+        cases["failure_case"].tolist(),
+        cases["index"].tolist(),
+        strict=True,
+    ):
         check = str(check_name)
         column = None if _is_missing(column_name) else str(column_name)
         row = None if _is_missing(index) else int(index)
         if check != "unique_key":  # a failing key is one case per column of its row
             counts[(column, check)] = counts.get((column, check), 0) + 1
         if check == "column_in_dataframe":
-            problems.append(Problem(file=file, column=str(failure_case),
-                                    message="required column is missing"))
+            problems.append(
+                Problem(file=file, column=str(failure_case), message="required column is missing")
+            )
         elif check == "unique_key":
             if row is not None:
                 key_rows.add(row)
@@ -179,14 +200,24 @@ def _translate(table: InputTable, cases: pd.DataFrame) -> list[Problem]:
             message = rules[(column, check)][1].format(value=show_value(failure_case))
             problems.append(Problem(file=file, row=row, column=column, message=message))
         elif check.startswith("dtype("):
-            kind = table.table.column(column).kind if column in table.table.column_names \
-                else "?"
-            problems.append(Problem(file=file, row=row, column=column,
-                                    message=f"values are not of kind {kind} "
-                                            f"(found {failure_case})"))
+            kind = table.table.column(column).kind if column in table.table.column_names else "?"
+            problems.append(
+                Problem(
+                    file=file,
+                    row=row,
+                    column=column,
+                    message=f"values are not of kind {kind} (found {failure_case})",
+                )
+            )
         else:  # a check that could not run at all, e.g. on a column of the wrong type
-            problems.append(Problem(file=file, row=row, column=column,
-                                    message=f"fails check {check}: {failure_case}"))
+            problems.append(
+                Problem(
+                    file=file,
+                    row=row,
+                    column=column,
+                    message=f"fails check {check}: {failure_case}",
+                )
+            )
     problems.extend(_key_problems(table, sorted(key_rows)))
     if key_rows:
         counts[(None, "unique_key")] = len(key_rows)
@@ -199,18 +230,30 @@ def _key_problems(table: InputTable, rows: list[int]) -> list[Problem]:
         return []
     key = list(table.table.key)
     frame = table.frame
-    firsts = (frame[key].reset_index().drop_duplicates(subset=key, keep="first")
-              .rename(columns={"row": "first_row"}))
+    firsts = (
+        frame[key]
+        .reset_index()
+        .drop_duplicates(subset=key, keep="first")
+        .rename(columns={"row": "first_row"})
+    )
     dup = frame.loc[rows, key].reset_index().merge(firsts, on=key, how="left")
     shown = ", ".join(key)
-    return [Problem(file=table.file, row=int(row), column=shown,
-                    message=f"duplicate key ({shown}): the same values as row {int(first)}")
-            for row, first in zip(dup["row"].tolist(), dup["first_row"].tolist(), strict=True)]
+    return [
+        Problem(
+            file=table.file,
+            row=int(row),
+            column=shown,
+            message=f"duplicate key ({shown}): the same values as row {int(first)}",
+        )
+        for row, first in zip(dup["row"].tolist(), dup["first_row"].tolist(), strict=True)
+    ]
 
 
-def _overflow_problems(table: InputTable, counts: Mapping[tuple[str | None, str], int],
-                       rules: Mapping[tuple[str, str], tuple[Callable[[pd.Series], pd.Series],
-                                                              str]]) -> list[Problem]:
+def _overflow_problems(
+    table: InputTable,
+    counts: Mapping[tuple[str | None, str], int],
+    rules: Mapping[tuple[str, str], tuple[Callable[[pd.Series], pd.Series], str]],
+) -> list[Problem]:
     """Count the failures beyond the cap of the checks whose failure cases were capped."""
     problems: list[Problem] = []
     frame = table.frame
@@ -233,9 +276,13 @@ def _overflow_problems(table: InputTable, counts: Mapping[tuple[str | None, str]
         else:
             continue
         if total > n_listed:
-            problems.append(Problem(file=table.file, column=column,
-                                    message=f"{total - n_listed} more rows with the same "
-                                            f"problem: {message}"))
+            problems.append(
+                Problem(
+                    file=table.file,
+                    column=column,
+                    message=f"{total - n_listed} more rows with the same problem: {message}",
+                )
+            )
     return problems
 
 
@@ -251,15 +298,20 @@ def _reference_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
     for table in tables.values():
         for ref in table.table.references:
             target = tables.get(ref.target_table)
-            if (target is None or ref.column not in table.frame
-                    or ref.target_column not in target.frame):
+            if (
+                target is None
+                or ref.column not in table.frame
+                or ref.target_column not in target.frame
+            ):
                 continue  # the missing file or column is reported already
             values = table.frame[ref.column]
             known = target.frame[ref.target_column].dropna().unique()
             collector = ProblemCollector(table.file, ref.column)
-            collector.add(values, values.notna() & ~values.isin(known),
-                          f"{{value}} is not found in column '{ref.target_column}' "
-                          f"of {target.file}")
+            collector.add(
+                values,
+                values.notna() & ~values.isin(known),
+                f"{{value}} is not found in column '{ref.target_column}' of {target.file}",
+            )
             problems.extend(collector.problems)
     return problems
 
@@ -272,8 +324,11 @@ def _order_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
                 continue
             frame = table.frame
             collector = ProblemCollector(table.file, end)
-            collector.add(frame[end].dt.strftime("%Y-%m-%d"), frame[end] < frame[start],
-                          f"{end} {{value}} is before {start}")
+            collector.add(
+                frame[end].dt.strftime("%Y-%m-%d"),
+                frame[end] < frame[start],
+                f"{end} {{value}} is before {start}",
+            )
             problems.extend(collector.problems)
     return problems
 
@@ -291,8 +346,11 @@ def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
     if holdings is not None and "start_month" in holdings.frame:
         start = holdings.frame["start_month"]
         collector = ProblemCollector(holdings.file, "start_month")
-        collector.add(start.dt.strftime("%Y-%m-%d"), start > data_end,
-                      f"{{value}} is after the last month of {accounts.file} ({end_text})")
+        collector.add(
+            start.dt.strftime("%Y-%m-%d"),
+            start > data_end,
+            f"{{value}} is after the last month of {accounts.file} ({end_text})",
+        )
         problems.extend(collector.problems)
 
     events = tables.get(contract.CREDIT_EVENTS.name)
@@ -301,31 +359,41 @@ def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
         shown = month.dt.strftime("%Y-%m-%d")
         collector = ProblemCollector(events.file, "month")
         after_end = month > data_end
-        collector.add(shown, after_end,
-                      f"{{value}} is after the last month of {accounts.file} ({end_text})")
+        collector.add(
+            shown, after_end, f"{{value}} is after the last month of {accounts.file} ({end_text})"
+        )
         if "client_id" in accounts.frame:
             last = accounts.frame.groupby("client_id", observed=True)["month"].max()
             client_last = events.frame["client_id"].map(last)
             limit = client_last + pd.DateOffset(months=CREDIT_EVENT_GRACE_MONTHS)
             late = ~after_end & client_last.notna() & (month > limit)
-            collector.add(shown, late,
-                          f"{{value}} is more than {CREDIT_EVENT_GRACE_MONTHS} months after "
-                          f"the client's last month in {accounts.file}")
+            collector.add(
+                shown,
+                late,
+                f"{{value}} is more than {CREDIT_EVENT_GRACE_MONTHS} months after "
+                f"the client's last month in {accounts.file}",
+            )
         problems.extend(collector.problems)
 
     financials = tables.get(contract.FINANCIALS.name)
     if financials is not None and "year" in financials.frame:
         year = financials.frame["year"]
         collector = ProblemCollector(financials.file, "year")
-        collector.add(year, (year > data_end.year).fillna(False).astype(bool),
-                      f"year {{value}} is after the last month of {accounts.file} ({end_text})")
+        collector.add(
+            year,
+            (year > data_end.year).fillna(False).astype(bool),
+            f"year {{value}} is after the last month of {accounts.file} ({end_text})",
+        )
         problems.extend(collector.problems)
     return problems
 
 
 def _emptiness_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
-    return [Problem(file=tables[name].file, message="has no data rows")
-            for name in NON_EMPTY_TABLES if name in tables and len(tables[name].frame) == 0]
+    return [
+        Problem(file=tables[name].file, message="has no data rows")
+        for name in NON_EMPTY_TABLES
+        if name in tables and len(tables[name].frame) == 0
+    ]
 
 
 def _currency_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
@@ -335,14 +403,17 @@ def _currency_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
     values = clients.frame[CURRENCY_COLUMN]
     collector = ProblemCollector(clients.file, CURRENCY_COLUMN)
     is_code = values.str.fullmatch(r"[A-Za-z]{3}").fillna(False).astype(bool)
-    collector.add(values, values.notna() & ~is_code,
-                  "{value} is not a three-letter ISO 4217 currency code")
+    collector.add(
+        values, values.notna() & ~is_code, "{value} is not a three-letter ISO 4217 currency code"
+    )
     codes = values[is_code].str.upper()
     if codes.nunique() > 1:
         first = codes.iloc[0]
-        collector.add(values, is_code & (values.str.upper() != first),
-                      f"{{value}} differs from {first!r} (row {codes.index[0]}); "
-                      f"a load has one currency")
+        collector.add(
+            values,
+            is_code & (values.str.upper() != first),
+            f"{{value}} differs from {first!r} (row {codes.index[0]}); a load has one currency",
+        )
     return collector.problems
 
 
@@ -385,8 +456,11 @@ def _drop_repeated_cells(problems: list[Problem]) -> list[Problem]:
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
     """Problems in reading order: by table (contract order), then row; table-wide ones first."""
-    order = {f"{t.name}{suffix}": i for i, t in enumerate(contract.TABLES)
-             for suffix in (".csv", ".parquet")}
+    order = {
+        f"{t.name}{suffix}": i
+        for i, t in enumerate(contract.TABLES)
+        for suffix in (".csv", ".parquet")
+    }
     return sorted(problems, key=lambda p: (order.get(p.file, -1), p.row or 0))
 
 
@@ -400,5 +474,10 @@ def read_and_validate(folder: Path) -> ValidatedTables:
     if problems:
         logger.info("input %s refused: %d problems", folder, len(problems))
         raise DataContractError(problems)
-    return ValidatedTables(folder=read.folder, tables=read.tables, fingerprint=read.fingerprint,
-                           currency=load_currency(read.tables), warnings=read.warnings)
+    return ValidatedTables(
+        folder=read.folder,
+        tables=read.tables,
+        fingerprint=read.fingerprint,
+        currency=load_currency(read.tables),
+        warnings=read.warnings,
+    )

@@ -64,8 +64,9 @@ class IngestSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def ingest_folder(folder: Path, target: Engine | sessionmaker[Session], *,
-                  settings: Settings) -> IngestSummary:
+def ingest_folder(
+    folder: Path, target: Engine | sessionmaker[Session], *, settings: Settings
+) -> IngestSummary:
     """Validate the input folder, then write all its tables in one transaction.
 
     ``target`` is an Engine or a Session factory. The database must be migrated (``rmreco db
@@ -87,20 +88,28 @@ def ingest_folder(folder: Path, target: Engine | sessionmaker[Session], *,
     run = run_in_transaction(factory, work)
     seconds = time.perf_counter() - started
     logger.info("ingested %s in %.1f s: %s", folder, seconds, run.row_counts)
-    return IngestSummary(run_id=run.id, source=run.source, fingerprint=run.fingerprint,
-                         currency=run.currency, rows=dict(run.row_counts),
-                         seconds=seconds, warnings=list(validated.warnings))
+    return IngestSummary(
+        run_id=run.id,
+        source=run.source,
+        fingerprint=run.fingerprint,
+        currency=run.currency,
+        rows=dict(run.row_counts),
+        seconds=seconds,
+        warnings=list(validated.warnings),
+    )
 
 
 def database_currency(session: Session) -> str | None:
     """The currency of the latest successful load, or None for a database without one."""
     return session.scalar(
-        select(IngestRun.currency).where(IngestRun.status == "succeeded")
-        .order_by(IngestRun.id.desc()).limit(1))
+        select(IngestRun.currency)
+        .where(IngestRun.status == "succeeded")
+        .order_by(IngestRun.id.desc())
+        .limit(1)
+    )
 
 
-def resolve_currency(validated: ValidatedTables, *, database: str | None,
-                     setting: str) -> str:
+def resolve_currency(validated: ValidatedTables, *, database: str | None, setting: str) -> str:
     """The load's currency, checked against the database's.
 
     Raises DataContractError when the database already holds figures in another currency.
@@ -109,31 +118,53 @@ def resolve_currency(validated: ValidatedTables, *, database: str | None,
     if database is not None and load != database:
         clients = validated.tables.get(contract.CLIENTS.name)
         file = clients.file if clients is not None else "clients"
-        stated = (f"clients.currency says {load}" if validated.currency
-                  else f"the RMRECO_CURRENCY setting says {load}")
-        raise DataContractError([Problem(
-            file=file, column=CURRENCY_COLUMN if validated.currency else None,
-            message=f"{stated}, but the database holds figures in {database}; "
-                    f"a database holds one currency")])
+        stated = (
+            f"clients.currency says {load}"
+            if validated.currency
+            else f"the RMRECO_CURRENCY setting says {load}"
+        )
+        raise DataContractError(
+            [
+                Problem(
+                    file=file,
+                    column=CURRENCY_COLUMN if validated.currency else None,
+                    message=f"{stated}, but the database holds figures in {database}; "
+                    f"a database holds one currency",
+                )
+            ]
+        )
     if database is None and load != setting:
-        logger.warning("first load is in %s, not in %s as RMRECO_CURRENCY says; the database "
-                       "keeps %s", load, setting, load)
+        logger.warning(
+            "first load is in %s, not in %s as RMRECO_CURRENCY says; the database keeps %s",
+            load,
+            setting,
+            load,
+        )
     return load
 
 
-def write_tables(session: Session, validated: ValidatedTables, *,
-                 settings_currency: str) -> IngestRun:
+def write_tables(
+    session: Session, validated: ValidatedTables, *, settings_currency: str
+) -> IngestRun:
     """Upsert every table of a validated load and record the run; never commits.
 
     Raises SchemaNotCurrentError, DataContractError (currency) and sqlalchemy errors.
     """
     require_head(session.connection())
-    currency = resolve_currency(validated, database=database_currency(session),
-                                setting=settings_currency)
-    row_counts = {t.name: len(validated.tables[t.name].frame) if t.name in validated.tables
-                  else 0 for t in contract.TABLES}
-    run = IngestRun(source=str(validated.folder.resolve()), fingerprint=validated.fingerprint,
-                    currency=currency, row_counts=row_counts, status="running")
+    currency = resolve_currency(
+        validated, database=database_currency(session), setting=settings_currency
+    )
+    row_counts = {
+        t.name: len(validated.tables[t.name].frame) if t.name in validated.tables else 0
+        for t in contract.TABLES
+    }
+    run = IngestRun(
+        source=str(validated.folder.resolve()),
+        fingerprint=validated.fingerprint,
+        currency=currency,
+        row_counts=row_counts,
+        status="running",
+    )
     session.add(run)
     session.flush()
     for table in contract.TABLES:  # parents before children, for the foreign keys
@@ -157,12 +188,12 @@ def upsert_table(session: Session, table: InputTable) -> int:
     key = list(table.table.key)
     update = [c for c in columns_written if c not in key]
 
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else \
-        sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(db_table)
     if update:
-        stmt = stmt.on_conflict_do_update(index_elements=key,
-                                          set_={c: stmt.excluded[c] for c in update})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=key, set_={c: stmt.excluded[c] for c in update}
+        )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=key)
 
@@ -179,7 +210,7 @@ def _records(table: InputTable, columns: list[str]) -> Iterator[list[dict[str, A
     """The rows as parameter dicts (None for missing values, dates as dates), in batches."""
     frame = table.frame
     for start in range(0, len(frame), BATCH_ROWS):
-        chunk = frame.iloc[start:start + BATCH_ROWS]
+        chunk = frame.iloc[start : start + BATCH_ROWS]
         values: dict[str, list[Any]] = {}
         for name in columns:
             series = chunk[name]

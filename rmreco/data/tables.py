@@ -114,17 +114,23 @@ def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
         csv = folder / f"{table.name}{CSV_SUFFIX}"
         parquet = folder / f"{table.name}{PARQUET_SUFFIX}"
         if csv.is_file() and parquet.is_file():
-            problems.append(Problem(
-                file=csv.name,
-                message=f"both {csv.name} and {parquet.name} are present; keep only one"))
+            problems.append(
+                Problem(
+                    file=csv.name,
+                    message=f"both {csv.name} and {parquet.name} are present; keep only one",
+                )
+            )
         elif csv.is_file():
             found[table.name] = csv
         elif parquet.is_file():
             found[table.name] = parquet
         elif not table.is_optional:
-            problems.append(Problem(
-                file=f"{table.name}{PARQUET_SUFFIX} or {table.name}{CSV_SUFFIX}",
-                message=f"required table '{table.name}' is missing from the input folder"))
+            problems.append(
+                Problem(
+                    file=f"{table.name}{PARQUET_SUFFIX} or {table.name}{CSV_SUFFIX}",
+                    message=f"required table '{table.name}' is missing from the input folder",
+                )
+            )
     return found, problems
 
 
@@ -158,12 +164,18 @@ def read_input_folder(folder: Path) -> InputFolder:
         warnings.extend(table_warnings)
         if table is not None:
             tables[name] = table
-    return InputFolder(folder=folder, tables=tables, problems=problems,
-                       fingerprint=fingerprint_files(list(files.values())), warnings=warnings)
+    return InputFolder(
+        folder=folder,
+        tables=tables,
+        problems=problems,
+        fingerprint=fingerprint_files(list(files.values())),
+        warnings=warnings,
+    )
 
 
-def read_table(table: contract.Table, path: Path
-               ) -> tuple[InputTable | None, list[Problem], list[str]]:
+def read_table(
+    table: contract.Table, path: Path
+) -> tuple[InputTable | None, list[Problem], list[str]]:
     """Read one table's file and convert its contract columns to their kinds.
 
     Returns the table (None when the file cannot be read at all), the problems found and
@@ -178,8 +190,14 @@ def read_table(table: contract.Table, path: Path
     names = [str(c).strip().lower() for c in raw.columns]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        return None, [Problem(file=file, column=n, message="column appears more than once")
-                      for n in duplicated], []
+        return (
+            None,
+            [
+                Problem(file=file, column=n, message="column appears more than once")
+                for n in duplicated
+            ],
+            [],
+        )
     raw.columns = pd.Index(names)
     raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
 
@@ -187,7 +205,7 @@ def read_table(table: contract.Table, path: Path
     extra = tuple(n for n in names if n not in known)
     warnings: list[str] = []
     if extra and table.name != TABLE_KEEPING_EXTRA_COLUMNS:
-        message = (f"{file}: columns not in the contract are ignored: {', '.join(extra)}")
+        message = f"{file}: columns not in the contract are ignored: {', '.join(extra)}"
         logger.warning(message)
         warnings.append(message)
 
@@ -196,7 +214,8 @@ def read_table(table: contract.Table, path: Path
     for column in table.columns:
         if column.name in raw.columns:
             columns[column.name], column_problems = convert_column(
-                raw[column.name], column, file=file)
+                raw[column.name], column, file=file
+            )
             problems.extend(column_problems)
     kept_extra: tuple[str, ...] = ()
     if table.name == TABLE_KEEPING_EXTRA_COLUMNS:
@@ -204,16 +223,25 @@ def read_table(table: contract.Table, path: Path
         for name in extra:
             columns[name] = _extra_column(raw[name])
     frame = pd.DataFrame(columns, index=raw.index)
-    return InputTable(table=table, path=path, frame=frame, extra_columns=kept_extra), \
-        problems, warnings
+    return (
+        InputTable(table=table, path=path, frame=frame, extra_columns=kept_extra),
+        problems,
+        warnings,
+    )
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
     if path.suffix == CSV_SUFFIX:
         # Everything as text first: conversion below knows each column's kind and reports
         # each bad cell, where pandas' own inference would silently turn ids into floats.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig", skip_blank_lines=True)
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+        )
         for name in frame.columns:
             frame[name] = _blank_to_na(frame[name].str.strip())
         return frame
@@ -234,14 +262,23 @@ class ProblemCollector:
         if n_bad == 0:
             return
         for row, value in series[bad].head(MAX_PROBLEMS_PER_COLUMN).items():
-            self.problems.append(Problem(file=self.file, row=int(cast(int, row)),
-                                         column=self.column,
-                                         message=describe.format(value=show_value(value))))
+            self.problems.append(
+                Problem(
+                    file=self.file,
+                    row=int(cast(int, row)),
+                    column=self.column,
+                    message=describe.format(value=show_value(value)),
+                )
+            )
         if n_bad > MAX_PROBLEMS_PER_COLUMN:
-            self.problems.append(Problem(
-                file=self.file, column=self.column,
-                message=f"{n_bad - MAX_PROBLEMS_PER_COLUMN} more rows with the same problem: "
-                        + describe.format(value="...")))
+            self.problems.append(
+                Problem(
+                    file=self.file,
+                    column=self.column,
+                    message=f"{n_bad - MAX_PROBLEMS_PER_COLUMN} more rows with the same problem: "
+                    + describe.format(value="..."),
+                )
+            )
 
 
 def show_value(value: Any) -> str:
@@ -254,20 +291,29 @@ def show_value(value: Any) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-def convert_column(series: pd.Series, column: contract.Column, *, file: str
-                   ) -> tuple[pd.Series, list[Problem]]:
+def convert_column(
+    series: pd.Series, column: contract.Column, *, file: str
+) -> tuple[pd.Series, list[Problem]]:
     """Convert one column to its contract kind; cells that do not convert become missing.
 
     Returns the converted series and a problem for every cell that did not convert (capped
     per column, see MAX_PROBLEMS_PER_COLUMN).
     """
     collector = ProblemCollector(file, column.name)
-    converters = {"str": _to_str, "int": _to_int, "float": _to_float, "date": _to_date,
-                  "bool": _to_bool}
+    converters = {
+        "str": _to_str,
+        "int": _to_int,
+        "float": _to_float,
+        "date": _to_date,
+        "bool": _to_bool,
+    }
     converted = converters[column.kind](series, collector)
     if column.kind == "date" and is_month_column(column.name):
-        collector.add(converted, converted.notna() & (converted.dt.day != 1),
-                      "{value} is not the first day of a month")
+        collector.add(
+            converted,
+            converted.notna() & (converted.dt.day != 1),
+            "{value} is not the first day of a month",
+        )
     return converted, collector.problems
 
 
@@ -345,12 +391,14 @@ def _to_date(series: pd.Series, collector: ProblemCollector) -> pd.Series:
     else:
         # Parquet date32 arrives as datetime.date objects; anything else is judged as text
         text = series.map(
-            lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") and _is_midnight(v)
-            else str(v), na_action="ignore").astype("str")
+            lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") and _is_midnight(v) else str(v),
+            na_action="ignore",
+        ).astype("str")
     is_iso = text.str.match(_ISO_DATE).fillna(False).astype(bool)
     dates = pd.to_datetime(text.where(is_iso), format="%Y-%m-%d", errors="coerce")
-    collector.add(series, series.notna() & dates.isna(),
-                  "{value} is not a date in the form YYYY-MM-DD")
+    collector.add(
+        series, series.notna() & dates.isna(), "{value} is not a date in the form YYYY-MM-DD"
+    )
     return dates.astype(DATE_DTYPE)
 
 

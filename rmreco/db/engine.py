@@ -57,7 +57,7 @@ def normalize_url(url: str) -> URL:
     database other than SQLite or PostgreSQL.
     """
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError; say which setting is wrong
@@ -68,7 +68,8 @@ def normalize_url(url: str) -> URL:
             parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend != "sqlite":
         raise ConfigurationError(
-            f"database '{backend}' is not supported; use a sqlite:/// or postgresql:// URL")
+            f"database '{backend}' is not supported; use a sqlite:/// or postgresql:// URL"
+        )
     return parsed
 
 
@@ -92,14 +93,19 @@ def create_engine_for(
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(parsed, busy_timeout_ms=sqlite_busy_timeout_ms,
-                                     foreign_keys=sqlite_foreign_keys, echo=echo)
+        return _create_sqlite_engine(
+            parsed,
+            busy_timeout_ms=sqlite_busy_timeout_ms,
+            foreign_keys=sqlite_foreign_keys,
+            echo=echo,
+        )
     # pre-ping: a bank's PostgreSQL sits behind poolers and firewalls that drop idle connections
     return create_engine(parsed, pool_pre_ping=True, echo=echo)
 
 
-def _create_sqlite_engine(url: URL, *, busy_timeout_ms: int, foreign_keys: bool,
-                          echo: bool) -> Engine:
+def _create_sqlite_engine(
+    url: URL, *, busy_timeout_ms: int, foreign_keys: bool, echo: bool
+) -> Engine:
     database = url.database or ""
     is_file = database not in ("", ":memory:") and not database.startswith("file:")
     if is_file:
@@ -187,7 +193,11 @@ def run_in_transaction(
         except DBAPIError as exc:
             if not is_retryable(exc) or attempt == attempts:
                 raise
-            logger.warning("transaction aborted by the database (%s), retry %d of %d",
-                           getattr(exc.orig, "sqlstate", "?"), attempt, attempts - 1)
+            logger.warning(
+                "transaction aborted by the database (%s), retry %d of %d",
+                getattr(exc.orig, "sqlstate", "?"),
+                attempt,
+                attempts - 1,
+            )
             time.sleep(backoff_seconds * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover

@@ -115,4 +115,5 @@ def require_head(connection: Connection) -> None:
         return
     state = "has no rmreco tables" if at is None else f"is at revision {at}, not {head}"
     raise SchemaNotCurrentError(
-        f"the database {state}; run `rmreco db upgrade` to migrate it first")
+        f"the database {state}; run `rmreco db upgrade` to migrate it first"
+    )

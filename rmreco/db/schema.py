@@ -97,20 +97,22 @@ def contract_table_args(table: contract.Table) -> tuple[Any, ...]:
     """
     args: list[Any] = [PrimaryKeyConstraint(*table.key)]
     for ref in table.references:
-        args.append(ForeignKeyConstraint([ref.column],
-                                         [f"{ref.target_table}.{ref.target_column}"]))
+        args.append(ForeignKeyConstraint([ref.column], [f"{ref.target_table}.{ref.target_column}"]))
     for col in table.columns:
         if col.ge is not None:
-            args.append(CheckConstraint(f"{col.name} >= {_sql_literal(col.ge)}",
-                                        name=f"{col.name}_ge"))
+            args.append(
+                CheckConstraint(f"{col.name} >= {_sql_literal(col.ge)}", name=f"{col.name}_ge")
+            )
         if col.le is not None:
-            args.append(CheckConstraint(f"{col.name} <= {_sql_literal(col.le)}",
-                                        name=f"{col.name}_le"))
+            args.append(
+                CheckConstraint(f"{col.name} <= {_sql_literal(col.le)}", name=f"{col.name}_le")
+            )
         if col.levels is not None:
             args.append(_in_check(col.name, col.levels, f"{col.name}_level"))
     for start, end in table.ordered:
-        args.append(CheckConstraint(f"{end} IS NULL OR {end} >= {start}",
-                                    name=f"{end}_not_before_{start}"))
+        args.append(
+            CheckConstraint(f"{end} IS NULL OR {end} >= {start}", name=f"{end}_not_before_{start}")
+        )
     return tuple(args)
 
 
@@ -283,7 +285,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     #: The RM this user is, for brm/crm users: they see only this RM's portfolio.
     rm_id: Mapped[str | None] = mapped_column(
-        ForeignKey(f"{contract.RELATIONSHIP_MANAGERS.name}.rm_id"))
+        ForeignKey(f"{contract.RELATIONSHIP_MANAGERS.name}.rm_id")
+    )
     #: First characters of the key, shown to admins and used to find the row before the hash
     #: is compared in constant time.
     api_key_prefix: Mapped[str] = mapped_column(String(16))
@@ -311,7 +314,8 @@ class Recommendation(Base):
     client_id: Mapped[str] = mapped_column(ForeignKey(f"{contract.CLIENTS.name}.client_id"))
     kind: Mapped[str] = mapped_column(String(16))
     product_code: Mapped[str | None] = mapped_column(
-        ForeignKey(f"{contract.PRODUCTS.name}.product_code"))
+        ForeignKey(f"{contract.PRODUCTS.name}.product_code")
+    )
     #: 1 = best; empty for an answer without a ranked product (e.g. a declined request).
     rank: Mapped[int | None] = mapped_column(Integer)
     #: {"registered model name": "version"} of every model that produced the answer.
