@@ -31,6 +31,7 @@ ID = "client_id"
 MONTH = "month"
 _MI = "_mi"  # month index: year * 12 + month - 1
 _POS = "_pos"  # position of the row in the client's grid, 0 for the first month
+_CID = "_cid"  # dense client number: window functions partition on it
 
 DEFAULT_TYPE_EVENTS = (EventType.DEFAULT, EventType.WRITE_OFF, EventType.INSOLVENCY)
 
@@ -154,7 +155,22 @@ def build_features(
     Returns:
         One row per (client_id, month) where the client has history covering the month:
         ``client_id``, ``month`` (datetime64 first of month), ``observed`` (an account row exists
-        for that month) and the columns of :func:`feature_names`.
+        for that month) and the columns of :func:`feature_names` (numbers as float32).
+    """
+    frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
+    return features_to_pandas(frame)
+
+
+def feature_frame(
+    inputs: FeatureInputs,
+    *,
+    months: Sequence[date] | None = None,
+    financials_lag_months: int = DEFAULT_FINANCIALS_LAG_MONTHS,
+) -> pl.LazyFrame:
+    """:func:`build_features` as a lazy polars plan, before the pandas edge (see there).
+
+    Keeps the internal columns ``_cid`` (dense client number) and ``_mi`` (month index) that
+    label construction joins on.
     """
     last_mi: int | None = None
     wanted: np.ndarray | None = None
@@ -162,21 +178,45 @@ def build_features(
         wanted = np.unique(month_index(list(months)))
         last_mi = int(wanted.max())
 
-    grid = _account_grid(inputs.account_months, last_mi)
-    grid = grid.with_columns(_account_features())
-    grid = _join_clients(grid, inputs.clients)
-    grid = _join_holdings(grid, inputs.holdings, inputs.products)
-    grid = _join_events(grid, inputs.credit_events)
-    grid = _join_financials(grid, inputs.financials, financials_lag_months)
+    frame, ids = _account_grid(inputs.account_months, last_mi)
+    # one lazy plan: polars shares common subexpressions and does not materialise a full copy
+    # of the grid at every join
+    grid = frame.lazy().with_columns(account_feature_expressions())
+    grid = _join_clients(grid, inputs.clients, ids)
+    grid = _join_holdings(grid, inputs.holdings, inputs.products, ids)
+    grid = _join_events(grid, inputs.credit_events, ids)
+    grid = _join_financials(grid, inputs.financials, financials_lag_months, ids)
 
     if wanted is not None:
-        grid = grid.join(pl.DataFrame({_MI: wanted}, schema={_MI: pl.Int64}), on=_MI, how="semi")
-    out = grid.select(
+        months_wanted = pl.LazyFrame({_MI: wanted}, schema={_MI: pl.Int64})
+        grid = grid.join(months_wanted, on=_MI, how="semi", maintain_order="left")
+    return grid.join(
+        ids.lazy().select(_CID, ID), on=_CID, how="left", maintain_order="left"
+    ).select(
         pl.col(ID),
-        month_from_index(pl.col(_MI)).alias(MONTH),
+        pl.col(_CID),
+        pl.col(_MI),
         pl.col("observed"),
-        *[pl.col(name) for name in FEATURE_DESCRIPTIONS],
-    ).to_pandas()
+        *[
+            pl.col(name) if name in CATEGORICAL_FEATURES else pl.col(name).cast(pl.Float32)
+            for name in FEATURE_DESCRIPTIONS
+        ],
+    )
+
+
+def features_to_pandas(frame: pl.LazyFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The pandas edge: ``client_id``, ``month``, ``observed``, the features and ``extra``."""
+    out = (
+        frame.select(
+            pl.col(ID),
+            month_from_index(pl.col(_MI)).alias(MONTH),
+            pl.col("observed"),
+            *[pl.col(name) for name in FEATURE_DESCRIPTIONS],
+            *[pl.col(name) for name in extra],
+        )
+        .collect()
+        .to_pandas()
+    )
     out[MONTH] = pd.to_datetime(out[MONTH])
     for name in CATEGORICAL_FEATURES:
         out[name] = out[name].astype("category")
@@ -188,15 +228,25 @@ def build_features(
 _ACCOUNT_COLUMNS = [c for c in ACCOUNT_MONTHS.column_names if c not in (ID, MONTH)]
 
 
-def _account_grid(account_months: pd.DataFrame, last_mi: int | None) -> pl.DataFrame:
+def _account_grid(
+    account_months: pd.DataFrame, last_mi: int | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The monthly grid of every client, keyed by a dense integer client number (``_cid``):
+    window functions partition on it far faster than on strings. Also returns the id table."""
     present = [c for c in _ACCOUNT_COLUMNS if c in account_months.columns]
-    frame = pd.DataFrame(
-        {ID: account_months[ID].astype(str).to_numpy(), _MI: month_index(account_months[MONTH])}
+    codes, uniques = pd.factorize(account_months[ID].astype(str).to_numpy())
+    ids = pl.DataFrame(
+        {_CID: np.arange(len(uniques), dtype=np.int32), ID: np.asarray(uniques, dtype=object)},
+        schema={_CID: pl.Int32, ID: pl.String},
     )
+    columns: dict[str, np.ndarray] = {
+        _CID: codes.astype(np.int32),
+        _MI: month_index(account_months[MONTH]),
+    }
     for name in present:
         # positional: the input's index may have holes (filtered frames)
-        frame[name] = pd.to_numeric(account_months[name], errors="coerce").to_numpy(dtype=float)
-    data = pl.from_pandas(frame)
+        columns[name] = pd.to_numeric(account_months[name], errors="coerce").to_numpy(dtype=float)
+    data = pl.DataFrame(columns, nan_to_null=True)
     for name in _ACCOUNT_COLUMNS:  # optional columns a bank did not send are all-null
         if name not in present:
             data = data.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
@@ -204,41 +254,42 @@ def _account_grid(account_months: pd.DataFrame, last_mi: int | None) -> pl.DataF
         data = data.filter(pl.col(_MI) <= last_mi)
     data = data.with_columns(pl.lit(True).alias("observed"))
 
-    spans = data.group_by(ID).agg(
+    spans = data.group_by(_CID).agg(
         pl.col(_MI).min().alias("_first"), pl.col(_MI).max().alias("_last")
     )
+    ids = ids.join(spans.select(_CID, "_first"), on=_CID, how="inner")
     grid = (
-        spans.select(pl.col(ID), pl.int_ranges(pl.col("_first"), pl.col("_last") + 1).alias(_MI))
+        spans.select(pl.col(_CID), pl.int_ranges(pl.col("_first"), pl.col("_last") + 1).alias(_MI))
         .explode(_MI)
         .with_columns(pl.col(_MI).cast(pl.Int64))
-        .join(data, on=[ID, _MI], how="left")
-        .sort([ID, _MI])
+        .join(data, on=[_CID, _MI], how="left")
+        .sort([_CID, _MI])
         .with_columns(
             pl.col("observed").fill_null(False),
-            pl.int_range(pl.len()).over(ID).alias(_POS),
+            pl.int_range(pl.len()).over(_CID).alias(_POS),
         )
     )
-    return grid
+    return grid, ids
 
 
 def _mean(column: str | pl.Expr, window: int) -> pl.Expr:
     expr = pl.col(column) if isinstance(column, str) else column
-    return expr.rolling_mean(window, min_samples=1).over(ID)
+    return expr.rolling_mean(window, min_samples=1).over(_CID)
 
 
 def _sum(column: str | pl.Expr, window: int) -> pl.Expr:
     expr = pl.col(column) if isinstance(column, str) else column
-    return expr.rolling_sum(window, min_samples=1).over(ID)
+    return expr.rolling_sum(window, min_samples=1).over(_CID)
 
 
 def _max(column: str | pl.Expr, window: int) -> pl.Expr:
     expr = pl.col(column) if isinstance(column, str) else column
-    return expr.rolling_max(window, min_samples=1).over(ID)
+    return expr.rolling_max(window, min_samples=1).over(_CID)
 
 
 def _std(column: str | pl.Expr, window: int) -> pl.Expr:
     expr = pl.col(column) if isinstance(column, str) else column
-    return expr.rolling_std(window, min_samples=3).over(ID)
+    return expr.rolling_std(window, min_samples=3).over(_CID)
 
 
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
@@ -246,7 +297,7 @@ def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
 
 
 def _lagged(expr: pl.Expr, months: int) -> pl.Expr:
-    return expr.shift(months).over(ID)
+    return expr.shift(months).over(_CID)
 
 
 def _log(expr: pl.Expr) -> pl.Expr:
@@ -263,7 +314,9 @@ def _slope(column: str, window: int) -> pl.Expr:
     return pl.when(var > 1e-9).then(cov / var).otherwise(None)
 
 
-def _account_features() -> list[pl.Expr]:
+def account_feature_expressions() -> list[pl.Expr]:
+    """The rolling account features as polars expressions over a client-sorted monthly grid
+    with columns ``client_id``, ``_mi``, ``_pos``, ``observed`` and the account columns."""
     inflow, outflow = pl.col("credit_turnover"), pl.col("debit_turnover")
     in3, in12 = _mean(inflow, 3), _mean(inflow, 12)
     in3_prev = _lagged(_mean(inflow, 3), 3)
@@ -274,15 +327,17 @@ def _account_features() -> list[pl.Expr]:
     od_use = pl.when(limit > 0).then(pl.col("overdraft_peak_use") / limit).otherwise(None)
     in_overdraft = (pl.col("days_in_overdraft") > 0).cast(pl.Float64)
     dpd = pl.col("dpd_max")
-    since = pl.col(_MI) - pl.when(dpd > 0).then(pl.col(_MI)).otherwise(None).forward_fill().over(ID)
+    since = pl.col(_MI) - pl.when(dpd > 0).then(pl.col(_MI)).otherwise(None).forward_fill().over(
+        _CID
+    )
     since30 = pl.col(_MI) - (
-        pl.when(dpd >= 30).then(pl.col(_MI)).otherwise(None).forward_fill().over(ID)
+        pl.when(dpd >= 30).then(pl.col(_MI)).otherwise(None).forward_fill().over(_CID)
     )
     tx = pl.col("n_credit_tx") + pl.col("n_debit_tx")
     flows3 = _mean(inflow + outflow, 3)
     intl3 = _mean("intl_payments", 3)
     return [
-        (pl.col("observed").cast(pl.Int32).cum_sum().over(ID))
+        (pl.col("observed").cast(pl.Int32).cum_sum().over(_CID))
         .cast(pl.Float64)
         .alias("history_months"),
         _log(inflow).alias("inflow_1m_log"),
@@ -333,7 +388,7 @@ def _account_features() -> list[pl.Expr]:
 # --- clients ---------------------------------------------------------------------------------
 
 
-def _join_clients(grid: pl.DataFrame, clients: pd.DataFrame) -> pl.DataFrame:
+def _join_clients(grid: pl.LazyFrame, clients: pd.DataFrame, ids: pl.DataFrame) -> pl.LazyFrame:
     frame = pd.DataFrame({ID: clients[ID].astype(str).to_numpy()})
     for name in CATEGORICAL_FEATURES:
         values = clients[name] if name in clients else pd.Series(None, index=clients.index)
@@ -346,19 +401,24 @@ def _join_clients(grid: pl.DataFrame, clients: pd.DataFrame) -> pl.DataFrame:
             if name in clients
             else np.full(len(clients), np.nan)
         )
-    table = pl.from_pandas(
-        frame,
-        schema_overrides={
-            **dict.fromkeys(CATEGORICAL_FEATURES, pl.String),
-            "_founded_mi": pl.Float64,
-            "_onboarded_mi": pl.Float64,
-            "employees": pl.Float64,
-            "turnover": pl.Float64,
-        },
+    table = (
+        pl.from_pandas(
+            frame,
+            schema_overrides={
+                **dict.fromkeys(CATEGORICAL_FEATURES, pl.String),
+                "_founded_mi": pl.Float64,
+                "_onboarded_mi": pl.Float64,
+                "employees": pl.Float64,
+                "turnover": pl.Float64,
+            },
+        )
+        .join(ids.select(_CID, ID), on=ID, how="inner")
+        .drop(ID)
+        .lazy()
     )
-    first_mi = pl.col(_MI).min().over(ID).cast(pl.Float64)
+    first_mi = pl.col(_MI).min().over(_CID).cast(pl.Float64)
     start = pl.min_horizontal(pl.col("_onboarded_mi"), first_mi)
-    return grid.join(table, on=ID, how="left").with_columns(
+    return grid.join(table, on=_CID, how="left", maintain_order="left").with_columns(
         (pl.col(_MI) - pl.col("_founded_mi")).clip(lower_bound=0).alias("business_age_months"),
         _log(pl.col("employees")).alias("employees_log"),
         _log(pl.col("turnover")).alias("turnover_log"),
@@ -378,8 +438,11 @@ def _optional_month_index(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _join_holdings(
-    grid: pl.DataFrame, holdings: pd.DataFrame | None, products: pd.DataFrame | None
-) -> pl.DataFrame:
+    grid: pl.LazyFrame,
+    holdings: pd.DataFrame | None,
+    products: pd.DataFrame | None,
+    ids: pl.DataFrame,
+) -> pl.LazyFrame:
     if holdings is None or holdings.empty:
         return grid.with_columns(
             pl.col("_tenure_accounts").alias("tenure_months"),
@@ -399,68 +462,74 @@ def _join_holdings(
             products.loc[products["kind"] == ProductKind.FINANCING, "product_code"].astype(str)
         )
     end = pd.to_datetime(holdings["end_month"], errors="coerce")
-    spells = pl.from_pandas(
-        pd.DataFrame(
-            {
-                ID: holdings[ID].astype(str).to_numpy(),
-                "_start": month_index(holdings["start_month"]),
-                # a spell ends after its last month; open spells never end
-                "_end": np.where(
-                    end.isna(),
-                    np.iinfo(np.int64).max // 2,
-                    (end.dt.year * 12 + end.dt.month - 1).fillna(0).astype(np.int64) + 1,
-                ),
-                "_credit": holdings["product_code"].astype(str).isin(credit_codes).to_numpy(),
-            }
+    spells = (
+        pl.from_pandas(
+            pd.DataFrame(
+                {
+                    ID: holdings[ID].astype(str).to_numpy(),
+                    "_start": month_index(holdings["start_month"]),
+                    # a spell ends after its last month; open spells never end
+                    "_end": np.where(
+                        end.isna(),
+                        np.iinfo(np.int64).max // 2,
+                        (end.dt.year * 12 + end.dt.month - 1).fillna(0).astype(np.int64) + 1,
+                    ),
+                    "_credit": holdings["product_code"].astype(str).isin(credit_codes).to_numpy(),
+                }
+            )
         )
+        .join(ids.select(_CID, ID), on=ID, how="inner")
+        .drop(ID)
+        .lazy()
     )
-    first = grid.group_by(ID).agg(pl.col(_MI).min().alias("_first"))
-    spells = spells.join(first, on=ID, how="inner")
+    first = ids.select(_CID, "_first").lazy()
+    spells = spells.join(first, on=_CID, how="inner")
     # Held at month t <=> start <= t < end: +1 at start, -1 at end, cumulated over the grid.
     # Changes before a client's first grid month are folded into that month.
     starts = spells.select(
-        ID,
+        _CID,
         pl.max_horizontal("_start", "_first").alias(_MI),
         pl.lit(1).alias("_d"),
         pl.col("_credit").cast(pl.Int32).alias("_dc"),
     )
     ends = spells.filter(pl.col("_end") > pl.col("_first")).select(
-        ID,
+        _CID,
         pl.col("_end").alias(_MI),
         pl.lit(-1).alias("_d"),
         (-pl.col("_credit").cast(pl.Int32)).alias("_dc"),
     )
     folded = spells.filter(pl.col("_end") <= pl.col("_first")).select(
-        ID,
+        _CID,
         pl.col("_first").alias(_MI),
         pl.lit(-1).alias("_d"),
         (-pl.col("_credit").cast(pl.Int32)).alias("_dc"),
     )
     deltas = (
         pl.concat([starts, ends, folded])
-        .group_by([ID, _MI])
+        .group_by([_CID, _MI])
         .agg(pl.col("_d").sum(), pl.col("_dc").sum())
     )
     opened = (
         spells.filter(pl.col("_start") >= pl.col("_first"))
-        .group_by([ID, pl.col("_start").alias(_MI)])
+        .group_by([_CID, pl.col("_start").alias(_MI)])
         .agg(pl.len().cast(pl.Int32).alias("_opened"))
     )
     closed = (
         spells.filter(pl.col("_end") > pl.col("_first"))
-        .group_by([ID, pl.col("_end").alias(_MI)])
+        .group_by([_CID, pl.col("_end").alias(_MI)])
         .agg(pl.len().cast(pl.Int32).alias("_closed"))
     )
-    first_start = spells.group_by(ID).agg(pl.col("_start").min().alias("_first_holding"))
+    first_start = spells.group_by(_CID).agg(pl.col("_start").min().alias("_first_holding"))
     grid = (
-        grid.join(deltas, on=[ID, _MI], how="left")
-        .join(opened, on=[ID, _MI], how="left")
-        .join(closed, on=[ID, _MI], how="left")
-        .join(first_start, on=ID, how="left")
+        # window functions below read rows in grid order: every join keeps it
+        grid.join(deltas, on=[_CID, _MI], how="left", maintain_order="left")
+        .join(opened, on=[_CID, _MI], how="left", maintain_order="left")
+        .join(closed, on=[_CID, _MI], how="left", maintain_order="left")
+        .join(first_start, on=_CID, how="left", maintain_order="left")
     )
     return grid.with_columns(
-        pl.col("_d").fill_null(0).cum_sum().over(ID).cast(pl.Float64).alias("n_products"),
-        pl.col("_dc").fill_null(0).cum_sum().over(ID).cast(pl.Float64).alias("n_credit_products"),
+        pl.col("_d").fill_null(0).cum_sum().over(_CID).cast(pl.Float64).alias("n_products"),
+        pl.col("_dc").fill_null(0).cum_sum().over(_CID).cast(pl.Float64).alias("n_credit_products"),
         _sum(pl.col("_opened").fill_null(0), 12).cast(pl.Float64).alias("products_opened_12m"),
         # counted at the first month no longer held, so a closure is only known after it
         _sum(pl.col("_closed").fill_null(0), 12).cast(pl.Float64).alias("products_closed_12m"),
@@ -474,7 +543,9 @@ def _join_holdings(
 # --- credit events ---------------------------------------------------------------------------
 
 
-def _join_events(grid: pl.DataFrame, events: pd.DataFrame | None) -> pl.DataFrame:
+def _join_events(
+    grid: pl.LazyFrame, events: pd.DataFrame | None, ids: pl.DataFrame
+) -> pl.LazyFrame:
     if events is None or events.empty:
         return grid.with_columns(
             pl.lit(0.0).alias("prior_default"),
@@ -482,32 +553,39 @@ def _join_events(grid: pl.DataFrame, events: pd.DataFrame | None) -> pl.DataFram
             pl.lit(0.0).alias("restructured_12m"),
         )
     kinds = events["event_type"].astype(str)
-    frame = pl.from_pandas(
-        pd.DataFrame(
-            {
-                ID: events[ID].astype(str).to_numpy(),
-                _MI: month_index(events[MONTH]),
-                "_default": kinds.isin([str(e) for e in DEFAULT_TYPE_EVENTS])
-                .to_numpy()
-                .astype(np.int32),
-                "_restructuring": (kinds == EventType.RESTRUCTURING).to_numpy().astype(np.int32),
-            }
+    frame = (
+        pl.from_pandas(
+            pd.DataFrame(
+                {
+                    ID: events[ID].astype(str).to_numpy(),
+                    _MI: month_index(events[MONTH]),
+                    "_default": kinds.isin([str(e) for e in DEFAULT_TYPE_EVENTS])
+                    .to_numpy()
+                    .astype(np.int32),
+                    "_restructuring": (kinds == EventType.RESTRUCTURING)
+                    .to_numpy()
+                    .astype(np.int32),
+                }
+            )
         )
+        .join(ids.select(_CID, ID), on=ID, how="inner")
+        .drop(ID)
+        .lazy()
     )
-    first = grid.group_by(ID).agg(pl.col(_MI).min().alias("_first"))
+    first = ids.select(_CID, "_first").lazy()
     # events before a client's first grid month count from that month on
-    frame = frame.join(first, on=ID, how="inner").with_columns(
+    frame = frame.join(first, on=_CID, how="inner").with_columns(
         pl.max_horizontal(_MI, "_first").alias("_at"), pl.col(_MI).alias("_event_mi")
     )
-    per_month = frame.group_by([ID, pl.col("_at").alias(_MI)]).agg(
+    per_month = frame.group_by([_CID, pl.col("_at").alias(_MI)]).agg(
         pl.col("_default").sum().alias("_n_default"),
         pl.col("_restructuring").sum().alias("_n_restructuring"),
         pl.when(pl.col("_default") > 0).then(pl.col("_event_mi")).max().alias("_last_default"),
     )
-    grid = grid.join(per_month, on=[ID, _MI], how="left")
-    last_default = pl.col("_last_default").forward_fill().over(ID)
+    grid = grid.join(per_month, on=[_CID, _MI], how="left", maintain_order="left")
+    last_default = pl.col("_last_default").forward_fill().over(_CID)
     return grid.with_columns(
-        (pl.col("_n_default").fill_null(0).cum_sum().over(ID) > 0)
+        (pl.col("_n_default").fill_null(0).cum_sum().over(_CID) > 0)
         .cast(pl.Float64)
         .alias("prior_default"),
         (pl.col(_MI) - last_default)
@@ -534,8 +612,8 @@ _FIN_FEATURES = (
 
 
 def _join_financials(
-    grid: pl.DataFrame, financials: pd.DataFrame | None, lag_months: int
-) -> pl.DataFrame:
+    grid: pl.LazyFrame, financials: pd.DataFrame | None, lag_months: int, ids: pl.DataFrame
+) -> pl.LazyFrame:
     if financials is None or financials.empty:
         return grid.with_columns(
             [pl.lit(None, dtype=pl.Float64).alias(name) for name in _FIN_FEATURES]
@@ -552,26 +630,29 @@ def _join_financials(
     frame = pd.DataFrame(
         {
             ID: financials[ID].astype(str).to_numpy(),
-            "year": pd.to_numeric(financials["year"]).astype(np.int64),
+            "year": pd.to_numeric(financials["year"]).to_numpy(dtype=np.int64),
         }
     )
     for name in columns:
         frame[name] = (
-            pd.to_numeric(financials[name], errors="coerce").astype("float64")
+            pd.to_numeric(financials[name], errors="coerce").to_numpy(dtype=float)
             if name in financials
             else math.nan
         )
     table = (
-        pl.from_pandas(frame)
-        .sort([ID, "year"])
+        pl.from_pandas(frame, nan_to_null=True)
+        .join(ids.select(_CID, ID), on=ID, how="inner")
+        .drop(ID)
+        .lazy()
+        .sort([_CID, "year"])
         .with_columns(
             # accounts of year Y (ending in December) are known ``lag`` months after December
             (pl.col("year") * 12 + 11 + lag_months).cast(pl.Int64).alias("_known_mi"),
-            pl.col("revenue").shift(1).over(ID).alias("_revenue_prev"),
-            pl.col("year").shift(1).over(ID).alias("_year_prev"),
+            pl.col("revenue").shift(1).over(_CID).alias("_revenue_prev"),
+            pl.col("year").shift(1).over(_CID).alias("_year_prev"),
         )
         .select(
-            ID,
+            _CID,
             "_known_mi",
             _ratio(pl.col("ebitda"), pl.col("revenue")).alias("fin_ebitda_margin"),
             _ratio(pl.col("total_debt"), pl.col("total_assets")).alias("fin_debt_to_assets"),
@@ -593,11 +674,11 @@ def _join_financials(
             table,
             left_on=_MI,
             right_on="_known_mi",
-            by=ID,
+            by=_CID,
             strategy="backward",
             check_sortedness=False,  # both sides are sorted on the key just above
         )
-        .sort([ID, _MI])
+        .sort([_CID, _MI])
     )
     return joined.with_columns(
         (pl.col(_MI) - pl.col("_known_mi") + lag_months).cast(pl.Float64).alias("fin_age_months")

@@ -25,15 +25,109 @@ from rmreco.features.builder import (
     ID,
     MONTH,
     FeatureInputs,
-    build_features,
+    feature_frame,
+    features_to_pandas,
     month_from_index,
     month_index,
 )
 
 _MI = "_mi"
+_CID = "_cid"
 
 DEFAULT_CURE_MONTHS = 3
 LABEL = "default_12m"
+
+
+def _ids_of(inputs: FeatureInputs) -> pl.DataFrame:
+    uniques = pd.unique(inputs.account_months[ID].astype(str).to_numpy())
+    return pl.DataFrame(
+        {_CID: np.arange(len(uniques), dtype=np.int32), ID: np.asarray(uniques, dtype=object)},
+        schema={_CID: pl.Int32, ID: pl.String},
+    )
+
+
+def _events(inputs: FeatureInputs, ids: pl.DataFrame) -> pl.DataFrame | None:
+    events = inputs.credit_events
+    if events is None or events.empty:
+        return None
+    return (
+        pl.DataFrame(
+            {
+                ID: events[ID].astype(str).to_numpy(),
+                "_ev": month_index(events[MONTH]),
+                "_type": events["event_type"].astype(str).to_numpy(),
+            },
+            schema={ID: pl.String, "_ev": pl.Int64, "_type": pl.String},
+        )
+        .join(ids, on=ID, how="inner")
+        .drop(ID)
+    )
+
+
+def _status(inputs: FeatureInputs, ids: pl.DataFrame, cure_months: int) -> pl.DataFrame:
+    """``_cid``, ``_mi``, ``in_default`` for every account-month row."""
+    am = inputs.account_months
+    dpd = (
+        pd.to_numeric(am["dpd_max"], errors="coerce").fillna(0).to_numpy()
+        if "dpd_max" in am
+        else np.zeros(len(am))
+    )
+    rows = (
+        pl.DataFrame(
+            {
+                ID: am[ID].astype(str).to_numpy(),
+                _MI: month_index(am[MONTH]),
+                "_dpd90": (dpd >= 90).astype(np.int8),
+            },
+            schema={ID: pl.String, _MI: pl.Int64, "_dpd90": pl.Int8},
+        )
+        .join(ids, on=ID, how="inner")
+        .drop(ID)
+        .sort([_CID, _MI])
+    )
+    rows = rows.with_columns(
+        pl.col("_dpd90")
+        .rolling_max_by(_MI, window_size=f"{cure_months}i")
+        .over(_CID)
+        .alias("_dpd_recent")
+    )
+    events = _events(inputs, ids)
+    if events is None:
+        return rows.select(_CID, _MI, pl.lit(False).alias("in_default"))
+    defaults = [str(e) for e in DEFAULT_TYPE_EVENTS]
+    terminal = [str(EventType.WRITE_OFF), str(EventType.INSOLVENCY)]
+    last_default = (
+        events.filter(pl.col("_type").is_in(defaults))
+        .select(_CID, pl.col("_ev").alias("_last_ev"))
+        .unique()
+        .sort("_last_ev")
+    )
+    first_terminal = (
+        events.filter(pl.col("_type").is_in(terminal))
+        .group_by(_CID)
+        .agg(pl.col("_ev").min().alias("_terminal_mi"))
+    )
+    return (
+        rows.sort(_MI)
+        .join_asof(
+            last_default,
+            left_on=_MI,
+            right_on="_last_ev",
+            by=_CID,
+            strategy="backward",
+            check_sortedness=False,  # both sides are sorted on the key just above
+        )
+        .join(first_terminal, on=_CID, how="left")
+        .select(
+            _CID,
+            _MI,
+            (
+                ((pl.col(_MI) - pl.col("_last_ev")) < cure_months).fill_null(False)
+                | (pl.col("_last_ev").is_not_null() & (pl.col("_dpd_recent") > 0))
+                | (pl.col(_MI) >= pl.col("_terminal_mi")).fill_null(False)
+            ).alias("in_default"),
+        )
+    )
 
 
 def default_status(
@@ -44,117 +138,50 @@ def default_status(
     Returns ``client_id``, ``month`` (datetime64) and ``in_default`` (bool), one row per
     account-month row of the input.
     """
-    am = inputs.account_months
-    dpd = (
-        pd.to_numeric(am["dpd_max"], errors="coerce").fillna(0).to_numpy()
-        if "dpd_max" in am
-        else np.zeros(len(am))
-    )
-    rows = pl.from_pandas(
-        pd.DataFrame(
-            {
-                ID: am[ID].astype(str).to_numpy(),
-                _MI: month_index(am[MONTH]),
-                "_dpd90": (dpd >= 90).astype(np.int8),
-            }
-        )
-    ).sort([ID, _MI])
-    window = f"{cure_months}i"
-    rows = rows.with_columns(
-        pl.col("_dpd90").rolling_max_by(_MI, window_size=window).over(ID).alias("_dpd_recent")
-    )
-
-    events = inputs.credit_events
-    if events is None or events.empty:
-        status = rows.with_columns(pl.lit(False).alias("in_default"))
-    else:
-        kinds = events["event_type"].astype(str)
-        ev = pl.from_pandas(
-            pd.DataFrame(
-                {
-                    ID: events[ID].astype(str).to_numpy(),
-                    _MI: month_index(events[MONTH]),
-                    "_default": kinds.isin([str(e) for e in DEFAULT_TYPE_EVENTS]).to_numpy(),
-                    "_terminal": kinds.isin([EventType.WRITE_OFF, EventType.INSOLVENCY]).to_numpy(),
-                }
-            )
-        )
-        last_default = (
-            ev.filter(pl.col("_default"))
-            .select(ID, pl.col(_MI).alias("_last_ev"))
-            .unique()
-            .sort("_last_ev")
-        )
-        first_terminal = (
-            ev.filter(pl.col("_terminal")).group_by(ID).agg(pl.col(_MI).min().alias("_terminal_mi"))
-        )
-        status = (
-            rows.sort(_MI)
-            .join_asof(
-                last_default,
-                left_on=_MI,
-                right_on="_last_ev",
-                by=ID,
-                strategy="backward",
-                check_sortedness=False,  # both sides are sorted on the key
-            )
-            .join(first_terminal, on=ID, how="left")
-            .with_columns(
-                (
-                    ((pl.col(_MI) - pl.col("_last_ev")) < cure_months).fill_null(False)
-                    | (pl.col("_last_ev").is_not_null() & (pl.col("_dpd_recent") > 0))
-                    | (pl.col(_MI) >= pl.col("_terminal_mi")).fill_null(False)
-                ).alias("in_default")
-            )
-        )
+    ids = _ids_of(inputs)
+    status = _status(inputs, ids, cure_months).join(ids, on=_CID, how="left").sort([_CID, _MI])
     out = status.select(ID, month_from_index(pl.col(_MI)).alias(MONTH), "in_default").to_pandas()
     out[MONTH] = pd.to_datetime(out[MONTH])
     return out
 
 
-def default_labels(
-    inputs: FeatureInputs,
-    snapshots: pd.DataFrame,
-    *,
-    horizon_months: int = 12,
-    label_events: Sequence[str] = (EventType.DEFAULT,),
-) -> pd.Series:
-    """1 where the client has a ``label_events`` event in months t+1 .. t+horizon, else 0.
-
-    ``snapshots`` holds ``client_id`` and ``month``; the result is aligned with its index.
-    """
-    events = inputs.credit_events
-    result = pd.Series(0, index=snapshots.index, dtype=np.int8)
-    if events is None or events.empty:
-        return result
-    mask = events["event_type"].astype(str).isin([str(e) for e in label_events])
-    ev = pd.DataFrame(
-        {
-            ID: events.loc[mask, ID].astype(str).to_numpy(),
-            "_ev": month_index(events.loc[mask, MONTH]),
-        }
+def _labels(
+    snapshots: pl.LazyFrame,
+    events: pl.DataFrame | None,
+    horizon_months: int,
+    label_events: Sequence[str],
+) -> pl.LazyFrame:
+    """``snapshots`` (with ``_cid``, ``_mi``) plus the 0/1 label column."""
+    if events is None:
+        return snapshots.with_columns(pl.lit(0, dtype=pl.Int8).alias(LABEL))
+    targets = (
+        events.filter(pl.col("_type").is_in([str(e) for e in label_events]))
+        .select(_CID, "_ev")
+        .unique()
+        .sort("_ev")
+        .lazy()
     )
-    snap = pd.DataFrame(
-        {
-            ID: snapshots[ID].astype(str).to_numpy(),
-            "_mi": month_index(snapshots[MONTH]),
-            "_row": np.arange(len(snapshots)),
-        }
+    # the first qualifying event after t, then whether it falls within the horizon
+    return (
+        snapshots.with_columns((pl.col(_MI) + 1).alias("_from"))
+        .sort("_from")
+        .join_asof(
+            targets,
+            left_on="_from",
+            right_on="_ev",
+            by=_CID,
+            strategy="forward",
+            check_sortedness=False,  # both sides are sorted on the key just above
+        )
+        .with_columns(
+            ((pl.col("_ev") - pl.col(_MI)) <= horizon_months)
+            .fill_null(False)
+            .cast(pl.Int8)
+            .alias(LABEL)
+        )
+        .drop("_from", "_ev")
+        .sort([_CID, _MI])
     )
-    # the first qualifying event after t: merge_asof forward on t + 1
-    snap["_from"] = snap["_mi"] + 1
-    nxt = pd.merge_asof(
-        snap.sort_values("_from"),
-        ev.sort_values("_ev"),
-        left_on="_from",
-        right_on="_ev",
-        by=ID,
-        direction="forward",
-    )
-    hit = (nxt["_ev"] - nxt["_mi"]).le(horizon_months).fillna(False).to_numpy()
-    labels = np.zeros(len(snapshots), dtype=np.int8)
-    labels[nxt["_row"].to_numpy()] = hit.astype(np.int8)
-    return pd.Series(labels, index=snapshots.index, dtype=np.int8)
 
 
 def build_credit_panel(
@@ -169,17 +196,21 @@ def build_credit_panel(
     """Features and labels of performing clients at every snapshot month (or the given ones).
 
     Rows: clients with an account row at t that are not in default at t. Columns: the features,
-    ``segment``, ``default_12m`` (the label, 0/1) and ``label_complete`` (the data covers
-    t+1 .. t+horizon, so the label is final).
+    ``default_12m`` (the label, 0/1) and ``label_complete`` (the data covers t+1 .. t+horizon,
+    so the label is final).
     """
-    features = build_features(inputs, months=months, financials_lag_months=financials_lag_months)
-    status = default_status(inputs, cure_months=cure_months)
-    panel = features[features["observed"]].merge(status, on=[ID, MONTH], how="left")
-    panel = panel[~panel["in_default"].fillna(False).astype(bool)].drop(columns=["in_default"])
-    panel = panel.reset_index(drop=True)
-    panel[LABEL] = default_labels(
-        inputs, panel, horizon_months=horizon_months, label_events=label_events
+    frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
+    ids = _ids_of(inputs)  # the builder numbers clients the same way: by first appearance
+    status = _status(inputs, ids, cure_months).lazy()
+    performing = (
+        frame.filter(pl.col("observed"))
+        .join(status, on=[_CID, _MI], how="left", maintain_order="left")
+        .filter(~pl.col("in_default").fill_null(False))
+        .drop("in_default")
     )
+    labelled = _labels(performing, _events(inputs, ids), horizon_months, label_events)
     data_end = int(month_index(inputs.account_months[MONTH]).max())
-    panel["label_complete"] = (month_index(panel[MONTH]) + horizon_months) <= data_end
-    return panel
+    labelled = labelled.with_columns(
+        ((pl.col(_MI) + horizon_months) <= data_end).alias("label_complete")
+    )
+    return features_to_pandas(labelled, extra=(LABEL, "label_complete"))
