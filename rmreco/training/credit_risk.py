@@ -50,7 +50,12 @@ from rmreco.training.registry import (
     mark_challenger,
     promote,
 )
-from rmreco.training.tracking import configure_mlflow, ensure_experiment, git_commit
+from rmreco.training.tracking import (
+    configure_mlflow,
+    ensure_experiment,
+    git_commit,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -277,9 +282,7 @@ def train_credit_risk(
     settings_uri = configure_mlflow(settings, tracking_uri)
     experiment_id = ensure_experiment(experiment, settings)
     client = MlflowClient()
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{spec.name} {split.describe()['test_period']}"
-    ) as run:
+    with start_run(experiment_id, f"{spec.name} {split.describe()['test_period']}") as run:
         step("logging the run to MLflow")
         mlflow.set_tags(
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,9 +13,15 @@ from rmreco.config import Settings
 
 
 def configure_mlflow(settings: Settings, tracking_uri: str | None = None) -> str:
-    """Point MLflow's tracking and registry at ``tracking_uri`` (default: the settings')."""
-    uri = tracking_uri or settings.resolved_tracking_uri
-    if uri.startswith("sqlite:///") and tracking_uri is None:
+    """Point MLflow's tracking and registry at a store and return its URI.
+
+    Precedence: ``tracking_uri`` (a command's option), then ``RMRECO_TRACKING_URI``, then
+    ``MLFLOW_TRACKING_URI`` (set by ``mlflow run`` for the run it created), then the embedded
+    SQLite store under ``RMRECO_HOME``.
+    """
+    uri = tracking_uri or settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        uri = settings.resolved_tracking_uri
         settings.ensure_home()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -53,3 +60,14 @@ def git_commit(cwd: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}-dirty" if dirty.strip() else commit
+
+
+def start_run(experiment_id: str, run_name: str) -> mlflow.ActiveRun:
+    """A new run in ``experiment_id``, or the run ``mlflow run`` created for this job.
+
+    ``mlflow run`` passes its run in ``MLFLOW_RUN_ID``; the job then logs into that run (in the
+    run's own experiment) so that the MLproject entry point and the CLI leave the same record.
+    """
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"])
+    return mlflow.start_run(experiment_id=experiment_id, run_name=run_name)

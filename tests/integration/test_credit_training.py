@@ -5,6 +5,7 @@ embedded SQLite store, and against a real ``mlflow server`` on PostgreSQL starte
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -263,3 +264,47 @@ def test_cli_train_list_promote_rollback_and_score_batch(
     )
     assert outside.exit_code == 1
     assert "outside the data" in outside.output
+
+
+def test_mlproject_entry_point_runs_the_same_job(bank: Path, tmp_path: Path) -> None:
+    """`mlflow run . -e train_credit_risk --env-manager local` logs into the run it created."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store,
+        "RMRECO_HOME": str(tmp_path / "home"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env.pop("RMRECO_TRACKING_URI", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "train_credit_risk",
+            "--env-manager",
+            "local",
+            "-P",
+            f"data={bank}",
+            "-P",
+            f"spec={_spec(tmp_path)}",
+            "--experiment-name",
+            "mlproject",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    experiment = client.get_experiment_by_name("mlproject")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, "the job must log into the run mlflow run created, not a second one"
+    assert "oot_auc" in runs[0].data.metrics
+    assert runs[0].data.tags["rmreco.job"] == "train_credit_risk"
