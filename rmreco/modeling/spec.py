@@ -22,23 +22,25 @@ from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
+    """Base of every spec model: immutable, unknown keys refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class LabelSpec(_Frozen):
+class LabelSpec(Frozen):
     horizon_months: int = Field(12, ge=1, le=36)
     events: tuple[EventType, ...] = (EventType.DEFAULT,)
     cure_months: int = Field(3, ge=1, le=24)
 
 
-class SplitSpec(_Frozen):
+class SplitSpec(Frozen):
     test_months: int = Field(3, ge=1)
     calibration_months: int = Field(3, ge=1)
     min_history_months: int = Field(3, ge=1)
 
 
-class FeatureSpec(_Frozen):
+class FeatureSpec(Frozen):
     name: str
     monotone: Literal["increasing", "decreasing", "none"] = "none"
 
@@ -60,39 +62,39 @@ class FeatureSpec(_Frozen):
         return {"increasing": 1, "decreasing": -1, "none": 0}[self.monotone]
 
 
-class LightGbmSpec(_Frozen):
+class LightGbmSpec(Frozen):
     num_boost_round: int = Field(600, ge=1)
     early_stopping_rounds: int | None = Field(50, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ScorecardSpec(_Frozen):
+class ScorecardSpec(Frozen):
     bins: int = Field(8, ge=2, le=50)
     C: float = Field(1.0, gt=0)
 
 
-class ModelSpec(_Frozen):
+class ModelSpec(Frozen):
     registered: Literal["lightgbm", "scorecard"] = "lightgbm"
     calibration: Literal["platt", "isotonic"] = "platt"
     lightgbm: LightGbmSpec = LightGbmSpec()
     scorecard: ScorecardSpec = ScorecardSpec()
 
 
-class GradeBand(_Frozen):
+class GradeBand(Frozen):
     grade: str
     max_pd: float | None = Field(None, gt=0, le=1)
 
 
-class ReasonSpec(_Frozen):
+class ReasonSpec(Frozen):
     top: int = Field(3, ge=1, le=10)
 
 
-class GateSpec(_Frozen):
+class GateSpec(Frozen):
     min_auc: float = Field(0.7, ge=0.5, le=1)
     max_auc_drop: float = Field(0.01, ge=0, le=1)
 
 
-class CreditRiskSpec(_Frozen):
+class CreditRiskSpec(Frozen):
     """The SME credit-risk model: what it reads, how it is fitted, graded, explained and gated."""
 
     name: str
@@ -144,10 +146,15 @@ def load_credit_risk_spec(path: Path) -> CreditRiskSpec:
     Raises:
         ConfigurationError: the file is missing, is not YAML, or a field is wrong (named by path).
     """
-    return _load(path, CreditRiskSpec)
+    return load_spec_file(path, CreditRiskSpec)
 
 
-def _load(path: Path, model: type[SpecT]) -> SpecT:
+def load_spec_file(path: Path, model: type[SpecT]) -> SpecT:
+    """Read a YAML file into the frozen pydantic ``model``.
+
+    Raises:
+        ConfigurationError: the file is missing, is not YAML, or a field is wrong (named by path).
+    """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
