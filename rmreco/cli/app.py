@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, ParamSpec
+from typing import Annotated, Any, ParamSpec
 
 import typer
 from rich.console import Console
@@ -41,6 +41,10 @@ db_app = typer.Typer(help="The relational database: migrations.", no_args_is_hel
 app.add_typer(db_app, name="db")
 train_app = typer.Typer(help="Train models; every run is tracked in MLflow.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+users_app = typer.Typer(help="Users of the service and their API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+features_app = typer.Typer(help="Feature snapshots the service reads.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
 models_app = typer.Typer(help="The Model Registry: list, promote, roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
@@ -172,11 +176,13 @@ def ingest(
     engine = create_engine_for(url)
     try:
         summary = ingest_folder(folder, engine, settings=settings)
+        for table, rows in summary.rows.items():
+            out_console.print(f"{table:>24}: {rows:>12,} rows")
+        out_console.print(f"loaded {folder} into the database (ingest run {summary.run_id})")
+        refreshed = _refresh_features(engine)
     finally:
         engine.dispose()
-    for table, rows in summary.rows.items():
-        out_console.print(f"{table:>24}: {rows:>12,} rows")
-    out_console.print(f"loaded {folder} into the database (ingest run {summary.run_id})")
+    out_console.print(f"feature snapshots refreshed for {refreshed:,} clients")
 
 
 @db_app.command("upgrade")
@@ -400,6 +406,128 @@ def score_batch(
         out_console.print(f"{out / file}: {rows:,} rows")
     for model, version in summary.model_versions.items():
         out_console.print(f"{model}: v{version}")
+
+
+def _refresh_features(engine: object) -> int:
+    from rmreco.db.engine import session_factory, transaction
+    from rmreco.features.snapshots import refresh_client_features
+
+    with transaction(session_factory(engine)) as session:  # type: ignore[arg-type]
+        return refresh_client_features(session)
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL (default: RMRECO_DATABASE_URL or the embedded SQLite file)."
+    ),
+]
+
+
+def _engine(db: str | None) -> Any:
+    from rmreco.db.engine import create_engine_for
+
+    settings = _settings()
+    if db is None:
+        settings.ensure_home()
+    return create_engine_for(db or settings.resolved_database_url)
+
+
+@features_app.command("refresh")
+@translate_errors
+def features_refresh(db: DbOption = None) -> None:
+    """Recompute every client's latest features from the stored history (after a load)."""
+    engine = _engine(db)
+    try:
+        out_console.print(f"feature snapshots refreshed for {_refresh_features(engine):,} clients")
+    finally:
+        engine.dispose()
+
+
+@users_app.command("create")
+@translate_errors
+def users_create(
+    name: Annotated[str, typer.Option("--name", help="Unique user name.")],
+    role: Annotated[str, typer.Option("--role", help="brm, crm, data_scientist or admin.")],
+    rm_id: Annotated[
+        str | None, typer.Option("--rm-id", help="The RM this user is (brm and crm).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Create a user and print their API key once (only its hash is stored)."""
+    from rmreco.db import repository as repo
+    from rmreco.db.engine import session_factory, transaction
+    from rmreco.serving.security import RM_ROLES, ROLES, issue_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}", param_hint="--role")
+    if role in RM_ROLES and not rm_id:
+        raise typer.BadParameter(f"a {role} user needs --rm-id", param_hint="--rm-id")
+    engine = _engine(db)
+    try:
+        with transaction(session_factory(engine)) as session:
+            if repo.user_by_name(session, name) is not None:
+                raise typer.BadParameter(f"a user named {name!r} exists", param_hint="--name")
+            if rm_id is not None and not repo.rm_exists(session, rm_id):
+                raise typer.BadParameter(
+                    f"no relationship manager {rm_id!r} is loaded", param_hint="--rm-id"
+                )
+            key = issue_key()
+            repo.add_user(
+                session, name=name, role=role, rm_id=rm_id, key_prefix=key.prefix, key_hash=key.hash
+            )
+    finally:
+        engine.dispose()
+    out_console.print(f"user {name} ({role}) created; API key (shown once):")
+    print(key.key)
+
+
+@users_app.command("revoke")
+@translate_errors
+def users_revoke(
+    name: Annotated[str, typer.Option("--name", help="The user to revoke.")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a user's API key at once."""
+    from datetime import UTC, datetime
+
+    from rmreco.db import repository as repo
+    from rmreco.db.engine import session_factory, transaction
+
+    engine = _engine(db)
+    try:
+        with transaction(session_factory(engine)) as session:
+            if not repo.revoke_user(session, name, datetime.now(UTC)):
+                raise typer.BadParameter(f"no active user named {name!r}", param_hint="--name")
+    finally:
+        engine.dispose()
+    out_console.print(f"user {name} revoked")
+
+
+@app.command("serve")
+@translate_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    tracking_uri: TrackingOption = None,
+    policy: Annotated[Path, typer.Option("--policy", help="Credit policy file.")] = Path(
+        "models/credit_policy.yaml"
+    ),
+    poll_seconds: Annotated[
+        float, typer.Option("--poll-seconds", help="How often to follow the champion aliases.")
+    ] = 30.0,
+) -> None:
+    """Start the scoring service (uvicorn)."""
+    import uvicorn
+
+    from rmreco.serving.app import create_app
+
+    settings = _settings()
+    settings.ensure_home()
+    application = create_app(
+        settings, tracking_uri=tracking_uri, policy_path=policy, poll_seconds=poll_seconds
+    )
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def _spinner() -> Progress:

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -345,3 +346,25 @@ class Feedback(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     amount: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClientFeatures(Base):
+    """The latest point-in-time features of each client, computed from the stored history.
+
+    Derived data, refreshed after every load (``rmreco features refresh``): the service reads
+    one row per request instead of rebuilding features from the history (measured: 26 ms per
+    client with the feature builder, against well under a millisecond for this row).
+    """
+
+    __tablename__ = "client_features"
+    __table_args__ = (Index(None, "month"),)
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey(f"{contract.CLIENTS.name}.client_id"), primary_key=True
+    )
+    #: The snapshot month the features describe (the client's latest month of history).
+    month: Mapped[date] = mapped_column(Date)
+    in_default: Mapped[bool] = mapped_column(Boolean)
+    #: {feature name: value}; null for a feature that could not be computed.
+    features: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -202,6 +202,37 @@ class ClientFacts:
     in_default: bool
     held_products: frozenset[str] = frozenset()
 
+    @classmethod
+    def from_features(
+        cls,
+        features: Mapping[str, Any],
+        *,
+        segment: str,
+        declared_turnover: float | None,
+        in_default: bool,
+        held_products: frozenset[str] = frozenset(),
+    ) -> ClientFacts:
+        """Facts from a client's point-in-time features (``rmreco.features``)."""
+
+        def get(name: str) -> float | None:
+            value = features.get(name)
+            return None if value is None or _is_nan(value) else float(value)
+
+        inflow_log = get("inflow_12m_log")
+        margin = get("fin_ebitda_margin")
+        return cls(
+            segment=segment,
+            business_age_months=get("business_age_months"),
+            annual_inflows=math.expm1(inflow_log) if inflow_log is not None else None,
+            declared_turnover=declared_turnover,
+            ebitda=margin * declared_turnover if margin is not None and declared_turnover else None,
+            dpd_3m=get("dpd_3m") or 0.0,
+            dpd_12m=get("dpd_12m") or 0.0,
+            restructured_12m=bool(get("restructured_12m")),
+            in_default=in_default,
+            held_products=held_products,
+        )
+
     @property
     def turnover(self) -> float:
         """Annual turnover the limits work from: observed inflows, else the declared figure."""

@@ -7,7 +7,7 @@ pandas categoricals, and the encoding travels with the model as JSON.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +30,18 @@ class FeatureEncoder:
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, features: Sequence[str]) -> FeatureEncoder:
-        """Record the column order and, for categorical features, the levels seen in ``frame``."""
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        features: Sequence[str],
+        categorical: Sequence[str] = CATEGORICAL_FEATURES,
+    ) -> FeatureEncoder:
+        """Record the column order and, for categorical features (the builder's, or those
+        named in ``categorical``), the levels seen in ``frame``."""
         _require(frame, features)
         categories = {}
         for name in features:
-            if name in CATEGORICAL_FEATURES:
+            if name in categorical:
                 levels = pd.Series(frame[name]).dropna().astype(str).unique()
                 categories[name] = tuple(sorted(levels))
         return cls(features=tuple(features), categories=categories)
@@ -55,14 +61,36 @@ class FeatureEncoder:
         for j, name in enumerate(self.features):
             column = frame[name]
             if name in self.categories:
-                lookup = {level: float(i) for i, level in enumerate(self.categories[name])}
-                matrix[:, j] = [
-                    lookup.get(str(v), np.nan) if not pd.isna(v) else np.nan for v in column
-                ]
+                # vectorised lookup: unknown levels and missing values give code -1, then NaN
+                present = column.notna().to_numpy()
+                text = np.asarray(column.astype(object).where(present, ""), dtype=str)
+                codes = pd.Categorical(text, categories=list(self.categories[name])).codes
+                matrix[:, j] = np.where(present & (codes >= 0), codes, np.nan)
             else:
                 matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan
                 )
+        return matrix
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The model matrix of feature dicts (the service's fast path: no pandas).
+
+        A feature missing from a record, or None, is NaN, as in :meth:`transform`.
+        """
+        lookups = {
+            name: {level: float(i) for i, level in enumerate(levels)}
+            for name, levels in self.categories.items()
+        }
+        matrix = np.full((len(records), len(self.features)), np.nan, dtype=np.float64)
+        for i, record in enumerate(records):
+            for j, name in enumerate(self.features):
+                value = record.get(name)
+                if value is None:
+                    continue
+                if name in lookups:
+                    matrix[i, j] = lookups[name].get(str(value), np.nan)
+                else:
+                    matrix[i, j] = float(value)
         return matrix
 
     def level(self, feature: str, code: float) -> str | None:

@@ -1,0 +1,305 @@
+"""Queries and writes of the service and the user commands. Each function takes a session and
+never commits: the request or the CLI command owns the transaction. Plain values and
+dataclasses leave this module, never ORM objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from rmreco.db import schema
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    name: str
+    role: str
+    rm_id: str | None
+    api_key_hash: str
+    is_revoked: bool
+
+
+def _user(row: schema.User) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        rm_id=row.rm_id,
+        api_key_hash=row.api_key_hash,
+        is_revoked=row.revoked_at is not None,
+    )
+
+
+def user_by_key_prefix(session: Session, prefix: str) -> UserRecord | None:
+    row = session.scalars(select(schema.User).where(schema.User.api_key_prefix == prefix)).first()
+    return _user(row) if row else None
+
+
+def user_by_name(session: Session, name: str) -> UserRecord | None:
+    row = session.scalars(select(schema.User).where(schema.User.name == name)).first()
+    return _user(row) if row else None
+
+
+def add_user(
+    session: Session, *, name: str, role: str, rm_id: str | None, key_prefix: str, key_hash: str
+) -> int:
+    row = schema.User(
+        name=name, role=role, rm_id=rm_id, api_key_prefix=key_prefix, api_key_hash=key_hash
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def revoke_user(session: Session, name: str, when: datetime) -> bool:
+    result = session.execute(
+        update(schema.User)
+        .where(schema.User.name == name, schema.User.revoked_at.is_(None))
+        .values(revoked_at=when)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def rm_exists(session: Session, rm_id: str) -> bool:
+    return session.get(schema.RelationshipManager, rm_id) is not None
+
+
+@dataclass(frozen=True)
+class ClientView:
+    client_id: str
+    segment: str
+    rm_id: str | None
+    turnover: float | None
+    month: date | None
+    in_default: bool
+    features: dict[str, Any] | None
+
+
+def client_with_features(session: Session, client_id: str) -> ClientView | None:
+    """The client and its feature snapshot (None when the client does not exist)."""
+    row = session.execute(
+        select(
+            schema.Client.client_id,
+            schema.Client.segment,
+            schema.Client.rm_id,
+            schema.Client.turnover,
+            schema.ClientFeatures.month,
+            schema.ClientFeatures.in_default,
+            schema.ClientFeatures.features,
+        )
+        .outerjoin(
+            schema.ClientFeatures, schema.ClientFeatures.client_id == schema.Client.client_id
+        )
+        .where(schema.Client.client_id == client_id)
+    ).first()
+    if row is None:
+        return None
+    return ClientView(
+        client_id=row[0],
+        segment=row[1],
+        rm_id=row[2],
+        turnover=row[3],
+        month=row[4],
+        in_default=bool(row[5]),
+        features=row[6],
+    )
+
+
+def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
+    """Every client of an RM with its feature snapshot."""
+    rows = session.execute(
+        select(
+            schema.Client.client_id,
+            schema.Client.segment,
+            schema.Client.rm_id,
+            schema.Client.turnover,
+            schema.ClientFeatures.month,
+            schema.ClientFeatures.in_default,
+            schema.ClientFeatures.features,
+        )
+        .join(schema.ClientFeatures, schema.ClientFeatures.client_id == schema.Client.client_id)
+        .where(schema.Client.rm_id == rm_id)
+        .order_by(schema.Client.client_id)
+    ).all()
+    return [
+        ClientView(
+            client_id=r[0],
+            segment=r[1],
+            rm_id=r[2],
+            turnover=r[3],
+            month=r[4],
+            in_default=bool(r[5]),
+            features=r[6],
+        )
+        for r in rows
+    ]
+
+
+def held_products(session: Session, client_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Products each client holds now (open spells)."""
+    held: dict[str, set[str]] = {c: set() for c in client_ids}
+    rows = session.execute(
+        select(schema.Holding.client_id, schema.Holding.product_code).where(
+            schema.Holding.client_id.in_(list(client_ids)), schema.Holding.end_month.is_(None)
+        )
+    ).all()
+    for client_id, product in rows:
+        held.setdefault(client_id, set()).add(product)
+    return held
+
+
+def catalog(session: Session) -> list[dict[str, Any]]:
+    """The product catalog, each row with its extra parameters merged in."""
+    out = []
+    for row in session.scalars(select(schema.Product).order_by(schema.Product.product_code)):
+        record = {
+            c.name: getattr(row, c.name)
+            for c in schema.Product.__table__.columns
+            if c.name != "params"
+        }
+        out.append({**(row.params or {}), **record})
+    return out
+
+
+def recently_declined(
+    session: Session, client_ids: Sequence[str], since: datetime
+) -> set[tuple[str, str]]:
+    """(client, product) pairs an RM reported declined or not wanted since ``since``."""
+    rows = session.execute(
+        select(schema.Recommendation.client_id, schema.Recommendation.product_code)
+        .join(schema.Feedback, schema.Feedback.recommendation_id == schema.Recommendation.id)
+        .where(
+            schema.Recommendation.client_id.in_(list(client_ids)),
+            schema.Feedback.outcome.in_(("declined", "not_interested")),
+            schema.Feedback.created_at >= since,
+        )
+    ).all()
+    return {(c, p) for c, p in rows if p is not None}
+
+
+def add_recommendations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write audit rows (each with its own ``id``) in the caller's transaction."""
+    session.add_all([schema.Recommendation(**row) for row in rows])
+    session.flush()
+
+
+@dataclass(frozen=True)
+class RecommendationRecord:
+    id: str
+    client_id: str
+    rm_id: str | None
+    product_code: str | None
+    kind: str
+    output: dict[str, Any]
+
+
+def recommendation(session: Session, recommendation_id: str) -> RecommendationRecord | None:
+    row = session.execute(
+        select(
+            schema.Recommendation.id,
+            schema.Recommendation.client_id,
+            schema.Client.rm_id,
+            schema.Recommendation.product_code,
+            schema.Recommendation.kind,
+            schema.Recommendation.output,
+        )
+        .join(schema.Client, schema.Client.client_id == schema.Recommendation.client_id)
+        .where(schema.Recommendation.id == recommendation_id)
+    ).first()
+    if row is None:
+        return None
+    return RecommendationRecord(
+        id=row[0], client_id=row[1], rm_id=row[2], product_code=row[3], kind=row[4], output=row[5]
+    )
+
+
+def feedback_outcomes(session: Session, recommendation_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(schema.Feedback.outcome)
+            .where(schema.Feedback.recommendation_id == recommendation_id)
+            .order_by(schema.Feedback.id)
+        )
+    )
+
+
+def add_feedback(
+    session: Session,
+    *,
+    recommendation_id: str,
+    user_id: int,
+    outcome: str,
+    reason: str | None,
+    amount: float | None,
+) -> int:
+    row = schema.Feedback(
+        recommendation_id=recommendation_id,
+        user_id=user_id,
+        outcome=outcome,
+        reason=reason,
+        amount=amount,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+@dataclass(frozen=True)
+class FeedbackFact:
+    recommendation_id: str
+    product_code: str | None
+    outcome: str
+    amount: float | None
+
+
+def rm_feedback(session: Session, rm_id: str, start: datetime, end: datetime) -> list[FeedbackFact]:
+    """Feedback on recommendations of an RM's clients, given in [start, end)."""
+    rows = session.execute(
+        select(
+            schema.Feedback.recommendation_id,
+            schema.Recommendation.product_code,
+            schema.Feedback.outcome,
+            schema.Feedback.amount,
+        )
+        .join(schema.Recommendation, schema.Recommendation.id == schema.Feedback.recommendation_id)
+        .join(schema.Client, schema.Client.client_id == schema.Recommendation.client_id)
+        .where(
+            schema.Client.rm_id == rm_id,
+            schema.Feedback.created_at >= start,
+            schema.Feedback.created_at < end,
+        )
+    ).all()
+    return [FeedbackFact(*row) for row in rows]
+
+
+def count_recommendations(session: Session, rm_id: str, start: datetime, end: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count(schema.Recommendation.id))
+            .join(schema.Client, schema.Client.client_id == schema.Recommendation.client_id)
+            .where(
+                schema.Client.rm_id == rm_id,
+                schema.Recommendation.created_at >= start,
+                schema.Recommendation.created_at < end,
+            )
+        )
+        or 0
+    )
+
+
+def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+    """Feature snapshots of a few performing clients, for checking a model before serving it."""
+    return list(
+        session.scalars(
+            select(schema.ClientFeatures.features)
+            .where(schema.ClientFeatures.in_default.is_(False))
+            .order_by(schema.ClientFeatures.client_id)
+            .limit(limit)
+        )
+    )

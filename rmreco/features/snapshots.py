@@ -1,0 +1,103 @@
+"""Client feature snapshots: the latest point-in-time features of every client, kept in the DB.
+
+The service answers from these rows (one primary-key read) instead of rebuilding features from
+the history on every request; they are refreshed from the stored history after each load, with
+the same feature code that training uses, so what is trained is what is served.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from rmreco.db import schema
+from rmreco.domain import contract
+from rmreco.features.builder import (
+    CATEGORICAL_FEATURES,
+    FEATURE_DESCRIPTIONS,
+    FeatureInputs,
+    build_features,
+)
+from rmreco.features.labels import default_status
+
+log = logging.getLogger(__name__)
+BATCH_ROWS = 2000
+
+
+def read_inputs(session: Session, client_ids: list[str] | None = None) -> FeatureInputs:
+    """The contract's tables as stored in the DB (optionally for some clients only)."""
+    connection = session.connection()
+
+    def frame(table: contract.Table) -> pd.DataFrame:
+        model = schema.CONTRACT_MODELS[table.name]
+        columns = [getattr(model, c) for c in table.column_names]
+        query = select(*columns)
+        if client_ids is not None and "client_id" in table.column_names:
+            query = query.where(model.client_id.in_(client_ids))  # type: ignore[attr-defined]
+        return pd.read_sql(query, connection)
+
+    return FeatureInputs(
+        account_months=frame(contract.ACCOUNT_MONTHS),
+        clients=frame(contract.CLIENTS),
+        holdings=frame(contract.HOLDINGS),
+        credit_events=frame(contract.CREDIT_EVENTS),
+        financials=frame(contract.FINANCIALS),
+        products=frame(contract.PRODUCTS),
+    )
+
+
+def latest_features(inputs: FeatureInputs) -> pd.DataFrame:
+    """Features of every client at its own latest month of history, with ``in_default``."""
+    features = build_features(inputs)
+    latest = features[features["observed"]].sort_values("month").groupby("client_id").tail(1)
+    status = default_status(inputs)
+    return latest.merge(status, on=["client_id", "month"], how="left").reset_index(drop=True)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value
+
+
+def refresh_client_features(session: Session) -> int:
+    """Recompute every client's snapshot from the stored history; never commits.
+
+    Returns the number of clients written. The caller owns the transaction, so the table is
+    replaced all at once or not at all.
+    """
+    inputs = read_inputs(session)
+    if inputs.account_months.empty:
+        session.execute(delete(schema.ClientFeatures))
+        return 0
+    latest = latest_features(inputs)
+    names = list(FEATURE_DESCRIPTIONS)
+    rows = []
+    for record in latest.to_dict(orient="records"):
+        rows.append(
+            {
+                "client_id": str(record["client_id"]),
+                "month": pd.Timestamp(record["month"]).date(),
+                "in_default": bool(record.get("in_default") or False),
+                "features": {
+                    n: (None if pd.isna(record[n]) else str(record[n]))
+                    if n in CATEGORICAL_FEATURES
+                    else _json_value(record[n])
+                    for n in names
+                },
+            }
+        )
+    session.execute(delete(schema.ClientFeatures))
+    for start in range(0, len(rows), BATCH_ROWS):
+        session.execute(insert(schema.ClientFeatures), rows[start : start + BATCH_ROWS])
+    log.info("refreshed features of %d clients", len(rows))
+    return len(rows)

@@ -1,0 +1,207 @@
+"""Models at run time: loaded by the ``champion`` alias, followed in the background, swapped at
+once, with a local copy of the last good versions.
+
+The registry is never called on the request path. A background task asks which version the
+alias points at; when it moves, the new version is downloaded, loaded, and checked on a few
+known clients (probabilities in [0, 1], no NaN, one answer per client) before it replaces the
+one in use. A version that fails to load or to pass the check never replaces it. Every version
+that passed is kept under ``<home>/served-models/<name>/<version>`` and recorded as the last
+good one, so that a restart while the registry is unreachable still serves it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.pyfunc import MODEL_ARTIFACT
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+class Checkable(Protocol):
+    def check(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """How to read and check one registered model."""
+
+    name: str
+    load: Callable[[Path], Any]
+    check: Callable[[Any, list[dict[str, Any]]], None]
+    required: bool = True
+
+
+def check_credit_model(model: CreditRiskModel, rows: list[dict[str, Any]]) -> None:
+    """Raise ValueError unless the model gives one PD in [0, 1] per known client."""
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    result = model.predict(frame, with_reasons=True)
+    pds = np.asarray(result.pd_12m, dtype=float)
+    if len(pds) != len(rows):
+        raise ValueError(f"{len(pds)} answers for {len(rows)} clients")
+    if np.isnan(pds).any() or (pds < 0).any() or (pds > 1).any():
+        raise ValueError("probabilities outside [0, 1] or missing")
+
+
+def credit_kind(name: str) -> ModelKind:
+    return ModelKind(
+        name=name, load=CreditRiskModel.load, check=lambda m, rows: check_credit_model(m, rows)
+    )
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: str
+    model: Any
+    metrics: dict[str, float] = field(default_factory=dict)
+    source: str = "registry"
+    loaded_at: float = field(default_factory=time.time)
+
+
+class ModelStore:
+    """The models in use; :meth:`refresh` runs off the request path."""
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        cache_dir: Path,
+        kinds: list[ModelKind],
+        check_rows: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.cache_dir = cache_dir
+        self.kinds = {k.name: k for k in kinds}
+        self.check_rows = check_rows
+        self._current: Mapping[str, ServedModel] = {}
+        self.registry_error: str | None = None
+        self.last_errors: dict[str, str] = {}
+
+    @property
+    def current(self) -> Mapping[str, ServedModel]:
+        """The models in use: a mapping replaced whole at each swap, never changed in place."""
+        return self._current
+
+    def versions(self) -> dict[str, str]:
+        return {name: served.version for name, served in self._current.items()}
+
+    def is_ready(self) -> bool:
+        return all(name in self._current for name, k in self.kinds.items() if k.required)
+
+    def _client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def refresh(self) -> list[str]:
+        """Follow the aliases once; return the names whose model was swapped."""
+        try:
+            client = self._client()
+            targets = {}
+            for name in self.kinds:
+                try:
+                    targets[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
+                except mlflow.exceptions.MlflowException as exc:
+                    if (
+                        "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code)
+                        or "not found" in str(exc).lower()
+                    ):
+                        self.last_errors[name] = f"no {CHAMPION} alias in the registry"
+                        continue
+                    raise
+            self.registry_error = None
+        except Exception as exc:  # the registry is down or unreachable
+            self.registry_error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("model registry unreachable: %s", self.registry_error)
+            if not self._current:
+                self._load_local_copies()
+            return []
+        swapped = []
+        for name, version in targets.items():
+            served = self._current.get(name)
+            if served is not None and served.version == version:
+                continue
+            candidate = self._load_version(client, name, version)
+            if candidate is not None:
+                self._swap(candidate)
+                swapped.append(name)
+        return swapped
+
+    def _load_version(self, client: MlflowClient, name: str, version: str) -> ServedModel | None:
+        kind = self.kinds[name]
+        folder = self.cache_dir / name / version
+        try:
+            if not (folder / MODEL_ARTIFACT).exists():
+                staging = self.cache_dir / name / f".{version}.partial"
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+                # models:/ URIs resolve through the process-wide registry URI
+                mlflow.set_tracking_uri(self.tracking_uri)
+                mlflow.set_registry_uri(self.tracking_uri)
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{version}", dst_path=str(staging)
+                )
+                shutil.rmtree(folder, ignore_errors=True)
+                shutil.copytree(Path(local) / "artifacts" / MODEL_ARTIFACT, folder / MODEL_ARTIFACT)
+                shutil.rmtree(staging, ignore_errors=True)
+                run_id = client.get_model_version(name, version).run_id
+                metrics = client.get_run(run_id).data.metrics if run_id else {}
+                (folder / "metrics.json").write_text(json.dumps(metrics))
+            model = kind.load(folder / MODEL_ARTIFACT)
+            kind.check(model, self.check_rows())
+        except Exception as exc:
+            self.last_errors[name] = f"version {version} refused: {type(exc).__name__}: {exc}"
+            log.error("model %s v%s not served: %s", name, version, exc)
+            return None
+        (self.cache_dir / name / "last_good.json").write_text(json.dumps({"version": version}))
+        self.last_errors.pop(name, None)
+        metrics = (
+            json.loads((folder / "metrics.json").read_text())
+            if (folder / "metrics.json").exists()
+            else {}
+        )
+        return ServedModel(name=name, version=version, model=model, metrics=metrics)
+
+    def _load_local_copies(self) -> None:
+        for name, kind in self.kinds.items():
+            marker = self.cache_dir / name / "last_good.json"
+            if not marker.exists():
+                continue
+            version = json.loads(marker.read_text())["version"]
+            folder = self.cache_dir / name / version
+            try:
+                model = kind.load(folder / MODEL_ARTIFACT)
+                kind.check(model, self.check_rows())
+            except Exception as exc:
+                self.last_errors[name] = f"local copy v{version} refused: {exc}"
+                continue
+            metrics = (
+                json.loads((folder / "metrics.json").read_text())
+                if (folder / "metrics.json").exists()
+                else {}
+            )
+            self._swap(
+                ServedModel(
+                    name=name, version=version, model=model, metrics=metrics, source="local copy"
+                )
+            )
+
+    def _swap(self, served: ServedModel) -> None:
+        self._current = {**self._current, served.name: served}
+        log.info("serving %s v%s (%s)", served.name, served.version, served.source)

@@ -1,0 +1,348 @@
+"""The routes: health, models, financing options for BRMs, feedback and KPIs.
+
+Every recommendation served is written to ``recommendations`` with who asked, the client, the
+model versions, the policy version, the exact feature values the model saw, the request and the
+output, and committed before the answer leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from rmreco.db import repository as repo
+from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.decisioning import ClientFacts, Product, Request, decide, financing_options
+from rmreco.modeling.master_scale import DEFAULT_GRADE
+from rmreco.serving.app import (
+    CREDIT_MODEL,
+    ApiError,
+    PrincipalDep,
+    RuntimeDep,
+    SessionDep,
+    commit,
+    database_ok,
+    not_found,
+    require,
+    unavailable,
+)
+from rmreco.serving.schemas import (
+    ErrorResponse,
+    FeedbackAnswer,
+    FeedbackRequest,
+    FinancingAnswer,
+    FinancingRequest,
+    KpiAnswer,
+    ModelsAnswer,
+    ProductKpi,
+    ReadyAnswer,
+    ServedModelInfo,
+)
+
+router = APIRouter()
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422, 503)
+}
+FINAL_OUTCOMES = {"accepted", "declined", "not_interested"}
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz", tags=["health"], response_model=ReadyAnswer, responses={503: {"model": ReadyAnswer}}
+)
+async def readyz(runtime: RuntimeDep) -> Any:
+    """Models loaded and database reachable; says which versions and whether the registry
+    answers."""
+    store = runtime.store
+    db_ok = await asyncio.to_thread(database_ok, runtime.factory)
+    answer = ReadyAnswer(
+        ready=db_ok and store.is_ready(),
+        database="ok" if db_ok else "unreachable",
+        registry="unreachable" if store.registry_error else "ok",
+        models=store.versions(),
+        errors={
+            **store.last_errors,
+            **({"registry": store.registry_error} if store.registry_error else {}),
+        },
+    )
+    if not answer.ready:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse(answer.model_dump(), status_code=503, headers={"Retry-After": "5"})
+    return answer
+
+
+@router.get("/v1/models", tags=["models"], response_model=ModelsAnswer, responses=ERRORS)
+async def models(runtime: RuntimeDep, _: PrincipalDep) -> ModelsAnswer:
+    """The model versions in use and their headline test metrics."""
+    headline = ("oot_auc", "oot_gini", "oot_brier", "oracle_oot_auc", "oot_map_at_5")
+    return ModelsAnswer(
+        models=[
+            ServedModelInfo(
+                name=s.name,
+                version=s.version,
+                source=s.source,
+                metrics={k: v for k, v in s.metrics.items() if k in headline},
+            )
+            for s in runtime.store.current.values()
+        ],
+        registry="unreachable" if runtime.store.registry_error else "ok",
+        errors=dict(runtime.store.last_errors),
+    )
+
+
+@router.post(
+    "/v1/admin/models/reload", tags=["models"], response_model=ModelsAnswer, responses=ERRORS
+)
+async def reload_models(
+    runtime: RuntimeDep, _: Annotated[object, require("admin")]
+) -> ModelsAnswer:
+    """Follow the champion aliases now instead of at the next poll."""
+    await asyncio.to_thread(runtime.store.refresh)
+    return await models(runtime, _)  # type: ignore[arg-type]
+
+
+def _credit(runtime: RuntimeDep) -> tuple[CreditRiskModel, str]:
+    served = runtime.store.current.get(CREDIT_MODEL)
+    if served is None:
+        raise unavailable("the credit model is not loaded yet")
+    return served.model, served.version
+
+
+@router.post(
+    "/v1/clients/{client_id}/financing-options",
+    tags=["financing"],
+    response_model=FinancingAnswer,
+    responses=ERRORS,
+)
+async def financing(
+    client_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    principal: Annotated[Any, require("brm", "crm")],
+    body: Annotated[FinancingRequest | None, Body()] = None,
+) -> FinancingAnswer:
+    """PD, grade, policy decision and the ranked financing options of one client."""
+    request = body or FinancingRequest()
+    client = repo.client_with_features(session, client_id)
+    if client is None or not principal.sees_rm(client.rm_id):
+        raise not_found("no such client in your portfolio")
+    if client.features is None or client.month is None:
+        raise ApiError(
+            409,
+            "not_scored",
+            "the client's history has no feature snapshot yet; "
+            "run `rmreco features refresh` after loading data",
+        )
+    model, version = _credit(runtime)
+    X = model.encoder.transform_records([client.features])
+    result = model.predict_matrix(X)
+    pd_12m = float(result.pd_12m[0])
+    grade = str(result.grade[0])
+    if client.in_default:
+        pd_12m, grade = 1.0, DEFAULT_GRADE
+    reasons = [r.to_dict() for r in result.reasons[0]]
+    held = repo.held_products(session, [client_id]).get(client_id, set())
+    facts = ClientFacts.from_features(
+        client.features,
+        segment=client.segment,
+        declared_turnover=client.turnover,
+        in_default=client.in_default,
+        held_products=frozenset(held),
+    )
+    policy = runtime.policy
+    decision = decide(grade, facts, policy)
+    products = [
+        Product.from_catalog(row) for row in repo.catalog(session) if row.get("kind") == "financing"
+    ]
+    options = (
+        []
+        if decision.outcome == "decline"
+        else financing_options(
+            facts,
+            pd_12m,
+            grade,
+            products,
+            policy,
+            request=Request(
+                amount=request.amount, tenor_months=request.tenor_months, purpose=request.purpose
+            ),
+        )
+    )
+    adverse = (
+        [] if decision.outcome != "decline" else [*decision.reasons, *(r["text"] for r in reasons)]
+    )
+    versions = {CREDIT_MODEL: version}
+    decision_id = str(uuid.uuid4())
+    shared = {
+        "user_id": principal.user_id,
+        "client_id": client_id,
+        "kind": "financing",
+        "model_versions": versions,
+        "policy_version": policy.version,
+        "features": client.features,
+        "request": request.model_dump(),
+    }
+    option_rows = []
+    answers = []
+    for rank, option in enumerate(options, start=1):
+        rec_id = str(uuid.uuid4())
+        data = option.to_dict()
+        option_rows.append(
+            {
+                **shared,
+                "id": rec_id,
+                "product_code": option.product_code,
+                "rank": rank,
+                "output": {**data, "pd_12m": pd_12m, "grade": grade, "decision_id": decision_id},
+            }
+        )
+        answers.append({"recommendation_id": rec_id, "rank": rank, **data})
+    summary = {
+        "pd_12m": pd_12m,
+        "grade": grade,
+        "decision": decision.outcome,
+        "decision_reasons": list(decision.reasons),
+        "adverse_action_reasons": adverse,
+        "reasons": reasons,
+        "options": [a["recommendation_id"] for a in answers],
+    }
+    repo.add_recommendations(
+        session,
+        [
+            {**shared, "id": decision_id, "product_code": None, "rank": None, "output": summary},
+            *option_rows,
+        ],
+    )
+    commit(session)
+    return FinancingAnswer(
+        client_id=client_id,
+        as_of=client.month,
+        pd_12m=pd_12m,
+        grade=grade,
+        decision=decision.outcome,
+        decision_reasons=list(decision.reasons),
+        adverse_action_reasons=adverse,
+        reasons=reasons,
+        options=answers,
+        decision_id=decision_id,
+        model_versions=versions,
+        policy_version=policy.version,
+    )
+
+
+@router.post(
+    "/v1/recommendations/{recommendation_id}/feedback",
+    tags=["feedback"],
+    response_model=FeedbackAnswer,
+    status_code=201,
+    responses=ERRORS,
+)
+async def feedback(
+    recommendation_id: str,
+    body: FeedbackRequest,
+    session: SessionDep,
+    principal: Annotated[Any, require("brm", "crm")],
+) -> FeedbackAnswer:
+    """Record what came of a recommendation: offered, accepted, declined or not interested."""
+    record = repo.recommendation(session, recommendation_id)
+    if record is None or not principal.sees_rm(record.rm_id):
+        raise not_found("no such recommendation in your portfolio")
+    if record.product_code is None:
+        raise ApiError(
+            409,
+            "not_an_offer",
+            "feedback goes to an offered product, not to the decision record",
+            field="recommendation_id",
+        )
+    earlier = repo.feedback_outcomes(session, recommendation_id)
+    final = [o for o in earlier if o in FINAL_OUTCOMES]
+    if final and body.outcome != final[-1]:
+        raise ApiError(
+            409,
+            "outcome_recorded",
+            f"this recommendation is already '{final[-1]}'",
+            field="outcome",
+        )
+    amount = body.amount
+    if body.outcome == "accepted" and amount is None:
+        amount = float(record.output.get("limit") or record.output.get("expected_value") or 0.0)
+    feedback_id = repo.add_feedback(
+        session,
+        recommendation_id=recommendation_id,
+        user_id=principal.user_id,
+        outcome=body.outcome,
+        reason=body.reason,
+        amount=amount,
+    )
+    commit(session)
+    return FeedbackAnswer(
+        feedback_id=feedback_id, recommendation_id=recommendation_id, outcome=body.outcome
+    )
+
+
+@router.get("/v1/rms/{rm_id}/kpis", tags=["kpis"], response_model=KpiAnswer, responses=ERRORS)
+async def kpis(
+    rm_id: str,
+    session: SessionDep,
+    principal: Annotated[Any, require("brm", "crm")],
+    start: Annotated[
+        date | None, Query(alias="from", description="First day (default: 90 days ago).")
+    ] = None,
+    end: Annotated[date | None, Query(alias="to", description="Last day (default: today).")] = None,
+) -> KpiAnswer:
+    """Pipeline conversion (accepted / offered), acceptance by product and new business."""
+    if not principal.sees_rm(rm_id) or not repo.rm_exists(session, rm_id):
+        raise not_found("no such relationship manager")
+    today = datetime.now(UTC).date()
+    end_day = end or today
+    start_day = start or end_day - timedelta(days=90)
+    if start_day > end_day:
+        raise ApiError(422, "invalid", "from: must not be after to", field="from")
+    lo = datetime.combine(start_day, time.min, tzinfo=UTC)
+    hi = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=UTC)
+    facts = repo.rm_feedback(session, rm_id, lo, hi)
+    outcomes: dict[str, set[str]] = {}
+    products: dict[str, str | None] = {}
+    volume = 0.0
+    for fact in facts:
+        outcomes.setdefault(fact.recommendation_id, set()).add(fact.outcome)
+        products[fact.recommendation_id] = fact.product_code
+        if fact.outcome == "accepted" and fact.amount:
+            volume += fact.amount
+    # an accepted or declined offer was offered, whether or not "offered" was reported first
+    offered = {r for r, o in outcomes.items() if o & {"offered", "accepted", "declined"}}
+    accepted = {r for r, o in outcomes.items() if "accepted" in o}
+    declined = {r for r, o in outcomes.items() if "declined" in o}
+    offered_by = Counter(products[r] or "" for r in offered)
+    accepted_by = Counter(products[r] or "" for r in accepted)
+    return KpiAnswer(
+        rm_id=rm_id,
+        period_start=start_day,
+        period_end=end_day,
+        recommendations=repo.count_recommendations(session, rm_id, lo, hi),
+        offered=len(offered),
+        accepted=len(accepted),
+        declined=len(declined),
+        pipeline_conversion_rate=len(accepted) / len(offered) if offered else None,
+        new_business_volume=round(volume, 2),
+        by_product=[
+            ProductKpi(
+                product_code=p,
+                offered=n,
+                accepted=accepted_by.get(p, 0),
+                acceptance_rate=accepted_by.get(p, 0) / n if n else None,
+            )
+            for p, n in sorted(offered_by.items())
+        ],
+    )

@@ -1,0 +1,131 @@
+"""Request and response models of the API. Requests refuse unknown fields."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class FinancingRequest(Strict):
+    amount: float | None = Field(
+        None, gt=0, description="Amount the client asks for.", examples=[250000]
+    )
+    tenor_months: int | None = Field(None, ge=1, le=360, examples=[36])
+    purpose: str | None = Field(None, max_length=200, examples=["new delivery vans"])
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float
+    text: str
+
+
+class Pricing(BaseModel):
+    rate: float
+    funding_cost: float
+    expected_loss: float
+    capital_charge: float
+    operating_margin: float
+    capital: float
+
+
+class FinancingOption(BaseModel):
+    recommendation_id: str
+    rank: int
+    product_code: str
+    name: str
+    limit: float
+    tenor_months: int
+    indicative_rate: float
+    pricing: Pricing
+    exposure: float
+    expected_annual_profit: float
+    propensity: float
+    score: float
+    reasons: list[str]
+    notes: list[str]
+
+
+class FinancingAnswer(BaseModel):
+    client_id: str
+    as_of: date
+    pd_12m: float
+    grade: str
+    decision: Literal["approve", "refer", "decline"]
+    decision_reasons: list[str]
+    adverse_action_reasons: list[str]
+    reasons: list[Reason]
+    options: list[FinancingOption]
+    decision_id: str
+    model_versions: dict[str, str]
+    policy_version: str
+
+
+class FeedbackRequest(Strict):
+    outcome: Literal["offered", "accepted", "declined", "not_interested"]
+    reason: str | None = Field(None, max_length=2000)
+    amount: float | None = Field(None, ge=0, description="Amount booked, when accepted.")
+
+
+class FeedbackAnswer(BaseModel):
+    feedback_id: int
+    recommendation_id: str
+    outcome: str
+
+
+class ProductKpi(BaseModel):
+    product_code: str
+    offered: int
+    accepted: int
+    acceptance_rate: float | None
+
+
+class KpiAnswer(BaseModel):
+    rm_id: str
+    period_start: date
+    period_end: date
+    recommendations: int
+    offered: int
+    accepted: int
+    declined: int
+    pipeline_conversion_rate: float | None
+    new_business_volume: float
+    by_product: list[ProductKpi]
+
+
+class ServedModelInfo(BaseModel):
+    name: str
+    version: str
+    source: str
+    metrics: dict[str, float]
+
+
+class ModelsAnswer(BaseModel):
+    models: list[ServedModelInfo]
+    registry: str
+    errors: dict[str, str]
+
+
+class ReadyAnswer(BaseModel):
+    ready: bool
+    database: str
+    registry: str
+    models: dict[str, str]
+    errors: dict[str, Any]

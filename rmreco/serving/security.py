@@ -1,0 +1,49 @@
+"""API keys: issued once, stored hashed, looked up by a short prefix, compared in constant time.
+
+A key is ``rmr_<prefix>_<secret>``: the prefix (8 hex characters) finds the user row, the hash
+of the whole key is compared with ``hmac.compare_digest``. Keys are 192 random bits, so a fast
+hash (SHA-256) is safe to store: there is nothing to brute-force as there is with passwords,
+and a slow hash would cost every request tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+KEY_PREFIX = "rmr_"
+ROLES = ("brm", "crm", "data_scientist", "admin")
+RM_ROLES = ("brm", "crm")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str
+    prefix: str
+    hash: str
+
+
+def hash_key(key: str) -> str:
+    return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_key() -> IssuedKey:
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(24)}"
+    return IssuedKey(key=key, prefix=prefix, hash=hash_key(key))
+
+
+def key_prefix(key: str) -> str | None:
+    """The lookup prefix of a presented key, or None when it is not shaped like one of ours."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    parts = key[len(KEY_PREFIX) :].split("_", 1)
+    if len(parts) != 2 or len(parts[0]) != 8:
+        return None
+    return parts[0]
+
+
+def key_matches(key: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_key(key), stored_hash)
