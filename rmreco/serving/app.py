@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # an unreachable registry should be noticed in seconds, not after minutes of retries
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         engine = create_engine_for(settings.resolved_database_url)
         factory = session_factory(engine)
 
@@ -172,8 +176,10 @@ def create_app(
             policy=policy,
             poll_seconds=poll_seconds,
         )
-        await asyncio.to_thread(store.refresh)
-        follower = asyncio.create_task(_follow(store, poll_seconds))
+        # Start from the last good local copies, then ask the registry in the background: a
+        # registry that is slow or down never holds the service's start-up.
+        await asyncio.to_thread(store.load_local_copies)
+        follower = asyncio.create_task(_follow(store, poll_seconds, first=0.0))
         try:
             yield
         finally:
@@ -197,10 +203,12 @@ def create_app(
     return app
 
 
-async def _follow(store: ModelStore, seconds: float) -> None:
+async def _follow(store: ModelStore, seconds: float, first: float) -> None:
     """Follow the champion aliases off the request path."""
+    delay = first
     while True:
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(delay)
+        delay = seconds
         try:
             await asyncio.to_thread(store.refresh)
         except Exception:  # never let the follower die; the store records what went wrong

@@ -178,6 +178,10 @@ class ModelStore:
         )
         return ServedModel(name=name, version=version, model=model, metrics=metrics)
 
+    def load_local_copies(self) -> None:
+        """Serve the last good versions kept on disk (at start-up, before the registry answers)."""
+        self._load_local_copies()
+
     def _load_local_copies(self) -> None:
         for name, kind in self.kinds.items():
             marker = self.cache_dir / name / "last_good.json"

@@ -1,0 +1,364 @@
+"""The service against a real uvicorn server, on SQLite and PostgreSQL: authentication,
+object-level authorisation, financing options with their audit rows, feedback, KPIs, model
+reload, the local copy of the last good model, and a retryable 503 when the audit cannot be
+written."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import uvicorn
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from rmreco.config import Settings
+from rmreco.data.ingest import ingest_folder
+from rmreco.data.synthetic import generate_bank
+from rmreco.db import repository, schema
+from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.db.migrate import upgrade
+from rmreco.features.snapshots import refresh_client_features
+from rmreco.serving.app import create_app
+from rmreco.serving.security import issue_key
+from rmreco.training.credit_risk import train_credit_risk
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("svc") / "bank"
+    generate_bank(out, n_clients=1200, n_months=30, seed=9)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tracking(bank: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("mlflow")
+    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 60
+    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
+    spec = folder / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    result = train_credit_risk(
+        bank, spec_path=spec, settings=Settings(home=folder / "home"), tracking_uri=uri
+    )
+    assert result.gate.passed
+    return uri
+
+
+@dataclass
+class Service:
+    url: str
+    keys: dict[str, str]
+    db_url: str
+    clients: dict[str, list[str]]  # rm_id -> SME client ids
+    rms: tuple[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _serve(app: object) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,  # type: ignore[arg-type]
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def service(bank: Path, tracking: str, db_url: str, tmp_path: Path) -> Iterator[Service]:
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    settings = Settings(home=tmp_path / "home", database_url=db_url)
+    ingest_folder(bank, engine, settings=settings)
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        refresh_client_features(session)
+    clients = pd.read_parquet(bank / "clients.parquet")
+    sme = clients[clients["segment"] == "sme"]
+    rm_a, rm_b = sme["rm_id"].value_counts().index[:2]
+    keys = {}
+    with transaction(factory) as session:
+        for name, role, rm in (
+            ("brm_a", "brm", rm_a),
+            ("brm_b", "brm", rm_b),
+            ("admin", "admin", None),
+            ("ds", "data_scientist", None),
+            ("gone", "brm", rm_a),
+        ):
+            key = issue_key()
+            repository.add_user(
+                session, name=name, role=role, rm_id=rm, key_prefix=key.prefix, key_hash=key.hash
+            )
+            keys[name] = key.key
+        repository.revoke_user(session, "gone", pd.Timestamp.now(tz="UTC").to_pydatetime())
+    engine.dispose()
+    app = create_app(
+        settings,
+        tracking_uri=tracking,
+        policy_path=ROOT / "models" / "credit_policy.yaml",
+        poll_seconds=3600,
+    )
+    with _serve(app) as url:
+        _wait_ready(url)
+        yield Service(
+            url=url,
+            keys=keys,
+            db_url=db_url,
+            clients={rm: list(sme.loc[sme["rm_id"] == rm, "client_id"]) for rm in (rm_a, rm_b)},
+            rms=(str(rm_a), str(rm_b)),
+        )
+
+
+def _wait_ready(
+    url: str, until: Callable[[dict[str, Any]], bool] = lambda r: True, seconds: float = 90
+) -> dict[str, Any]:
+    """Poll /readyz until the service is ready (models load in the background)."""
+    deadline = time.monotonic() + seconds
+    answer: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{url}/readyz", timeout=30).json()
+        if answer["ready"] and until(answer):
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"service not ready: {answer}")
+
+
+def _get(svc: Service, who: str | None, path: str, **kw: object) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {svc.keys[who]}"} if who else {}
+    return httpx.get(f"{svc.url}{path}", headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
+
+
+def _post(svc: Service, who: str | None, path: str, json: object = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {svc.keys[who]}"} if who else {}
+    return httpx.post(f"{svc.url}{path}", headers=headers, json=json, timeout=30)
+
+
+def _count(db_url: str, model: type[schema.Base]) -> int:
+    engine = create_engine_for(db_url)
+    try:
+        with session_factory(engine)() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_health_and_models(service: Service) -> None:
+    assert httpx.get(f"{service.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{service.url}/readyz").json()
+    assert ready["ready"]
+    assert ready["database"] == "ok"
+    assert ready["registry"] == "ok"
+    assert ready["models"] == {"rmreco-sme-credit-risk": "1"}
+    models = _get(service, "ds", "/v1/models").json()
+    assert models["models"][0]["version"] == "1"
+    assert "oot_auc" in models["models"][0]["metrics"]
+
+
+def test_financing_options_are_answered_and_audited(service: Service) -> None:
+    rm = service.rms[0]
+    client = service.clients[rm][0]
+    before = _count(service.db_url, schema.Recommendation)
+    answer = _post(
+        service,
+        "brm_a",
+        f"/v1/clients/{client}/financing-options",
+        {"amount": 50000, "tenor_months": 24},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert 0 <= body["pd_12m"] <= 1
+    assert body["decision"] in ("approve", "refer", "decline")
+    assert body["model_versions"] == {"rmreco-sme-credit-risk": "1"}
+    if body["decision"] == "decline":
+        assert body["adverse_action_reasons"]
+    for rank, option in enumerate(body["options"], start=1):
+        assert option["rank"] == rank
+        assert option["limit"] > 0
+        assert option["indicative_rate"] > 0
+    after = _count(service.db_url, schema.Recommendation)
+    assert after - before == 1 + len(body["options"])  # the decision and each option
+    engine = create_engine_for(service.db_url)
+    with session_factory(engine)() as session:
+        row = session.get(schema.Recommendation, body["decision_id"])
+        snapshot = session.get(schema.ClientFeatures, client)
+        assert row is not None
+        assert snapshot is not None
+        assert row.features == snapshot.features  # exactly what the model saw
+        assert row.policy_version
+        assert row.model_versions == body["model_versions"]
+    engine.dispose()
+
+
+def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(
+    service: Service,
+) -> None:
+    other_client = service.clients[service.rms[1]][0]
+    own = _post(
+        service, "brm_a", f"/v1/clients/{service.clients[service.rms[0]][0]}/financing-options"
+    ).json()
+    option_id = own["options"][0]["recommendation_id"] if own["options"] else own["decision_id"]
+    scoped = [
+        ("POST", f"/v1/clients/{other_client}/financing-options", {}),
+        ("POST", "/v1/clients/NO-SUCH-CLIENT/financing-options", {}),
+        ("GET", f"/v1/rms/{service.rms[1]}/kpis", None),
+        ("POST", f"/v1/recommendations/{option_id}/feedback", {"outcome": "offered"}),
+    ]
+    for method, path, payload in scoped[:3]:
+        r = (
+            _post(service, "brm_b", path, payload)
+            if method == "POST" and "feedback" in path
+            else _post(service, "brm_a", path, payload)
+            if method == "POST"
+            else _get(service, "brm_a", path)
+        )
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+    feedback = _post(service, "brm_b", scoped[3][1], scoped[3][2])
+    assert feedback.status_code == 404
+    for method, path, payload in scoped:
+        anonymous = (
+            _post(service, None, path, payload) if method == "POST" else _get(service, None, path)
+        )
+        assert anonymous.status_code == 401
+        revoked = (
+            _post(service, "gone", path, payload)
+            if method == "POST"
+            else _get(service, "gone", path)
+        )
+        assert revoked.status_code == 401
+    bad = httpx.get(f"{service.url}/v1/models", headers={"Authorization": "Bearer rmr_x_y"})
+    assert bad.status_code == 401
+    assert _post(service, "ds", f"/v1/clients/{other_client}/financing-options").status_code == 403
+
+
+def test_feedback_and_kpis_agree_with_the_audit(service: Service) -> None:
+    rm = service.rms[0]
+    offered_ids: list[str] = []
+    for client in service.clients[rm][:8]:
+        body = _post(service, "brm_a", f"/v1/clients/{client}/financing-options").json()
+        offered_ids += [o["recommendation_id"] for o in body["options"][:1]]
+        if len(offered_ids) >= 3:
+            break
+    assert len(offered_ids) >= 2, "the small bank should give approvable SMEs"
+    first, second = offered_ids[0], offered_ids[1]
+    assert (
+        _post(
+            service, "brm_a", f"/v1/recommendations/{first}/feedback", {"outcome": "offered"}
+        ).status_code
+        == 201
+    )
+    accepted = _post(
+        service,
+        "brm_a",
+        f"/v1/recommendations/{first}/feedback",
+        {"outcome": "accepted", "amount": 40000},
+    )
+    assert accepted.status_code == 201
+    conflict = _post(
+        service, "brm_a", f"/v1/recommendations/{first}/feedback", {"outcome": "declined"}
+    )
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["field"] == "outcome"
+    assert (
+        _post(
+            service,
+            "brm_a",
+            f"/v1/recommendations/{second}/feedback",
+            {"outcome": "declined", "reason": "has a loan elsewhere"},
+        ).status_code
+        == 201
+    )
+    invalid = _post(
+        service, "brm_a", f"/v1/recommendations/{second}/feedback", {"outcome": "maybe"}
+    )
+    assert invalid.status_code == 422
+    assert invalid.json()["error"]["field"] == "outcome"
+    kpis = _get(service, "brm_a", f"/v1/rms/{rm}/kpis").json()
+    assert kpis["offered"] == 2
+    assert kpis["accepted"] == 1
+    assert kpis["declined"] == 1
+    assert kpis["pipeline_conversion_rate"] == pytest.approx(0.5)
+    assert kpis["new_business_volume"] == pytest.approx(40000)
+    assert sum(p["offered"] for p in kpis["by_product"]) == 2
+    assert _count(service.db_url, schema.Feedback) == 3
+
+
+def test_admin_reload_needs_admin(service: Service) -> None:
+    assert _post(service, "brm_a", "/v1/admin/models/reload").status_code == 403
+    reloaded = _post(service, "admin", "/v1/admin/models/reload")
+    assert reloaded.status_code == 200
+    assert reloaded.json()["models"][0]["version"] == "1"
+
+
+def test_an_unrecorded_answer_is_never_served(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(repository, "add_recommendations", fail)
+    client = service.clients[service.rms[0]][0]
+    before = _count(service.db_url, schema.Recommendation)
+    r = _post(service, "brm_a", f"/v1/clients/{client}/financing-options")
+    assert r.status_code == 503
+    assert r.headers["retry-after"]
+    assert r.json()["error"]["code"] == "unavailable"
+    assert _count(service.db_url, schema.Recommendation) == before
+
+
+def test_restart_with_the_registry_unreachable_serves_the_local_copy(
+    service: Service, tmp_path: Path
+) -> None:
+    # the fixture's app stored the champion under home/served-models; a new app on the same
+    # home whose registry cannot be reached must serve that copy
+    settings = Settings(home=tmp_path / "home", database_url=service.db_url)
+    app = create_app(
+        settings,
+        tracking_uri="http://127.0.0.1:9",
+        poll_seconds=3600,
+        policy_path=ROOT / "models" / "credit_policy.yaml",
+    )
+    with _serve(app) as url:
+        ready = _wait_ready(url, until=lambda r: r["registry"] == "unreachable")
+        assert ready["ready"], ready
+        assert ready["registry"] == "unreachable"
+        assert ready["models"] == {"rmreco-sme-credit-risk": "1"}
