@@ -13,15 +13,14 @@ export UV_PYTHON_DOWNLOADS := never
 # The demo's embedded default: everything under .rmreco/ (override with RMRECO_HOME).
 RMRECO_HOME ?= .rmreco
 export RMRECO_HOME
-DEMO_BANK := $(RMRECO_HOME)/demo-bank
 DEMO_CLIENTS ?= 2000
-DEMO_MONTHS ?= 36
-DEMO_SEED ?= 7
+DEMO_PORT ?= 8000
 
 .PHONY: env demo test test-quick lint bench clean help
 
 help:
-	@echo "make demo   build the environment, generate a synthetic bank and load it"
+	@echo "make demo   build the environment, generate and load a synthetic bank, train and"
+	@echo "            register the credit model, create demo users, start the service"
 	@echo "make test   build the environment and run every test (lint, types, unit, integration)"
 	@echo "make bench  run the benchmarks under benchmarks/"
 
@@ -36,17 +35,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 env: $(VENV)/.synced
 
 demo: env
-	@if [ ! -f "$(DEMO_BANK)/clients.parquet" ]; then \
-	  $(BIN)/rmreco generate --clients $(DEMO_CLIENTS) --months $(DEMO_MONTHS) \
-	    --seed $(DEMO_SEED) --out "$(DEMO_BANK)"; \
-	else echo "synthetic bank already at $(DEMO_BANK)"; fi
-	$(BIN)/rmreco db upgrade
-	$(BIN)/rmreco ingest "$(DEMO_BANK)"
-	@echo
-	@echo "Demo bank loaded: tables in $(DEMO_BANK), database $(RMRECO_HOME)/rmreco.db."
-	@echo "Ground truth for judging models: $(DEMO_BANK)/truth/."
-	@echo "Next: the credit-risk and cross-sell models (issues 3 and 4) train on this bank,"
-	@echo "then the service (issue 5) serves them. Try: $(BIN)/rmreco --help"
+	$(BIN)/rmreco demo --clients $(DEMO_CLIENTS) --port $(DEMO_PORT)
 
 test: env
 	$(BIN)/pytest
@@ -61,6 +50,7 @@ lint: env
 
 bench: env
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_features.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,8 @@ app.add_typer(models_app, name="models")
 
 DEFAULT_CREDIT_SPEC = Path("models/sme_credit_risk.yaml")
 CREDIT_MODEL_NAME = "rmreco-sme-credit-risk"
+DEFAULT_CROSS_SELL_SPEC = Path("models/cross_sell.yaml")
+CROSS_SELL_MODEL_NAME = "rmreco-cross-sell"
 TrackingOption = Annotated[
     str | None,
     typer.Option(
@@ -279,6 +281,93 @@ def train_credit_risk(
     out_console.print(("[green]" if result.gate.passed else "[yellow]") + result.gate.reason)
 
 
+@train_app.command("cross-sell")
+@translate_errors
+def train_cross_sell(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Folder of the contract's tables.", exists=True, file_okay=False
+        ),
+    ],
+    spec: Annotated[
+        Path, typer.Option("--spec", help="Model specification (YAML).")
+    ] = DEFAULT_CROSS_SELL_SPEC,
+    tracking_uri: TrackingOption = None,
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment name.")
+    ] = "rmreco-cross-sell",
+) -> None:
+    """Train the cross-sell propensity models, register the better one, and gate its promotion."""
+    from rmreco.training.cross_sell import train_cross_sell as run
+
+    with _spinner() as progress:
+        task = progress.add_task("starting", total=None)
+        result = run(
+            data,
+            spec_path=spec,
+            settings=_settings(),
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            on_step=lambda message: progress.update(task, description=message),
+        )
+    m = result.metrics
+    out_console.print(
+        f"run {result.run_id}: {result.model_name} v{result.version} ({result.registered_kind})"
+    )
+    for key in (
+        "oot_map_at_5",
+        "oot_ndcg_at_5",
+        "oot_precision_at_1",
+        "popularity_oot_map_at_5",
+        "logistic_oot_map_at_5",
+        "oracle_oot_map_at_5",
+        "oot_adoption_rate",
+        "oot_mean_propensity",
+    ):
+        if key in m:
+            out_console.print(f"{key:>24}: {m[key]:.4f}")
+    out_console.print(result.comparison)
+    out_console.print(("[green]" if result.gate.passed else "[yellow]") + result.gate.reason)
+
+
+@app.command("evaluate-cross-sell")
+@translate_errors
+def evaluate_cross_sell(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Folder of the contract's tables.", exists=True, file_okay=False
+        ),
+    ],
+    spec: Annotated[
+        Path, typer.Option("--spec", help="Model specification (YAML).")
+    ] = DEFAULT_CROSS_SELL_SPEC,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Registered version (default: the champion).")
+    ] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Rank another bank's or a later period's test window as score-batch does, and measure
+    MAP@5 against the adoptions that followed."""
+    from rmreco.training.cross_sell import evaluate_cross_sell as run
+
+    result = run(
+        data,
+        spec_path=spec,
+        settings=_settings(),
+        tracking_uri=tracking_uri,
+        version=version,
+        credit_model=CREDIT_MODEL_NAME,
+    )
+    credit = f", credit grades from v{result.credit_version}" if result.credit_version else ""
+    out_console.print(
+        f"v{result.model_version} on {result.test_period} ({result.rows:,} offers{credit})"
+    )
+    for key, value in result.metrics.items():
+        out_console.print(f"{key:>24}: {value:.4f}")
+
+
 @app.command("evaluate")
 @translate_errors
 def evaluate(
@@ -315,7 +404,7 @@ def models_list(
     name: Annotated[str | None, typer.Argument(help="Registered model (default: all).")] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """List registered model versions with their aliases, test AUC and gate decision."""
+    """List registered model versions with their aliases, test metric and gate decision."""
     from mlflow import MlflowClient
     from rich.table import Table
 
@@ -323,20 +412,21 @@ def models_list(
     from rmreco.training.tracking import configure_mlflow
 
     configure_mlflow(_settings(), tracking_uri)
-    rows = list_versions(MlflowClient(), [name] if name else None)
+    shown = ("oot_auc", "oot_map_at_5")
+    rows = list_versions(MlflowClient(), [name] if name else None, metric_names=shown)
     table = Table()
     table.add_column("model", no_wrap=True)
-    for column in ("version", "aliases", "created", "oot_auc"):
+    for column in ("version", "aliases", "created", *shown):
         table.add_column(column, no_wrap=True)
     table.add_column("gate", overflow="fold")
     for r in rows:
-        auc = r.metrics.get("oot_auc")
+        values = [r.metrics.get(metric) for metric in shown]
         table.add_row(
             r.name,
             r.version,
             ",".join(r.aliases),
             r.created,
-            f"{auc:.4f}" if auc is not None else "",
+            *(f"{v:.4f}" if v is not None else "" for v in values),
             r.gate,
         )
     out_console.print(table if rows else "no registered models")
@@ -390,7 +480,8 @@ def score_batch(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the scores into.")],
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """Score every performing client at a month with the champion models."""
+    """Score every performing client at a month with the champion models: PD and grade
+    (credit.parquet) and, when a cross-sell champion exists, ranked offers (cross_sell.parquet)."""
     month = _parse_month(as_of)
     from rmreco.training.scoring import score_batch as run
 
@@ -401,11 +492,14 @@ def score_batch(
         settings=_settings(),
         tracking_uri=tracking_uri,
         credit_model=CREDIT_MODEL_NAME,
+        cross_sell_model=CROSS_SELL_MODEL_NAME,
     )
     for file, rows in summary.files.items():
         out_console.print(f"{out / file}: {rows:,} rows")
     for model, version in summary.model_versions.items():
         out_console.print(f"{model}: v{version}")
+    for message in summary.skipped.values():
+        out_console.print(f"[yellow]{message}")
 
 
 def _refresh_features(engine: object) -> int:
@@ -528,6 +622,123 @@ def serve(
         settings, tracking_uri=tracking_uri, policy_path=policy, poll_seconds=poll_seconds
     )
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command("demo")
+@translate_errors
+def demo(
+    clients: Annotated[int, typer.Option("--clients", help="Clients of the demo bank.")] = 2000,
+    port: Annotated[int, typer.Option("--port", help="Port of the service.")] = 8000,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")
+    ] = True,
+) -> None:
+    """The main job on the embedded default: a synthetic bank, loaded, models trained and
+    registered, demo users with fresh keys, and the service."""
+    from mlflow import MlflowClient
+    from sqlalchemy import select
+
+    from rmreco.data.ingest import ingest_folder
+    from rmreco.data.synthetic import generate_bank
+    from rmreco.db import repository as repo
+    from rmreco.db import schema
+    from rmreco.db.engine import session_factory, transaction
+    from rmreco.db.migrate import upgrade
+    from rmreco.serving.security import issue_key
+    from rmreco.training.credit_risk import train_credit_risk as train_credit
+    from rmreco.training.registry import champion_version
+    from rmreco.training.tracking import configure_mlflow
+
+    settings = _settings()
+    home = settings.ensure_home()
+    bank = home / "demo-bank"
+    if not (bank / "clients.parquet").exists():
+        out_console.print(f"generating a synthetic bank of {clients:,} clients in {bank}")
+        generate_bank(bank, n_clients=clients, n_months=36, seed=7)
+    url = settings.resolved_database_url
+    upgrade(url)
+    engine = _engine(None)
+    try:
+        summary = ingest_folder(bank, engine, settings=settings)
+        out_console.print(f"loaded the bank into {url} (ingest run {summary.run_id})")
+        out_console.print(f"feature snapshots of {_refresh_features(engine):,} clients")
+        configure_mlflow(settings)
+        if champion_version(MlflowClient(), CREDIT_MODEL_NAME) is None:
+            with _spinner() as progress:
+                task = progress.add_task("training the credit-risk model", total=None)
+                result = train_credit(
+                    bank,
+                    spec_path=DEFAULT_CREDIT_SPEC,
+                    settings=settings,
+                    on_step=lambda m: progress.update(task, description=m),
+                )
+            out_console.print(
+                f"{CREDIT_MODEL_NAME} v{result.version}: oot_auc "
+                f"{result.metrics['oot_auc']:.4f}; {result.gate.reason}"
+            )
+        else:
+            out_console.print(f"{CREDIT_MODEL_NAME}: champion already registered")
+        factory = session_factory(engine)
+        with transaction(factory) as session:
+            rows = session.execute(
+                select(
+                    schema.Client.rm_id, schema.Client.segment, schema.Client.client_id
+                ).order_by(schema.Client.client_id)
+            ).all()
+            by_rm: dict[str, list[str]] = {}
+            segment_rm: dict[str, str] = {}
+            for rm_id, segment, client_id in rows:
+                if rm_id is not None:
+                    by_rm.setdefault(rm_id, []).append(client_id)
+                    segment_rm.setdefault(segment, rm_id)
+            keys = {}
+            for name, role, rm_id in (
+                ("demo-admin", "admin", None),
+                ("demo-brm", "brm", segment_rm.get("sme")),
+                ("demo-crm", "crm", segment_rm.get("corporate")),
+            ):
+                key = issue_key()
+                if repo.user_by_name(session, name) is None:
+                    repo.add_user(
+                        session,
+                        name=name,
+                        role=role,
+                        rm_id=rm_id,
+                        key_prefix=key.prefix,
+                        key_hash=key.hash,
+                    )
+                else:
+                    repo.set_user_key(session, name, key_prefix=key.prefix, key_hash=key.hash)
+                keys[name] = (key.key, rm_id)
+    finally:
+        engine.dispose()
+    base = f"http://127.0.0.1:{port}"
+    brm_key, brm_rm = keys["demo-brm"]
+    sample = by_rm.get(brm_rm or "", ["C0000001"])[0]
+    typer.echo(
+        f"""
+rmreco demo
+  API docs:      {base}/docs
+  readiness:     {base}/readyz
+  demo keys (new on every run; the old ones stop working):
+    demo-admin  (admin)             {keys["demo-admin"][0]}
+    demo-brm    (brm, RM {brm_rm})  {brm_key}
+    demo-crm    (crm, RM {keys["demo-crm"][1]})  {keys["demo-crm"][0]}
+  try:
+    curl -s -X POST -H 'Authorization: Bearer {brm_key}' -H 'Content-Type: application/json' \\
+      -d '{{"amount": 150000, "tenor_months": 36}}' {base}/v1/clients/{sample}/financing-options
+    curl -s -H 'Authorization: Bearer {brm_key}' {base}/v1/rms/{brm_rm}/kpis
+  MLflow UI:     mlflow ui --backend-store-uri {settings.resolved_tracking_uri}
+"""
+    )
+    if serve_after:
+        import uvicorn
+
+        from rmreco.serving.app import create_app
+
+        application = create_app(settings, poll_seconds=30.0)
+        out_console.print(f"serving on {base} (Ctrl-C to stop)")
+        uvicorn.run(application, host="127.0.0.1", port=port, log_level="warning")
 
 
 def _spinner() -> Progress:

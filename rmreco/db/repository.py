@@ -303,3 +303,13 @@ def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:
             .limit(limit)
         )
     )
+
+
+def set_user_key(session: Session, name: str, *, key_prefix: str, key_hash: str) -> bool:
+    """Give an existing user a new key (the old one stops working at once)."""
+    result = session.execute(
+        update(schema.User)
+        .where(schema.User.name == name)
+        .values(api_key_prefix=key_prefix, api_key_hash=key_hash, revoked_at=None)
+    )
+    return bool(getattr(result, "rowcount", 0))
