@@ -109,7 +109,8 @@ def _root(
 ) -> None:
     """Credit and cross-sell recommendations for banks' relationship managers."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else getattr(logging, _settings().log_level.upper(), 20),
+        # the commands print what they did; library logs are for --verbose
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
