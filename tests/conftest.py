@@ -32,8 +32,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def _admin_conninfo() -> tuple[str, str]:
     url = make_url(os.environ.get("RMRECO_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL))
     plain = url.set(drivername="postgresql")
-    return plain.render_as_string(hide_password=False), url.render_as_string(
-        hide_password=False)
+    return plain.render_as_string(hide_password=False), url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -54,7 +53,8 @@ def postgres_url() -> Iterator[str]:
             yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
         finally:
             admin_conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

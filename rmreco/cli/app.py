@@ -407,30 +407,23 @@ def models_list(
 ) -> None:
     """List registered model versions with their aliases, test metric and gate decision."""
     from mlflow import MlflowClient
-    from rich.table import Table
 
     from rmreco.training.registry import list_versions
     from rmreco.training.tracking import configure_mlflow
 
     configure_mlflow(_settings(), tracking_uri)
-    shown = ("oot_auc", "oot_map_at_5")
-    rows = list_versions(MlflowClient(), [name] if name else None, metric_names=shown)
-    table = Table()
-    table.add_column("model", no_wrap=True)
-    for column in ("version", "aliases", "created", *shown):
-        table.add_column(column, no_wrap=True)
-    table.add_column("gate", overflow="fold")
+    # each model's gated test metric: AUC for credit risk, MAP@5 for cross-sell
+    shown = {"oot_auc": "auc", "oot_map_at_5": "map@5"}
+    rows = list_versions(MlflowClient(), [name] if name else None, metric_names=tuple(shown))
+    if not rows:
+        typer.echo("no registered models")
+    # one line per version, whatever the terminal's width: people read it and scripts grep it
     for r in rows:
-        values = [r.metrics.get(metric) for metric in shown]
-        table.add_row(
-            r.name,
-            r.version,
-            ",".join(r.aliases),
-            r.created,
-            *(f"{v:.4f}" if v is not None else "" for v in values),
-            r.gate,
+        metric = " ".join(
+            f"{label} {r.metrics[key]:.4f}" for key, label in shown.items() if key in r.metrics
         )
-    out_console.print(table if rows else "no registered models")
+        aliases = f"[{','.join(r.aliases)}]" if r.aliases else "[]"
+        typer.echo(f"{r.name}  v{r.version}  {aliases}  {r.created}  {metric or '-'}  {r.gate}")
 
 
 @models_app.command("promote")

@@ -38,7 +38,9 @@ DEFAULT_CURE_MONTHS = 3
 LABEL = "default_12m"
 
 
-def _ids_of(inputs: FeatureInputs) -> pl.DataFrame:
+def client_numbers(inputs: FeatureInputs) -> pl.DataFrame:
+    """``_cid`` and ``client_id`` of every client with account rows, numbered by first
+    appearance, as the feature builder numbers them."""
     uniques = pd.unique(inputs.account_months[ID].astype(str).to_numpy())
     return pl.DataFrame(
         {_CID: np.arange(len(uniques), dtype=np.int32), ID: np.asarray(uniques, dtype=object)},
@@ -138,7 +140,7 @@ def default_status(
     Returns ``client_id``, ``month`` (datetime64) and ``in_default`` (bool), one row per
     account-month row of the input.
     """
-    ids = _ids_of(inputs)
+    ids = client_numbers(inputs)
     status = _status(inputs, ids, cure_months).join(ids, on=_CID, how="left").sort([_CID, _MI])
     out = status.select(ID, month_from_index(pl.col(_MI)).alias(MONTH), "in_default").to_pandas()
     out[MONTH] = pd.to_datetime(out[MONTH])
@@ -184,6 +186,21 @@ def _labels(
     )
 
 
+def performing_rows(
+    frame: pl.LazyFrame, inputs: FeatureInputs, *, cure_months: int = DEFAULT_CURE_MONTHS
+) -> pl.LazyFrame:
+    """The rows of a :func:`feature_frame` plan that are scored: an account row exists at t and
+    the client is not in default at t (the same rule for every model)."""
+    ids = client_numbers(inputs)  # the builder numbers clients the same way: by first appearance
+    status = _status(inputs, ids, cure_months).lazy()
+    return (
+        frame.filter(pl.col("observed"))
+        .join(status, on=[_CID, _MI], how="left", maintain_order="left")
+        .filter(~pl.col("in_default").fill_null(False))
+        .drop("in_default")
+    )
+
+
 def build_credit_panel(
     inputs: FeatureInputs,
     *,
@@ -200,15 +217,10 @@ def build_credit_panel(
     so the label is final).
     """
     frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
-    ids = _ids_of(inputs)  # the builder numbers clients the same way: by first appearance
-    status = _status(inputs, ids, cure_months).lazy()
-    performing = (
-        frame.filter(pl.col("observed"))
-        .join(status, on=[_CID, _MI], how="left", maintain_order="left")
-        .filter(~pl.col("in_default").fill_null(False))
-        .drop("in_default")
+    performing = performing_rows(frame, inputs, cure_months=cure_months)
+    labelled = _labels(
+        performing, _events(inputs, client_numbers(inputs)), horizon_months, label_events
     )
-    labelled = _labels(performing, _events(inputs, ids), horizon_months, label_events)
     data_end = int(month_index(inputs.account_months[MONTH]).max())
     labelled = labelled.with_columns(
         ((pl.col(_MI) + horizon_months) <= data_end).alias("label_complete")

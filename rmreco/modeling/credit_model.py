@@ -180,7 +180,7 @@ class CreditRiskModel:
                     break
                 name = self.encoder.features[j]
                 value = self._value(name, float(X[i, j]))
-                row.append(Reason(name, value, c, _sentence(name, value)))
+                row.append(Reason(name, value, c, reason_sentence(name, value)))
             out.append(row)
         return out
 
@@ -245,8 +245,13 @@ class CreditRiskModel:
         )
 
 
-def _sentence(name: str, value: float | str | None) -> str:
-    description = FEATURE_DESCRIPTIONS.get(name, name.replace("_", " "))
+def reason_sentence(
+    name: str, value: float | str | None, descriptions: dict[str, str] | None = None
+) -> str:
+    """The words of a reason: the feature's description (``FEATURE_DESCRIPTIONS`` or
+    ``descriptions``) and its value, formatted for an RM."""
+    known = {**FEATURE_DESCRIPTIONS, **(descriptions or {})}
+    description = known.get(name, name.replace("_", " "))
     if value is None:
         return f"{description}: not available"
     if isinstance(value, str):

@@ -64,7 +64,7 @@ class FeatureEncoder:
                 # vectorised lookup: unknown levels and missing values give code -1, then NaN
                 present = column.notna().to_numpy()
                 text = np.asarray(column.astype(object).where(present, ""), dtype=str)
-                codes = pd.Categorical(text, categories=list(self.categories[name])).codes
+                codes = pd.Index(list(self.categories[name])).get_indexer(pd.Index(text))
                 matrix[:, j] = np.where(present & (codes >= 0), codes, np.nan)
             else:
                 matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(

@@ -1,4 +1,5 @@
-"""Discrimination and calibration metrics of a PD model, and the tables behind its charts."""
+"""Metrics of the models: discrimination and calibration of a PD model, ranking quality of
+cross-sell lists, and the tables behind their charts."""
 
 from __future__ import annotations
 
@@ -56,3 +57,67 @@ def grade_table(
         clients=("y", "size"), mean_pd=("pd", "mean"), default_rate=("y", "mean")
     )
     return table.reindex([g for g in order if g in table.index])
+
+
+# --- ranking (cross-sell) --------------------------------------------------------------------
+
+
+def ranking_metrics(
+    groups: np.ndarray, y: np.ndarray, scores: np.ndarray, *, k: int = 5
+) -> dict[str, float]:
+    """MAP@k, NDCG@k and precision@1 of ranking each group's rows by score.
+
+    A group is one client at one snapshot month; its rows are the products it could be offered
+    (eligible, not held). Groups with no adoption (``y`` all 0) are left out, as usual for MAP:
+    they have no relevant item to find.
+
+    - AP@k of a group with R adoptions: sum over ranks i <= k of precision@i x rel_i, divided
+      by min(R, k); MAP@k is its mean over groups.
+    - NDCG@k: sum of rel_i / log2(i + 1) over ranks i <= k, divided by the same sum of the ideal
+      order (min(R, k) adoptions on top).
+    - precision@1: share of groups whose top-ranked product was adopted.
+
+    Ties are broken by the rows' input order, so results are deterministic.
+
+    Returns:
+        ``map_at_k``, ``ndcg_at_k``, ``precision_at_1`` and ``groups`` (groups counted).
+    """
+    codes, _ = pd.factorize(pd.Series(groups))
+    y = np.asarray(y, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    order = np.lexsort((np.arange(len(y)), -scores, codes))
+    g, rel = codes[order], y[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    sizes = np.diff(np.r_[starts, len(g)])
+    rank = np.arange(len(g)) - np.repeat(starts, sizes) + 1
+    n_groups = len(starts)
+    relevant = np.bincount(g, weights=rel, minlength=n_groups)
+    group_index = np.repeat(np.arange(n_groups), sizes)
+    hits = np.cumsum(rel) - np.repeat(np.cumsum(rel)[starts] - rel[starts], sizes)
+    top = rank <= k
+    ap = np.bincount(group_index, weights=np.where(top, rel * hits / rank, 0.0), minlength=n_groups)
+    dcg = np.bincount(
+        group_index, weights=np.where(top, rel / np.log2(rank + 1), 0.0), minlength=n_groups
+    )
+    discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    keep = relevant > 0
+    ideal = discounts[np.minimum(relevant[keep], k).astype(int) - 1]
+    first = rel[starts]
+    if not keep.any():
+        return {f"map_at_{k}": 0.0, f"ndcg_at_{k}": 0.0, "precision_at_1": 0.0, "groups": 0.0}
+    return {
+        f"map_at_{k}": float(np.mean(ap[keep] / np.minimum(relevant[keep], k))),
+        f"ndcg_at_{k}": float(np.mean(dcg[keep] / ideal)),
+        "precision_at_1": float(np.mean(first[keep])),
+        "groups": float(keep.sum()),
+    }
+
+
+def lift_at(y: np.ndarray, scores: np.ndarray, share: float = 0.1) -> float:
+    """Adoption rate among the top ``share`` of rows by score, against the overall rate."""
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0 or y.sum() == 0:
+        return float("nan")
+    n = max(1, round(share * len(y)))
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    return float(y[order[:n]].mean() / y.mean())

@@ -1,9 +1,11 @@
-"""The one MLflow pyfunc wrapper of rmreco's models, at a stable import path.
+"""The MLflow pyfunc wrappers of rmreco's models, at one stable import path.
 
-MLflow stores the model's own files (JSON and LightGBM text, see ``credit_model``) as the
-artifact ``model``; this class loads them and answers ``predict`` with a frame of PD, grade and
-reason codes. The service does not go through ``predict``: it loads the same files with
-:func:`load_credit_model` and scores on its own fast path.
+MLflow stores the model's own files (JSON and LightGBM text, see ``credit_model`` and
+``propensity``) as the artifact ``model``; :class:`RmrecoCreditModel` answers ``predict`` with
+PD, grade and reason codes, :class:`RmrecoPropensityModel` with propensity, expected value and
+reasons of (client, product) rows. The service does not go through ``predict``: it loads the
+same files with :func:`load_credit_model` / :func:`load_propensity_model` and scores on its own
+fast path.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.propensity import PropensityModel
 
 MODEL_ARTIFACT = "model"
 
@@ -55,3 +58,40 @@ def load_credit_model(model_uri: str, *, dst: Path | None = None) -> CreditRiskM
         artifact_uri=model_uri, dst_path=str(dst) if dst else None
     )
     return CreditRiskModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)
+
+
+class RmrecoPropensityModel(PythonModel):
+    """pyfunc face of :class:`PropensityModel`: (client, product) rows with their features in;
+    propensity, expected_value and reasons out."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        self.model = PropensityModel.load(Path(context.artifacts[MODEL_ARTIFACT]))
+
+    def predict(
+        self,
+        context: PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        result = self.model.predict(model_input)
+        return pd.DataFrame(
+            {
+                "propensity": result.propensity,
+                "expected_value": result.expected_value,
+                "reasons": [json.dumps([r.to_dict() for r in row]) for row in result.reasons],
+            },
+            index=model_input.index,
+        )
+
+
+def load_propensity_model(model_uri: str, *, dst: Path | None = None) -> PropensityModel:
+    """Download a logged propensity model's files (e.g. ``models:/name@champion``), load them.
+
+    Raises:
+        mlflow.exceptions.MlflowException: the URI names no model or the registry is unreachable.
+        ValueError: the model's files are not a propensity model this code reads.
+    """
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=str(dst) if dst else None
+    )
+    return PropensityModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)

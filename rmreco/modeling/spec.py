@@ -38,6 +38,11 @@ class SplitSpec(Frozen):
     test_months: int = Field(3, ge=1)
     calibration_months: int = Field(3, ge=1)
     min_history_months: int = Field(3, ge=1)
+    #: Share of clients never used for fitting; calibration and test rows come from them only.
+    #: A client's static fields (declared turnover, employees) fingerprint it, so a model fitted
+    #: on a client's earlier snapshots can recall that client's default when its outcome window
+    #: overlaps the test period's; held-out clients make the test honest.
+    holdout_share: float = Field(0.4, gt=0, lt=1)
 
 
 class FeatureSpec(Frozen):
@@ -138,6 +143,103 @@ class CreditRiskSpec(Frozen):
         """A short hash of the resolved spec, logged with every run."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class CrossSellLabelSpec(Frozen):
+    horizon_months: int = Field(3, ge=1, le=12)
+    cure_months: int = Field(3, ge=1, le=24)
+
+
+class CrossSellSplitSpec(Frozen):
+    test_months: int = Field(3, ge=1)
+    calibration_months: int = Field(3, ge=1)
+    min_history_months: int = Field(3, ge=1)
+    #: share of the fit window's non-adopting rows kept (weighted back), to bound the fit's cost
+    negative_sample: float = Field(1.0, gt=0, le=1)
+
+
+class LogisticSpec(Frozen):
+    C: float = Field(1.0, gt=0)
+    max_iter: int = Field(500, ge=10)
+
+
+class CrossSellModelSpec(Frozen):
+    #: which of the two LightGBM set-ups is registered: chosen by ranking quality on the
+    #: calibration window (auto), or fixed
+    choose: Literal["auto", "stacked", "per_product"] = "auto"
+    calibration: Literal["platt", "isotonic"] = "platt"
+    #: a product needs this many adoptions in the calibration window for a calibrator of its own
+    min_calibration_adoptions: int = Field(20, ge=1)
+    lightgbm: LightGbmSpec = LightGbmSpec()
+    #: parameters of the per-product models that differ from ``lightgbm.params``
+    per_product_params: dict[str, Any] = Field(default_factory=dict)
+    logistic: LogisticSpec = LogisticSpec()
+
+
+class CreditGateSpec(Frozen):
+    #: the worst credit grade (of the credit-risk champion) to which financing is offered
+    max_grade: str = "8"
+    #: clients the credit model does not grade (segments it does not cover): keep their
+    #: financing products in the list (``include``, for the RM to refer) or drop them
+    ungraded: Literal["include", "exclude"] = "include"
+
+
+class RankingGateSpec(Frozen):
+    metric: str = "oot_map_at_5"
+    min_value: float = Field(0.2, ge=0, le=1)
+    max_drop: float = Field(0.01, ge=0, le=1)
+
+
+class CrossSellSpec(Frozen):
+    """The cross-sell propensity model: rows, features, fit, calibration, value and gates.
+
+    Expected value of offering product p to a client = propensity x p's annual margin, where
+    the margin is the catalog's ``annual_fee`` for a service and, for financing,
+    ``margin_rate`` x ``limit_turnover_share`` x the client's annual turnover (declared, or the
+    last 12 months' account inflows when none is declared).
+    """
+
+    name: str
+    description: str = ""
+    segments: tuple[Segment, ...] = (Segment.SME, Segment.CORPORATE)
+    seed: int = 42
+    label: CrossSellLabelSpec = CrossSellLabelSpec()
+    financials_lag_months: int = Field(6, ge=0, le=24)
+    split: CrossSellSplitSpec = CrossSellSplitSpec()
+    #: the client features of the builder; the holdings features of every catalog product and
+    #: the product itself are added when ``holdings_features`` is true
+    features: tuple[str, ...] = Field(min_length=1)
+    holdings_features: bool = True
+    model: CrossSellModelSpec = CrossSellModelSpec()
+    ranking_k: int = Field(5, ge=1, le=20)
+    credit_gate: CreditGateSpec = CreditGateSpec()
+    reasons: ReasonSpec = ReasonSpec()
+    gates: RankingGateSpec = RankingGateSpec()
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in value if n not in FEATURE_DESCRIPTIONS]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; see rmreco.features.feature_names()")
+        repeated = sorted({n for n in value if value.count(n) > 1})
+        if repeated:
+            raise ValueError(f"features listed twice: {repeated}")
+        return value
+
+    def fingerprint(self) -> str:
+        """A short hash of the resolved spec, logged with every run."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_cross_sell_spec(path: Path) -> CrossSellSpec:
+    """Read and check a cross-sell spec.
+
+    Raises:
+        ConfigurationError: the file is missing, is not YAML, or a field is wrong (named by path).
+    """
+    return load_spec_file(path, CrossSellSpec)
 
 
 def load_credit_risk_spec(path: Path) -> CreditRiskSpec:

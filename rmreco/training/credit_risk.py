@@ -95,8 +95,16 @@ class CreditTrainingResult:
     comparison: str
 
 
+def holdout_clients(client_ids: pd.Series, share: float, seed: int) -> np.ndarray:
+    """True for the clients kept out of fitting: a stable hash of the id, the same every run."""
+    keys = client_ids.astype(str) + f"|{seed}"
+    hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
+    return np.asarray(hashes / float(2**64) < share)
+
+
 def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
-    """Fit on early snapshots, calibrate on the next period, test on the latest complete one.
+    """Fit on early snapshots of some clients; calibrate on the next period and test on the
+    latest complete one, both on the other clients (``split.holdout_share``).
 
     Raises:
         TrainingDataError: too few labelled months, or a period without defaulters.
@@ -113,14 +121,16 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
     test_months = months[-spec.split.test_months :]
     cal_months = months[-need + 1 : -spec.split.test_months]
     fit_months = months[: -need + 1]
+    held_out = holdout_clients(complete["client_id"], spec.split.holdout_share, spec.seed)
     fit = complete[
         complete["month"].isin(fit_months)
+        & ~held_out
         & (complete["history_months"] >= spec.split.min_history_months)
     ]
     split = Split(
         fit=fit,
-        calibration=complete[complete["month"].isin(cal_months)],
-        test=complete[complete["month"].isin(test_months)],
+        calibration=complete[complete["month"].isin(cal_months) & held_out],
+        test=complete[complete["month"].isin(test_months) & held_out],
     )
     for name, frame in (
         ("fit", split.fit),
@@ -338,8 +348,8 @@ def train_credit_risk(
             version = str(info.registered_model_version)
             step("applying the promotion gates")
             gate = _gate(client, spec, version, split.test, y_test, metrics["oot_auc"])
-            if gate.champion_auc is not None:
-                mlflow.log_metric("champion_oot_auc", gate.champion_auc)
+            if gate.champion_value is not None:
+                mlflow.log_metric("champion_oot_auc", gate.champion_value)
             mlflow.set_tags(
                 {
                     "gate": gate.reason,
@@ -386,7 +396,8 @@ def evaluate_credit_model(
 ) -> CreditEvaluation:
     """Score another bank's (or a later period's) test window with a registered version.
 
-    The window is the one training would test on (the spec's split); the result says how the
+    The window is the one training would test on (the spec's latest months, every client); the
+    result says how the
     model holds up on data it never saw: a backtest, or a check that it carries to another
     population. Reads the registry, writes nothing.
 
@@ -404,7 +415,15 @@ def evaluate_credit_model(
         financials_lag_months=spec.financials_lag_months,
     )
     panel = panel[panel["segment"].astype(str).isin([str(s) for s in spec.segments])]
-    test = split_out_of_time(panel, spec).test
+    # another bank's clients (or later data) were never fitted on: every client counts
+    complete = panel[panel["label_complete"]]
+    months = sorted(complete["month"].unique())
+    if len(months) < spec.split.test_months:
+        raise TrainingDataError(
+            f"the data has {len(months)} snapshot months with a complete outcome; the test "
+            f"window needs {spec.split.test_months}"
+        )
+    test = complete[complete["month"].isin(months[-spec.split.test_months :])]
     configure_mlflow(settings, tracking_uri)
     client = MlflowClient()
     chosen = version or champion_version(client, spec.name)
@@ -451,9 +470,10 @@ def _gate(
     if current is None or current == version:
         return decide_gate(
             challenger_auc,
-            min_auc=spec.gates.min_auc,
-            max_auc_drop=spec.gates.max_auc_drop,
-            champion_auc=None,
+            metric="oot_auc",
+            min_value=spec.gates.min_auc,
+            max_drop=spec.gates.max_auc_drop,
+            champion_value=None,
             champion_version=None,
         )
     try:
@@ -464,9 +484,10 @@ def _gate(
         champion_auc, error = None, str(exc)
     return decide_gate(
         challenger_auc,
-        min_auc=spec.gates.min_auc,
-        max_auc_drop=spec.gates.max_auc_drop,
-        champion_auc=champion_auc,
+        metric="oot_auc",
+        min_value=spec.gates.min_auc,
+        max_drop=spec.gates.max_auc_drop,
+        champion_value=champion_auc,
         champion_version=current,
         champion_error=error,
     )

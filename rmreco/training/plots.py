@@ -1,8 +1,10 @@
-"""Charts of a credit-risk run, drawn with matplotlib's object API (no pyplot, no display)."""
+"""Charts of credit-risk and cross-sell runs, drawn with matplotlib's object API (no pyplot, no
+display)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,4 +101,51 @@ def shap_summary_chart(
     ax.set_xlabel("contribution to log-odds of default (blue low value, red high)")
     ax.set_title("TreeSHAP summary, out-of-time test window")
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def _grid(n: int, width: float = 3.0) -> tuple[Figure, list[Any]]:
+    cols = min(5, max(1, n))
+    rows = max(1, -(-n // cols))
+    fig = Figure(figsize=(width * cols, width * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def gains_by_product_chart(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Per product: cumulative share of adopters caught against share of rows, likeliest first."""
+    fig, axes = _grid(len(tables))
+    for ax, (code, table) in zip(axes, tables.items(), strict=False):
+        ax.plot([0, *table["population_share"]], [0, *table["defaulters_caught"]], marker=".")
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        ax.set_title(code, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("Gains per product (share of adopters caught), out-of-time test window")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    return path
+
+
+def lift_by_product_chart(lift: pd.Series, path: Path) -> Path:
+    """Top-decile lift of each product: adoption rate in its top 10% against its average."""
+    return bar_chart(lift, "Top-decile lift per product, out-of-time test window", "lift", path)
+
+
+def calibration_by_product_chart(
+    by_product: pd.DataFrame, reliability: pd.DataFrame, path: Path
+) -> Path:
+    """Per product: adoption rate against mean propensity by propensity quintile, on a shared
+    diagonal, so that a propensity means the same across products."""
+    codes = list(by_product.index)
+    fig, axes = _grid(len(codes))
+    for ax, code in zip(axes, codes, strict=False):
+        rows = reliability[reliability["product_code"] == code]
+        high = max(float(rows["mean_propensity"].max()), float(rows["adoption_rate"].max()), 1e-3)
+        ax.plot(rows["mean_propensity"], rows["adoption_rate"], marker="o")
+        ax.plot([0, high], [0, high], linestyle=":", color="grey")
+        ax.set_title(code, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("Calibration per product: adoption rate (y) by mean propensity (x), quintiles")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     return path

@@ -27,73 +27,87 @@ class RegistryError(RmrecoError):
 
 @dataclass(frozen=True)
 class GateDecision:
-    """Whether a challenger may become champion, and why."""
+    """Whether a challenger may become champion, and why (``metric`` names the measure)."""
 
     passed: bool
     reason: str
-    challenger_auc: float
-    champion_auc: float | None = None
+    challenger_value: float
+    champion_value: float | None = None
     champion_version: str | None = None
+    metric: str = "oot_auc"
+
+
+def _label(metric: str) -> str:
+    return {"oot_auc": "AUC", "oot_map_at_5": "MAP@5"}.get(metric, metric)
 
 
 def decide_gate(
-    challenger_auc: float,
+    challenger_value: float,
     *,
-    min_auc: float,
-    max_auc_drop: float,
-    champion_auc: float | None,
+    metric: str = "oot_auc",
+    min_value: float,
+    max_drop: float,
+    champion_value: float | None,
     champion_version: str | None,
     champion_error: str | None = None,
 ) -> GateDecision:
-    """Apply the gates: an absolute AUC floor, and no worse than the champion beyond a tolerance.
+    """Apply the gates to a metric where higher is better (out-of-time AUC, MAP@5...): an
+    absolute floor, and no worse than the champion beyond a tolerance.
 
-    ``champion_auc`` is the champion's AUC on the same test rows (None when there is no
+    ``champion_value`` is the champion's value on the same test rows (None when there is no
     champion). ``champion_error`` says why an existing champion could not be evaluated; the
     challenger is then refused, since it cannot be compared.
     """
-    if challenger_auc < min_auc:
+    name = _label(metric)
+    value = challenger_value
+    if value < min_value:
         return GateDecision(
             False,
-            f"refused: AUC {challenger_auc:.4f} is below the floor {min_auc:.4f}",
-            challenger_auc,
-            champion_auc,
+            f"refused: {name} {value:.4f} is below the floor {min_value:.4f}",
+            value,
+            champion_value,
             champion_version,
+            metric,
         )
     if champion_error is not None:
         return GateDecision(
             False,
             f"refused: champion v{champion_version} could not be scored "
             f"on the test window ({champion_error}); promote by hand if intended",
-            challenger_auc,
+            value,
             None,
             champion_version,
+            metric,
         )
-    if champion_auc is None:
+    if champion_value is None:
         return GateDecision(
             True,
-            f"promoted: AUC {challenger_auc:.4f} clears the floor "
-            f"{min_auc:.4f} and there is no champion yet",
-            challenger_auc,
+            f"promoted: {name} {value:.4f} clears the floor "
+            f"{min_value:.4f} and there is no champion yet",
+            value,
+            metric=metric,
         )
-    drop = champion_auc - challenger_auc
-    if drop > max_auc_drop:
+    drop = champion_value - value
+    if drop > max_drop:
         return GateDecision(
             False,
-            f"refused: AUC {challenger_auc:.4f} is {drop:.4f} below "
-            f"champion v{champion_version} ({champion_auc:.4f}) on the same test "
-            f"window; tolerance {max_auc_drop:.4f}",
-            challenger_auc,
-            champion_auc,
+            f"refused: {name} {value:.4f} is {drop:.4f} below "
+            f"champion v{champion_version} ({champion_value:.4f}) on the same test "
+            f"window; tolerance {max_drop:.4f}",
+            value,
+            champion_value,
             champion_version,
+            metric,
         )
     return GateDecision(
         True,
-        f"promoted: AUC {challenger_auc:.4f} against champion "
-        f"v{champion_version} {champion_auc:.4f} on the same test window "
-        f"(tolerance {max_auc_drop:.4f})",
-        challenger_auc,
-        champion_auc,
+        f"promoted: {name} {value:.4f} against champion "
+        f"v{champion_version} {champion_value:.4f} on the same test window "
+        f"(tolerance {max_drop:.4f})",
+        value,
+        champion_value,
         champion_version,
+        metric,
     )
 
 
@@ -183,6 +197,10 @@ def list_versions(
     models = names or [m.name for m in client.search_registered_models()]
     rows: list[VersionRow] = []
     for name in models:
+        # search results leave aliases empty on some stores; the registered model has them all
+        by_version: dict[str, list[str]] = {}
+        for alias, aliased in (client.get_registered_model(name).aliases or {}).items():
+            by_version.setdefault(str(aliased), []).append(alias)
         for mv in client.search_model_versions(f"name = '{name}'"):
             metrics: dict[str, float] = {}
             if mv.run_id:
@@ -195,7 +213,12 @@ def list_versions(
                 VersionRow(
                     name=name,
                     version=str(mv.version),
-                    aliases=tuple(sorted(getattr(mv, "aliases", []) or [])),
+                    aliases=tuple(
+                        sorted(
+                            set(getattr(mv, "aliases", []) or [])
+                            | set(by_version.get(str(mv.version), []))
+                        )
+                    ),
                     created=time.strftime(
                         "%Y-%m-%d %H:%M", time.gmtime(mv.creation_timestamp / 1000)
                     ),

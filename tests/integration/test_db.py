@@ -70,8 +70,9 @@ def test_schema_follows_the_contract(table: contract.Table) -> None:
         assert isinstance(db_column.type, KIND_TYPES[column.kind]), column.name
         assert db_column.nullable == (column.nullable or not column.required), column.name
     assert tuple(c.name for c in db_table.primary_key.columns) == table.key
-    foreign = {(fk.parent.name, fk.column.table.name, fk.column.name)
-               for fk in db_table.foreign_keys}
+    foreign = {
+        (fk.parent.name, fk.column.table.name, fk.column.name) for fk in db_table.foreign_keys
+    }
     assert foreign == {(r.column, r.target_table, r.target_column) for r in table.references}
     assert CONTRACT_MODELS[table.name].__table__ is db_table
 
@@ -130,11 +131,11 @@ def _client(**changes: Any) -> Client:
 
 def _fails(engine: Engine, *objects: Any) -> None:
     """Adding ``objects`` after a valid RM and product must break a constraint."""
+
     def write() -> None:
         with transaction(session_factory(engine)) as session:
             session.add(_rm())
-            session.add(Product(product_code="P1", name="Loan", kind="financing",
-                                segments="sme"))
+            session.add(Product(product_code="P1", name="Loan", kind="financing", segments="sme"))
             session.flush()
             for obj in objects:
                 session.add(obj)
@@ -148,24 +149,43 @@ def test_valid_rows_are_accepted(engine: Engine) -> None:
     factory = session_factory(engine)
     with transaction(factory) as session:
         session.add(_rm())
-        session.add(Product(product_code="P1", name="Loan", kind="financing", segments="sme",
-                            params={"tier": 2}))
+        session.add(
+            Product(
+                product_code="P1", name="Loan", kind="financing", segments="sme", params={"tier": 2}
+            )
+        )
         session.flush()
         session.add(_client(turnover=10.0, founded=dt.date(2020, 1, 1)))
         session.flush()
-        session.add(Holding(client_id="C1", product_code="P1", start_month=dt.date(2024, 1, 1),
-                            end_month=dt.date(2024, 3, 1)))
-        user = User(name="anna", role="brm", rm_id="RM01", api_key_prefix="rk_abc",
-                    api_key_hash="sha256$00")
+        session.add(
+            Holding(
+                client_id="C1",
+                product_code="P1",
+                start_month=dt.date(2024, 1, 1),
+                end_month=dt.date(2024, 3, 1),
+            )
+        )
+        user = User(
+            name="anna", role="brm", rm_id="RM01", api_key_prefix="rk_abc", api_key_hash="sha256$00"
+        )
         session.add(user)
         session.flush()
-        rec = Recommendation(user_id=user.id, client_id="C1", kind="financing",
-                             product_code="P1", rank=1, model_versions={"pd": "3"},
-                             features={"x": 1.5}, output={"pd": 0.01}, request={})
+        rec = Recommendation(
+            user_id=user.id,
+            client_id="C1",
+            kind="financing",
+            product_code="P1",
+            rank=1,
+            model_versions={"pd": "3"},
+            features={"x": 1.5},
+            output={"pd": 0.01},
+            request={},
+        )
         session.add(rec)
         session.flush()
-        session.add(Feedback(recommendation_id=rec.id, user_id=user.id, outcome="accepted",
-                             amount=1000.0))
+        session.add(
+            Feedback(recommendation_id=rec.id, user_id=user.id, outcome="accepted", amount=1000.0)
+        )
     with transaction(factory, read_only=True) as session:
         stored = session.get(Recommendation, rec.id)
         assert stored is not None
@@ -176,13 +196,16 @@ def test_valid_rows_are_accepted(engine: Engine) -> None:
         assert product.params == {"tier": 2}
 
 
-@pytest.mark.parametrize("bad", [
-    pytest.param(lambda: _client(turnover=-1.0), id="negative turnover"),
-    pytest.param(lambda: _client(segment="giant"), id="unknown segment"),
-    pytest.param(lambda: _client(sector="Z"), id="unknown sector"),
-    pytest.param(lambda: _client(rm_id="RM99"), id="unknown rm"),
-    pytest.param(lambda: _client(segment=None), id="missing segment"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda: _client(turnover=-1.0), id="negative turnover"),
+        pytest.param(lambda: _client(segment="giant"), id="unknown segment"),
+        pytest.param(lambda: _client(sector="Z"), id="unknown sector"),
+        pytest.param(lambda: _client(rm_id="RM99"), id="unknown rm"),
+        pytest.param(lambda: _client(segment=None), id="missing segment"),
+    ],
+)
 def test_client_constraints(engine: Engine, bad: Any) -> None:
     _fails(engine, bad())
 
@@ -190,19 +213,35 @@ def test_client_constraints(engine: Engine, bad: Any) -> None:
 @pytest.mark.filterwarnings("ignore:New instance:sqlalchemy.exc.SAWarning")
 def test_key_and_reference_constraints(engine: Engine) -> None:
     _fails(engine, _client(), _client())  # duplicate primary key
-    _fails(engine, _client(), Holding(client_id="C1", product_code="NOPE",
-                                      start_month=dt.date(2024, 1, 1)))
-    _fails(engine, _client(), Holding(client_id="C1", product_code="P1",
-                                      start_month=dt.date(2024, 2, 1),
-                                      end_month=dt.date(2024, 1, 1)))
+    _fails(
+        engine,
+        _client(),
+        Holding(client_id="C1", product_code="NOPE", start_month=dt.date(2024, 1, 1)),
+    )
+    _fails(
+        engine,
+        _client(),
+        Holding(
+            client_id="C1",
+            product_code="P1",
+            start_month=dt.date(2024, 2, 1),
+            end_month=dt.date(2024, 1, 1),
+        ),
+    )
 
 
 def test_application_constraints(engine: Engine) -> None:
     _fails(engine, User(name="x", role="superuser", api_key_prefix="a", api_key_hash="h"))
-    _fails(engine, User(name="x", role="admin", api_key_prefix="a", api_key_hash="h"),
-           User(name="x", role="admin", api_key_prefix="b", api_key_hash="h"))
-    _fails(engine, User(name="x", role="admin", api_key_prefix="a", api_key_hash="h"),
-           User(name="y", role="admin", api_key_prefix="a", api_key_hash="h"))
+    _fails(
+        engine,
+        User(name="x", role="admin", api_key_prefix="a", api_key_hash="h"),
+        User(name="x", role="admin", api_key_prefix="b", api_key_hash="h"),
+    )
+    _fails(
+        engine,
+        User(name="x", role="admin", api_key_prefix="a", api_key_hash="h"),
+        User(name="y", role="admin", api_key_prefix="a", api_key_hash="h"),
+    )
     _fails(engine, Feedback(recommendation_id="missing", user_id=1, outcome="accepted"))
 
 
@@ -225,8 +264,10 @@ def test_sqlite_file_folder_is_created_and_pragmas_set(tmp_path: Path) -> None:
     engine = create_engine_for(f"sqlite:///{path}", sqlite_busy_timeout_ms=1234)
     try:
         with engine.connect() as connection:
-            pragma = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                      for name in ("journal_mode", "foreign_keys", "busy_timeout")}
+            pragma = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+            }
     finally:
         engine.dispose()
     assert path.parent.is_dir()
@@ -240,8 +281,10 @@ def test_sqlite_transactions_take_the_write_lock_at_begin(sqlite_url: str) -> No
     try:
         with transaction(session_factory(first)) as holder:
             holder.execute(text("SELECT 1"))  # a read only, yet the write lock is held
-            with pytest.raises(OperationalError, match="locked"), \
-                    transaction(session_factory(second)) as session:
+            with (
+                pytest.raises(OperationalError, match="locked"),
+                transaction(session_factory(second)) as session,
+            ):
                 session.execute(text("SELECT 1"))
             # readers are not blocked (WAL, deferred begin)
             with transaction(session_factory(second), read_only=True) as reader:
@@ -273,8 +316,7 @@ def test_sqlite_writer_waits_for_the_lock(sqlite_url: str) -> None:
             session.add(_rm("RM02"))
         thread.join()
         with transaction(factory, read_only=True) as session:
-            assert session.execute(
-                text("SELECT count(*) FROM relationship_managers")).scalar() == 2
+            assert session.execute(text("SELECT count(*) FROM relationship_managers")).scalar() == 2
     finally:
         released.set()
         thread.join()
@@ -333,6 +375,7 @@ def test_retry_gives_up_and_ignores_other_errors(sqlite_url: str) -> None:
         def work(session: Session) -> None:
             calls.append(sqlstate)
             raise _dbapi_error(sqlstate)
+
         return work
 
     with pytest.raises(DBAPIError):
@@ -351,8 +394,11 @@ def test_real_serialization_failure_is_retryable(postgres_url: str) -> None:
     serializable = engine.execution_options(isolation_level="SERIALIZABLE")
     try:
         with engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO relationship_managers (rm_id, name, role) VALUES ('R', 'a', 'brm')"))
+            connection.execute(
+                text(
+                    "INSERT INTO relationship_managers (rm_id, name, role) VALUES ('R', 'a', 'brm')"
+                )
+            )
         with serializable.connect() as first, serializable.connect() as second:
             first.begin()
             second.begin()

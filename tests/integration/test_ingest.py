@@ -22,8 +22,15 @@ from rmreco.db.schema import Base, Client, IngestRun, Product
 from rmreco.domain import contract
 from rmreco.domain.errors import DataContractError
 
-TINY_COUNTS = {"relationship_managers": 2, "products": 5, "clients": 4, "account_months": 24,
-               "holdings": 8, "credit_events": 1, "financials": 4}
+TINY_COUNTS = {
+    "relationship_managers": 2,
+    "products": 5,
+    "clients": 4,
+    "account_months": 24,
+    "holdings": 8,
+    "credit_events": 1,
+    "financials": 4,
+}
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
@@ -44,16 +51,21 @@ def snapshot(engine: Engine) -> Snapshot:
     """Every row of every table, in primary-key order."""
     with engine.connect() as connection:
         return {
-            table.name: [tuple(row) for row in connection.execute(
-                select(table).order_by(*table.primary_key.columns))]
+            table.name: [
+                tuple(row)
+                for row in connection.execute(select(table).order_by(*table.primary_key.columns))
+            ]
             for table in Base.metadata.sorted_tables
         }
 
 
 def counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
-        return {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in contract.TABLES for t in [Base.metadata.tables[t.name]]}
+        return {
+            t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in contract.TABLES
+            for t in [Base.metadata.tables[t.name]]
+        }
 
 
 def edit_csv(folder: Path, name: str, row: int, column: str, value: str) -> None:
@@ -90,31 +102,44 @@ def test_loads_the_tiny_bank(engine: Engine, tiny_bank: Path, settings: Settings
         assert c004.sector is None
 
 
-def test_loading_twice_does_not_duplicate(engine: Engine, tiny_bank: Path,
-                                          settings: Settings) -> None:
+def test_loading_twice_does_not_duplicate(
+    engine: Engine, tiny_bank: Path, settings: Settings
+) -> None:
     ingest_folder(tiny_bank, engine, settings=settings)
     before = snapshot(engine)
     ingest_folder(tiny_bank, engine, settings=settings)
     after = snapshot(engine)
     assert counts(engine) == TINY_COUNTS
-    assert {k: v for k, v in after.items() if k != "ingest_runs"} == \
-        {k: v for k, v in before.items() if k != "ingest_runs"}
+    assert {k: v for k, v in after.items() if k != "ingest_runs"} == {
+        k: v for k, v in before.items() if k != "ingest_runs"
+    }
     assert len(after["ingest_runs"]) == 2
 
 
-def test_a_changed_value_is_updated(engine: Engine, tiny_bank: Path,
-                                    settings: Settings) -> None:
+def test_a_changed_value_is_updated(engine: Engine, tiny_bank: Path, settings: Settings) -> None:
     ingest_folder(tiny_bank, engine, settings=settings)
     edit_csv(tiny_bank, "clients", 1, "turnover", "2000000")
     edit_csv(tiny_bank, "holdings", 1, "end_month", "2024-05-01")
     edit_csv(tiny_bank, "products", 1, "collateral", "yes")
     ingest_folder(tiny_bank, engine, settings=settings)
     with engine.connect() as connection:
-        assert connection.execute(text(
-            "SELECT turnover FROM clients WHERE client_id = 'C001'")).scalar() == 2_000_000
-        assert str(connection.execute(text(
-            "SELECT end_month FROM holdings WHERE client_id = 'C001' "
-            "AND product_code = 'OVERDRAFT'")).scalar()) == "2024-05-01"
+        assert (
+            connection.execute(
+                text("SELECT turnover FROM clients WHERE client_id = 'C001'")
+            ).scalar()
+            == 2_000_000
+        )
+        assert (
+            str(
+                connection.execute(
+                    text(
+                        "SELECT end_month FROM holdings WHERE client_id = 'C001' "
+                        "AND product_code = 'OVERDRAFT'"
+                    )
+                ).scalar()
+            )
+            == "2024-05-01"
+        )
     with session_factory(engine)() as session:
         product = session.get(Product, "OVERDRAFT")
         assert product is not None
@@ -122,9 +147,9 @@ def test_a_changed_value_is_updated(engine: Engine, tiny_bank: Path,
     assert counts(engine) == TINY_COUNTS
 
 
-def test_parquet_input_loads_the_same(engine: Engine, tiny_bank: Path,
-                                      settings: Settings) -> None:
+def test_parquet_input_loads_the_same(engine: Engine, tiny_bank: Path, settings: Settings) -> None:
     from rmreco.data.tables import read_input_folder
+
     read = read_input_folder(tiny_bank)
     for table in read.tables.values():
         table.frame.reset_index(drop=True).to_parquet(tiny_bank / f"{table.name}.parquet")
@@ -133,22 +158,26 @@ def test_parquet_input_loads_the_same(engine: Engine, tiny_bank: Path,
     assert counts(engine) == TINY_COUNTS
 
 
-def test_refused_input_leaves_the_database_as_it_was(engine: Engine, tiny_bank: Path,
-                                                      settings: Settings) -> None:
+def test_refused_input_leaves_the_database_as_it_was(
+    engine: Engine, tiny_bank: Path, settings: Settings
+) -> None:
     ingest_folder(tiny_bank, engine, settings=settings)
     before = snapshot(engine)
-    edit_csv(tiny_bank, "clients", 1, "turnover", "999")       # a valid change ...
+    edit_csv(tiny_bank, "clients", 1, "turnover", "999")  # a valid change ...
     edit_csv(tiny_bank, "account_months", 3, "credit_turnover", "-5")  # ... and a bad one
     edit_csv(tiny_bank, "holdings", 2, "client_id", "C999")
     with pytest.raises(DataContractError) as caught:
         ingest_folder(tiny_bank, engine, settings=settings)
     assert {(p.file, p.row, p.column) for p in caught.value.problems} == {
-        ("account_months.csv", 3, "credit_turnover"), ("holdings.csv", 2, "client_id")}
+        ("account_months.csv", 3, "credit_turnover"),
+        ("holdings.csv", 2, "client_id"),
+    }
     assert snapshot(engine) == before
 
 
-def test_refused_first_load_writes_nothing(engine: Engine, tiny_bank: Path,
-                                           settings: Settings) -> None:
+def test_refused_first_load_writes_nothing(
+    engine: Engine, tiny_bank: Path, settings: Settings
+) -> None:
     (tiny_bank / "products.csv").unlink()
     with pytest.raises(DataContractError):
         ingest_folder(tiny_bank, engine, settings=settings)
@@ -156,8 +185,8 @@ def test_refused_first_load_writes_nothing(engine: Engine, tiny_bank: Path,
 
 
 def test_failure_during_the_write_rolls_everything_back(
-        engine: Engine, tiny_bank: Path, settings: Settings,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, tiny_bank: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ingest_folder(tiny_bank, engine, settings=settings)
     before = snapshot(engine)
     edit_csv(tiny_bank, "relationship_managers", 1, "name", "Anna Keller-Roth")
@@ -189,8 +218,7 @@ def test_database_must_be_migrated(db_url: str, tiny_bank: Path, settings: Setti
         engine.dispose()
 
 
-def test_one_currency_per_database(engine: Engine, tiny_bank: Path,
-                                   settings: Settings) -> None:
+def test_one_currency_per_database(engine: Engine, tiny_bank: Path, settings: Settings) -> None:
     ingest_folder(tiny_bank, engine, settings=settings)
     before = snapshot(engine)
     frame = pd.read_csv(tiny_bank / "clients.csv", dtype=str, keep_default_na=False)
@@ -204,8 +232,7 @@ def test_one_currency_per_database(engine: Engine, tiny_bank: Path,
     assert snapshot(engine) == before
 
 
-def test_first_load_sets_the_currency(engine: Engine, tiny_bank: Path,
-                                      settings: Settings) -> None:
+def test_first_load_sets_the_currency(engine: Engine, tiny_bank: Path, settings: Settings) -> None:
     frame = pd.read_csv(tiny_bank / "clients.csv", dtype=str, keep_default_na=False)
     frame["currency"] = "chf"
     frame.to_csv(tiny_bank / "clients.csv", index=False)
@@ -221,31 +248,49 @@ def _bank_of(folder: Path, n_clients: int, n_months: int) -> Path:
     rng = np.random.default_rng(0)
     ids = [f"C{i:05d}" for i in range(n_clients)]
     months = pd.date_range("2021-01-01", periods=n_months, freq="MS").strftime("%Y-%m-%d")
-    pd.DataFrame({"client_id": ids, "segment": "sme", "sector": "G", "region": "North",
-                  "founded": "2010-01-01",
-                  "employees": 5, "turnover": 1e6, "rm_id": "RM01"}).to_csv(
-        folder / "clients.csv", index=False)
-    accounts = pd.DataFrame({"client_id": np.repeat(ids, n_months),
-                             "month": np.tile(months, n_clients)})
+    pd.DataFrame(
+        {
+            "client_id": ids,
+            "segment": "sme",
+            "sector": "G",
+            "region": "North",
+            "founded": "2010-01-01",
+            "employees": 5,
+            "turnover": 1e6,
+            "rm_id": "RM01",
+        }
+    ).to_csv(folder / "clients.csv", index=False)
+    accounts = pd.DataFrame(
+        {"client_id": np.repeat(ids, n_months), "month": np.tile(months, n_clients)}
+    )
     for name in contract.ACCOUNT_MONTHS.column_names[2:]:
         kind = contract.ACCOUNT_MONTHS.column(name).kind
-        accounts[name] = (rng.integers(0, 20, len(accounts)) if kind == "int"
-                          else rng.gamma(2, 1000, len(accounts)).round(2))
+        accounts[name] = (
+            rng.integers(0, 20, len(accounts))
+            if kind == "int"
+            else rng.gamma(2, 1000, len(accounts)).round(2)
+        )
     accounts.to_csv(folder / "account_months.csv", index=False)
-    pd.DataFrame({"client_id": np.repeat(ids, 2),
-                  "product_code": np.tile(["OVERDRAFT", "PAYROLL"], n_clients),
-                  "start_month": "2020-01-01", "end_month": "",
-                  "amount": 1000.0}).to_csv(
-        folder / "holdings.csv", index=False)
+    pd.DataFrame(
+        {
+            "client_id": np.repeat(ids, 2),
+            "product_code": np.tile(["OVERDRAFT", "PAYROLL"], n_clients),
+            "start_month": "2020-01-01",
+            "end_month": "",
+            "amount": 1000.0,
+        }
+    ).to_csv(folder / "holdings.csv", index=False)
     pd.DataFrame({"client_id": ids[:50], "month": months[10], "event_type": "default"}).to_csv(
-        folder / "credit_events.csv", index=False)
+        folder / "credit_events.csv", index=False
+    )
     (folder / "financials.csv").unlink()
     return folder
 
 
 @pytest.mark.slow
-def test_two_thousand_clients_load_in_seconds(engine: Engine, tiny_bank: Path,
-                                              settings: Settings) -> None:
+def test_two_thousand_clients_load_in_seconds(
+    engine: Engine, tiny_bank: Path, settings: Settings
+) -> None:
     folder = _bank_of(tiny_bank, 2000, 36)
     started = time.perf_counter()
     summary = ingest_folder(folder, engine, settings=settings)

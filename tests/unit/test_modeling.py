@@ -201,30 +201,30 @@ def test_metrics_by_hand() -> None:
 
 def test_gates() -> None:
     first = decide_gate(
-        0.8, min_auc=0.7, max_auc_drop=0.01, champion_auc=None, champion_version=None
+        0.8, min_value=0.7, max_drop=0.01, champion_value=None, champion_version=None
     )
     assert first.passed
     assert "no champion" in first.reason
     floor = decide_gate(
-        0.65, min_auc=0.7, max_auc_drop=0.01, champion_auc=None, champion_version=None
+        0.65, min_value=0.7, max_drop=0.01, champion_value=None, champion_version=None
     )
     assert not floor.passed
     assert "floor" in floor.reason
     within = decide_gate(
-        0.795, min_auc=0.7, max_auc_drop=0.01, champion_auc=0.80, champion_version="3"
+        0.795, min_value=0.7, max_drop=0.01, champion_value=0.80, champion_version="3"
     )
     assert within.passed
     worse = decide_gate(
-        0.78, min_auc=0.7, max_auc_drop=0.01, champion_auc=0.80, champion_version="3"
+        0.78, min_value=0.7, max_drop=0.01, champion_value=0.80, champion_version="3"
     )
     assert not worse.passed
     assert "v3" in worse.reason
     assert "0.0200" in worse.reason
     broken = decide_gate(
         0.9,
-        min_auc=0.7,
-        max_auc_drop=0.01,
-        champion_auc=None,
+        min_value=0.7,
+        max_drop=0.01,
+        champion_value=None,
         champion_version="3",
         champion_error="feature gone",
     )

@@ -40,14 +40,21 @@ from rmreco.domain.contract import (
 N_CLIENTS = 300
 N_MONTHS = 24
 START = date(2022, 1, 1)
-ARROW_TYPES = {"str": pa.string(), "date": pa.date32(), "int": pa.int64(),
-               "float": pa.float64(), "bool": pa.bool_()}
+ARROW_TYPES = {
+    "str": pa.string(),
+    "date": pa.date32(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+}
 
 
-def _generate(out: Path, *, seed: int = 7, n_clients: int = N_CLIENTS,
-              n_months: int = N_MONTHS) -> GenerationSummary:
-    return generate_bank(out, n_clients=n_clients, n_months=n_months, seed=seed,
-                         start_month=START, chunk_clients=128)
+def _generate(
+    out: Path, *, seed: int = 7, n_clients: int = N_CLIENTS, n_months: int = N_MONTHS
+) -> GenerationSummary:
+    return generate_bank(
+        out, n_clients=n_clients, n_months=n_months, seed=seed, start_month=START, chunk_clients=128
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +69,15 @@ def _read(bank: Path, table: Table) -> pd.DataFrame:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.parquet"))
+    }
 
 
-def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Path,
-                                                                   bank: Path) -> None:
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not(
+    tmp_path: Path, bank: Path
+) -> None:
     again = tmp_path / "again"
     other = tmp_path / "other"
     _generate(again)
@@ -76,23 +86,37 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Pat
     assert len(expected) == len(TABLES) + 2
     assert _hashes(again) == expected
     other_hashes = _hashes(other)
-    assert all(other_hashes[name] != digest for name, digest in expected.items()
-               if name != f"{PRODUCTS.name}.parquet")
+    assert all(
+        other_hashes[name] != digest
+        for name, digest in expected.items()
+        if name != f"{PRODUCTS.name}.parquet"
+    )
 
 
 def test_summary_counts_the_rows_written(tmp_path: Path) -> None:
     progress: list[int] = []
-    summary = generate_bank(tmp_path / "b", n_clients=250, n_months=13, seed=1,
-                            chunk_clients=100, on_progress=progress.append)
+    summary = generate_bank(
+        tmp_path / "b",
+        n_clients=250,
+        n_months=13,
+        seed=1,
+        chunk_clients=100,
+        on_progress=progress.append,
+    )
     assert progress == [100, 100, 50]
     assert summary.out_dir == tmp_path / "b"
     for table in TABLES:
-        assert summary.rows[table.name] == pq.read_metadata(
-            summary.out_dir / f"{table.name}.parquet").num_rows
+        assert (
+            summary.rows[table.name]
+            == pq.read_metadata(summary.out_dir / f"{table.name}.parquet").num_rows
+        )
     for name in (TRUTH_CREDIT_PD, TRUTH_CROSS_SELL):
         key = f"{TRUTH_DIR}/{name}"
-        assert summary.rows[key] == pq.read_metadata(
-            summary.out_dir / TRUTH_DIR / f"{name}.parquet").num_rows > 0
+        assert (
+            summary.rows[key]
+            == pq.read_metadata(summary.out_dir / TRUTH_DIR / f"{name}.parquet").num_rows
+            > 0
+        )
     assert summary.rows[CLIENTS.name] == 250
     assert summary.seconds > 0
     assert not [p for p in tmp_path.iterdir() if p.name != "b"], "temporary folder left behind"
@@ -162,8 +186,9 @@ def test_holding_spells_do_not_overlap_and_show_in_the_history(bank: Path) -> No
     def holds(codes: tuple[str, ...]) -> pd.Series:
         rows = spans[spans["product_code"].isin(codes)]
         merged = history[["client_id", "month"]].reset_index().merge(rows, on="client_id")
-        inside = merged[(merged["start_month"] <= merged["month"])
-                        & (merged["month"] <= merged["end"])]
+        inside = merged[
+            (merged["start_month"] <= merged["month"]) & (merged["month"] <= merged["end"])
+        ]
         flag = pd.Series(False, index=history.index)
         flag[inside["index"].unique()] = True
         return flag
@@ -182,8 +207,9 @@ def test_clients_rms_and_catalog(bank: Path) -> None:
     assert clients["rm_id"].notna().all()
     assert set(rms["role"]) == {RmRole.BRM.value, RmRole.CRM.value}
     role = clients.merge(rms, on="rm_id")["role"]
-    expected = clients["segment"].map({Segment.SME.value: RmRole.BRM.value,
-                                       Segment.CORPORATE.value: RmRole.CRM.value})
+    expected = clients["segment"].map(
+        {Segment.SME.value: RmRole.BRM.value, Segment.CORPORATE.value: RmRole.CRM.value}
+    )
     assert (role.to_numpy() == expected.to_numpy()).all(), "an SME served by a CRM or v.v."
     assert set(clients["currency"]) == {"EUR"}
     assert (clients["onboarded"] <= clients["onboarded"].max()).all()
@@ -210,8 +236,9 @@ def test_defaults_are_followed_by_arrears_then_write_off_or_cure(bank: Path) -> 
     assert (history.loc[at_default, "dpd_max"] >= 90).all()
     last_month = history.reset_index().groupby("client_id")["month"].max()
     write_offs = events[events["event_type"] == EventType.WRITE_OFF.value]
-    assert (last_month.loc[write_offs["client_id"]].to_numpy()
-            == write_offs["month"].to_numpy()).all(), "history goes on after a write-off"
+    assert (
+        last_month.loc[write_offs["client_id"]].to_numpy() == write_offs["month"].to_numpy()
+    ).all(), "history goes on after a write-off"
 
 
 def test_truth_files(bank: Path) -> None:
@@ -249,8 +276,11 @@ def test_rates_are_plausible(tmp_path: Path) -> None:
     assert 0.08 <= corporate_share <= 0.12
     sme_turnover = clients.loc[clients["segment"] == Segment.SME.value, "turnover"]
     assert sme_turnover.between(1e5, 5e7).all()
-    assert clients.loc[clients["segment"] == Segment.CORPORATE.value, "turnover"].between(
-        5e7, 2e9).all()
+    assert (
+        clients.loc[clients["segment"] == Segment.CORPORATE.value, "turnover"]
+        .between(5e7, 2e9)
+        .all()
+    )
     credit = pd.read_parquet(out / TRUTH_DIR / f"{TRUTH_CREDIT_PD}.parquet")
     credit = credit.merge(clients[["client_id", "segment"]], on="client_id")
     mean_pd = credit.groupby("segment")["pd_12m"].mean()
@@ -277,8 +307,11 @@ def test_oracle_pd_ranks_realised_defaults(tmp_path: Path) -> None:
     credit = pd.read_parquet(out / TRUTH_DIR / f"{TRUTH_CREDIT_PD}.parquet")
     events = pd.read_parquet(out / f"{CREDIT_EVENTS.name}.parquet")
     first = credit[credit["month"] == START]
-    defaulted = set(events.loc[events["event_type"] == EventType.DEFAULT.value, "client_id"]
-                    [events["month"] <= date(2023, 1, 1)])
+    defaulted = set(
+        events.loc[events["event_type"] == EventType.DEFAULT.value, "client_id"][
+            events["month"] <= date(2023, 1, 1)
+        ]
+    )
     label = first["client_id"].isin(defaulted).to_numpy()
     score = first["pd_12m"].to_numpy()
     # AUC by ranks (Mann-Whitney)
@@ -301,8 +334,9 @@ def test_oracle_pd_ranks_realised_defaults(tmp_path: Path) -> None:
         ({"n_clients": 2.5}, "n_clients"),
     ],
 )
-def test_bad_arguments_raise_value_error(tmp_path: Path, kwargs: dict[str, object],
-                                         message: str) -> None:
+def test_bad_arguments_raise_value_error(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
     arguments: dict[str, object] = {"n_clients": 10, "n_months": 13, "seed": 0, **kwargs}
     with pytest.raises(ValueError, match=message):
         generate_bank(tmp_path / "b", **arguments)  # type: ignore[arg-type]
@@ -329,8 +363,9 @@ def test_an_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        generate_bank(tmp_path / "b", n_clients=50, n_months=13, seed=0, chunk_clients=10,
-                      on_progress=stop)
+        generate_bank(
+            tmp_path / "b", n_clients=50, n_months=13, seed=0, chunk_clients=10, on_progress=stop
+        )
     assert list(tmp_path.iterdir()) == []
 
 

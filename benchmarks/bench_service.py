@@ -1,0 +1,311 @@
+"""Benchmark: the service's financing-options answer against a bare `mlflow models serve` PD
+prediction, both over loopback HTTP, measured in the same run.
+
+    python benchmarks/bench_service.py [--clients 20000] [--requests 2000] [--repeats 3]
+
+Builds a synthetic bank (or takes --data), loads it into a temporary SQLite database, trains and
+registers the credit model in a temporary MLflow store, starts ``rmreco serve`` (uvicorn) and
+``mlflow models serve`` on the champion, then sends requests at concurrency 1 and 16 from an
+asyncio client (keep-alive connections) and prints p50 / p99 latency and throughput per
+target: the median over repeats. The client runs on the same 2 cores as the servers, so every
+figure includes its cost; both targets pay it alike.
+
+A financing-options answer is the full job: the client's stored features, PD, reasons, the
+policy decision, limits and prices of every financing product, and the audit rows committed.
+Targets (issue 5): p50 under 5 ms and p99 under 15 ms at concurrency 1, and at 16 concurrent
+clients at least 5x the throughput of the bare `mlflow models serve` prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{url} did not come up in {seconds:.0f} s")
+
+
+async def _load(
+    url: str | Callable[[int], str],
+    bodies: list[Any],
+    headers: dict[str, str],
+    concurrency: int,
+    total: int,
+) -> dict[str, float]:
+    """Send ``total`` POSTs from ``concurrency`` workers; request i goes to ``url(i)`` (or
+    ``url``) with ``bodies[i % len(bodies)]``."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                target = url(i) if callable(url) else url
+                started = time.perf_counter()
+                response = await client.post(target, json=bodies[i % len(bodies)])
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "rps": len(latencies) / wall,
+        "errors": errors,
+    }
+
+
+def _setup(work: Path, data: Path | None, clients: int) -> tuple[dict[str, str], Path]:
+    env = {
+        **os.environ,
+        "RMRECO_HOME": str(work / "home"),
+        "RMRECO_THREADS": "1",
+        # `mlflow models serve` starts the uvicorn executable of this environment
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+    def run(*arguments: str) -> None:
+        subprocess.run(
+            [str(BIN / "rmreco"), *arguments],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+
+    if data is None:
+        data = work / "bank"
+        print(f"generating {clients:,} clients ...", flush=True)
+        run(
+            "generate",
+            "--clients",
+            str(clients),
+            "--months",
+            "36",
+            "--seed",
+            "3",
+            "--out",
+            str(data),
+        )
+    run("db", "upgrade")
+    print("loading and refreshing features ...", flush=True)
+    run("ingest", str(data))
+    print("training the credit model ...", flush=True)
+    run("train", "credit-risk", "--data", str(data))
+    return env, data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=20_000)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import sqlite3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env, _ = _setup(work, args.data, args.clients)
+        db = sqlite3.connect(work / "home" / "rmreco.db")
+        rm_id = db.execute(
+            "SELECT c.rm_id FROM clients c JOIN client_features f USING (client_id) "
+            "WHERE c.segment = 'sme' AND NOT f.in_default GROUP BY c.rm_id "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+        rows = db.execute(
+            "SELECT c.client_id, f.features FROM clients c JOIN client_features f "
+            "USING (client_id) WHERE c.rm_id = ? AND NOT f.in_default",
+            (rm_id,),
+        ).fetchall()
+        db.close()
+        key = (
+            subprocess.run(
+                [
+                    str(BIN / "rmreco"),
+                    "users",
+                    "create",
+                    "--name",
+                    "bench",
+                    "--role",
+                    "brm",
+                    "--rm-id",
+                    rm_id,
+                ],
+                check=True,
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+
+        port, mport = _free_port(), _free_port()
+        service = subprocess.Popen(
+            [str(BIN / "rmreco"), "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'home' / 'mlflow.db'}"}
+        bare = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                "models:/rmreco-sme-credit-risk@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mport),
+                "-w",
+                "1",
+            ],
+            env=mlflow_env,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base, mbase = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mport}"
+            _wait(f"{base}/healthz")
+            deadline = time.monotonic() + 120
+            while not httpx.get(f"{base}/readyz").json().get("ready"):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the service did not load its models")
+                time.sleep(0.5)
+            _wait(f"{mbase}/ping")
+            features = [json.loads(f) if isinstance(f, str) else f for _, f in rows]
+            signature = _signature_columns(mlflow_env, work)
+            bare_bodies = [
+                {"dataframe_records": [{c: f.get(c) for c in signature}]} for f in features[:200]
+            ]
+            targets = {
+                "financing-options": (
+                    f"{base}/v1/clients/{{}}/financing-options",
+                    [cid for cid, _ in rows],
+                ),
+                "mlflow models serve": (f"{mbase}/invocations", bare_bodies),
+            }
+            results: dict[tuple[str, int], list[dict[str, float]]] = {}
+            for repeat in range(args.repeats):
+                for name, (url, items) in targets.items():
+                    for concurrency in (1, 16):
+                        if name == "financing-options":
+                            ids = [cid for cid, _ in rows]
+                            stats = asyncio.run(
+                                _load(
+                                    lambda k, ids=ids, url=url: url.format(ids[k % len(ids)]),
+                                    [{}],
+                                    {"Authorization": f"Bearer {key}"},
+                                    concurrency,
+                                    args.requests,
+                                )
+                            )
+                        else:
+                            stats = asyncio.run(_load(url, items, {}, concurrency, args.requests))
+                        results.setdefault((name, concurrency), []).append(stats)
+                        print(
+                            f"run {repeat + 1} {name:>20} c={concurrency:<2} "
+                            f"p50 {stats['p50_ms']:7.2f} ms  p99 {stats['p99_ms']:7.2f} ms  "
+                            f"{stats['rps']:8.1f} req/s  errors {int(stats['errors'])}",
+                            flush=True,
+                        )
+        finally:
+            service.terminate()
+            bare.terminate()
+            service.wait(timeout=30)
+            bare.wait(timeout=30)
+    print()
+    print(
+        f"{'median of ' + str(args.repeats):>24} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}"
+    )
+    summary = {}
+    for (name, concurrency), runs in results.items():
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        rps = statistics.median(r["rps"] for r in runs)
+        summary[(name, concurrency)] = (p50, p99, rps)
+        print(f"{name:>24} {concurrency:>3} {p50:8.2f} {p99:8.2f} {rps:9.1f}")
+    fo1, fo16 = summary[("financing-options", 1)], summary[("financing-options", 16)]
+    bare16 = summary[("mlflow models serve", 16)]
+    print(
+        f"\nfinancing-options at c=1: p50 {fo1[0]:.2f} ms (target < 5), p99 {fo1[1]:.2f} ms "
+        f"(target < 15)"
+    )
+    print(
+        f"throughput at c=16: {fo16[2] / bare16[2]:.1f}x the bare mlflow prediction (target >= 5x)"
+    )
+
+
+def _signature_columns(env: dict[str, str], work: Path) -> list[str]:
+    code = (
+        "import mlflow, json; m = mlflow.models.get_model_info("
+        "'models:/rmreco-sme-credit-risk@champion'); "
+        "print(json.dumps([c['name'] for c in m.signature.inputs.to_dict()]))"
+    )
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=work,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    return list(json.loads(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,607 @@
+"""The cross-sell propensity model as served, its baselines, and the value of an offer.
+
+:class:`PropensityModel` holds either one LightGBM model over stacked (client, product) rows
+with the product as a feature (``stacked``), or one LightGBM model per product
+(``per_product``); raw log-odds go through a Platt (or isotonic) calibrator of the row's product,
+fitted on a period after fitting, so that a propensity of 5% means 5% whatever the product.
+Saved as plain files (``model.json`` and LightGBM text), like the credit model.
+
+Expected value of offering product p to a client (one year of margin, weighted by the chance
+the client takes it):
+
+    expected_value = propensity x annual_margin(p)
+    annual_margin(p) = annual_fee                                            (service)
+                     = margin_rate x limit_turnover_share x annual_turnover  (financing)
+
+where annual_turnover is the client's declared turnover, or its account inflows over the last
+12 months when none is declared (``turnover_log`` / ``inflow_12m_log`` of the builder).
+
+Financing products are offered only when the client's grade from the credit-risk champion is no
+worse than ``max_credit_grade`` (see :func:`credit_allows`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from rmreco.domain.contract import ProductKind
+from rmreco.features.cross_sell import PRODUCT
+from rmreco.modeling.calibration import Calibrator, Method
+from rmreco.modeling.credit_model import Reason, reason_sentence
+from rmreco.modeling.encoding import FeatureEncoder
+from rmreco.modeling.master_scale import MasterScale
+
+Kind = Literal["stacked", "per_product"]
+FORMAT_VERSION = 1
+#: Calibrator used for a product with too few adoptions in the calibration window.
+POOLED = "*"
+#: Builder features the expected value reads (declared turnover, else 12-month inflows).
+VALUE_INPUTS = ("turnover_log", "inflow_12m_log")
+
+
+# --- value -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductTerms:
+    """The catalog's commercial terms of one product."""
+
+    code: str
+    name: str
+    kind: str
+    annual_fee: float | None = None
+    margin_rate: float | None = None
+    limit_turnover_share: float | None = None
+
+    @property
+    def is_financing(self) -> bool:
+        return self.kind == ProductKind.FINANCING
+
+    def annual_margin(self, turnover: np.ndarray) -> np.ndarray:
+        """One year of the product's margin for clients of the given annual turnover."""
+        turnover = np.asarray(turnover, dtype=float)
+        if self.is_financing:
+            rate = (self.margin_rate or 0.0) * (self.limit_turnover_share or 0.0)
+            return rate * np.nan_to_num(turnover, nan=0.0)
+        return np.full(turnover.shape, float(self.annual_fee or 0.0))
+
+
+def catalog_terms(products: pd.DataFrame) -> dict[str, ProductTerms]:
+    """The terms of every product of a catalog table (the contract's ``products``)."""
+
+    def number(row: pd.Series, column: str) -> float | None:
+        value = row.get(column)
+        return None if value is None or pd.isna(value) else float(value)
+
+    return {
+        str(row[PRODUCT]): ProductTerms(
+            code=str(row[PRODUCT]),
+            name=str(row.get("name", row[PRODUCT])),
+            kind=str(row["kind"]),
+            annual_fee=number(row, "annual_fee"),
+            margin_rate=number(row, "margin_rate"),
+            limit_turnover_share=number(row, "limit_turnover_share"),
+        )
+        for _, row in products.iterrows()
+    }
+
+
+def annual_turnover(frame: pd.DataFrame) -> np.ndarray:
+    """Declared annual turnover, or the last 12 months' inflows when none is declared."""
+
+    def column(name: str) -> np.ndarray | None:
+        if name not in frame:
+            return None
+        return np.expm1(pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float))
+
+    declared_v, observed_v = column("turnover_log"), column("inflow_12m_log")
+    if declared_v is None and observed_v is None:
+        return np.full(len(frame), np.nan)
+    if declared_v is None:
+        return np.asarray(observed_v)
+    if observed_v is None:
+        return declared_v
+    return np.where(np.isnan(declared_v) | (declared_v <= 0), observed_v, declared_v)
+
+
+def expected_value(
+    codes: Sequence[str] | np.ndarray,
+    propensity: np.ndarray,
+    turnover: np.ndarray,
+    catalog: dict[str, ProductTerms],
+) -> np.ndarray:
+    """propensity x annual margin of each row's product (NaN for a product not in ``catalog``)."""
+    codes = np.asarray(codes, dtype=object)
+    margin = np.full(len(codes), np.nan)
+    for code, terms in catalog.items():
+        rows = codes == code
+        if rows.any():
+            margin[rows] = terms.annual_margin(np.asarray(turnover, dtype=float)[rows])
+    return np.asarray(propensity, dtype=float) * margin
+
+
+def credit_allows(
+    grades: Sequence[str | None] | np.ndarray,
+    *,
+    scale: MasterScale,
+    max_grade: str,
+    ungraded: Literal["include", "exclude"] = "include",
+) -> np.ndarray:
+    """Whether financing may be offered to clients of these grades (None: not graded).
+
+    Raises:
+        ValueError: ``max_grade`` is not a grade of ``scale``.
+    """
+    if max_grade not in scale.grades:
+        raise ValueError(f"max credit grade {max_grade!r} is not on the master scale")
+    limit = scale.rank(max_grade)
+    out = np.empty(len(grades), dtype=bool)
+    for i, grade in enumerate(grades):
+        if grade is None or (isinstance(grade, float) and math.isnan(grade)):
+            out[i] = ungraded == "include"
+        else:
+            out[i] = str(grade) in scale.grades and scale.rank(str(grade)) <= limit
+    return out
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def fit_booster(
+    X_fit: np.ndarray,
+    y_fit: np.ndarray,
+    w_fit: np.ndarray | None,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    encoder: FeatureEncoder,
+    params: dict[str, Any],
+    num_boost_round: int,
+    early_stopping_rounds: int | None,
+    seed: int,
+) -> lgb.Booster:
+    """Fit a LightGBM classifier of adoption, stopping early on the validation period."""
+    full = {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        **params,
+    }
+    fit_set = lgb.Dataset(
+        X_fit,
+        label=y_fit,
+        weight=w_fit,
+        feature_name=list(encoder.features),
+        categorical_feature=encoder.categorical_indices,
+        free_raw_data=True,
+    )
+    callbacks: list[Any] = []
+    valid: list[lgb.Dataset] = []
+    if early_stopping_rounds and len(np.unique(y_val)) > 1:
+        valid = [lgb.Dataset(X_val, label=y_val, reference=fit_set)]
+        callbacks.append(
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        )
+    return lgb.train(
+        full, fit_set, num_boost_round=num_boost_round, valid_sets=valid, callbacks=callbacks
+    )
+
+
+def fit_calibrators(
+    raw: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    *,
+    method: Method = "platt",
+    min_adoptions: int = 20,
+) -> dict[str, Calibrator]:
+    """One calibrator per product with at least ``min_adoptions`` adoptions, and a pooled one
+    (key ``"*"``) for the others.
+
+    Raises:
+        ValueError: the rows hold a single outcome class.
+    """
+    codes = np.asarray(codes, dtype=object)
+    y = np.asarray(y, dtype=int)
+    out = {POOLED: Calibrator.fit(raw, y, method)}
+    for code in pd.unique(codes):
+        rows = codes == code
+        adoptions = int(y[rows].sum())
+        if adoptions >= min_adoptions and adoptions < rows.sum():
+            out[str(code)] = Calibrator.fit(raw[rows], y[rows], method)
+    return out
+
+
+# --- the served model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropensityPredictions:
+    propensity: np.ndarray
+    expected_value: np.ndarray
+    reasons: list[list[Reason]]
+
+
+class PropensityModel:
+    """Calibrated propensities, expected values and reasons for (client, product) rows."""
+
+    def __init__(
+        self,
+        *,
+        kind: Kind,
+        encoder: FeatureEncoder,
+        boosters: dict[str, lgb.Booster],
+        calibrators: dict[str, Calibrator],
+        catalog: dict[str, ProductTerms],
+        descriptions: dict[str, str] | None = None,
+        max_credit_grade: str | None = None,
+        ungraded: Literal["include", "exclude"] = "include",
+        top_reasons: int = 3,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if PRODUCT not in encoder.categories:
+            raise ValueError(f"a propensity model needs {PRODUCT!r} as a categorical feature")
+        if kind == "stacked" and set(boosters) != {POOLED}:
+            raise ValueError("a stacked model has one booster, under the key '*'")
+        if POOLED not in calibrators:
+            raise ValueError("a propensity model needs a pooled calibrator (key '*')")
+        self.kind = kind
+        self.encoder = encoder
+        self.boosters = boosters
+        self.calibrators = calibrators
+        self.catalog = catalog
+        self.descriptions = dict(descriptions or {})
+        self.max_credit_grade = max_credit_grade
+        self.ungraded: Literal["include", "exclude"] = ungraded
+        self.top_reasons = top_reasons
+        self.metadata = dict(metadata or {})
+        #: prediction threads: one, as for the credit model (see there)
+        self.threads = 1
+        self._product_column = encoder.features.index(PRODUCT)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.encoder.features
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        """Products the model scores (levels of ``product_code`` seen in fitting)."""
+        return self.encoder.categories[PRODUCT]
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns :meth:`predict` reads: the features and the expected value's inputs."""
+        return [*self.features, *(c for c in VALUE_INPUTS if c not in self.features)]
+
+    def product_codes(self, X: np.ndarray) -> np.ndarray:
+        """The product of each row of an encoded matrix (None when unknown to the model)."""
+        index = X[:, self._product_column]
+        levels = np.asarray([*self.products, None], dtype=object)
+        safe = np.where(np.isnan(index), len(self.products), index).astype(int)
+        return levels[safe]
+
+    def _groups(self, X: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(booster key, row indices) pairs covering the rows of a known product."""
+        codes = self.product_codes(X)
+        if self.kind == "stacked":
+            return [(POOLED, np.flatnonzero(codes != None))]  # noqa: E711 (elementwise)
+        return [
+            (code, np.flatnonzero(codes == code)) for code in self.products if code in self.boosters
+        ]
+
+    # --- scoring ---------------------------------------------------------------------------
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:
+        """Uncalibrated log-odds of adoption; NaN for a product the model does not know."""
+        out = np.full(len(X), np.nan)
+        for key, rows in self._groups(X):
+            if len(rows):
+                out[rows] = self.boosters[key].predict(
+                    X[rows], raw_score=True, num_threads=self.threads
+                )
+        return out
+
+    def calibrate(self, raw: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Calibrated propensities of raw scores, by each row's product."""
+        out = np.full(len(raw), np.nan)
+        for code in pd.unique(codes):
+            if code is None:
+                continue
+            rows = codes == code
+            calibrator = self.calibrators.get(str(code), self.calibrators[POOLED])
+            out[rows] = calibrator.transform(raw[rows])
+        return out
+
+    def predict_propensity(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrate(self.raw_score(X), self.product_codes(X))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature log-odds contributions (TreeSHAP), bias last; NaN for unknown products."""
+        out = np.full((len(X), len(self.features) + 1), np.nan)
+        for key, rows in self._groups(X):
+            if len(rows):
+                out[rows] = self.boosters[key].predict(
+                    X[rows], pred_contrib=True, num_threads=self.threads
+                )
+        return out
+
+    def predict_matrix(
+        self, X: np.ndarray, turnover: np.ndarray, *, with_reasons: bool = True
+    ) -> PropensityPredictions:
+        """Propensity, expected value and reasons from an encoded matrix (see :attr:`encoder`)
+        and each row's annual turnover (see :func:`annual_turnover`)."""
+        codes = self.product_codes(X)
+        propensity = self.calibrate(self.raw_score(X), codes)
+        value = expected_value(codes, propensity, turnover, self.catalog)
+        reasons = self.reasons(X) if with_reasons else [[] for _ in range(len(X))]
+        return PropensityPredictions(propensity=propensity, expected_value=value, reasons=reasons)
+
+    def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> PropensityPredictions:
+        """Propensity, expected value and reasons of every (client, product) row of a frame."""
+        return self.predict_matrix(
+            self.encoder.transform(frame), annual_turnover(frame), with_reasons=with_reasons
+        )
+
+    def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
+        """The features that raised each propensity most, strongest first, in an RM's words.
+        The product itself is not a reason."""
+        top = self.top_reasons if top is None else top
+        contrib = self.contributions(X)[:, :-1]
+        contrib[:, self._product_column] = 0.0
+        contrib = np.nan_to_num(contrib, nan=0.0)
+        order = np.argsort(-contrib, axis=1)[:, :top]
+        out: list[list[Reason]] = []
+        for i in range(len(X)):
+            row: list[Reason] = []
+            for j in order[i]:
+                c = float(contrib[i, j])
+                if c <= 1e-6:
+                    break
+                name = self.encoder.features[j]
+                value = self._value(name, float(X[i, j]))
+                row.append(Reason(name, value, c, self._sentence(name, value)))
+            out.append(row)
+        return out
+
+    def _value(self, name: str, code: float) -> float | str | None:
+        if name in self.encoder.categories:
+            return self.encoder.level(name, code)
+        return None if math.isnan(code) else code
+
+    def _sentence(self, name: str, value: float | str | None) -> str:
+        if name.startswith("holds_") or name == "product_closed_12m":
+            text = self.descriptions.get(name, name.replace("_", " "))
+            return text if value else f"not: {text}"
+        return reason_sentence(name, value, self.descriptions)
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def save(self, folder: Path) -> Path:
+        """Write the model as ``model.json`` and ``booster_<n>.txt`` files into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for n, (key, booster) in enumerate(sorted(self.boosters.items())):
+            name = f"booster_{n}.txt"
+            booster.save_model(str(folder / name))
+            files[key] = name
+        data: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "model_type": "propensity",
+            "kind": self.kind,
+            "encoder": self.encoder.to_dict(),
+            "boosters": files,
+            "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
+            "catalog": {k: asdict(t) for k, t in self.catalog.items()},
+            "descriptions": self.descriptions,
+            "max_credit_grade": self.max_credit_grade,
+            "ungraded": self.ungraded,
+            "top_reasons": self.top_reasons,
+            "metadata": self.metadata,
+        }
+        (folder / "model.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> PropensityModel:
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            ValueError: the folder holds no propensity model of a format this code reads.
+        """
+        path = folder / "model.json"
+        if not path.exists():
+            raise ValueError(f"{folder} holds no propensity model (model.json missing)")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("model_type") != "propensity":
+            raise ValueError(f"{folder} holds a model that is not a propensity model")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"model format {data.get('format_version')} is not supported")
+        return cls(
+            kind=data["kind"],
+            encoder=FeatureEncoder.from_dict(data["encoder"]),
+            boosters={
+                k: lgb.Booster(model_file=str(folder / name))
+                for k, name in data["boosters"].items()
+            },
+            calibrators={k: Calibrator.from_dict(c) for k, c in data["calibrators"].items()},
+            catalog={k: ProductTerms(**t) for k, t in data["catalog"].items()},
+            descriptions=data.get("descriptions", {}),
+            max_credit_grade=data.get("max_credit_grade"),
+            ungraded=data.get("ungraded", "include"),
+            top_reasons=int(data["top_reasons"]),
+            metadata=data.get("metadata", {}),
+        )
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+
+class PopularityBaseline:
+    """Adoption rate among eligible non-holders, by segment and product, from the fit window."""
+
+    def __init__(self, prior_rows: float = 50.0) -> None:
+        self.prior_rows = prior_rows
+
+    def fit(
+        self,
+        segments: np.ndarray,
+        codes: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None = None,
+    ) -> PopularityBaseline:
+        """Weighted adoption rates; rare (segment, product) cells shrink to the product's rate."""
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
+        frame = pd.DataFrame(
+            {
+                "segment": np.asarray(segments, dtype=str),
+                "product": np.asarray(codes, dtype=str),
+                "yw": np.asarray(y, dtype=float) * w,
+                "w": w,
+            }
+        )
+        product = frame.groupby("product")[["yw", "w"]].sum()
+        self.product_rates_ = (product["yw"] / product["w"]).to_dict()
+        cells = frame.groupby(["segment", "product"])[["yw", "w"]].sum().reset_index()
+        prior = cells["product"].map(self.product_rates_)
+        rate = (cells["yw"] + self.prior_rows * prior) / (cells["w"] + self.prior_rows)
+        self.rates_ = {
+            (s, p): float(r)
+            for s, p, r in zip(cells["segment"], cells["product"], rate, strict=True)
+        }
+        return self
+
+    def score(self, segments: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        keys = zip(np.asarray(segments, dtype=str), np.asarray(codes, dtype=str), strict=True)
+        return np.asarray(
+            [self.rates_.get(k, self.product_rates_.get(k[1], 0.0)) for k in keys], dtype=float
+        )
+
+
+class LogisticPerProduct:
+    """One logistic regression per product on standardised numeric features, missing values
+    imputed by the median (with missing-value indicators)."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 500, random_state: int = 0) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        codes: np.ndarray,
+        weight: np.ndarray | None = None,
+        columns: Sequence[int] | None = None,
+    ) -> LogisticPerProduct:
+        """Fit on the rows of each product; ``columns`` selects the numeric columns of ``X``."""
+        self.columns_ = list(range(X.shape[1]) if columns is None else columns)
+        codes = np.asarray(codes, dtype=object)
+        y = np.asarray(y, dtype=int)
+        self.models_: dict[str, Pipeline] = {}
+        self.fallback_: dict[str, float] = {}
+        for code in pd.unique(codes):
+            rows = codes == code
+            if len(np.unique(y[rows])) < 2:
+                self.fallback_[str(code)] = float(y[rows].mean())
+                continue
+            model = make_pipeline(
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                StandardScaler(),
+                LogisticRegression(
+                    C=self.C, max_iter=self.max_iter, random_state=self.random_state
+                ),
+            )
+            fit_kwargs = {}
+            if weight is not None:
+                fit_kwargs["logisticregression__sample_weight"] = np.asarray(weight)[rows]
+            model.fit(X[rows][:, self.columns_], y[rows], **fit_kwargs)
+            self.models_[str(code)] = model
+        return self
+
+    def raw_score(self, X: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Log-odds of adoption by each row's product model."""
+        codes = np.asarray(codes, dtype=object)
+        out = np.full(len(X), np.nan)
+        for code in pd.unique(codes):
+            rows = codes == code
+            model = self.models_.get(str(code))
+            if model is not None:
+                out[rows] = model.decision_function(X[rows][:, self.columns_])
+            else:
+                rate = min(max(self.fallback_.get(str(code), 1e-6), 1e-6), 1 - 1e-6)
+                out[rows] = math.log(rate / (1 - rate))
+        return out
+
+
+# --- the ranked list -------------------------------------------------------------------------
+
+
+def rank_offers(
+    model: PropensityModel,
+    frame: pd.DataFrame,
+    *,
+    grades: np.ndarray | None = None,
+    scale: MasterScale | None = None,
+    with_reasons: bool = False,
+    group: Sequence[str] = ("client_id", "month"),
+) -> pd.DataFrame:
+    """Each client's offers ranked by expected value (rank 1 the highest), as batch scoring
+    writes them.
+
+    ``frame`` holds (client, product) rows of eligible products the client does not hold (the
+    cross-sell panel). Financing rows are dropped unless :func:`credit_allows` the row's
+    ``grades`` (None: not graded; no ``grades`` at all: nobody is graded). Rows of products the
+    model does not know are dropped.
+
+    Returns:
+        the ``group`` columns, ``product_code``, ``propensity``, ``expected_value``, ``rank``
+        (and ``reasons`` as JSON when asked), plus the frame's index as ``row`` for joining back.
+    """
+    result = model.predict(frame, with_reasons=with_reasons)
+    codes = np.asarray(frame[PRODUCT].astype(str), dtype=object)
+    out = pd.DataFrame({name: frame[name].to_numpy() for name in group})
+    out[PRODUCT] = codes
+    out["propensity"] = result.propensity
+    out["expected_value"] = result.expected_value
+    if with_reasons:
+        out["reasons"] = [json.dumps([r.to_dict() for r in row]) for row in result.reasons]
+    keep = ~np.isnan(result.propensity)
+    if model.max_credit_grade is not None:
+        financing = np.isin(codes, [c for c, t in model.catalog.items() if t.is_financing])
+        row_grades = np.full(len(frame), None, dtype=object) if grades is None else grades
+        if scale is None and grades is not None:
+            raise ValueError("grades need the credit model's master scale")
+        allowed = (
+            credit_allows(
+                row_grades, scale=scale, max_grade=model.max_credit_grade, ungraded=model.ungraded
+            )
+            if scale is not None
+            else np.full(len(frame), model.ungraded == "include")
+        )
+        keep &= ~financing | allowed
+    out["row"] = frame.index.to_numpy()
+    out = out[keep]
+    out = out.sort_values(
+        [*group, "expected_value", "propensity"],
+        ascending=[True] * len(group) + [False, False],
+        kind="stable",
+    )
+    out.insert(len(group) + 3, "rank", out.groupby(list(group), sort=False).cumcount() + 1)
+    return out.reset_index(drop=True)

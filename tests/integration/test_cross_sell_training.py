@@ -1,0 +1,191 @@
+"""The cross-sell job end to end on a small synthetic bank: metrics logged by name, the gate
+moving the alias, loading by alias through MLflow's pyfunc, the CLI, batch scoring with and
+without a cross-sell champion, and the evaluation on another period."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from rmreco.cli.app import app
+from rmreco.config import Settings
+from rmreco.data.synthetic import generate_bank
+from rmreco.training.credit_risk import train_credit_risk
+from rmreco.training.cross_sell import evaluate_cross_sell, train_cross_sell
+from rmreco.training.registry import CHALLENGER, CHAMPION, list_versions
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "rmreco-cross-sell"
+REQUIRED_METRICS = (
+    "oot_map_at_5",
+    "oot_ndcg_at_5",
+    "oot_precision_at_1",
+    "popularity_oot_map_at_5",
+    "logistic_oot_map_at_5",
+    "oracle_oot_map_at_5",
+    "stacked_calibration_map_at_5",
+    "per_product_calibration_map_at_5",
+)
+AS_OF = "2023-06"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bank") / "bank"
+    generate_bank(out, n_clients=1500, n_months=30, seed=5)
+    return out
+
+
+def _spec(tmp_path: Path, *, weak: bool = False) -> Path:
+    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 40
+    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
+    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
+    raw["model"]["logistic"]["max_iter"] = 200
+    raw["gates"]["min_value"] = 0.05
+    if weak:  # a deliberately weakened model: two features that say little about needs
+        raw["features"] = ["history_months", "region"]
+        raw["holdings_features"] = False
+        raw["model"]["choose"] = "stacked"
+    path = tmp_path / ("weak.yaml" if weak else "spec.yaml")
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _credit_spec(tmp_path: Path) -> Path:
+    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 40
+    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.15
+    path = tmp_path / "credit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_train_gate_load_by_alias_score_batch_and_evaluate(
+    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = Settings(home=tmp_path / "home")
+    runner = CliRunner()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    out = tmp_path / "scores"
+    score_args = ["score-batch", "--data", str(bank), "--as-of", AS_OF, "--out", str(out)]
+
+    credit = train_credit_risk(
+        bank, spec_path=_credit_spec(tmp_path), settings=settings, tracking_uri=uri
+    )
+    assert credit.gate.passed, credit.gate.reason
+    # no cross-sell champion yet: credit scoring runs, cross-sell is skipped and says so
+    skipped = runner.invoke(app, [*score_args, "--tracking-uri", uri])
+    assert skipped.exit_code == 0, skipped.output
+    assert "cross-sell skipped" in skipped.output
+    assert (out / "credit.parquet").exists()
+    assert not (out / "cross_sell.parquet").exists()
+
+    trained = runner.invoke(
+        app,
+        ["train", "cross-sell", "--data", str(bank), "--spec", str(_spec(tmp_path)),
+         "--tracking-uri", uri],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "oot_map_at_5" in trained.output
+    assert "promoted" in trained.output
+    version = str(client.get_model_version_by_alias(NAME, CHAMPION).version)
+    run = client.get_run(client.get_model_version(NAME, version).run_id)
+    metrics = run.data.metrics
+    for name in REQUIRED_METRICS:
+        assert name in metrics, f"metric {name} not logged"
+    assert any(k.startswith("oot_auc_") for k in metrics)
+    assert any(k.startswith("oot_lift_top10_") for k in metrics)
+    assert 0 < metrics["oot_map_at_5"] <= 1
+    assert "calibration-window MAP@5" in run.data.tags["comparison"]
+    assert run.data.tags["data_fingerprint"]
+    charts = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "charts")}
+    assert {"gains_by_product.png", "lift_by_product.png", "calibration_by_product.png"} <= charts
+    assert "model_card.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    # load by alias through MLflow's own pyfunc and predict
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@{CHAMPION}")
+    example = model.input_example
+    assert example is not None
+    predicted = model.predict(example)
+    assert list(predicted.columns) == ["propensity", "expected_value", "reasons"]
+    assert predicted["propensity"].between(0, 1).all()
+    assert all(isinstance(json.loads(r), list) for r in predicted["reasons"])
+
+    scored = runner.invoke(app, [*score_args, "--tracking-uri", uri])
+    assert scored.exit_code == 0, scored.output
+    assert NAME in scored.output
+    offers = pd.read_parquet(out / "cross_sell.parquet")
+    assert list(offers.columns[:6]) == [
+        "client_id",
+        "as_of",
+        "product_code",
+        "propensity",
+        "expected_value",
+        "rank",
+    ]
+    assert len(offers) > 1000
+    assert offers["propensity"].between(0, 1).all()
+    assert (offers.groupby("client_id")["rank"].min() == 1).all()
+    top = offers.sort_values(["client_id", "rank"]).groupby("client_id")["expected_value"]
+    assert top.apply(lambda s: s.is_monotonic_decreasing).all()
+    # no product the client holds at the as-of month
+    holdings = pd.read_parquet(bank / "holdings.parquet")
+    month = pd.Timestamp(f"{AS_OF}-01")
+    start, end = pd.to_datetime(holdings["start_month"]), pd.to_datetime(holdings["end_month"])
+    held = holdings[(start <= month) & (end.isna() | (end >= month))]
+    clash = offers.merge(held, on=["client_id", "product_code"], how="inner")
+    assert clash.empty
+    # financing only where the credit grade allows it (spec max grade 8; ungraded: include)
+    financing = set(pd.read_parquet(bank / "products.parquet").query("kind == 'financing'")[
+        "product_code"
+    ])  # fmt: skip
+    graded = offers[offers["product_code"].isin(financing) & offers["grade"].notna()]
+    assert not graded["grade"].isin(["9", "10", "D"]).any()
+
+    evaluation = evaluate_cross_sell(
+        bank,
+        spec_path=_spec(tmp_path),
+        settings=settings,
+        tracking_uri=uri,
+        credit_model="rmreco-sme-credit-risk",
+    )
+    assert evaluation.model_version == version
+    assert evaluation.credit_version == credit.version
+    assert 0 < evaluation.metrics["oot_map_at_5"] <= 1
+    assert "value_oot_map_at_5" in evaluation.metrics
+    evaluated = runner.invoke(
+        app,
+        ["evaluate-cross-sell", "--data", str(bank), "--spec", str(_spec(tmp_path)),
+         "--tracking-uri", uri],
+    )  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "oot_map_at_5" in evaluated.output
+
+    weak = train_cross_sell(
+        bank, spec_path=_spec(tmp_path, weak=True), settings=settings, tracking_uri=uri
+    )
+    assert not weak.gate.passed, weak.gate.reason
+    assert "below champion" in weak.gate.reason
+    assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == version
+    assert str(client.get_model_version_by_alias(NAME, CHALLENGER).version) == weak.version
+
+    listed = runner.invoke(app, ["models", "list", NAME, "--tracking-uri", uri])
+    assert listed.exit_code == 0
+    rows = list_versions(client, [NAME], metric_names=("oot_auc", "oot_map_at_5"))
+    assert [r.version for r in rows] == [weak.version, version]
+    assert [r.aliases for r in rows] == [(CHALLENGER,), (CHAMPION,)]
+    assert rows[1].metrics["oot_map_at_5"] == pytest.approx(metrics["oot_map_at_5"])
