@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER
+from rmreco.modeling.boosting import fit_binary_booster
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
@@ -67,33 +68,18 @@ def fit_lightgbm(
     early_stopping_rounds: int | None,
     seed: int,
 ) -> lgb.Booster:
-    """Fit a monotone-constrained LightGBM classifier, stopping early on the validation period."""
-    full = {
-        "objective": "binary",
-        "metric": ["binary_logloss", "auc"],
-        "verbosity": -1,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "monotone_constraints": list(monotone),
-        **params,
-    }
-    categorical = encoder.categorical_indices
-    fit_set = lgb.Dataset(
+    """Fit the PD model: monotone constraints where the spec knows the direction."""
+    return fit_binary_booster(
         X_fit,
-        label=y_fit,
-        feature_name=list(encoder.features),
-        categorical_feature=categorical,
-        free_raw_data=True,
-    )
-    val_set = lgb.Dataset(X_val, label=y_val, reference=fit_set)
-    callbacks: list[Any] = []
-    if early_stopping_rounds:
-        callbacks.append(
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
-        )
-    return lgb.train(
-        full, fit_set, num_boost_round=num_boost_round, valid_sets=[val_set], callbacks=callbacks
+        y_fit,
+        X_val,
+        y_val,
+        encoder=encoder,
+        params=params,
+        num_boost_round=num_boost_round,
+        early_stopping_rounds=early_stopping_rounds,
+        seed=seed,
+        monotone=monotone,
     )
 
 

@@ -39,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 from rmreco.domain.contract import ProductKind
 from rmreco.features.cross_sell import PRODUCT
+from rmreco.modeling.boosting import fit_binary_booster
 from rmreco.modeling.calibration import Calibrator, Method
 from rmreco.modeling.credit_model import Reason, reason_sentence
 from rmreco.modeling.encoding import FeatureEncoder
@@ -174,32 +175,17 @@ def fit_booster(
     seed: int,
 ) -> lgb.Booster:
     """Fit a LightGBM classifier of adoption, stopping early on the validation period."""
-    full = {
-        "objective": "binary",
-        "metric": ["binary_logloss", "auc"],
-        "verbosity": -1,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        **params,
-    }
-    fit_set = lgb.Dataset(
+    return fit_binary_booster(
         X_fit,
-        label=y_fit,
+        y_fit,
+        X_val,
+        y_val,
+        encoder=encoder,
+        params=params,
+        num_boost_round=num_boost_round,
+        early_stopping_rounds=early_stopping_rounds,
+        seed=seed,
         weight=w_fit,
-        feature_name=list(encoder.features),
-        categorical_feature=encoder.categorical_indices,
-        free_raw_data=True,
-    )
-    callbacks: list[Any] = []
-    valid: list[lgb.Dataset] = []
-    if early_stopping_rounds and len(np.unique(y_val)) > 1:
-        valid = [lgb.Dataset(X_val, label=y_val, reference=fit_set)]
-        callbacks.append(
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
-        )
-    return lgb.train(
-        full, fit_set, num_boost_round=num_boost_round, valid_sets=valid, callbacks=callbacks
     )
 
 

@@ -50,6 +50,7 @@ from rmreco.training.registry import (
     mark_challenger,
     promote,
 )
+from rmreco.training.splits import Split
 from rmreco.training.tracking import (
     configure_mlflow,
     ensure_experiment,
@@ -65,23 +66,6 @@ Progress = Callable[[str], None]
 
 class TrainingDataError(RmrecoError):
     """The data cannot support the requested training (too short a history, no defaults...)."""
-
-
-@dataclass(frozen=True)
-class Split:
-    fit: pd.DataFrame
-    calibration: pd.DataFrame
-    test: pd.DataFrame
-
-    def describe(self) -> dict[str, str]:
-        def span(frame: pd.DataFrame) -> str:
-            return f"{frame['month'].min():%Y-%m}..{frame['month'].max():%Y-%m}"
-
-        return {
-            "fit_period": span(self.fit),
-            "calibration_period": span(self.calibration),
-            "test_period": span(self.test),
-        }
 
 
 @dataclass(frozen=True)

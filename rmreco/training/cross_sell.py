@@ -81,6 +81,7 @@ from rmreco.training.registry import (
     promote,
 )
 from rmreco.training.scoring import credit_grades, load_credit_champion
+from rmreco.training.splits import Split
 from rmreco.training.tracking import configure_mlflow, ensure_experiment, git_commit, start_run
 
 log = logging.getLogger(__name__)
@@ -88,23 +89,6 @@ log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "rmreco-cross-sell"
 Progress = Callable[[str], None]
 GROUP = ("client_id", "month")
-
-
-@dataclass(frozen=True)
-class CrossSellSplit:
-    fit: pd.DataFrame
-    calibration: pd.DataFrame
-    test: pd.DataFrame
-
-    def describe(self) -> dict[str, str]:
-        def span(frame: pd.DataFrame) -> str:
-            return f"{frame['month'].min():%Y-%m}..{frame['month'].max():%Y-%m}"
-
-        return {
-            "fit_period": span(self.fit),
-            "calibration_period": span(self.calibration),
-            "test_period": span(self.test),
-        }
 
 
 @dataclass(frozen=True)
@@ -168,7 +152,7 @@ def _panel(
     )
 
 
-def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> CrossSellSplit:
+def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
     """The three panels of the out-of-time split (the fit window's non-adopters sampled).
 
     Raises:
@@ -177,7 +161,7 @@ def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> CrossSellSplit:
     months = snapshot_months(inputs, spec)
     fit = _panel(inputs, spec, months["fit"], spec.split.negative_sample)
     fit = fit[fit["history_months"] >= spec.split.min_history_months]
-    split = CrossSellSplit(
+    split = Split(
         fit=fit.reset_index(drop=True),
         calibration=_panel(inputs, spec, months["calibration"]),
         test=_panel(inputs, spec, months["test"]),
@@ -275,7 +259,7 @@ class _Fitted:
 
 
 def _fit_all(
-    split: CrossSellSplit,
+    split: Split,
     spec: CrossSellSpec,
     settings: Settings,
     inputs: FeatureInputs,
@@ -442,7 +426,7 @@ def _calibrate_with(calibrators: dict[str, Calibrator], raw: np.ndarray, codes: 
 
 
 def _evaluate(
-    fitted: _Fitted, split: CrossSellSplit, spec: CrossSellSpec, data: Path
+    fitted: _Fitted, split: Split, spec: CrossSellSpec, data: Path
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     test, k = split.test, spec.ranking_k
     X_test = fitted.chosen.encoder.transform(test)
@@ -729,7 +713,7 @@ def _model_card(
     spec: CrossSellSpec,
     fingerprint: str,
     data: Path,
-    split: CrossSellSplit,
+    split: Split,
     metrics: dict[str, float],
     tables: dict[str, pd.DataFrame],
     gate: GateDecision,
