@@ -672,6 +672,23 @@ def demo(
             )
         else:
             out_console.print(f"{CREDIT_MODEL_NAME}: champion already registered")
+        if champion_version(MlflowClient(), CROSS_SELL_MODEL_NAME) is None:
+            from rmreco.training.cross_sell import train_cross_sell as train_offers
+
+            with _spinner() as progress:
+                task = progress.add_task("training the cross-sell models", total=None)
+                offers = train_offers(
+                    bank,
+                    spec_path=DEFAULT_CROSS_SELL_SPEC,
+                    settings=settings,
+                    on_step=lambda m: progress.update(task, description=m),
+                )
+            out_console.print(
+                f"{CROSS_SELL_MODEL_NAME} v{offers.version}: oot_map_at_5 "
+                f"{offers.metrics['oot_map_at_5']:.4f}; {offers.gate.reason}"
+            )
+        else:
+            out_console.print(f"{CROSS_SELL_MODEL_NAME}: champion already registered")
         factory = session_factory(engine)
         with transaction(factory) as session:
             rows = session.execute(
@@ -722,6 +739,8 @@ rmreco demo
     curl -s -X POST -H 'Authorization: Bearer {brm_key}' -H 'Content-Type: application/json' \\
       -d '{{"amount": 150000, "tenor_months": 36}}' {base}/v1/clients/{sample}/financing-options
     curl -s -H 'Authorization: Bearer {brm_key}' {base}/v1/rms/{brm_rm}/kpis
+    curl -s -H 'Authorization: Bearer {keys["demo-crm"][0]}' \\
+      '{base}/v1/rms/{keys["demo-crm"][1]}/cross-sell?limit=10'
   MLflow UI:     mlflow ui --backend-store-uri {settings.resolved_tracking_uri}
 """
     )

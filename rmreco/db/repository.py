@@ -79,6 +79,7 @@ class ClientView:
     month: date | None
     in_default: bool
     features: dict[str, Any] | None
+    offer_candidates: dict[str, Any] | None = None
 
 
 def client_with_features(session: Session, client_id: str) -> ClientView | None:
@@ -92,6 +93,7 @@ def client_with_features(session: Session, client_id: str) -> ClientView | None:
             schema.ClientFeatures.month,
             schema.ClientFeatures.in_default,
             schema.ClientFeatures.features,
+            schema.ClientFeatures.offer_candidates,
         )
         .outerjoin(
             schema.ClientFeatures, schema.ClientFeatures.client_id == schema.Client.client_id
@@ -108,6 +110,7 @@ def client_with_features(session: Session, client_id: str) -> ClientView | None:
         month=row[4],
         in_default=bool(row[5]),
         features=row[6],
+        offer_candidates=row[7],
     )
 
 
@@ -122,6 +125,7 @@ def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
             schema.ClientFeatures.month,
             schema.ClientFeatures.in_default,
             schema.ClientFeatures.features,
+            schema.ClientFeatures.offer_candidates,
         )
         .join(schema.ClientFeatures, schema.ClientFeatures.client_id == schema.Client.client_id)
         .where(schema.Client.rm_id == rm_id)
@@ -136,6 +140,7 @@ def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
             month=r[4],
             in_default=bool(r[5]),
             features=r[6],
+            offer_candidates=r[7],
         )
         for r in rows
     ]
@@ -294,15 +299,15 @@ def count_recommendations(session: Session, rm_id: str, start: datetime, end: da
 
 
 def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:
-    """Feature snapshots of a few performing clients, for checking a model before serving it."""
-    return list(
-        session.scalars(
-            select(schema.ClientFeatures.features)
-            .where(schema.ClientFeatures.in_default.is_(False))
-            .order_by(schema.ClientFeatures.client_id)
-            .limit(limit)
-        )
-    )
+    """Feature snapshots of a few performing clients, for checking a model before serving it:
+    each the features, with the offer candidates under ``"_offer_candidates"``."""
+    rows = session.execute(
+        select(schema.ClientFeatures.features, schema.ClientFeatures.offer_candidates)
+        .where(schema.ClientFeatures.in_default.is_(False))
+        .order_by(schema.ClientFeatures.client_id)
+        .limit(limit)
+    ).all()
+    return [{**features, "_offer_candidates": candidates} for features, candidates in rows]
 
 
 def set_user_key(session: Session, name: str, *, key_prefix: str, key_hash: str) -> bool:

@@ -367,4 +367,8 @@ class ClientFeatures(Base):
     in_default: Mapped[bool] = mapped_column(Boolean)
     #: {feature name: value}; null for a feature that could not be computed.
     features: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    #: The cross-sell rows of the client at ``month``: {"holdings": {holdings feature: value},
+    #: "products": {product code: {product feature: value}}} for the eligible products it does
+    #: not hold; null when the catalog or the client's month gives none.
+    offer_candidates: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -23,6 +23,13 @@ from rmreco.features.builder import (
     FeatureInputs,
     build_features,
 )
+from rmreco.features.cross_sell import (
+    PRODUCT,
+    PRODUCT_FEATURES,
+    build_cross_sell_panel,
+    catalog_codes,
+    holdings_feature_names,
+)
 from rmreco.features.labels import default_status
 
 log = logging.getLogger(__name__)
@@ -96,8 +103,46 @@ def refresh_client_features(session: Session) -> int:
                 },
             }
         )
+    candidates = offer_candidates(inputs)
+    for row in rows:
+        row["offer_candidates"] = candidates.get(str(row["client_id"]))
     session.execute(delete(schema.ClientFeatures))
     for start in range(0, len(rows), BATCH_ROWS):
         session.execute(insert(schema.ClientFeatures), rows[start : start + BATCH_ROWS])
     log.info("refreshed features of %d clients", len(rows))
     return len(rows)
+
+
+def offer_candidates(inputs: FeatureInputs) -> dict[str, dict[str, Any]]:
+    """Each client's cross-sell rows at the last month of the data (see the schema's
+    ``ClientFeatures.offer_candidates``); empty without a catalog."""
+    if inputs.products is None or inputs.products.empty:
+        return {}
+    last = pd.to_datetime(inputs.account_months["month"]).max().date()
+    panel = build_cross_sell_panel(inputs, months=[last])
+    codes = catalog_codes(inputs.products)
+    holding_columns = holdings_feature_names(codes)
+    out: dict[str, dict[str, Any]] = {}
+    for client_id, rows in panel.groupby("client_id", sort=False, observed=True):
+        first = rows.iloc[0]
+        out[str(client_id)] = {
+            "holdings": {c: _json_value(first[c]) for c in holding_columns},
+            "products": {
+                str(r[PRODUCT]): {c: _json_value(r[c]) for c in PRODUCT_FEATURES}
+                for r in rows.to_dict(orient="records")
+            },
+        }
+    return out
+
+
+def candidate_records(
+    features: dict[str, Any], candidates: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The model input of each of a client's cross-sell rows: its features, its holdings and
+    the product's own features, with ``product_code``."""
+    if not candidates:
+        return []
+    base = {**features, **candidates.get("holdings", {})}
+    return [
+        {**base, PRODUCT: code, **values} for code, values in candidates.get("products", {}).items()
+    ]

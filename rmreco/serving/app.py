@@ -24,12 +24,13 @@ from rmreco.config import Settings
 from rmreco.db import repository as repo
 from rmreco.db.engine import create_engine_for, session_factory
 from rmreco.modeling.decisioning import CreditPolicy, load_policy
-from rmreco.serving.model_store import ModelStore, credit_kind
+from rmreco.serving.model_store import ModelStore, credit_kind, propensity_kind
 from rmreco.serving.security import key_matches, key_prefix
 
 log = logging.getLogger(__name__)
 
 CREDIT_MODEL = "rmreco-sme-credit-risk"
+CROSS_SELL_MODEL = "rmreco-cross-sell"
 DEFAULT_POLICY = Path("models/credit_policy.yaml")
 RETRY_AFTER_SECONDS = "5"
 
@@ -166,7 +167,7 @@ def create_app(
         store = ModelStore(
             tracking_uri=tracking_uri or settings.resolved_tracking_uri,
             cache_dir=settings.home / "served-models",
-            kinds=[credit_kind(CREDIT_MODEL)],
+            kinds=[credit_kind(CREDIT_MODEL), propensity_kind(CROSS_SELL_MODEL)],
             check_rows=check_rows,
         )
         app.state.runtime = Runtime(

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from rmreco.features.snapshots import candidate_records
 from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.propensity import PropensityModel
 from rmreco.modeling.pyfunc import MODEL_ARTIFACT
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,32 @@ def check_credit_model(model: CreditRiskModel, rows: list[dict[str, Any]]) -> No
         raise ValueError(f"{len(pds)} answers for {len(rows)} clients")
     if np.isnan(pds).any() or (pds < 0).any() or (pds > 1).any():
         raise ValueError("probabilities outside [0, 1] or missing")
+
+
+def check_propensity_model(model: PropensityModel, rows: list[dict[str, Any]]) -> None:
+    """Raise ValueError unless the model gives propensities in [0, 1] on known clients' offers."""
+    records = [
+        record for row in rows for record in candidate_records(row, row.get("_offer_candidates"))
+    ]
+    if not records:
+        return
+    result = model.predict(pd.DataFrame(records), with_reasons=True)
+    scored = np.asarray(result.propensity, dtype=float)
+    known = scored[~np.isnan(scored)]
+    if len(known) == 0:
+        raise ValueError("no offer of the known clients could be scored")
+    if (known < 0).any() or (known > 1).any():
+        raise ValueError("propensities outside [0, 1]")
+
+
+def propensity_kind(name: str) -> ModelKind:
+    # optional: the credit answers do not wait for a cross-sell model
+    return ModelKind(
+        name=name,
+        load=PropensityModel.load,
+        check=lambda m, rows: check_propensity_model(m, rows),
+        required=False,
+    )
 
 
 def credit_kind(name: str) -> ModelKind:

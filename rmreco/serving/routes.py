@@ -8,19 +8,26 @@ output, and committed before the answer leaves.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
+import numpy as np
+import pandas as pd
 from fastapi import APIRouter, Body, Query
 
 from rmreco.db import repository as repo
+from rmreco.features.cross_sell import PRODUCT
+from rmreco.features.snapshots import candidate_records
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.decisioning import ClientFacts, Product, Request, decide, financing_options
 from rmreco.modeling.master_scale import DEFAULT_GRADE
+from rmreco.modeling.propensity import PropensityModel, rank_offers
 from rmreco.serving.app import (
     CREDIT_MODEL,
+    CROSS_SELL_MODEL,
     ApiError,
     PrincipalDep,
     RuntimeDep,
@@ -32,6 +39,7 @@ from rmreco.serving.app import (
     unavailable,
 )
 from rmreco.serving.schemas import (
+    CrossSellPage,
     ErrorResponse,
     FeedbackAnswer,
     FeedbackRequest,
@@ -345,4 +353,225 @@ async def kpis(
             )
             for p, n in sorted(offered_by.items())
         ],
+    )
+
+
+# --- cross-sell -------------------------------------------------------------------------------
+
+COOL_OFF_DAYS = 90
+MAX_PAGE = 200
+
+
+def _offers(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    clients: list[repo.ClientView],
+    *,
+    product: str | None,
+    segment: str | None,
+    min_score: float | None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, str]]:
+    """Every offer of ``clients`` ranked by expected value (best first), with the rows the model
+    saw; held products are not candidates, declined ones in the cool-off window are left out."""
+    served = runtime.store.current.get(CROSS_SELL_MODEL)
+    if served is None:
+        raise unavailable("the cross-sell model is not loaded")
+    model: PropensityModel = served.model
+    versions = {CROSS_SELL_MODEL: served.version}
+    credit = runtime.store.current.get(CREDIT_MODEL)
+    eligible = [
+        c
+        for c in clients
+        if c.features is not None and not c.in_default and (segment is None or c.segment == segment)
+    ]
+    records: list[dict[str, Any]] = []
+    for client in eligible:
+        for record in candidate_records(client.features or {}, client.offer_candidates):
+            if product is None or record[PRODUCT] == product:
+                records.append(
+                    {**record, "client_id": client.client_id, "_segment": client.segment}
+                )
+    if not records:
+        return pd.DataFrame(), [], versions
+    declined = repo.recently_declined(
+        session,
+        [c.client_id for c in eligible],
+        datetime.now(UTC) - timedelta(days=COOL_OFF_DAYS),
+    )
+    records = [r for r in records if (r["client_id"], r[PRODUCT]) not in declined]
+    if not records:
+        return pd.DataFrame(), [], versions
+    frame = pd.DataFrame(records)
+    grades = None
+    scale = None
+    if credit is not None:
+        versions[CREDIT_MODEL] = credit.version
+        credit_model: CreditRiskModel = credit.model
+        by_client = {c.client_id: c.features or {} for c in eligible}
+        ids = list(by_client)
+        client_grades = dict(
+            zip(
+                ids,
+                credit_model.predict_matrix(
+                    credit_model.encoder.transform_records([by_client[i] for i in ids]),
+                    with_reasons=False,
+                ).grade,
+                strict=True,
+            )
+        )
+        segments = set(credit_model.metadata.get("segments", []))
+        grades = np.asarray(
+            [
+                client_grades[c] if s in segments else None
+                for c, s in zip(frame["client_id"], frame["_segment"], strict=True)
+            ],
+            dtype=object,
+        )
+        scale = credit_model.scale
+    ranked = rank_offers(
+        model, frame, grades=grades, scale=scale, with_reasons=True, group=("client_id",)
+    )
+    if min_score is not None:
+        ranked = ranked[ranked["propensity"] >= min_score]
+    ranked = ranked.sort_values(
+        ["expected_value", "propensity", "client_id", PRODUCT],
+        ascending=[False, False, True, True],
+        kind="stable",
+    )
+    return ranked.reset_index(drop=True), records, versions
+
+
+def _page(
+    session: SessionDep,
+    principal: Any,
+    ranked: pd.DataFrame,
+    records: list[dict[str, Any]],
+    versions: dict[str, str],
+    *,
+    offset: int,
+    limit: int,
+    segments: dict[str, str],
+    rm_id: str | None,
+    client_id: str | None,
+) -> CrossSellPage:
+    page = ranked.iloc[offset : offset + limit]
+    rows, items = [], []
+    for position, item in enumerate(page.to_dict(orient="records"), start=offset + 1):
+        rec_id = str(uuid.uuid4())
+        reasons = json.loads(item["reasons"])
+        output = {
+            "client_id": item["client_id"],
+            PRODUCT: item[PRODUCT],
+            "propensity": float(item["propensity"]),
+            "expected_value": float(item["expected_value"]),
+            "rank": position,
+            "reasons": reasons,
+        }
+        seen = {k: v for k, v in records[int(item["row"])].items() if not k.startswith("_")}
+        rows.append(
+            {
+                "id": rec_id,
+                "user_id": principal.user_id,
+                "client_id": item["client_id"],
+                "kind": "cross_sell",
+                "product_code": item[PRODUCT],
+                "rank": position,
+                "model_versions": versions,
+                "policy_version": None,
+                "features": seen,
+                "output": output,
+                "request": {
+                    "rm_id": rm_id,
+                    "client_id": client_id,
+                    "offset": offset,
+                    "limit": limit,
+                },
+            }
+        )
+        items.append(
+            {**output, "recommendation_id": rec_id, "segment": segments.get(item["client_id"], "")}
+        )
+    if rows:
+        repo.add_recommendations(session, rows)
+    commit(session)
+    return CrossSellPage(
+        rm_id=rm_id,
+        client_id=client_id,
+        total=len(ranked),
+        offset=offset,
+        limit=limit,
+        items=items,
+        model_versions=versions,
+    )
+
+
+@router.get(
+    "/v1/rms/{rm_id}/cross-sell",
+    tags=["cross-sell"],
+    response_model=CrossSellPage,
+    responses=ERRORS,
+)
+async def cross_sell(
+    rm_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    principal: Annotated[Any, require("brm", "crm")],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    product: Annotated[str | None, Query(description="Only this product.")] = None,
+    segment: Annotated[str | None, Query(description="Only clients of this segment.")] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1, description="Lowest propensity.")] = None,
+) -> CrossSellPage:
+    """The RM's portfolio ranked by expected value of the next product to offer."""
+    if not principal.sees_rm(rm_id) or not repo.rm_exists(session, rm_id):
+        raise not_found("no such relationship manager")
+    clients = repo.portfolio_features(session, rm_id)
+    ranked, records, versions = _offers(
+        session, runtime, clients, product=product, segment=segment, min_score=min_score
+    )
+    return _page(
+        session,
+        principal,
+        ranked,
+        records,
+        versions,
+        offset=offset,
+        limit=limit,
+        segments={c.client_id: c.segment for c in clients},
+        rm_id=rm_id,
+        client_id=None,
+    )
+
+
+@router.get(
+    "/v1/clients/{client_id}/recommendations",
+    tags=["cross-sell"],
+    response_model=CrossSellPage,
+    responses=ERRORS,
+)
+async def recommendations(
+    client_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    principal: Annotated[Any, require("brm", "crm")],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 5,
+) -> CrossSellPage:
+    """The next best products for one client of the caller's portfolio."""
+    client = repo.client_with_features(session, client_id)
+    if client is None or not principal.sees_rm(client.rm_id):
+        raise not_found("no such client in your portfolio")
+    ranked, records, versions = _offers(
+        session, runtime, [client], product=None, segment=None, min_score=None
+    )
+    return _page(
+        session,
+        principal,
+        ranked,
+        records,
+        versions,
+        offset=0,
+        limit=limit,
+        segments={client.client_id: client.segment},
+        rm_id=client.rm_id,
+        client_id=client_id,
     )

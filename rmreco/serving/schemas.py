@@ -129,3 +129,24 @@ class ReadyAnswer(BaseModel):
     registry: str
     models: dict[str, str]
     errors: dict[str, Any]
+
+
+class CrossSellItem(BaseModel):
+    recommendation_id: str
+    rank: int
+    client_id: str
+    segment: str
+    product_code: str
+    propensity: float
+    expected_value: float
+    reasons: list[Reason]
+
+
+class CrossSellPage(BaseModel):
+    rm_id: str | None
+    client_id: str | None = None
+    total: int
+    offset: int
+    limit: int
+    items: list[CrossSellItem]
+    model_versions: dict[str, str]

@@ -32,6 +32,7 @@ from rmreco.features.snapshots import refresh_client_features
 from rmreco.serving.app import create_app
 from rmreco.serving.security import issue_key
 from rmreco.training.credit_risk import train_credit_risk
+from rmreco.training.cross_sell import train_cross_sell
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -57,6 +58,18 @@ def tracking(bank: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
         bank, spec_path=spec, settings=Settings(home=folder / "home"), tracking_uri=uri
     )
     assert result.gate.passed
+    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 40
+    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
+    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
+    raw["model"]["logistic"]["max_iter"] = 200
+    raw["gates"]["min_value"] = 0.05
+    cross_spec = folder / "cross_sell.yaml"
+    cross_spec.write_text(yaml.safe_dump(raw))
+    cross = train_cross_sell(
+        bank, spec_path=cross_spec, settings=Settings(home=folder / "home"), tracking_uri=uri
+    )
+    assert cross.gate.passed
     return uri
 
 
@@ -138,7 +151,7 @@ def service(bank: Path, tracking: str, db_url: str, tmp_path: Path) -> Iterator[
         poll_seconds=3600,
     )
     with _serve(app) as url:
-        _wait_ready(url)
+        _wait_ready(url, until=lambda r: len(r["models"]) == 2)
         yield Service(
             url=url,
             keys=keys,
@@ -187,10 +200,12 @@ def test_health_and_models(service: Service) -> None:
     assert ready["ready"]
     assert ready["database"] == "ok"
     assert ready["registry"] == "ok"
-    assert ready["models"] == {"rmreco-sme-credit-risk": "1"}
+    assert ready["models"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
     models = _get(service, "ds", "/v1/models").json()
-    assert models["models"][0]["version"] == "1"
-    assert "oot_auc" in models["models"][0]["metrics"]
+    by_name = {m["name"]: m for m in models["models"]}
+    assert by_name["rmreco-sme-credit-risk"]["version"] == "1"
+    assert "oot_auc" in by_name["rmreco-sme-credit-risk"]["metrics"]
+    assert "oot_map_at_5" in by_name["rmreco-cross-sell"]["metrics"]
 
 
 def test_financing_options_are_answered_and_audited(service: Service) -> None:
@@ -240,9 +255,11 @@ def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(
         ("POST", f"/v1/clients/{other_client}/financing-options", {}),
         ("POST", "/v1/clients/NO-SUCH-CLIENT/financing-options", {}),
         ("GET", f"/v1/rms/{service.rms[1]}/kpis", None),
+        ("GET", f"/v1/rms/{service.rms[1]}/cross-sell", None),
+        ("GET", f"/v1/clients/{other_client}/recommendations", None),
         ("POST", f"/v1/recommendations/{option_id}/feedback", {"outcome": "offered"}),
     ]
-    for method, path, payload in scoped[:3]:
+    for method, path, payload in scoped[:5]:
         r = (
             _post(service, "brm_b", path, payload)
             if method == "POST" and "feedback" in path
@@ -252,7 +269,7 @@ def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(
         )
         assert r.status_code == 404, (path, r.text)
         assert r.json()["error"]["code"] == "not_found"
-    feedback = _post(service, "brm_b", scoped[3][1], scoped[3][2])
+    feedback = _post(service, "brm_b", scoped[5][1], scoped[5][2])
     assert feedback.status_code == 404
     for method, path, payload in scoped:
         anonymous = (
@@ -326,7 +343,7 @@ def test_admin_reload_needs_admin(service: Service) -> None:
     assert _post(service, "brm_a", "/v1/admin/models/reload").status_code == 403
     reloaded = _post(service, "admin", "/v1/admin/models/reload")
     assert reloaded.status_code == 200
-    assert reloaded.json()["models"][0]["version"] == "1"
+    assert {m["version"] for m in reloaded.json()["models"]} == {"1"}
 
 
 def test_an_unrecorded_answer_is_never_served(
@@ -358,7 +375,81 @@ def test_restart_with_the_registry_unreachable_serves_the_local_copy(
         policy_path=ROOT / "models" / "credit_policy.yaml",
     )
     with _serve(app) as url:
-        ready = _wait_ready(url, until=lambda r: r["registry"] == "unreachable")
+        ready = _wait_ready(
+            url, until=lambda r: r["registry"] == "unreachable" and len(r["models"]) == 2
+        )
         assert ready["ready"], ready
         assert ready["registry"] == "unreachable"
-        assert ready["models"] == {"rmreco-sme-credit-risk": "1"}
+        assert ready["models"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
+
+
+def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: Service) -> None:
+    rm = service.rms[0]
+    before = _count(service.db_url, schema.Recommendation)
+    page = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 20})
+    assert page.status_code == 200, page.text
+    body = page.json()
+    items = body["items"]
+    assert items
+    assert body["total"] >= len(items)
+    assert [i["rank"] for i in items] == list(range(1, len(items) + 1))
+    values = [i["expected_value"] for i in items]
+    assert values == sorted(values, reverse=True)
+    assert all(0 <= i["propensity"] <= 1 for i in items)
+    assert set(body["model_versions"]) == {"rmreco-cross-sell", "rmreco-sme-credit-risk"}
+    assert {i["client_id"] for i in items} <= set(service.clients[rm]) | _corporates(service, rm)
+    assert _count(service.db_url, schema.Recommendation) - before == len(items)
+    # nothing held is offered
+    engine = create_engine_for(service.db_url)
+    with session_factory(engine)() as session:
+        held = repository.held_products(session, [i["client_id"] for i in items])
+    engine.dispose()
+    assert all(i["product_code"] not in held[i["client_id"]] for i in items)
+    # paging continues the same ranking
+    second = _get(
+        service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 5, "offset": 5}
+    ).json()
+    assert [i["rank"] for i in second["items"]] == list(range(6, 6 + len(second["items"])))
+    # a declined offer stays out for the cool-off window
+    top = items[0]
+    assert (
+        _post(
+            service,
+            "brm_a",
+            f"/v1/recommendations/{top['recommendation_id']}/feedback",
+            {"outcome": "declined"},
+        ).status_code
+        == 201
+    )
+    again = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 200}).json()
+    assert (top["client_id"], top["product_code"]) not in {
+        (i["client_id"], i["product_code"]) for i in again["items"]
+    }
+    # filters and bounds
+    only = _get(
+        service,
+        "brm_a",
+        f"/v1/rms/{rm}/cross-sell",
+        params={"product": top["product_code"], "min_score": 0.0},
+    ).json()
+    assert {i["product_code"] for i in only["items"]} <= {top["product_code"]}
+    too_many = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 1000})
+    assert too_many.status_code == 422
+    assert too_many.json()["error"]["field"] == "limit"
+
+
+def test_recommendations_for_one_client(service: Service) -> None:
+    client = service.clients[service.rms[0]][0]
+    answer = _get(service, "brm_a", f"/v1/clients/{client}/recommendations")
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    assert len(items) <= 5
+    assert {i["client_id"] for i in items} <= {client}
+
+
+def _corporates(service: Service, rm: str) -> set[str]:
+    engine = create_engine_for(service.db_url)
+    with session_factory(engine)() as session:
+        ids = {row.client_id for row in repository.portfolio_features(session, rm)}
+    engine.dispose()
+    return ids
