@@ -12,6 +12,7 @@ figure includes its cost; both targets pay it alike.
 
 A financing-options answer is the full job: the client's stored features, PD, reasons, the
 policy decision, limits and prices of every financing product, and the audit rows committed.
+A cross-sell page is 50 offers of a corporate RM's portfolio, scored, ranked and audited.
 Targets (issue 5): p50 under 5 ms and p99 under 15 ms at concurrency 1, and at 16 concurrent
 clients at least 5x the throughput of the bare `mlflow models serve` prediction.
 """
@@ -62,6 +63,7 @@ async def _load(
     headers: dict[str, str],
     concurrency: int,
     total: int,
+    method: str = "POST",
 ) -> dict[str, float]:
     """Send ``total`` POSTs from ``concurrency`` workers; request i goes to ``url(i)`` (or
     ``url``) with ``bodies[i % len(bodies)]``."""
@@ -76,7 +78,10 @@ async def _load(
             for i in counter:
                 target = url(i) if callable(url) else url
                 started = time.perf_counter()
-                response = await client.post(target, json=bodies[i % len(bodies)])
+                if method == "GET":
+                    response = await client.get(target)
+                else:
+                    response = await client.post(target, json=bodies[i % len(bodies)])
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     errors += 1
@@ -129,8 +134,9 @@ def _setup(work: Path, data: Path | None, clients: int) -> tuple[dict[str, str],
     run("db", "upgrade")
     print("loading and refreshing features ...", flush=True)
     run("ingest", str(data))
-    print("training the credit model ...", flush=True)
+    print("training the credit and cross-sell models ...", flush=True)
     run("train", "credit-risk", "--data", str(data))
+    run("train", "cross-sell", "--data", str(data))
     return env, data
 
 
@@ -184,6 +190,34 @@ def main() -> None:
             .splitlines()[-1]
         )
 
+        db = sqlite3.connect(work / "home" / "rmreco.db")
+        crm_id = db.execute(
+            "SELECT rm_id FROM clients WHERE segment = 'corporate' GROUP BY rm_id "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+        db.close()
+        crm_key = (
+            subprocess.run(
+                [
+                    str(BIN / "rmreco"),
+                    "users",
+                    "create",
+                    "--name",
+                    "bench-crm",
+                    "--role",
+                    "crm",
+                    "--rm-id",
+                    crm_id,
+                ],
+                check=True,
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         port, mport = _free_port(), _free_port()
         service = subprocess.Popen(
             [str(BIN / "rmreco"), "serve", "--port", str(port)],
@@ -218,7 +252,7 @@ def main() -> None:
             base, mbase = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mport}"
             _wait(f"{base}/healthz")
             deadline = time.monotonic() + 120
-            while not httpx.get(f"{base}/readyz").json().get("ready"):
+            while len(httpx.get(f"{base}/readyz").json().get("models", {})) < 2:
                 if time.monotonic() > deadline:
                     raise SystemExit("the service did not load its models")
                 time.sleep(0.5)
@@ -233,6 +267,7 @@ def main() -> None:
                     f"{base}/v1/clients/{{}}/financing-options",
                     [cid for cid, _ in rows],
                 ),
+                "cross-sell page of 50": (f"{base}/v1/rms/{crm_id}/cross-sell?limit=50", []),
                 "mlflow models serve": (f"{mbase}/invocations", bare_bodies),
             }
             results: dict[tuple[str, int], list[dict[str, float]]] = {}
@@ -248,6 +283,17 @@ def main() -> None:
                                     {"Authorization": f"Bearer {key}"},
                                     concurrency,
                                     args.requests,
+                                )
+                            )
+                        elif name == "cross-sell page of 50":
+                            stats = asyncio.run(
+                                _load(
+                                    url,
+                                    [{}],
+                                    {"Authorization": f"Bearer {crm_key}"},
+                                    concurrency,
+                                    max(50, args.requests // 5),
+                                    method="GET",
                                 )
                             )
                         else:
