@@ -8,7 +8,6 @@ output, and committed before the answer leaves.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
@@ -370,9 +369,10 @@ def _offers(
     product: str | None,
     segment: str | None,
     min_score: float | None,
-) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, str]]:
-    """Every offer of ``clients`` ranked by expected value (best first), with the rows the model
-    saw; held products are not candidates, declined ones in the cool-off window are left out."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], PropensityModel | None]:
+    """Every offer of ``clients`` ranked by expected value (best first), the rows the model saw
+    and the model; held products are not candidates, declined ones in the cool-off window are
+    left out. Reasons are left to :func:`_page`, which explains only the offers it returns."""
     served = runtime.store.current.get(CROSS_SELL_MODEL)
     if served is None:
         raise unavailable("the cross-sell model is not loaded")
@@ -392,7 +392,7 @@ def _offers(
                     {**record, "client_id": client.client_id, "_segment": client.segment}
                 )
     if not records:
-        return pd.DataFrame(), [], versions
+        return pd.DataFrame(), pd.DataFrame(), versions, model
     declined = repo.recently_declined(
         session,
         [c.client_id for c in eligible],
@@ -400,7 +400,7 @@ def _offers(
     )
     records = [r for r in records if (r["client_id"], r[PRODUCT]) not in declined]
     if not records:
-        return pd.DataFrame(), [], versions
+        return pd.DataFrame(), pd.DataFrame(), versions, model
     frame = pd.DataFrame(records)
     grades = None
     scale = None
@@ -429,7 +429,7 @@ def _offers(
         )
         scale = credit_model.scale
     ranked = rank_offers(
-        model, frame, grades=grades, scale=scale, with_reasons=True, group=("client_id",)
+        model, frame, grades=grades, scale=scale, with_reasons=False, group=("client_id",)
     )
     if min_score is not None:
         ranked = ranked[ranked["propensity"] >= min_score]
@@ -438,15 +438,16 @@ def _offers(
         ascending=[False, False, True, True],
         kind="stable",
     )
-    return ranked.reset_index(drop=True), records, versions
+    return ranked.reset_index(drop=True), frame, versions, model
 
 
 def _page(
     session: SessionDep,
     principal: Any,
     ranked: pd.DataFrame,
-    records: list[dict[str, Any]],
+    frame: pd.DataFrame,
     versions: dict[str, str],
+    model: PropensityModel | None,
     *,
     offset: int,
     limit: int,
@@ -455,10 +456,16 @@ def _page(
     client_id: str | None,
 ) -> CrossSellPage:
     page = ranked.iloc[offset : offset + limit]
+    seen_rows = frame.loc[page["row"].to_numpy()] if len(page) else frame
+    explained = (
+        model.reasons(model.encoder.transform(seen_rows)) if model is not None and len(page) else []
+    )
+    records = seen_rows.to_dict(orient="records")
     rows, items = [], []
-    for position, item in enumerate(page.to_dict(orient="records"), start=offset + 1):
+    for k, item in enumerate(page.to_dict(orient="records")):
+        position = offset + k + 1
         rec_id = str(uuid.uuid4())
-        reasons = json.loads(item["reasons"])
+        reasons = [r.to_dict() for r in explained[k]]
         output = {
             "client_id": item["client_id"],
             PRODUCT: item[PRODUCT],
@@ -467,7 +474,9 @@ def _page(
             "rank": position,
             "reasons": reasons,
         }
-        seen = {k: v for k, v in records[int(item["row"])].items() if not k.startswith("_")}
+        seen = {
+            str(name): _plain(v) for name, v in records[k].items() if not str(name).startswith("_")
+        }
         rows.append(
             {
                 "id": rec_id,
@@ -526,15 +535,16 @@ async def cross_sell(
     if not principal.sees_rm(rm_id) or not repo.rm_exists(session, rm_id):
         raise not_found("no such relationship manager")
     clients = repo.portfolio_features(session, rm_id)
-    ranked, records, versions = _offers(
+    ranked, frame, versions, model = _offers(
         session, runtime, clients, product=product, segment=segment, min_score=min_score
     )
     return _page(
         session,
         principal,
         ranked,
-        records,
+        frame,
         versions,
+        model,
         offset=offset,
         limit=limit,
         segments={c.client_id: c.segment for c in clients},
@@ -560,18 +570,28 @@ async def recommendations(
     client = repo.client_with_features(session, client_id)
     if client is None or not principal.sees_rm(client.rm_id):
         raise not_found("no such client in your portfolio")
-    ranked, records, versions = _offers(
+    ranked, frame, versions, model = _offers(
         session, runtime, [client], product=None, segment=None, min_score=None
     )
     return _page(
         session,
         principal,
         ranked,
-        records,
+        frame,
         versions,
+        model,
         offset=0,
         limit=limit,
         segments={client.client_id: client.segment},
         rm_id=client.rm_id,
         client_id=client_id,
     )
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: numpy scalars as Python ones, NaN as null."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
