@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rmreco.db import schema
@@ -190,8 +190,9 @@ def recently_declined(
 
 def add_recommendations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write audit rows (each with its own ``id``) in the caller's transaction."""
-    session.add_all([schema.Recommendation(**row) for row in rows])
-    session.flush()
+    # one executemany, not an ORM unit of work: this runs on every answer the service gives
+    now = schema.utcnow()
+    session.execute(insert(schema.Recommendation), [{"created_at": now, **row} for row in rows])
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,15 @@ class Runtime:
     store: ModelStore
     policy: CreditPolicy
     poll_seconds: float
+    catalog_seconds: float = 60.0
+    _catalog: tuple[float, list[dict[str, Any]]] | None = None
+
+    def catalog(self, session: Session) -> list[dict[str, Any]]:
+        """The product catalog, read at most once a minute: it changes only with a load."""
+        now = time.monotonic()
+        if self._catalog is None or now - self._catalog[0] > self.catalog_seconds:
+            self._catalog = (now, repo.catalog(session))
+        return self._catalog[1]
 
 
 def _runtime(request: Request) -> Runtime:

@@ -170,7 +170,9 @@ async def financing(
     policy = runtime.policy
     decision = decide(grade, facts, policy)
     products = [
-        Product.from_catalog(row) for row in repo.catalog(session) if row.get("kind") == "financing"
+        Product.from_catalog(row)
+        for row in runtime.catalog(session)
+        if row.get("kind") == "financing"
     ]
     options = (
         []
