@@ -262,42 +262,39 @@ def main() -> None:
             bare_bodies = [
                 {"dataframe_records": [{c: f.get(c) for c in signature}]} for f in features[:200]
             ]
-            targets = {
+            ids = [cid for cid, _ in rows]
+            template = f"{base}/v1/clients/{{}}/financing-options"
+            # name: (url or url of request k, bodies, headers, requests, method)
+            targets: dict[str, tuple[Any, list[Any], dict[str, str], int, str]] = {
                 "financing-options": (
-                    f"{base}/v1/clients/{{}}/financing-options",
-                    [cid for cid, _ in rows],
+                    lambda k: template.format(ids[k % len(ids)]),
+                    [{}],
+                    {"Authorization": f"Bearer {key}"},
+                    args.requests,
+                    "POST",
                 ),
-                "cross-sell page of 50": (f"{base}/v1/rms/{crm_id}/cross-sell?limit=50", []),
-                "mlflow models serve": (f"{mbase}/invocations", bare_bodies),
+                "cross-sell page of 50": (
+                    f"{base}/v1/rms/{crm_id}/cross-sell?limit=50",
+                    [{}],
+                    {"Authorization": f"Bearer {crm_key}"},
+                    max(50, args.requests // 5),
+                    "GET",
+                ),
+                "mlflow models serve": (
+                    f"{mbase}/invocations",
+                    bare_bodies,
+                    {},
+                    args.requests,
+                    "POST",
+                ),
             }
             results: dict[tuple[str, int], list[dict[str, float]]] = {}
             for repeat in range(args.repeats):
-                for name, (url, items) in targets.items():
+                for name, (url, bodies, headers, count, method) in targets.items():
                     for concurrency in (1, 16):
-                        if name == "financing-options":
-                            ids = [cid for cid, _ in rows]
-                            stats = asyncio.run(
-                                _load(
-                                    lambda k, ids=ids, url=url: url.format(ids[k % len(ids)]),
-                                    [{}],
-                                    {"Authorization": f"Bearer {key}"},
-                                    concurrency,
-                                    args.requests,
-                                )
-                            )
-                        elif name == "cross-sell page of 50":
-                            stats = asyncio.run(
-                                _load(
-                                    url,
-                                    [{}],
-                                    {"Authorization": f"Bearer {crm_key}"},
-                                    concurrency,
-                                    max(50, args.requests // 5),
-                                    method="GET",
-                                )
-                            )
-                        else:
-                            stats = asyncio.run(_load(url, items, {}, concurrency, args.requests))
+                        stats = asyncio.run(
+                            _load(url, bodies, headers, concurrency, count, method=method)
+                        )
                         results.setdefault((name, concurrency), []).append(stats)
                         print(
                             f"run {repeat + 1} {name:>20} c={concurrency:<2} "

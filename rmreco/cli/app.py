@@ -231,6 +231,63 @@ def _progress() -> Progress:
     )
 
 
+CREDIT_REPORT = (
+    "oot_auc",
+    "oot_gini",
+    "oot_ks",
+    "oot_brier",
+    "oot_logloss",
+    "baseline_oot_auc",
+    "oracle_oot_auc",
+    "oot_mean_pd",
+    "oot_default_rate",
+)
+CROSS_SELL_REPORT = (
+    "oot_map_at_5",
+    "oot_ndcg_at_5",
+    "oot_precision_at_1",
+    "popularity_oot_map_at_5",
+    "logistic_oot_map_at_5",
+    "oracle_oot_map_at_5",
+    "oot_adoption_rate",
+    "oot_mean_propensity",
+)
+
+
+def _run_training(
+    job: Callable[..., Any],
+    data: Path,
+    spec: Path,
+    *,
+    title: str,
+    settings: Settings | None = None,
+    **options: Any,
+) -> Any:
+    """Run a training job (``rmreco.training``) under a spinner that shows its steps."""
+    with _spinner() as progress:
+        task = progress.add_task(title, total=None)
+        return job(
+            data,
+            spec_path=spec,
+            settings=settings or _settings(),
+            on_step=lambda message: progress.update(task, description=message),
+            **options,
+        )
+
+
+def _report_training(result: Any, keys: tuple[str, ...]) -> None:
+    """What a training run did: its version, the metrics in ``keys``, the comparison, the gate."""
+    out_console.print(
+        f"run {result.run_id}: {result.model_name} v{result.version} ({result.registered_kind})"
+    )
+    width = max(len(k) for k in keys)
+    for key in keys:
+        if key in result.metrics:
+            out_console.print(f"{key:>{width}}: {result.metrics[key]:.4f}")
+    out_console.print(result.comparison)
+    out_console.print(("[green]" if result.gate.passed else "[yellow]") + result.gate.reason)
+
+
 @train_app.command("credit-risk")
 @translate_errors
 def train_credit_risk(
@@ -249,37 +306,12 @@ def train_credit_risk(
     ] = "rmreco-credit-risk",
 ) -> None:
     """Train the SME credit-risk (12-month PD) model, register it, and gate its promotion."""
-    from rmreco.training.credit_risk import train_credit_risk as run
+    from rmreco.training.credit_risk import train_credit_risk as job
 
-    with _spinner() as progress:
-        task = progress.add_task("starting", total=None)
-        result = run(
-            data,
-            spec_path=spec,
-            settings=_settings(),
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            on_step=lambda message: progress.update(task, description=message),
-        )
-    m = result.metrics
-    out_console.print(
-        f"run {result.run_id}: {result.model_name} v{result.version} ({result.registered_kind})"
+    result = _run_training(
+        job, data, spec, title="starting", tracking_uri=tracking_uri, experiment=experiment
     )
-    for key in (
-        "oot_auc",
-        "oot_gini",
-        "oot_ks",
-        "oot_brier",
-        "oot_logloss",
-        "baseline_oot_auc",
-        "oracle_oot_auc",
-        "oot_mean_pd",
-        "oot_default_rate",
-    ):
-        if key in m:
-            out_console.print(f"{key:>20}: {m[key]:.4f}")
-    out_console.print(result.comparison)
-    out_console.print(("[green]" if result.gate.passed else "[yellow]") + result.gate.reason)
+    _report_training(result, CREDIT_REPORT)
 
 
 @train_app.command("cross-sell")
@@ -300,36 +332,12 @@ def train_cross_sell(
     ] = "rmreco-cross-sell",
 ) -> None:
     """Train the cross-sell propensity models, register the better one, and gate its promotion."""
-    from rmreco.training.cross_sell import train_cross_sell as run
+    from rmreco.training.cross_sell import train_cross_sell as job
 
-    with _spinner() as progress:
-        task = progress.add_task("starting", total=None)
-        result = run(
-            data,
-            spec_path=spec,
-            settings=_settings(),
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            on_step=lambda message: progress.update(task, description=message),
-        )
-    m = result.metrics
-    out_console.print(
-        f"run {result.run_id}: {result.model_name} v{result.version} ({result.registered_kind})"
+    result = _run_training(
+        job, data, spec, title="starting", tracking_uri=tracking_uri, experiment=experiment
     )
-    for key in (
-        "oot_map_at_5",
-        "oot_ndcg_at_5",
-        "oot_precision_at_1",
-        "popularity_oot_map_at_5",
-        "logistic_oot_map_at_5",
-        "oracle_oot_map_at_5",
-        "oot_adoption_rate",
-        "oot_mean_propensity",
-    ):
-        if key in m:
-            out_console.print(f"{key:>24}: {m[key]:.4f}")
-    out_console.print(result.comparison)
-    out_console.print(("[green]" if result.gate.passed else "[yellow]") + result.gate.reason)
+    _report_training(result, CROSS_SELL_REPORT)
 
 
 @app.command("evaluate-cross-sell")
@@ -657,38 +665,20 @@ def demo(
         out_console.print(f"loaded the bank into {url} (ingest run {summary.run_id})")
         out_console.print(f"feature snapshots of {_refresh_features(engine):,} clients")
         configure_mlflow(settings)
-        if champion_version(MlflowClient(), CREDIT_MODEL_NAME) is None:
-            with _spinner() as progress:
-                task = progress.add_task("training the credit-risk model", total=None)
-                result = train_credit(
-                    bank,
-                    spec_path=DEFAULT_CREDIT_SPEC,
-                    settings=settings,
-                    on_step=lambda m: progress.update(task, description=m),
-                )
-            out_console.print(
-                f"{CREDIT_MODEL_NAME} v{result.version}: oot_auc "
-                f"{result.metrics['oot_auc']:.4f}; {result.gate.reason}"
-            )
-        else:
-            out_console.print(f"{CREDIT_MODEL_NAME}: champion already registered")
-        if champion_version(MlflowClient(), CROSS_SELL_MODEL_NAME) is None:
-            from rmreco.training.cross_sell import train_cross_sell as train_offers
+        from rmreco.training.cross_sell import train_cross_sell as train_offers
 
-            with _spinner() as progress:
-                task = progress.add_task("training the cross-sell models", total=None)
-                offers = train_offers(
-                    bank,
-                    spec_path=DEFAULT_CROSS_SELL_SPEC,
-                    settings=settings,
-                    on_step=lambda m: progress.update(task, description=m),
-                )
+        for name, job, spec, metric in (
+            (CREDIT_MODEL_NAME, train_credit, DEFAULT_CREDIT_SPEC, "oot_auc"),
+            (CROSS_SELL_MODEL_NAME, train_offers, DEFAULT_CROSS_SELL_SPEC, "oot_map_at_5"),
+        ):
+            if champion_version(MlflowClient(), name) is not None:
+                out_console.print(f"{name}: champion already registered")
+                continue
+            result = _run_training(job, bank, spec, title=f"training {name}", settings=settings)
             out_console.print(
-                f"{CROSS_SELL_MODEL_NAME} v{offers.version}: oot_map_at_5 "
-                f"{offers.metrics['oot_map_at_5']:.4f}; {offers.gate.reason}"
+                f"{name} v{result.version}: {metric} "
+                f"{result.metrics[metric]:.4f}; {result.gate.reason}"
             )
-        else:
-            out_console.print(f"{CROSS_SELL_MODEL_NAME}: champion already registered")
         factory = session_factory(engine)
         with transaction(factory) as session:
             rows = session.execute(

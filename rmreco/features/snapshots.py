@@ -66,13 +66,14 @@ def latest_features(inputs: FeatureInputs) -> pd.DataFrame:
     return latest.merge(status, on=["client_id", "month"], how="left").reset_index(drop=True)
 
 
-def _json_value(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """A value as JSON stores it: numpy scalars as Python ones, missing and NaN as null."""
     if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):
         value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
     return value
 
 
@@ -98,7 +99,7 @@ def refresh_client_features(session: Session) -> int:
                 "features": {
                     n: (None if pd.isna(record[n]) else str(record[n]))
                     if n in CATEGORICAL_FEATURES
-                    else _json_value(record[n])
+                    else json_ready(record[n])
                     for n in names
                 },
             }
@@ -126,9 +127,9 @@ def offer_candidates(inputs: FeatureInputs) -> dict[str, dict[str, Any]]:
     for client_id, rows in panel.groupby("client_id", sort=False, observed=True):
         first = rows.iloc[0]
         out[str(client_id)] = {
-            "holdings": {c: _json_value(first[c]) for c in holding_columns},
+            "holdings": {c: json_ready(first[c]) for c in holding_columns},
             "products": {
-                str(r[PRODUCT]): {c: _json_value(r[c]) for c in PRODUCT_FEATURES}
+                str(r[PRODUCT]): {c: json_ready(r[c]) for c in PRODUCT_FEATURES}
                 for r in rows.to_dict(orient="records")
             },
         }

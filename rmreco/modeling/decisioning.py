@@ -395,6 +395,11 @@ def financing_options(
         if age is not None and age < product.min_age_months:
             continue
         notes: list[str] = []
+        if product.code in facts.held_products:
+            notes.append(
+                f"the client already holds {product.name}: this is an increase or "
+                "a second facility, to be read with the one in place"
+            )
         tenor = product.max_tenor_months
         if request.tenor_months is not None:
             if request.tenor_months > product.max_tenor_months:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Query
 
 from rmreco.db import repository as repo
 from rmreco.features.cross_sell import PRODUCT
-from rmreco.features.snapshots import candidate_records
+from rmreco.features.snapshots import candidate_records, json_ready
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.decisioning import ClientFacts, Product, Request, decide, financing_options
 from rmreco.modeling.master_scale import DEFAULT_GRADE
@@ -477,7 +477,9 @@ def _page(
             "reasons": reasons,
         }
         seen = {
-            str(name): _plain(v) for name, v in records[k].items() if not str(name).startswith("_")
+            str(name): json_ready(v)
+            for name, v in records[k].items()
+            if not str(name).startswith("_")
         }
         rows.append(
             {
@@ -588,12 +590,3 @@ async def recommendations(
         rm_id=client.rm_id,
         client_id=client_id,
     )
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready value: numpy scalars as Python ones, NaN as null."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

@@ -230,3 +230,13 @@ def test_policy_errors_name_the_field(tmp_path: Path) -> None:
     bad.write_text(text.replace("funding_cost: 0.035", "funding_cost: -1"))
     with pytest.raises(ConfigurationError, match=r"pricing\.funding_cost"):
         load_policy(bad)
+
+
+def test_a_product_already_held_is_flagged_not_hidden() -> None:
+    held = replace(FACTS, held_products=frozenset({"overdraft"}))
+    options = {
+        o.product_code: o
+        for o in financing_options(held, 0.01, "3", [TERM_LOAN, OVERDRAFT], POLICY)
+    }
+    assert any("already holds Overdraft" in n for n in options["overdraft"].notes)
+    assert not any("already holds" in n for n in options["term_loan"].notes)
