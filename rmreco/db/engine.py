@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -73,6 +74,13 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+def json_dumps(value: Any) -> str:
+    """How JSON columns are written: orjson (an order of magnitude faster than ``json`` on the
+    service's audit rows), numpy scalars as numbers, NaN as null (JSON has no NaN; PostgreSQL's
+    JSONB refuses it), non-text keys as text as ``json.dumps`` would."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
 def is_sqlite(engine: Engine | Connection) -> bool:
     """Whether the engine (or connection) talks to SQLite."""
     return engine.dialect.name == "sqlite"
@@ -100,7 +108,13 @@ def create_engine_for(
             echo=echo,
         )
     # pre-ping: a bank's PostgreSQL sits behind poolers and firewalls that drop idle connections
-    return create_engine(parsed, pool_pre_ping=True, echo=echo)
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        echo=echo,
+        json_serializer=json_dumps,
+        json_deserializer=orjson.loads,
+    )
 
 
 def _create_sqlite_engine(
@@ -110,7 +124,9 @@ def _create_sqlite_engine(
     is_file = database not in ("", ":memory:") and not database.startswith("file:")
     if is_file:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo)
+    engine = create_engine(
+        url, echo=echo, json_serializer=json_dumps, json_deserializer=orjson.loads
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

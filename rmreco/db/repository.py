@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rmreco.db import schema
@@ -36,9 +36,55 @@ def _user(row: schema.User) -> UserRecord:
     )
 
 
+# The statements every request runs are built once, on the tables (Core, not ORM entities):
+# building a statement and its cache key cost more than running it on the request path.
+_users = schema.User.__table__
+_clients = schema.Client.__table__
+_snapshots = schema.ClientFeatures.__table__
+_holdings = schema.Holding.__table__
+_INSERT_RECOMMENDATION = insert(cast(Table, schema.Recommendation.__table__))
+
+_USER_BY_PREFIX = select(
+    _users.c.id,
+    _users.c.name,
+    _users.c.role,
+    _users.c.rm_id,
+    _users.c.api_key_hash,
+    _users.c.revoked_at,
+).where(_users.c.api_key_prefix == bindparam("prefix"))
+
+_CLIENT_WITH_FEATURES = (
+    select(
+        _clients.c.client_id,
+        _clients.c.segment,
+        _clients.c.rm_id,
+        _clients.c.turnover,
+        _snapshots.c.month,
+        _snapshots.c.in_default,
+        _snapshots.c.features,
+        _snapshots.c.offer_candidates,
+    )
+    .outerjoin(_snapshots, _snapshots.c.client_id == _clients.c.client_id)
+    .where(_clients.c.client_id == bindparam("client_id"))
+)
+
+_HELD_BY_ONE = select(_holdings.c.client_id, _holdings.c.product_code).where(
+    _holdings.c.client_id == bindparam("client_id"), _holdings.c.end_month.is_(None)
+)
+
+
 def user_by_key_prefix(session: Session, prefix: str) -> UserRecord | None:
-    row = session.scalars(select(schema.User).where(schema.User.api_key_prefix == prefix)).first()
-    return _user(row) if row else None
+    row = session.execute(_USER_BY_PREFIX, {"prefix": prefix}).first()
+    if row is None:
+        return None
+    return UserRecord(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        rm_id=row.rm_id,
+        api_key_hash=row.api_key_hash,
+        is_revoked=row.revoked_at is not None,
+    )
 
 
 def user_by_name(session: Session, name: str) -> UserRecord | None:
@@ -84,22 +130,7 @@ class ClientView:
 
 def client_with_features(session: Session, client_id: str) -> ClientView | None:
     """The client and its feature snapshot (None when the client does not exist)."""
-    row = session.execute(
-        select(
-            schema.Client.client_id,
-            schema.Client.segment,
-            schema.Client.rm_id,
-            schema.Client.turnover,
-            schema.ClientFeatures.month,
-            schema.ClientFeatures.in_default,
-            schema.ClientFeatures.features,
-            schema.ClientFeatures.offer_candidates,
-        )
-        .outerjoin(
-            schema.ClientFeatures, schema.ClientFeatures.client_id == schema.Client.client_id
-        )
-        .where(schema.Client.client_id == client_id)
-    ).first()
+    row = session.execute(_CLIENT_WITH_FEATURES, {"client_id": client_id}).first()
     if row is None:
         return None
     return ClientView(
@@ -149,11 +180,14 @@ def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
 def held_products(session: Session, client_ids: Sequence[str]) -> dict[str, set[str]]:
     """Products each client holds now (open spells)."""
     held: dict[str, set[str]] = {c: set() for c in client_ids}
-    rows = session.execute(
-        select(schema.Holding.client_id, schema.Holding.product_code).where(
-            schema.Holding.client_id.in_(list(client_ids)), schema.Holding.end_month.is_(None)
-        )
-    ).all()
+    if len(client_ids) == 1:  # a financing answer: the prepared statement
+        rows = session.execute(_HELD_BY_ONE, {"client_id": client_ids[0]}).all()
+    else:
+        rows = session.execute(
+            select(schema.Holding.client_id, schema.Holding.product_code).where(
+                schema.Holding.client_id.in_(list(client_ids)), schema.Holding.end_month.is_(None)
+            )
+        ).all()
     for client_id, product in rows:
         held.setdefault(client_id, set()).add(product)
     return held
@@ -176,23 +210,28 @@ def recently_declined(
     session: Session, client_ids: Sequence[str], since: datetime
 ) -> set[tuple[str, str]]:
     """(client, product) pairs an RM reported declined or not wanted since ``since``."""
+    # feedback alone (by client and time): its cost follows the feedback given, not the number
+    # of recommendations ever served to these clients
     rows = session.execute(
-        select(schema.Recommendation.client_id, schema.Recommendation.product_code)
-        .join(schema.Feedback, schema.Feedback.recommendation_id == schema.Recommendation.id)
-        .where(
-            schema.Recommendation.client_id.in_(list(client_ids)),
-            schema.Feedback.outcome.in_(("declined", "not_interested")),
+        select(schema.Feedback.client_id, schema.Feedback.product_code).where(
+            schema.Feedback.client_id.in_(list(client_ids)),
             schema.Feedback.created_at >= since,
+            schema.Feedback.outcome.in_(("declined", "not_interested")),
         )
     ).all()
-    return {(c, p) for c, p in rows if p is not None}
+    return {(c, p) for c, p in rows}
 
 
 def add_recommendations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Write audit rows (each with its own ``id``) in the caller's transaction."""
-    # one executemany, not an ORM unit of work: this runs on every answer the service gives
+    """Write audit rows (each with its own ``id``) in the caller's transaction, in order (a
+    decision row before the options that point at it)."""
+    # one Core executemany, not the ORM's bulk path or unit of work: this runs on every answer
     now = schema.utcnow()
-    session.execute(insert(schema.Recommendation), [{"created_at": now, **row} for row in rows])
+    columns = ("decision_id", "product_code", "rank", "policy_version", "features", "request")
+    session.execute(
+        _INSERT_RECOMMENDATION,
+        [{"created_at": now, **dict.fromkeys(columns), **row} for row in rows],
+    )
 
 
 @dataclass(frozen=True)
@@ -239,6 +278,8 @@ def add_feedback(
     session: Session,
     *,
     recommendation_id: str,
+    client_id: str,
+    product_code: str,
     user_id: int,
     outcome: str,
     reason: str | None,
@@ -246,6 +287,8 @@ def add_feedback(
 ) -> int:
     row = schema.Feedback(
         recommendation_id=recommendation_id,
+        client_id=client_id,
+        product_code=product_code,
         user_id=user_id,
         outcome=outcome,
         reason=reason,
@@ -269,12 +312,11 @@ def rm_feedback(session: Session, rm_id: str, start: datetime, end: datetime) ->
     rows = session.execute(
         select(
             schema.Feedback.recommendation_id,
-            schema.Recommendation.product_code,
+            schema.Feedback.product_code,
             schema.Feedback.outcome,
             schema.Feedback.amount,
         )
-        .join(schema.Recommendation, schema.Recommendation.id == schema.Feedback.recommendation_id)
-        .join(schema.Client, schema.Client.client_id == schema.Recommendation.client_id)
+        .join(schema.Client, schema.Client.client_id == schema.Feedback.client_id)
         .where(
             schema.Client.rm_id == rm_id,
             schema.Feedback.created_at >= start,

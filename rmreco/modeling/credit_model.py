@@ -143,10 +143,16 @@ class CreditRiskModel:
 
     def predict_matrix(self, X: np.ndarray, *, with_reasons: bool = True) -> CreditPredictions:
         """PD, grade and reasons from an encoded matrix (see :attr:`encoder`)."""
-        pd_12m = self.predict_pd(X)
-        grade = self.scale.grade(pd_12m)
-        reasons = self.reasons(X) if with_reasons else [[] for _ in range(len(X))]
-        return CreditPredictions(pd_12m=pd_12m, grade=grade, reasons=reasons)
+        if with_reasons:
+            # One pass of the trees: TreeSHAP contributions and the bias add up to the raw score
+            # exactly (as the scorecard's terms and intercept do), so the PD needs no second one.
+            contrib = self.contributions(X)
+            pd_12m = self.calibrator.transform(contrib.sum(axis=1))
+            reasons = self._reasons(X, contrib[:, :-1], self.top_reasons)
+        else:
+            pd_12m = self.predict_pd(X)
+            reasons = [[] for _ in range(len(X))]
+        return CreditPredictions(pd_12m=pd_12m, grade=self.scale.grade(pd_12m), reasons=reasons)
 
     def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> CreditPredictions:
         """PD, grade and reasons of every row of a features frame."""
@@ -155,7 +161,9 @@ class CreditRiskModel:
     def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
         """The features that raised each PD most, strongest first, in words an RM reads."""
         top = self.top_reasons if top is None else top
-        contrib = self.contributions(X)[:, :-1]
+        return self._reasons(X, self.contributions(X)[:, :-1], top)
+
+    def _reasons(self, X: np.ndarray, contrib: np.ndarray, top: int) -> list[list[Reason]]:
         order = np.argsort(-contrib, axis=1)[:, :top]
         out: list[list[Reason]] = []
         for i in range(len(X)):

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -96,7 +96,11 @@ class Runtime:
         return self._catalog[1]
 
 
-def _runtime(request: Request) -> Runtime:
+# The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its
+# thread pool, and a thread hop per dependency cost more than the work itself (and let a key
+# lookup in a worker thread hold the SQLite write lock while the route waited for it). Their
+# database work is as short as the routes' own, which also run on the event loop.
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -104,7 +108,7 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-def _session(runtime: RuntimeDep) -> Iterator[Session]:
+async def _session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     session = runtime.factory()
     try:
         yield session
@@ -115,7 +119,7 @@ def _session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session)]
 
 
-def _principal(request: Request, session: SessionDep) -> Principal:
+async def _principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -124,7 +128,8 @@ def _principal(request: Request, session: SessionDep) -> Principal:
     user = repo.user_by_key_prefix(session, prefix) if prefix else None
     if user is None or user.is_revoked or not key_matches(key.strip(), user.api_key_hash):
         raise ApiError(401, "unauthenticated", "the API key is not valid")
-    session.rollback()  # end the read transaction: the route starts its own
+    # the key was checked inside the transaction the route goes on with: a key revoked after
+    # this read is refused from the next request on
     return Principal(user_id=user.id, name=user.name, role=user.role, rm_id=user.rm_id)
 
 
@@ -134,7 +139,7 @@ PrincipalDep = Annotated[Principal, Depends(_principal)]
 def require(*roles: str) -> Any:
     """A dependency admitting only the given roles (admins always)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles and not principal.is_admin:
             raise ApiError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
         return principal

@@ -8,7 +8,6 @@ output, and committed before the answer leaves.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ import pandas as pd
 from fastapi import APIRouter, Body, Query
 
 from rmreco.db import repository as repo
+from rmreco.db.schema import new_uuid
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.snapshots import candidate_records, json_ready
 from rmreco.modeling.credit_model import CreditRiskModel
@@ -192,25 +192,24 @@ async def financing(
         [] if decision.outcome != "decline" else [*decision.reasons, *(r["text"] for r in reasons)]
     )
     versions = {CREDIT_MODEL: version}
-    decision_id = str(uuid.uuid4())
+    decision_id = new_uuid()
     shared = {
         "user_id": principal.user_id,
         "client_id": client_id,
         "kind": "financing",
         "model_versions": versions,
         "policy_version": policy.version,
-        "features": client.features,
-        "request": request.model_dump(),
     }
     option_rows = []
     answers = []
     for rank, option in enumerate(options, start=1):
-        rec_id = str(uuid.uuid4())
+        rec_id = new_uuid()
         data = option.to_dict()
         option_rows.append(
             {
                 **shared,
                 "id": rec_id,
+                "decision_id": decision_id,
                 "product_code": option.product_code,
                 "rank": rank,
                 "output": {**data, "pd_12m": pd_12m, "grade": grade, "decision_id": decision_id},
@@ -229,7 +228,13 @@ async def financing(
     repo.add_recommendations(
         session,
         [
-            {**shared, "id": decision_id, "product_code": None, "rank": None, "output": summary},
+            {
+                **shared,
+                "id": decision_id,
+                "features": client.features,
+                "request": request.model_dump(),
+                "output": summary,
+            },
             *option_rows,
         ],
     )
@@ -289,6 +294,8 @@ async def feedback(
     feedback_id = repo.add_feedback(
         session,
         recommendation_id=recommendation_id,
+        client_id=record.client_id,
+        product_code=record.product_code,
         user_id=principal.user_id,
         outcome=body.outcome,
         reason=body.reason,
@@ -466,7 +473,7 @@ def _page(
     rows, items = [], []
     for k, item in enumerate(page.to_dict(orient="records")):
         position = offset + k + 1
-        rec_id = str(uuid.uuid4())
+        rec_id = new_uuid()
         reasons = [r.to_dict() for r in explained[k]]
         output = {
             "client_id": item["client_id"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,78 @@ def test_upgrade_again_and_downgrade(db_url: str) -> None:
         engine.dispose()
 
 
+def test_audit_migration_keeps_what_was_recorded(db_url: str) -> None:
+    # 0004 copies each feedback's client and product from its recommendation; going back, the
+    # options' inputs are copied back from their decision rows
+    upgrade(db_url, "0003")
+    engine = create_engine(create_engine_for(db_url).url)
+    try:
+        with engine.begin() as c:
+            c.execute(
+                text(
+                    "INSERT INTO relationship_managers (rm_id, name, role) "
+                    "VALUES ('RM1', 'A', 'brm')"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO products (product_code, name, kind, segments, params) "
+                    "VALUES ('P1', 'Loan', 'financing', 'sme', '{}')"
+                )
+            )
+            c.execute(
+                text("INSERT INTO clients (client_id, rm_id, segment) VALUES ('C1', 'RM1', 'sme')")
+            )
+            c.execute(
+                text(
+                    "INSERT INTO users (name, role, api_key_prefix, api_key_hash, created_at) "
+                    "VALUES ('u', 'brm', 'abcd1234', 'h', '2026-01-01')"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO recommendations (id, created_at, user_id, client_id, kind, "
+                    "product_code, rank, model_versions, features, output, request) VALUES "
+                    "('R1', '2026-01-01', 1, 'C1', 'financing', 'P1', 1, '{}', "
+                    "'{\"x\": 1}', '{}', '{}')"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO feedback (recommendation_id, user_id, outcome, created_at) "
+                    "VALUES ('R1', 1, 'declined', '2026-01-02')"
+                )
+            )
+        upgrade(db_url)
+        with engine.begin() as c:
+            row = c.execute(text("SELECT client_id, product_code FROM feedback")).one()
+            assert tuple(row) == ("C1", "P1")
+            # a decision row and an option that points at it, as the service now writes them
+            c.execute(
+                text(
+                    "INSERT INTO recommendations (id, created_at, user_id, client_id, kind, "
+                    "model_versions, features, output, request) VALUES ('D2', '2026-01-03', 1, "
+                    "'C1', 'financing', '{}', '{\"x\": 2}', '{}', '{\"amount\": 5}')"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO recommendations (id, created_at, user_id, client_id, kind, "
+                    "product_code, rank, decision_id, model_versions, output) VALUES ('O2', "
+                    "'2026-01-03', 1, 'C1', 'financing', 'P1', 1, 'D2', '{}', '{}')"
+                )
+            )
+        downgrade(db_url, "0003")
+        with engine.begin() as c:
+            features, request = c.execute(
+                text("SELECT features, request FROM recommendations WHERE id = 'O2'")
+            ).one()
+        as_json = [v if isinstance(v, dict) else json.loads(v) for v in (features, request)]
+        assert as_json == [{"x": 2}, {"amount": 5}]
+    finally:
+        engine.dispose()
+
+
 def test_require_head_tells_to_upgrade(db_url: str) -> None:
     engine = create_engine_for(db_url)
     try:
@@ -184,7 +257,14 @@ def test_valid_rows_are_accepted(engine: Engine) -> None:
         session.add(rec)
         session.flush()
         session.add(
-            Feedback(recommendation_id=rec.id, user_id=user.id, outcome="accepted", amount=1000.0)
+            Feedback(
+                recommendation_id=rec.id,
+                client_id="C1",
+                product_code="P1",
+                user_id=user.id,
+                outcome="accepted",
+                amount=1000.0,
+            )
         )
     with transaction(factory, read_only=True) as session:
         stored = session.get(Recommendation, rec.id)
@@ -242,7 +322,16 @@ def test_application_constraints(engine: Engine) -> None:
         User(name="x", role="admin", api_key_prefix="a", api_key_hash="h"),
         User(name="y", role="admin", api_key_prefix="a", api_key_hash="h"),
     )
-    _fails(engine, Feedback(recommendation_id="missing", user_id=1, outcome="accepted"))
+    _fails(
+        engine,
+        Feedback(
+            recommendation_id="missing",
+            client_id="C1",
+            product_code="P1",
+            user_id=1,
+            outcome="accepted",
+        ),
+    )
 
 
 # --- engines and transactions ---------------------------------------------------------------

@@ -238,8 +238,18 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
         assert row is not None
         assert snapshot is not None
         assert row.features == snapshot.features  # exactly what the model saw
+        assert row.request is not None
         assert row.policy_version
         assert row.model_versions == body["model_versions"]
+        for option in body["options"]:
+            stored = session.get(schema.Recommendation, option["recommendation_id"])
+            assert stored is not None
+            # an option points at its decision row, which holds the inputs once
+            assert stored.decision_id == body["decision_id"]
+            assert stored.features is None
+            assert stored.request is None
+            assert stored.product_code == option["product_code"]
+            assert stored.rank == option["rank"]
     engine.dispose()
 
 

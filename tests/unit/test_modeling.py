@@ -146,6 +146,16 @@ def test_fields_the_model_does_not_read_do_not_move_scores(fitted: CreditRiskMod
     assert np.all((unknown_sector > 0) & (unknown_sector < 1))
 
 
+def test_pd_with_reasons_is_the_pd_without(fitted: CreditRiskModel) -> None:
+    # with reasons the PD comes from the TreeSHAP contributions' sum: it must be the same PD
+    frame, _ = _frame(300, seed=8)
+    plain = fitted.predict(frame, with_reasons=False)
+    explained = fitted.predict(frame, with_reasons=True)
+    assert explained.pd_12m == pytest.approx(plain.pd_12m, rel=1e-9, abs=1e-12)
+    assert list(explained.grade) == list(plain.grade)
+    assert any(explained.reasons)
+
+
 def test_reasons_name_what_raised_the_pd(fitted: CreditRiskModel) -> None:
     risky = pd.DataFrame(
         {
