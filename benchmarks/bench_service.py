@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -141,6 +142,8 @@ async def _load(
 
 
 def _setup(work: Path, data: Path | None, clients: int) -> tuple[dict[str, str], Path]:
+    """Bank, database and both champions under ``work`` (reused when ``work/ready`` says a
+    previous run finished them)."""
     env = {
         **os.environ,
         "RMRECO_HOME": str(work / "home"),
@@ -159,6 +162,10 @@ def _setup(work: Path, data: Path | None, clients: int) -> tuple[dict[str, str],
             text=True,
         )
 
+    ready = work / "ready"
+    if ready.exists():
+        print(f"reusing the set-up in {work}", flush=True)
+        return env, Path(ready.read_text().strip())
     if data is None:
         data = work / "bank"
         print(f"generating {clients:,} clients ...", flush=True)
@@ -179,6 +186,7 @@ def _setup(work: Path, data: Path | None, clients: int) -> tuple[dict[str, str],
     print("training the credit and cross-sell models ...", flush=True)
     run("train", "credit-risk", "--data", str(data))
     run("train", "cross-sell", "--data", str(data))
+    ready.write_text(str(data))
     return env, data
 
 
@@ -190,12 +198,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="Keep the bank, database and models in this folder and reuse them when it already "
+        "holds a finished set-up (default: a temporary folder).",
+    )
     args = parser.parse_args()
 
     import sqlite3
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.work is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            work = args.work.resolve()
+            work.mkdir(parents=True, exist_ok=True)
         env, _ = _setup(work, args.data, args.clients)
         db = sqlite3.connect(work / "home" / "rmreco.db")
         rm_id = db.execute(
@@ -216,7 +234,7 @@ def main() -> None:
                     "users",
                     "create",
                     "--name",
-                    "bench",
+                    f"bench-brm-{os.getpid()}",
                     "--role",
                     "brm",
                     "--rm-id",
@@ -245,7 +263,7 @@ def main() -> None:
                     "users",
                     "create",
                     "--name",
-                    "bench-crm",
+                    f"bench-crm-{os.getpid()}",
                     "--role",
                     "crm",
                     "--rm-id",

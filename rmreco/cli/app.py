@@ -375,6 +375,26 @@ def evaluate_cross_sell(
     )
     for key, value in result.metrics.items():
         out_console.print(f"{key:>24}: {value:.4f}")
+    k = next(
+        (n.removeprefix("oot_map_at_") for n in result.metrics if n.startswith("oot_map_at_")), "5"
+    )
+    compared = [
+        (label, name)
+        for label, name in (
+            ("propensity order", f"oot_map_at_{k}"),
+            ("value order (the list's rank)", f"value_oot_map_at_{k}"),
+        )
+        if name in result.reference and name in result.metrics
+    ]
+    if compared:
+        out_console.print(f"MAP@{k} here against the version's own out-of-time test:")
+    for label, name in compared:
+        here, there = result.metrics[name], result.reference[name]
+        out_console.print(
+            f"{label:>30}: {here:.4f} vs {there:.4f} ({here / there:.1%})"
+            if there > 0
+            else f"{label:>30}: {here:.4f} vs {there:.4f}"
+        )
 
 
 @app.command("evaluate")

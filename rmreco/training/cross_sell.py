@@ -446,6 +446,11 @@ def _evaluate(
         metrics[f"{name}_oot_map_at_{k}"] = _ranking(
             test, np.nan_to_num(scores[name], nan=-1.0), k, ""
         )[f"map_at_{k}"]
+    # the order the RM's list and score-batch's ``rank`` use: expected value, not propensity
+    value = fitted.chosen.predict(test, with_reasons=False).expected_value
+    metrics[f"value_oot_map_at_{k}"] = _ranking(test, np.nan_to_num(value, nan=-1.0), k, "")[
+        f"map_at_{k}"
+    ]
     metrics.update(fitted.choice_metrics)
     oracle, coverage = _oracle(data, test)
     if oracle is not None:
@@ -731,6 +736,7 @@ def _model_card(
         f"popularity_oot_map_at_{k}",
         f"logistic_oot_map_at_{k}",
         f"oracle_oot_map_at_{k}",
+        f"value_oot_map_at_{k}",
         "oot_adoption_rate",
         "oot_mean_propensity",
     ]
@@ -822,6 +828,9 @@ class CrossSellEvaluation:
     test_period: str
     rows: int
     metrics: dict[str, float]
+    #: The same figures from the version's own training run (its out-of-time test), where
+    #: that run logged them: what "as good on this bank" is measured against.
+    reference: dict[str, float]
 
 
 def evaluate_cross_sell(
@@ -879,10 +888,18 @@ def evaluate_cross_sell(
         metrics[f"oracle_oot_map_at_{k}"] = _ranking(rows, oracle, k, "")[f"map_at_{k}"]
         metrics["oracle_coverage"] = coverage
     metrics["rows_not_offered"] = float(len(test) - len(ranked))
+    run_id = client.get_model_version(spec.name, chosen).run_id
+    logged = client.get_run(run_id).data.metrics if run_id else {}
+    reference = {
+        name: float(logged[name])
+        for name in (f"oot_map_at_{k}", f"value_oot_map_at_{k}", f"oracle_oot_map_at_{k}")
+        if name in logged
+    }
     return CrossSellEvaluation(
         model_version=chosen,
         credit_version=credit_version,
         test_period=f"{months[0]:%Y-%m}..{months[-1]:%Y-%m}",
         rows=len(rows),
         metrics=metrics,
+        reference=reference,
     )

@@ -167,6 +167,12 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert evaluation.credit_version == credit.version
     assert 0 < evaluation.metrics["oot_map_at_5"] <= 1
     assert "value_oot_map_at_5" in evaluation.metrics
+    # measured against the version's own training run, which logged both orders
+    run_metrics = client.get_run(client.get_model_version(NAME, version).run_id).data.metrics
+    assert evaluation.reference["oot_map_at_5"] == pytest.approx(run_metrics["oot_map_at_5"])
+    assert evaluation.reference["value_oot_map_at_5"] == pytest.approx(
+        run_metrics["value_oot_map_at_5"]
+    )
     evaluated = runner.invoke(
         app,
         ["evaluate-cross-sell", "--data", str(bank), "--spec", str(_spec(tmp_path)),
@@ -174,6 +180,8 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     )  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
     assert "oot_map_at_5" in evaluated.output
+    assert "against the version's own out-of-time test" in evaluated.output
+    assert "value order (the list's rank)" in evaluated.output
 
     weak = train_cross_sell(
         bank, spec_path=_spec(tmp_path, weak=True), settings=settings, tracking_uri=uri
