@@ -145,6 +145,17 @@ def client_with_features(session: Session, client_id: str) -> ClientView | None:
     )
 
 
+def portfolio_stamp(session: Session, rm_id: str) -> tuple[int, str | None]:
+    """What changes when any feature snapshot of the RM's portfolio is refreshed, added or
+    removed (or a client moves in or out): the number of snapshots and the latest refresh."""
+    count, latest = session.execute(
+        select(func.count(), func.max(_snapshots.c.computed_at))
+        .select_from(_clients.join(_snapshots, _snapshots.c.client_id == _clients.c.client_id))
+        .where(_clients.c.rm_id == rm_id)
+    ).one()
+    return int(count), None if latest is None else str(latest)
+
+
 def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
     """Every client of an RM with its feature snapshot."""
     rows = session.execute(

@@ -8,8 +8,9 @@ import contextlib
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -87,6 +88,10 @@ class Runtime:
     poll_seconds: float
     catalog_seconds: float = 60.0
     _catalog: tuple[float, list[dict[str, Any]]] | None = None
+    #: Scored cross-sell portfolios by RM (least recently used first), each with the key it
+    #: is valid for: the portfolio's snapshot stamp and the model versions.
+    portfolios: OrderedDict[str, tuple[Any, Any]] = field(default_factory=OrderedDict)
+    portfolio_cache_size: int = 256
 
     def catalog(self, session: Session) -> list[dict[str, Any]]:
         """The product catalog, read at most once a minute: it changes only with a load."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -370,46 +371,47 @@ COOL_OFF_DAYS = 90
 MAX_PAGE = 200
 
 
-def _offers(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    clients: list[repo.ClientView],
-    *,
-    product: str | None,
-    segment: str | None,
-    min_score: float | None,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], PropensityModel | None]:
-    """Every offer of ``clients`` ranked by expected value (best first), the rows the model saw
-    and the model; held products are not candidates, declined ones in the cool-off window are
-    left out. Reasons are left to :func:`_page`, which explains only the offers it returns."""
+@dataclass
+class ScoredOffers:
+    """Offers of some clients scored and ranked by expected value (best first), before any
+    filter; ``frame`` holds the rows the model saw (``ranked["row"]`` indexes it) and
+    ``reasons`` the explanations computed so far, by frame row."""
+
+    ranked: pd.DataFrame
+    frame: pd.DataFrame
+    versions: dict[str, str]
+    model: PropensityModel | None
+    reasons: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _versions(runtime: RuntimeDep) -> dict[str, str]:
+    served = runtime.store.current.get(CROSS_SELL_MODEL)
+    if served is None:
+        raise unavailable("the cross-sell model is not loaded")
+    versions = {CROSS_SELL_MODEL: served.version}
+    credit = runtime.store.current.get(CREDIT_MODEL)
+    if credit is not None:
+        versions[CREDIT_MODEL] = credit.version
+    return versions
+
+
+def _score(runtime: RuntimeDep, clients: list[repo.ClientView]) -> ScoredOffers:
+    """Every offer of ``clients``: held products are not candidates, financing only where the
+    credit grade allows it. Reasons are left to :func:`_page`, which explains only the offers it
+    returns."""
     served = runtime.store.current.get(CROSS_SELL_MODEL)
     if served is None:
         raise unavailable("the cross-sell model is not loaded")
     model: PropensityModel = served.model
     versions = {CROSS_SELL_MODEL: served.version}
     credit = runtime.store.current.get(CREDIT_MODEL)
-    eligible = [
-        c
-        for c in clients
-        if c.features is not None and not c.in_default and (segment is None or c.segment == segment)
-    ]
+    eligible = [c for c in clients if c.features is not None and not c.in_default]
     records: list[dict[str, Any]] = []
     for client in eligible:
         for record in candidate_records(client.features or {}, client.offer_candidates):
-            if product is None or record[PRODUCT] == product:
-                records.append(
-                    {**record, "client_id": client.client_id, "_segment": client.segment}
-                )
+            records.append({**record, "client_id": client.client_id, "_segment": client.segment})
     if not records:
-        return pd.DataFrame(), pd.DataFrame(), versions, model
-    declined = repo.recently_declined(
-        session,
-        [c.client_id for c in eligible],
-        datetime.now(UTC) - timedelta(days=COOL_OFF_DAYS),
-    )
-    records = [r for r in records if (r["client_id"], r[PRODUCT]) not in declined]
-    if not records:
-        return pd.DataFrame(), pd.DataFrame(), versions, model
+        return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, model)
     frame = pd.DataFrame(records)
     grades = None
     scale = None
@@ -440,23 +442,67 @@ def _offers(
     ranked = rank_offers(
         model, frame, grades=grades, scale=scale, with_reasons=False, group=("client_id",)
     )
-    if min_score is not None:
-        ranked = ranked[ranked["propensity"] >= min_score]
     ranked = ranked.sort_values(
         ["expected_value", "propensity", "client_id", PRODUCT],
         ascending=[False, False, True, True],
         kind="stable",
     )
-    return ranked.reset_index(drop=True), frame, versions, model
+    return ScoredOffers(ranked.reset_index(drop=True), frame, versions, model)
+
+
+def _portfolio(session: SessionDep, runtime: RuntimeDep, rm_id: str) -> ScoredOffers:
+    """The RM's scored portfolio, from the runtime's cache while the portfolio's snapshots and
+    the models are those it was scored with: scoring a portfolio and explaining offers cost
+    most of a list's time, and both change only with a refresh or a new champion."""
+    key = (repo.portfolio_stamp(session, rm_id), tuple(sorted(_versions(runtime).items())))
+    cached = runtime.portfolios.get(rm_id)
+    if cached is not None and cached[0] == key:
+        runtime.portfolios.move_to_end(rm_id)
+        scored: ScoredOffers = cached[1]
+        return scored
+    scored = _score(runtime, repo.portfolio_features(session, rm_id))
+    runtime.portfolios[rm_id] = (key, scored)
+    while len(runtime.portfolios) > runtime.portfolio_cache_size:
+        runtime.portfolios.popitem(last=False)
+    return scored
+
+
+def _filtered(
+    session: SessionDep,
+    scored: ScoredOffers,
+    *,
+    product: str | None = None,
+    segment: str | None = None,
+    min_score: float | None = None,
+) -> pd.DataFrame:
+    """The ranked offers a list shows: filters applied, and offers the RM reported declined or
+    not wanted in the cool-off window left out."""
+    ranked = scored.ranked
+    if ranked.empty:
+        return ranked
+    keep = np.ones(len(ranked), dtype=bool)
+    if product is not None:
+        keep &= (ranked[PRODUCT] == product).to_numpy()
+    if segment is not None:
+        keep &= scored.frame["_segment"].to_numpy()[ranked["row"].to_numpy()] == segment
+    if min_score is not None:
+        keep &= (ranked["propensity"] >= min_score).to_numpy()
+    declined = repo.recently_declined(
+        session,
+        list(pd.unique(ranked["client_id"])),
+        datetime.now(UTC) - timedelta(days=COOL_OFF_DAYS),
+    )
+    if declined:
+        pairs = zip(ranked["client_id"], ranked[PRODUCT], strict=True)
+        keep &= np.fromiter((pair not in declined for pair in pairs), bool, len(ranked))
+    return ranked[keep].reset_index(drop=True)
 
 
 def _page(
     session: SessionDep,
     principal: Any,
+    scored: ScoredOffers,
     ranked: pd.DataFrame,
-    frame: pd.DataFrame,
-    versions: dict[str, str],
-    model: PropensityModel | None,
     *,
     offset: int,
     limit: int,
@@ -465,23 +511,25 @@ def _page(
     client_id: str | None,
 ) -> CrossSellPage:
     page = ranked.iloc[offset : offset + limit]
-    seen_rows = frame.loc[page["row"].to_numpy()] if len(page) else frame
-    explained = (
-        model.reasons(model.encoder.transform(seen_rows)) if model is not None and len(page) else []
-    )
-    records = seen_rows.to_dict(orient="records")
+    frame, model, versions = scored.frame, scored.model, scored.versions
+    rows_seen = page["row"].to_numpy() if len(page) else np.empty(0, dtype=np.int64)
+    missing = [int(r) for r in rows_seen if int(r) not in scored.reasons]
+    if model is not None and missing:
+        explained = model.reasons(model.encoder.transform(frame.loc[missing]))
+        for row, reasons_of in zip(missing, explained, strict=True):
+            scored.reasons[row] = [r.to_dict() for r in reasons_of]
+    records = frame.loc[rows_seen].to_dict(orient="records") if len(page) else []
     rows, items = [], []
     for k, item in enumerate(page.to_dict(orient="records")):
         position = offset + k + 1
         rec_id = new_uuid()
-        reasons = [r.to_dict() for r in explained[k]]
         output = {
             "client_id": item["client_id"],
             PRODUCT: item[PRODUCT],
             "propensity": float(item["propensity"]),
             "expected_value": float(item["expected_value"]),
             "rank": position,
-            "reasons": reasons,
+            "reasons": scored.reasons.get(int(item["row"]), []),
         }
         seen = {
             str(name): json_ready(v)
@@ -545,20 +593,21 @@ async def cross_sell(
     """The RM's portfolio ranked by expected value of the next product to offer."""
     if not principal.sees_rm(rm_id) or not repo.rm_exists(session, rm_id):
         raise not_found("no such relationship manager")
-    clients = repo.portfolio_features(session, rm_id)
-    ranked, frame, versions, model = _offers(
-        session, runtime, clients, product=product, segment=segment, min_score=min_score
+    scored = _portfolio(session, runtime, rm_id)
+    ranked = _filtered(session, scored, product=product, segment=segment, min_score=min_score)
+    segments = (
+        dict(zip(scored.frame["client_id"], scored.frame["_segment"], strict=True))
+        if len(scored.frame)
+        else {}
     )
     return _page(
         session,
         principal,
+        scored,
         ranked,
-        frame,
-        versions,
-        model,
         offset=offset,
         limit=limit,
-        segments={c.client_id: c.segment for c in clients},
+        segments=segments,
         rm_id=rm_id,
         client_id=None,
     )
@@ -581,16 +630,12 @@ async def recommendations(
     client = repo.client_with_features(session, client_id)
     if client is None or not principal.sees_rm(client.rm_id):
         raise not_found("no such client in your portfolio")
-    ranked, frame, versions, model = _offers(
-        session, runtime, [client], product=None, segment=None, min_score=None
-    )
+    scored = _score(runtime, [client])
     return _page(
         session,
         principal,
-        ranked,
-        frame,
-        versions,
-        model,
+        scored,
+        _filtered(session, scored),
         offset=0,
         limit=limit,
         segments={client.client_id: client.segment},

@@ -446,6 +446,30 @@ def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: 
     too_many = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 1000})
     assert too_many.status_code == 422
     assert too_many.json()["error"]["field"] == "limit"
+    # the scored portfolio is kept until a snapshot of it changes: a client refreshed into
+    # default drops out of the very next list
+    victim = again["items"][0]["client_id"]
+    engine = create_engine_for(service.db_url)
+    factory = session_factory(engine)
+    with factory() as session:
+        snapshot = session.get(schema.ClientFeatures, victim)
+        assert snapshot is not None
+        was = (snapshot.in_default, snapshot.computed_at)
+        snapshot.in_default, snapshot.computed_at = True, schema.utcnow()
+        session.commit()
+    try:
+        after = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 200}).json()
+        assert after["items"]
+        assert victim not in {i["client_id"] for i in after["items"]}
+    finally:
+        with factory() as session:
+            snapshot = session.get(schema.ClientFeatures, victim)
+            assert snapshot is not None
+            snapshot.in_default, snapshot.computed_at = was[0], schema.utcnow()
+            session.commit()
+        engine.dispose()
+    restored = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 200}).json()
+    assert victim in {i["client_id"] for i in restored["items"]}
 
 
 def test_recommendations_for_one_client(service: Service) -> None:
