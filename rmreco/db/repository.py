@@ -25,7 +25,8 @@ class UserRecord:
     is_revoked: bool
 
 
-def _user(row: schema.User) -> UserRecord:
+def _user(row: Any) -> UserRecord:
+    """A user from an ORM row or a result row with the same column names."""
     return UserRecord(
         id=row.id,
         name=row.name,
@@ -75,16 +76,7 @@ _HELD_BY_ONE = select(_holdings.c.client_id, _holdings.c.product_code).where(
 
 def user_by_key_prefix(session: Session, prefix: str) -> UserRecord | None:
     row = session.execute(_USER_BY_PREFIX, {"prefix": prefix}).first()
-    if row is None:
-        return None
-    return UserRecord(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        rm_id=row.rm_id,
-        api_key_hash=row.api_key_hash,
-        is_revoked=row.revoked_at is not None,
-    )
+    return _user(row) if row else None
 
 
 def user_by_name(session: Session, name: str) -> UserRecord | None:
