@@ -75,6 +75,17 @@ class LimitPolicy(Frozen):
     amortising: tuple[str, ...] = ()
 
 
+class CatalogDefaults(Frozen):
+    """Terms assumed for a financing product whose catalog row leaves them empty (the
+    contract makes them optional); every option built on one says so in its notes."""
+
+    lgd: float = Field(0.45, gt=0, le=1)
+    margin_rate: float = Field(0.015, ge=0, le=1)
+    max_tenor_months: int = Field(12, ge=1)
+    limit_turnover_share: float = Field(0.1, ge=0)
+    min_age_months: int = Field(0, ge=0)
+
+
 class CreditPolicy(Frozen):
     """The policy file: ``models/credit_policy.yaml``."""
 
@@ -83,6 +94,7 @@ class CreditPolicy(Frozen):
     hard_rules: HardRules = HardRules()
     pricing: PricingPolicy
     limits: LimitPolicy
+    catalog_defaults: CatalogDefaults = CatalogDefaults()
 
 
 def load_policy(path: Path) -> CreditPolicy:
@@ -306,22 +318,33 @@ class Product:
     max_tenor_months: int
     limit_turnover_share: float
     min_age_months: int = 0
+    #: The terms taken from the policy's ``catalog_defaults`` because the catalog left them empty.
+    assumed: tuple[str, ...] = ()
 
     @classmethod
-    def from_catalog(cls, row: Mapping[str, Any]) -> Product:
-        def number(key: str, default: float) -> float:
+    def from_catalog(
+        cls, row: Mapping[str, Any], defaults: CatalogDefaults | None = None
+    ) -> Product:
+        defaults = defaults or CatalogDefaults()
+        assumed: list[str] = []
+
+        def number(key: str) -> float:
             value = row.get(key)
-            return default if value is None or _is_nan(value) else float(value)
+            if value is None or _is_nan(value):
+                assumed.append(key)
+                return float(getattr(defaults, key))
+            return float(value)
 
         return cls(
             code=str(row["product_code"]),
             name=str(row.get("name") or row["product_code"]),
             segments=frozenset(str(row.get("segments") or "").split("|")) - {""},
-            lgd=number("lgd", 0.45),
-            margin_rate=number("margin_rate", 0.015),
-            max_tenor_months=int(number("max_tenor_months", 12)),
-            limit_turnover_share=number("limit_turnover_share", 0.1),
-            min_age_months=int(number("min_age_months", 0)),
+            lgd=number("lgd"),
+            margin_rate=number("margin_rate"),
+            max_tenor_months=int(number("max_tenor_months")),
+            limit_turnover_share=number("limit_turnover_share"),
+            min_age_months=int(number("min_age_months")),
+            assumed=tuple(assumed),
         )
 
 
@@ -395,6 +418,11 @@ def financing_options(
         if age is not None and age < product.min_age_months:
             continue
         notes: list[str] = []
+        if product.assumed:
+            notes.append(
+                f"the catalog gives no {', '.join(product.assumed)} for {product.name}: "
+                "the credit policy's defaults were used"
+            )
         if product.code in facts.held_products:
             notes.append(
                 f"the client already holds {product.name}: this is an increase or "

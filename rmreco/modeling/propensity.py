@@ -72,12 +72,17 @@ class ProductTerms:
         return self.kind == ProductKind.FINANCING
 
     def annual_margin(self, turnover: np.ndarray) -> np.ndarray:
-        """One year of the product's margin for clients of the given annual turnover."""
+        """One year of the product's margin for clients of the given annual turnover; NaN where
+        it is unknown: the catalog leaves the product's terms empty (a service without
+        ``annual_fee``, financing without ``margin_rate`` or ``limit_turnover_share``), or a
+        financing client's turnover is unknown. Unknown is not zero: such offers keep their
+        propensity and are ranked after the offers whose value is known."""
         turnover = np.asarray(turnover, dtype=float)
         if self.is_financing:
-            rate = (self.margin_rate or 0.0) * (self.limit_turnover_share or 0.0)
-            return rate * np.nan_to_num(turnover, nan=0.0)
-        return np.full(turnover.shape, float(self.annual_fee or 0.0))
+            if self.margin_rate is None or self.limit_turnover_share is None:
+                return np.full(turnover.shape, np.nan)
+            return self.margin_rate * self.limit_turnover_share * turnover
+        return np.full(turnover.shape, np.nan if self.annual_fee is None else self.annual_fee)
 
 
 def catalog_terms(products: pd.DataFrame) -> dict[str, ProductTerms]:
@@ -132,6 +137,17 @@ def expected_value(
         if rows.any():
             margin[rows] = terms.annual_margin(np.asarray(turnover, dtype=float)[rows])
     return np.asarray(propensity, dtype=float) * margin
+
+
+def value_order(expected_value: np.ndarray, propensity: np.ndarray) -> np.ndarray:
+    """A score whose descending order is the list's order: offers with a known expected value
+    by that value (ties by propensity), then offers of unknown value by propensity."""
+    value = np.asarray(expected_value, dtype=float)
+    known = ~np.isnan(value)
+    order = np.lexsort((np.asarray(propensity, dtype=float), np.where(known, value, 0.0), known))
+    score = np.empty(len(value))
+    score[order] = np.arange(len(value), dtype=float)
+    return score
 
 
 def credit_allows(
@@ -588,6 +604,7 @@ def rank_offers(
         [*group, "expected_value", "propensity"],
         ascending=[True] * len(group) + [False, False],
         kind="stable",
+        na_position="last",  # an unknown value (see ProductTerms.annual_margin) ranks last
     )
     out.insert(len(group) + 3, "rank", out.groupby(list(group), sort=False).cumcount() + 1)
     return out.reset_index(drop=True)

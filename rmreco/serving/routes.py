@@ -171,7 +171,7 @@ async def financing(
     policy = runtime.policy
     decision = decide(grade, facts, policy)
     products = [
-        Product.from_catalog(row)
+        Product.from_catalog(row, policy.catalog_defaults)
         for row in runtime.catalog(session)
         if row.get("kind") == "financing"
     ]
@@ -498,6 +498,12 @@ def _filtered(
     return ranked[keep].reset_index(drop=True)
 
 
+def _number_or_none(value: Any) -> float | None:
+    """A float for JSON: None where the value is unknown (NaN)."""
+    number = float(value)
+    return None if np.isnan(number) else number
+
+
 def _page(
     session: SessionDep,
     principal: Any,
@@ -527,7 +533,7 @@ def _page(
             "client_id": item["client_id"],
             PRODUCT: item[PRODUCT],
             "propensity": float(item["propensity"]),
-            "expected_value": float(item["expected_value"]),
+            "expected_value": _number_or_none(item["expected_value"]),
             "rank": position,
             "reasons": scored.reasons.get(int(item["row"]), []),
         }

@@ -138,7 +138,10 @@ class CrossSellItem(BaseModel):
     segment: str
     product_code: str
     propensity: float
-    expected_value: float
+    expected_value: float | None = Field(
+        description="Propensity x the product's annual margin; null when the catalog gives no "
+        "margin for the product (such offers come after those with a value, by propensity)."
+    )
     reasons: list[Reason]
 
 

@@ -67,6 +67,7 @@ from rmreco.modeling.propensity import (
     fit_booster,
     fit_calibrators,
     rank_offers,
+    value_order,
 )
 from rmreco.modeling.pyfunc import MODEL_ARTIFACT, RmrecoPropensityModel, load_propensity_model
 from rmreco.modeling.spec import CrossSellSpec, load_cross_sell_spec
@@ -447,10 +448,9 @@ def _evaluate(
             test, np.nan_to_num(scores[name], nan=-1.0), k, ""
         )[f"map_at_{k}"]
     # the order the RM's list and score-batch's ``rank`` use: expected value, not propensity
-    value = fitted.chosen.predict(test, with_reasons=False).expected_value
-    metrics[f"value_oot_map_at_{k}"] = _ranking(test, np.nan_to_num(value, nan=-1.0), k, "")[
-        f"map_at_{k}"
-    ]
+    valued = fitted.chosen.predict(test, with_reasons=False)
+    order = value_order(valued.expected_value, np.nan_to_num(valued.propensity, nan=-1.0))
+    metrics[f"value_oot_map_at_{k}"] = _ranking(test, order, k, "")[f"map_at_{k}"]
     metrics.update(fitted.choice_metrics)
     oracle, coverage = _oracle(data, test)
     if oracle is not None:

@@ -197,3 +197,43 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert [r.version for r in rows] == [weak.version, version]
     assert [r.aliases for r in rows] == [(CHALLENGER,), (CHAMPION,)]
     assert rows[1].metrics["oot_map_at_5"] == pytest.approx(metrics["oot_map_at_5"])
+
+
+def test_a_bank_with_only_the_required_columns(bank: Path, tmp_path: Path) -> None:
+    """Real banks send what they have: every optional column and the optional financials table
+    left out, as CSV. Both jobs train, batch scoring runs, and what the catalog does not say
+    (margins) stays unknown instead of becoming zero."""
+    from rmreco.domain import contract
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for table in contract.TABLES:
+        source = bank / f"{table.name}.parquet"
+        if table.is_optional or not source.exists():
+            continue
+        frame = pd.read_parquet(source)[list(table.required_columns)]
+        frame.to_csv(bare / f"{table.name}.csv", index=False)
+    assert not (bare / "financials.csv").exists()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = Settings(home=tmp_path / "home")
+    credit = train_credit_risk(
+        bare, spec_path=_credit_spec(tmp_path), settings=settings, tracking_uri=uri
+    )
+    assert credit.metrics["oot_auc"] > 0.6
+    trained = train_cross_sell(bare, spec_path=_spec(tmp_path), settings=settings, tracking_uri=uri)
+    assert trained.metrics["oot_map_at_5"] > trained.metrics["popularity_oot_map_at_5"]
+    out = tmp_path / "scores"
+    scored = CliRunner().invoke(
+        app,
+        ["score-batch", "--data", str(bare), "--as-of", AS_OF, "--out", str(out),
+         "--tracking-uri", uri],
+        env={"RMRECO_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    offers = pd.read_parquet(out / "cross_sell.parquet")
+    assert len(offers) > 0
+    assert offers["propensity"].between(0, 1).all()
+    assert offers["expected_value"].isna().all()  # no margins in the catalog: unknown
+    # with no value to rank by, each client's list is in propensity order
+    ranked = offers.sort_values(["client_id", "rank"]).groupby("client_id")["propensity"]
+    assert ranked.apply(lambda s: s.is_monotonic_decreasing).all()

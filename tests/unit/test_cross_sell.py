@@ -39,6 +39,7 @@ from rmreco.modeling.propensity import (
     fit_booster,
     fit_calibrators,
     rank_offers,
+    value_order,
 )
 from rmreco.modeling.spec import load_cross_sell_spec
 from rmreco.training.registry import decide_gate
@@ -388,6 +389,27 @@ def test_expected_value_by_hand() -> None:
     )
     # financing: propensity x margin_rate x limit share x turnover; service: x annual fee
     assert value == pytest.approx([0.1 * 0.02 * 0.2 * 1e6, 0.1 * 0.02 * 0.2 * 4e5, 450.0])
+
+
+def test_unknown_margin_is_unknown_value_ranked_last_by_propensity() -> None:
+    # a catalog that leaves the terms empty says nothing about value: not zero, unknown
+    bare = {
+        "loan": ProductTerms(code="loan", name="Loan", kind="financing", margin_rate=0.02),
+        "payroll": ProductTerms(code="payroll", name="Payroll", kind="service"),
+        "fx": ProductTerms(code="fx", name="FX", kind="service", annual_fee=100.0),
+    }
+    value = expected_value(
+        ["loan", "payroll", "fx", "fx"],
+        np.array([0.3, 0.2, 0.1, 0.05]),
+        np.array([1e6, 1e6, 1e6, 1e6]),
+        bare,
+    )
+    assert np.isnan(value[0])  # no limit_turnover_share
+    assert np.isnan(value[1])  # no annual_fee
+    assert value[2:] == pytest.approx([10.0, 5.0])
+    order = value_order(value, np.array([0.3, 0.2, 0.1, 0.05]))
+    # known values first (by value), then the unknown ones by propensity
+    assert list(np.argsort(-order)) == [2, 3, 0, 1]
 
 
 def test_value_ranking_and_credit_gate(fitted: PropensityModel) -> None:

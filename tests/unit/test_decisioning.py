@@ -240,3 +240,25 @@ def test_a_product_already_held_is_flagged_not_hidden() -> None:
     }
     assert any("already holds Overdraft" in n for n in options["overdraft"].notes)
     assert not any("already holds" in n for n in options["term_loan"].notes)
+
+
+def test_catalog_terms_left_empty_take_the_policy_defaults_and_say_so() -> None:
+    row = {
+        "product_code": "overdraft",
+        "name": "Overdraft",
+        "segments": "sme",
+        "lgd": None,
+        "margin_rate": 0.03,
+        "max_tenor_months": float("nan"),
+        "limit_turnover_share": 0.1,
+    }
+    product = Product.from_catalog(row, POLICY.catalog_defaults)
+    assert product.lgd == POLICY.catalog_defaults.lgd
+    assert product.max_tenor_months == POLICY.catalog_defaults.max_tenor_months
+    assert product.margin_rate == 0.03
+    assert product.assumed == ("lgd", "max_tenor_months", "min_age_months")
+    (option,) = financing_options(FACTS, 0.01, "3", [product], POLICY)
+    assert any("no lgd, max_tenor_months, min_age_months for Overdraft" in n for n in option.notes)
+    # a complete catalog row assumes nothing and notes nothing of the kind
+    (complete,) = financing_options(FACTS, 0.01, "3", [OVERDRAFT], POLICY)
+    assert not any("catalog gives no" in n for n in complete.notes)
