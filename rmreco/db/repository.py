@@ -196,6 +196,16 @@ def held_products(session: Session, client_ids: Sequence[str]) -> dict[str, set[
     return held
 
 
+def data_currency(session: Session) -> str | None:
+    """The currency of the money in the loaded data: that of the latest finished load."""
+    return session.scalar(
+        select(schema.IngestRun.currency)
+        .where(schema.IngestRun.finished_at.is_not(None))
+        .order_by(schema.IngestRun.id.desc())
+        .limit(1)
+    )
+
+
 def catalog(session: Session) -> list[dict[str, Any]]:
     """The product catalog, each row with its extra parameters merged in."""
     out = []

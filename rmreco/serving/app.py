@@ -87,18 +87,28 @@ class Runtime:
     policy: CreditPolicy
     poll_seconds: float
     catalog_seconds: float = 60.0
-    _catalog: tuple[float, list[dict[str, Any]]] | None = None
+    _reference: tuple[float, list[dict[str, Any]], str] | None = None
     #: Scored cross-sell portfolios by RM (least recently used first), each with the key it
     #: is valid for: the portfolio's snapshot stamp and the model versions.
     portfolios: OrderedDict[str, tuple[Any, Any]] = field(default_factory=OrderedDict)
     portfolio_cache_size: int = 256
 
-    def catalog(self, session: Session) -> list[dict[str, Any]]:
-        """The product catalog, read at most once a minute: it changes only with a load."""
+    def _reference_data(self, session: Session) -> tuple[float, list[dict[str, Any]], str]:
+        # read at most once a minute: the catalog and the currency change only with a load
         now = time.monotonic()
-        if self._catalog is None or now - self._catalog[0] > self.catalog_seconds:
-            self._catalog = (now, repo.catalog(session))
-        return self._catalog[1]
+        if self._reference is None or now - self._reference[0] > self.catalog_seconds:
+            currency = repo.data_currency(session) or self.settings.currency
+            self._reference = (now, repo.catalog(session), currency)
+        return self._reference
+
+    def catalog(self, session: Session) -> list[dict[str, Any]]:
+        """The product catalog."""
+        return self._reference_data(session)[1]
+
+    def currency(self, session: Session) -> str:
+        """ISO 4217 code of the money in the loaded data (the latest load's, else the
+        ``RMRECO_CURRENCY`` setting): every amount the service answers is in it."""
+        return self._reference_data(session)[2]
 
 
 # The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its

@@ -225,6 +225,7 @@ async def financing(
         "adverse_action_reasons": adverse,
         "reasons": reasons,
         "options": [a["recommendation_id"] for a in answers],
+        "currency": runtime.currency(session),
     }
     repo.add_recommendations(
         session,
@@ -253,6 +254,7 @@ async def financing(
         decision_id=decision_id,
         model_versions=versions,
         policy_version=policy.version,
+        currency=runtime.currency(session),
     )
 
 
@@ -311,6 +313,7 @@ async def feedback(
 @router.get("/v1/rms/{rm_id}/kpis", tags=["kpis"], response_model=KpiAnswer, responses=ERRORS)
 async def kpis(
     rm_id: str,
+    runtime: RuntimeDep,
     session: SessionDep,
     principal: Annotated[Any, require("brm", "crm")],
     start: Annotated[
@@ -362,6 +365,7 @@ async def kpis(
             )
             for p, n in sorted(offered_by.items())
         ],
+        currency=runtime.currency(session),
     )
 
 
@@ -515,6 +519,7 @@ def _page(
     segments: dict[str, str],
     rm_id: str | None,
     client_id: str | None,
+    currency: str,
 ) -> CrossSellPage:
     page = ranked.iloc[offset : offset + limit]
     frame, model, versions = scored.frame, scored.model, scored.versions
@@ -576,6 +581,7 @@ def _page(
         limit=limit,
         items=items,
         model_versions=versions,
+        currency=currency,
     )
 
 
@@ -616,6 +622,7 @@ async def cross_sell(
         segments=segments,
         rm_id=rm_id,
         client_id=None,
+        currency=runtime.currency(session),
     )
 
 
@@ -647,4 +654,5 @@ async def recommendations(
         segments={client.client_id: client.segment},
         rm_id=client.rm_id,
         client_id=client_id,
+        currency=runtime.currency(session),
     )

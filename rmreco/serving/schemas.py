@@ -76,6 +76,7 @@ class FinancingAnswer(BaseModel):
     decision_id: str
     model_versions: dict[str, str]
     policy_version: str
+    currency: str = Field(description="ISO 4217 code of every amount in the answer.")
 
 
 class FeedbackRequest(Strict):
@@ -108,6 +109,7 @@ class KpiAnswer(BaseModel):
     pipeline_conversion_rate: float | None
     new_business_volume: float
     by_product: list[ProductKpi]
+    currency: str = Field(description="ISO 4217 code of new_business_volume.")
 
 
 class ServedModelInfo(BaseModel):
@@ -153,3 +155,4 @@ class CrossSellPage(BaseModel):
     limit: int
     items: list[CrossSellItem]
     model_versions: dict[str, str]
+    currency: str = Field(description="ISO 4217 code of the expected values.")

@@ -223,6 +223,7 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
     assert 0 <= body["pd_12m"] <= 1
     assert body["decision"] in ("approve", "refer", "decline")
     assert body["model_versions"] == {"rmreco-sme-credit-risk": "1"}
+    assert body["currency"] == "EUR"  # the loaded data's currency names every amount
     if body["decision"] == "decline":
         assert body["adverse_action_reasons"]
     for rank, option in enumerate(body["options"], start=1):
@@ -407,6 +408,7 @@ def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: 
     assert values == sorted(values, reverse=True)
     assert all(0 <= i["propensity"] <= 1 for i in items)
     assert set(body["model_versions"]) == {"rmreco-cross-sell", "rmreco-sme-credit-risk"}
+    assert body["currency"] == "EUR"
     assert {i["client_id"] for i in items} <= set(service.clients[rm]) | _corporates(service, rm)
     assert _count(service.db_url, schema.Recommendation) - before == len(items)
     # nothing held is offered
