@@ -193,6 +193,7 @@ async def financing(
         [] if decision.outcome != "decline" else [*decision.reasons, *(r["text"] for r in reasons)]
     )
     versions = {CREDIT_MODEL: version}
+    currency = runtime.currency(session)
     decision_id = new_uuid()
     shared = {
         "user_id": principal.user_id,
@@ -225,7 +226,7 @@ async def financing(
         "adverse_action_reasons": adverse,
         "reasons": reasons,
         "options": [a["recommendation_id"] for a in answers],
-        "currency": runtime.currency(session),
+        "currency": currency,
     }
     repo.add_recommendations(
         session,
@@ -254,7 +255,7 @@ async def financing(
         decision_id=decision_id,
         model_versions=versions,
         policy_version=policy.version,
-        currency=runtime.currency(session),
+        currency=currency,
     )
 
 
