@@ -54,20 +54,20 @@ _USER_BY_PREFIX = select(
     _users.c.revoked_at,
 ).where(_users.c.api_key_prefix == bindparam("prefix"))
 
-_CLIENT_WITH_FEATURES = (
-    select(
-        _clients.c.client_id,
-        _clients.c.segment,
-        _clients.c.rm_id,
-        _clients.c.turnover,
-        _snapshots.c.month,
-        _snapshots.c.in_default,
-        _snapshots.c.features,
-        _snapshots.c.offer_candidates,
-    )
-    .outerjoin(_snapshots, _snapshots.c.client_id == _clients.c.client_id)
-    .where(_clients.c.client_id == bindparam("client_id"))
+# a client with its feature snapshot, in ClientView's field order
+_CLIENT_VIEW = select(
+    _clients.c.client_id,
+    _clients.c.segment,
+    _clients.c.rm_id,
+    _clients.c.turnover,
+    _snapshots.c.month,
+    _snapshots.c.in_default,
+    _snapshots.c.features,
+    _snapshots.c.offer_candidates,
 )
+_CLIENT_WITH_FEATURES = _CLIENT_VIEW.outerjoin(
+    _snapshots, _snapshots.c.client_id == _clients.c.client_id
+).where(_clients.c.client_id == bindparam("client_id"))
 
 _HELD_BY_ONE = select(_holdings.c.client_id, _holdings.c.product_code).where(
     _holdings.c.client_id == bindparam("client_id"), _holdings.c.end_month.is_(None)
@@ -123,8 +123,11 @@ class ClientView:
 def client_with_features(session: Session, client_id: str) -> ClientView | None:
     """The client and its feature snapshot (None when the client does not exist)."""
     row = session.execute(_CLIENT_WITH_FEATURES, {"client_id": client_id}).first()
-    if row is None:
-        return None
+    return None if row is None else _client_view(row)
+
+
+def _client_view(row: Any) -> ClientView:
+    """A ClientView from a row of :data:`_CLIENT_VIEW`'s columns."""
     return ClientView(
         client_id=row[0],
         segment=row[1],
@@ -151,33 +154,11 @@ def portfolio_stamp(session: Session, rm_id: str) -> tuple[int, str | None]:
 def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
     """Every client of an RM with its feature snapshot."""
     rows = session.execute(
-        select(
-            schema.Client.client_id,
-            schema.Client.segment,
-            schema.Client.rm_id,
-            schema.Client.turnover,
-            schema.ClientFeatures.month,
-            schema.ClientFeatures.in_default,
-            schema.ClientFeatures.features,
-            schema.ClientFeatures.offer_candidates,
-        )
-        .join(schema.ClientFeatures, schema.ClientFeatures.client_id == schema.Client.client_id)
-        .where(schema.Client.rm_id == rm_id)
-        .order_by(schema.Client.client_id)
+        _CLIENT_VIEW.join(_snapshots, _snapshots.c.client_id == _clients.c.client_id)
+        .where(_clients.c.rm_id == rm_id)
+        .order_by(_clients.c.client_id)
     ).all()
-    return [
-        ClientView(
-            client_id=r[0],
-            segment=r[1],
-            rm_id=r[2],
-            turnover=r[3],
-            month=r[4],
-            in_default=bool(r[5]),
-            features=r[6],
-            offer_candidates=r[7],
-        )
-        for r in rows
-    ]
+    return [_client_view(r) for r in rows]
 
 
 def held_products(session: Session, client_ids: Sequence[str]) -> dict[str, set[str]]:

@@ -386,10 +386,14 @@ class ScoredOffers:
     frame: pd.DataFrame
     versions: dict[str, str]
     model: PropensityModel | None
+    #: segment of each client of the offers
+    segments: dict[str, str] = field(default_factory=dict)
     reasons: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _versions(runtime: RuntimeDep) -> dict[str, str]:
+def _models(runtime: RuntimeDep) -> tuple[Any, Any | None, dict[str, str]]:
+    """The served cross-sell model, the served credit model (None when not loaded) and the
+    versions they name. 503 while the cross-sell model is not loaded."""
     served = runtime.store.current.get(CROSS_SELL_MODEL)
     if served is None:
         raise unavailable("the cross-sell model is not loaded")
@@ -397,31 +401,27 @@ def _versions(runtime: RuntimeDep) -> dict[str, str]:
     credit = runtime.store.current.get(CREDIT_MODEL)
     if credit is not None:
         versions[CREDIT_MODEL] = credit.version
-    return versions
+    return served, credit, versions
 
 
 def _score(runtime: RuntimeDep, clients: list[repo.ClientView]) -> ScoredOffers:
     """Every offer of ``clients``: held products are not candidates, financing only where the
     credit grade allows it. Reasons are left to :func:`_page`, which explains only the offers it
     returns."""
-    served = runtime.store.current.get(CROSS_SELL_MODEL)
-    if served is None:
-        raise unavailable("the cross-sell model is not loaded")
+    served, credit, versions = _models(runtime)
     model: PropensityModel = served.model
-    versions = {CROSS_SELL_MODEL: served.version}
-    credit = runtime.store.current.get(CREDIT_MODEL)
     eligible = [c for c in clients if c.features is not None and not c.in_default]
+    segment_of = {c.client_id: c.segment for c in clients}
     records: list[dict[str, Any]] = []
     for client in eligible:
         for record in candidate_records(client.features or {}, client.offer_candidates):
             records.append({**record, "client_id": client.client_id, "_segment": client.segment})
     if not records:
-        return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, model)
+        return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, model, segment_of)
     frame = pd.DataFrame(records)
     grades = None
     scale = None
     if credit is not None:
-        versions[CREDIT_MODEL] = credit.version
         credit_model: CreditRiskModel = credit.model
         by_client = {c.client_id: c.features or {} for c in eligible}
         ids = list(by_client)
@@ -452,14 +452,14 @@ def _score(runtime: RuntimeDep, clients: list[repo.ClientView]) -> ScoredOffers:
         ascending=[False, False, True, True],
         kind="stable",
     )
-    return ScoredOffers(ranked.reset_index(drop=True), frame, versions, model)
+    return ScoredOffers(ranked.reset_index(drop=True), frame, versions, model, segment_of)
 
 
 def _portfolio(session: SessionDep, runtime: RuntimeDep, rm_id: str) -> ScoredOffers:
     """The RM's scored portfolio, from the runtime's cache while the portfolio's snapshots and
     the models are those it was scored with: scoring a portfolio and explaining offers cost
     most of a list's time, and both change only with a refresh or a new champion."""
-    key = (repo.portfolio_stamp(session, rm_id), tuple(sorted(_versions(runtime).items())))
+    key = (repo.portfolio_stamp(session, rm_id), tuple(sorted(_models(runtime)[2].items())))
     cached = runtime.portfolios.get(rm_id)
     if cached is not None and cached[0] == key:
         runtime.portfolios.move_to_end(rm_id)
@@ -517,7 +517,6 @@ def _page(
     *,
     offset: int,
     limit: int,
-    segments: dict[str, str],
     rm_id: str | None,
     client_id: str | None,
     currency: str,
@@ -569,7 +568,11 @@ def _page(
             }
         )
         items.append(
-            {**output, "recommendation_id": rec_id, "segment": segments.get(item["client_id"], "")}
+            {
+                **output,
+                "recommendation_id": rec_id,
+                "segment": scored.segments.get(item["client_id"], ""),
+            }
         )
     if rows:
         repo.add_recommendations(session, rows)
@@ -608,11 +611,6 @@ async def cross_sell(
         raise not_found("no such relationship manager")
     scored = _portfolio(session, runtime, rm_id)
     ranked = _filtered(session, scored, product=product, segment=segment, min_score=min_score)
-    segments = (
-        dict(zip(scored.frame["client_id"], scored.frame["_segment"], strict=True))
-        if len(scored.frame)
-        else {}
-    )
     return _page(
         session,
         principal,
@@ -620,7 +618,6 @@ async def cross_sell(
         ranked,
         offset=offset,
         limit=limit,
-        segments=segments,
         rm_id=rm_id,
         client_id=None,
         currency=runtime.currency(session),
@@ -652,7 +649,6 @@ async def recommendations(
         _filtered(session, scored),
         offset=0,
         limit=limit,
-        segments={client.client_id: client.segment},
         rm_id=client.rm_id,
         client_id=client_id,
         currency=runtime.currency(session),
