@@ -13,14 +13,14 @@ export UV_PYTHON_DOWNLOADS := never
 # The demo's embedded default: everything under .rmreco/ (override with RMRECO_HOME).
 RMRECO_HOME ?= .rmreco
 export RMRECO_HOME
-DEMO_CLIENTS ?= 2000
+# DEMO_CLIENTS: clients of the demo bank (default: rmreco demo's own, 3,000)
 DEMO_PORT ?= 8000
 
 .PHONY: env demo test test-quick lint bench clean help
 
 help:
 	@echo "make demo   build the environment, generate and load a synthetic bank, train and"
-	@echo "            register the credit model, create demo users, start the service"
+	@echo "            register every model of models/, create demo users, start the service"
 	@echo "make test   build the environment and run every test (lint, types, unit, integration)"
 	@echo "make bench  run the benchmarks under benchmarks/"
 
@@ -35,7 +35,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 env: $(VENV)/.synced
 
 demo: env
-	$(BIN)/rmreco demo --clients $(DEMO_CLIENTS) --port $(DEMO_PORT)
+	$(BIN)/rmreco demo $(if $(DEMO_CLIENTS),--clients $(DEMO_CLIENTS)) --port $(DEMO_PORT)
 
 test: env
 	$(BIN)/pytest

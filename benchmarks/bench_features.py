@@ -162,7 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
-            from rmreco.data.synthetic import generate_bank
+            from rmreco.synthetic import generate_bank
 
             data = Path(tmp) / "bank"
             print(f"generating {args.clients:,} clients x {args.months} months ...", flush=True)

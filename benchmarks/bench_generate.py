@@ -19,7 +19,7 @@ from pathlib import Path
 _CHILD = """
 import json, resource, sys
 from pathlib import Path
-from rmreco.data.synthetic import generate_bank
+from rmreco.synthetic import generate_bank
 out, clients, months, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 summary = generate_bank(out, n_clients=clients, n_months=months, seed=seed)
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

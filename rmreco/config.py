@@ -13,6 +13,21 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Files of the models folder that rmreco reads by default.
+POLICY_FILE = "credit_policy.yaml"
+CREDIT_SPEC_FILE = "sme_credit_risk.yaml"
+CROSS_SELL_SPEC_FILE = "cross_sell.yaml"
+
+
+def shipped_models_dir() -> Path:
+    """The model specs and credit policy that come with rmreco: inside the package in an
+    installed wheel (``rmreco/_models``, see pyproject.toml), the repository's ``models/`` in a
+    source checkout. Never relative to the working directory."""
+    packaged = Path(__file__).resolve().parent / "_models"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "models"
+
 
 class Settings(BaseSettings):
     """Environment and secrets. Every field reads ``RMRECO_<FIELD>``; see serving/.env.example."""
@@ -31,8 +46,12 @@ class Settings(BaseSettings):
     artifact_root: str | None = Field(
         None, description="Where MLflow keeps artifacts of new experiments; default in home."
     )
+    models_dir: Path | None = Field(
+        None,
+        description="Folder of the model specs and the credit policy; default the ones shipped "
+        "with rmreco.",
+    )
     currency: str = Field("EUR", description="ISO 4217 currency of all money in the input data.")
-    log_level: str = Field("INFO", description="Python logging level.")
     threads: int | None = Field(
         None, ge=1, description="Threads for model fitting; default all cores but one."
     )
@@ -69,6 +88,21 @@ class Settings(BaseSettings):
         if self.threads:
             return self.threads
         return max(1, (os.cpu_count() or 2) - 1)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """The folder of model specs and the credit policy (``RMRECO_MODELS_DIR``, else the
+        folder shipped with the package)."""
+        return self.models_dir if self.models_dir is not None else shipped_models_dir()
+
+    @property
+    def policy_path(self) -> Path:
+        """The credit policy file of the models folder."""
+        return self.resolved_models_dir / POLICY_FILE
+
+    def spec_path(self, file: str) -> Path:
+        """A spec file of the models folder (e.g. ``CREDIT_SPEC_FILE``)."""
+        return self.resolved_models_dir / file
 
     def ensure_home(self) -> Path:
         """Create the home folder (for the embedded defaults) and return it."""

@@ -1,12 +1,17 @@
-"""The ``rmreco`` command line: one Typer app with a sub-app per area.
+"""The ``rmreco`` command line: the root app of :mod:`rmreco.cli.main` with the commands of each
+area (``data``, ``train``, ``models``, ``users``, ``serve``) added to it.
 
 Each command is a thin call into the library. Domain errors are translated to messages and exit
-codes in one place, :func:`main`. Heavy libraries are imported inside the commands so that
-``--help`` stays quick.
+codes in one place, :func:`rmreco.cli.main.translate_errors`. Heavy libraries are imported
+inside the commands so that ``--help`` stays quick.
 """
 
 from __future__ import annotations
 
-from rmreco.cli.app import app, main
+from rmreco.cli import data, models, serve, train, users
+from rmreco.cli.main import app, main
+
+for _area in (data, train, models, users, serve):
+    app.add_typer(_area.app)
 
 __all__ = ["app", "main"]

@@ -1,1 +1,4 @@
-"""The data layer: reading and validating input tables, ingest into the DB, the synthetic bank."""
+"""The data layer: reading and validating input tables and their ingest into the DB.
+
+The synthetic bank that writes such tables is its own package, ``rmreco.synthetic``.
+"""

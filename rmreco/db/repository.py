@@ -347,6 +347,25 @@ def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     return [{**features, "_offer_candidates": candidates} for features, candidates in rows]
 
 
+def client_portfolios(session: Session) -> list[tuple[str | None, str, str]]:
+    """(RM id, segment, client id) of every client, by client id."""
+    rows = session.execute(
+        select(_clients.c.rm_id, _clients.c.segment, _clients.c.client_id).order_by(
+            _clients.c.client_id
+        )
+    ).all()
+    return [(rm_id, str(segment), str(client_id)) for rm_id, segment, client_id in rows]
+
+
+def snapshot_params(session: Session) -> list[dict[str, Any] | None]:
+    """The distinct builder settings the stored feature snapshots were computed with (None
+    for rows that do not record them); empty when there are no snapshots."""
+    rows = session.execute(
+        select(schema.ClientFeatures.params).group_by(schema.ClientFeatures.params)
+    ).all()
+    return [row[0] for row in rows]
+
+
 def set_user_key(session: Session, name: str, *, key_prefix: str, key_hash: str) -> bool:
     """Give an existing user a new key (the old one stops working at once)."""
     result = session.execute(

@@ -53,6 +53,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rmreco.domain import contract
+from rmreco.domain.names import USER_ROLES
 
 #: Constraint names follow one pattern on every database, so migrations can name what they alter.
 NAMING_CONVENTION: dict[str, str] = {
@@ -67,7 +68,6 @@ NAMING_CONVENTION: dict[str, str] = {
 # stored as SQL NULL (not the JSON text 'null'), so "IS NULL" finds an empty value.
 JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
-USER_ROLES: tuple[str, ...] = ("brm", "crm", "data_scientist", "admin")
 RECOMMENDATION_KINDS: tuple[str, ...] = ("financing", "cross_sell")
 FEEDBACK_OUTCOMES: tuple[str, ...] = ("offered", "accepted", "declined", "not_interested")
 INGEST_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
@@ -399,4 +399,7 @@ class ClientFeatures(Base):
     #: "products": {product code: {product feature: value}}} for the eligible products it does
     #: not hold; null when the catalog or the client's month gives none.
     offer_candidates: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    #: The feature-builder settings the row was computed with ({setting: value}, see
+    #: ``rmreco.features.config.SnapshotParams``); null for rows refreshed before they were kept.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

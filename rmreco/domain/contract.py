@@ -17,6 +17,10 @@ from typing import Literal
 
 Kind = Literal["str", "date", "int", "float", "bool"]
 
+#: Version of this contract. A trained model records the version it was trained on; a change
+#: that alters what a column means (not one that adds an optional column) raises it.
+CONTRACT_VERSION = "1"
+
 
 class Segment(StrEnum):
     SME = "sme"

@@ -2,7 +2,9 @@
 
 The service answers from these rows (one primary-key read) instead of rebuilding features from
 the history on every request; they are refreshed from the stored history after each load, with
-the same feature code that training uses, so what is trained is what is served.
+the same feature code that training uses and the builder settings the served models were
+trained with (:class:`~rmreco.features.config.SnapshotParams`, recorded on every row), so what
+is trained is what is served.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from rmreco.features.builder import (
     CATEGORICAL_FEATURES,
     FEATURE_DESCRIPTIONS,
     FeatureInputs,
-    build_features,
 )
+from rmreco.features.config import SnapshotParams, snapshot_frame
 from rmreco.features.cross_sell import (
     PRODUCT,
     PRODUCT_FEATURES,
@@ -30,7 +32,6 @@ from rmreco.features.cross_sell import (
     catalog_codes,
     holdings_feature_names,
 )
-from rmreco.features.labels import default_status
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 2000
@@ -58,12 +59,10 @@ def read_inputs(session: Session, client_ids: list[str] | None = None) -> Featur
     )
 
 
-def latest_features(inputs: FeatureInputs) -> pd.DataFrame:
+def latest_features(inputs: FeatureInputs, params: SnapshotParams) -> pd.DataFrame:
     """Features of every client at its own latest month of history, with ``in_default``."""
-    features = build_features(inputs)
-    latest = features[features["observed"]].sort_values("month").groupby("client_id").tail(1)
-    status = default_status(inputs)
-    return latest.merge(status, on=["client_id", "month"], how="left").reset_index(drop=True)
+    frame = snapshot_frame(inputs, params)
+    return frame.sort_values("month").groupby("client_id").tail(1).reset_index(drop=True)
 
 
 def json_ready(value: Any) -> Any:
@@ -77,8 +76,9 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def refresh_client_features(session: Session) -> int:
-    """Recompute every client's snapshot from the stored history; never commits.
+def refresh_client_features(session: Session, params: SnapshotParams) -> int:
+    """Recompute every client's snapshot from the stored history with the builder settings
+    ``params`` (those of the models served from the snapshots); never commits.
 
     Returns the number of clients written. The caller owns the transaction, so the table is
     replaced all at once or not at all.
@@ -87,7 +87,7 @@ def refresh_client_features(session: Session) -> int:
     if inputs.account_months.empty:
         session.execute(delete(schema.ClientFeatures))
         return 0
-    latest = latest_features(inputs)
+    latest = latest_features(inputs, params)
     names = list(FEATURE_DESCRIPTIONS)
     rows = []
     for record in latest.to_dict(orient="records"):
@@ -96,6 +96,7 @@ def refresh_client_features(session: Session) -> int:
                 "client_id": str(record["client_id"]),
                 "month": pd.Timestamp(record["month"]).date(),
                 "in_default": bool(record.get("in_default") or False),
+                "params": params.to_dict(),
                 "features": {
                     n: (None if pd.isna(record[n]) else str(record[n]))
                     if n in CATEGORICAL_FEATURES
@@ -104,7 +105,7 @@ def refresh_client_features(session: Session) -> int:
                 },
             }
         )
-    candidates = offer_candidates(inputs)
+    candidates = offer_candidates(inputs, params)
     for row in rows:
         row["offer_candidates"] = candidates.get(str(row["client_id"]))
     session.execute(delete(schema.ClientFeatures))
@@ -114,13 +115,18 @@ def refresh_client_features(session: Session) -> int:
     return len(rows)
 
 
-def offer_candidates(inputs: FeatureInputs) -> dict[str, dict[str, Any]]:
+def offer_candidates(inputs: FeatureInputs, params: SnapshotParams) -> dict[str, dict[str, Any]]:
     """Each client's cross-sell rows at the last month of the data (see the schema's
     ``ClientFeatures.offer_candidates``); empty without a catalog."""
     if inputs.products is None or inputs.products.empty:
         return {}
     last = pd.to_datetime(inputs.account_months["month"]).max().date()
-    panel = build_cross_sell_panel(inputs, months=[last])
+    panel = build_cross_sell_panel(
+        inputs,
+        months=[last],
+        cure_months=params.cure_months,
+        financials_lag_months=params.financials_lag_months,
+    )
     codes = catalog_codes(inputs.products)
     holding_columns = holdings_feature_names(codes)
     out: dict[str, dict[str, Any]] = {}
@@ -134,6 +140,11 @@ def offer_candidates(inputs: FeatureInputs) -> dict[str, dict[str, Any]]:
             },
         }
     return out
+
+
+def stored_params(rows: list[dict[str, Any] | None]) -> list[SnapshotParams | None]:
+    """The builder settings of stored snapshots (see ``repository.snapshot_params``)."""
+    return [None if row is None else SnapshotParams.from_dict(row) for row in rows]
 
 
 def candidate_records(

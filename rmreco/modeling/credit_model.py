@@ -20,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER
-from rmreco.modeling.boosting import fit_binary_booster
+from rmreco.features.config import FeatureConfig
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.scorecard import WoeScorecard
 
 Kind = Literal["lightgbm", "scorecard"]
-FORMAT_VERSION = 1
+#: 2: the model carries its feature configuration (``feature_config``)
+FORMAT_VERSION = 2
+FAMILY = "credit_risk"
 
 
 @dataclass(frozen=True)
@@ -55,34 +57,6 @@ class CreditPredictions:
     reasons: list[list[Reason]]
 
 
-def fit_lightgbm(
-    X_fit: np.ndarray,
-    y_fit: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    encoder: FeatureEncoder,
-    monotone: Sequence[int],
-    params: dict[str, Any],
-    num_boost_round: int,
-    early_stopping_rounds: int | None,
-    seed: int,
-) -> lgb.Booster:
-    """Fit the PD model: monotone constraints where the spec knows the direction."""
-    return fit_binary_booster(
-        X_fit,
-        y_fit,
-        X_val,
-        y_val,
-        encoder=encoder,
-        params=params,
-        num_boost_round=num_boost_round,
-        early_stopping_rounds=early_stopping_rounds,
-        seed=seed,
-        monotone=monotone,
-    )
-
-
 class CreditRiskModel:
     """A fitted, calibrated, graded PD model with reason codes."""
 
@@ -90,6 +64,7 @@ class CreditRiskModel:
         self,
         *,
         kind: Kind,
+        config: FeatureConfig,
         encoder: FeatureEncoder,
         calibrator: Calibrator,
         scale: MasterScale,
@@ -102,7 +77,10 @@ class CreditRiskModel:
             scorecard is not None
         ):
             raise ValueError("a lightgbm model needs a booster, a scorecard model a scorecard")
+        if config.family != FAMILY or tuple(config.features) != tuple(encoder.features):
+            raise ValueError("the feature configuration does not describe this model's input")
         self.kind = kind
+        self.config = config
         self.encoder = encoder
         self.calibrator = calibrator
         self.scale = scale
@@ -117,6 +95,11 @@ class CreditRiskModel:
     @property
     def features(self) -> tuple[str, ...]:
         return self.encoder.features
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns :meth:`predict` reads."""
+        return list(self.features)
 
     # --- scoring ---------------------------------------------------------------------------
 
@@ -155,8 +138,17 @@ class CreditRiskModel:
         return CreditPredictions(pd_12m=pd_12m, grade=self.scale.grade(pd_12m), reasons=reasons)
 
     def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> CreditPredictions:
-        """PD, grade and reasons of every row of a features frame."""
+        """PD, grade and reasons of every row of a features frame (batch scoring, training)."""
         return self.predict_matrix(self.encoder.transform(frame), with_reasons=with_reasons)
+
+    def predict_records(
+        self, records: Sequence[dict[str, Any]], *, with_reasons: bool = True
+    ) -> CreditPredictions:
+        """PD, grade and reasons of feature dicts (the service's stored snapshots); the same
+        matrix as :meth:`predict` would build (see ``FeatureEncoder.transform_records``)."""
+        return self.predict_matrix(
+            self.encoder.transform_records(records), with_reasons=with_reasons
+        )
 
     def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
         """The features that raised each PD most, strongest first, in words an RM reads."""
@@ -190,7 +182,9 @@ class CreditRiskModel:
         folder.mkdir(parents=True, exist_ok=True)
         data: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
+            "family": FAMILY,
             "kind": self.kind,
+            "feature_config": self.config.to_dict(),
             "encoder": self.encoder.to_dict(),
             "calibrator": self.calibrator.to_dict(),
             "scale": {
@@ -219,13 +213,19 @@ class CreditRiskModel:
             raise ValueError(f"{folder} holds no credit-risk model (model.json missing)")
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"model format {data.get('format_version')} is not supported")
+            raise ValueError(
+                f"model format {data.get('format_version')} is not supported (this rmreco reads "
+                f"format {FORMAT_VERSION}, which records the feature configuration): retrain it"
+            )
+        if data.get("family") != FAMILY:
+            raise ValueError(f"{folder} holds a {data.get('family')} model, not a credit model")
         booster = None
         if data["kind"] == "lightgbm":
             booster = lgb.Booster(model_file=str(folder / "booster.txt"))
         scorecard = WoeScorecard.from_dict(data["scorecard"]) if "scorecard" in data else None
         return cls(
             kind=data["kind"],
+            config=FeatureConfig.from_dict(data["feature_config"]),
             encoder=FeatureEncoder.from_dict(data["encoder"]),
             calibrator=Calibrator.from_dict(data["calibrator"]),
             scale=MasterScale(

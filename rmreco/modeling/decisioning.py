@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from rmreco.domain.contract import ProductKind
+from rmreco.modeling.master_scale import DEFAULT_GRADE
 from rmreco.modeling.spec import Frozen, load_spec_file
 
 Outcome = Literal["approve", "refer", "decline"]
@@ -486,6 +488,77 @@ def financing_options(
         )
     options.sort(key=lambda o: (-o.score, o.product_code))
     return options
+
+
+# --- one financing answer --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinancingDecision:
+    """The whole answer to "what financing can this client get": the credit model's PD, grade
+    and reasons, the policy decision, the adverse-action reasons of a decline, and the ranked
+    options."""
+
+    pd_12m: float
+    grade: str
+    decision: Decision
+    reasons: tuple[dict[str, Any], ...]
+    adverse_action_reasons: tuple[str, ...]
+    options: tuple[Option, ...]
+
+
+def decide_financing(
+    *,
+    features: Mapping[str, Any],
+    segment: str,
+    declared_turnover: float | None,
+    in_default: bool,
+    held_products: frozenset[str],
+    pd_12m: float,
+    grade: str,
+    reasons: Sequence[dict[str, Any]],
+    catalog: Sequence[Mapping[str, Any]],
+    policy: CreditPolicy,
+    request: Request | None = None,
+) -> FinancingDecision:
+    """Decide one client's financing from its features and its credit score: the one
+    orchestration the service's financing answer and batch scoring's financing output share.
+
+    A client in default is graded D with a PD of 1 whatever the model says, and declined; a
+    decline carries the policy's reasons and then the features that raised the PD most.
+    ``catalog`` is the product catalog (rows of the contract's ``products``); only its
+    financing products are offered.
+    """
+    if in_default:
+        pd_12m, grade = 1.0, DEFAULT_GRADE
+    facts = ClientFacts.from_features(
+        features,
+        segment=segment,
+        declared_turnover=declared_turnover,
+        in_default=in_default,
+        held_products=held_products,
+    )
+    decision = decide(grade, facts, policy)
+    declined = decision.outcome == "decline"
+    products = [
+        Product.from_catalog(row, policy.catalog_defaults)
+        for row in catalog
+        if row.get("kind") == ProductKind.FINANCING
+    ]
+    options = (
+        []
+        if declined
+        else financing_options(facts, pd_12m, grade, products, policy, request=request)
+    )
+    adverse = (*decision.reasons, *(str(r["text"]) for r in reasons)) if declined else ()
+    return FinancingDecision(
+        pd_12m=pd_12m,
+        grade=grade,
+        decision=decision,
+        reasons=tuple(reasons),
+        adverse_action_reasons=adverse,
+        options=tuple(options),
+    )
 
 
 def _is_nan(value: object) -> bool:

@@ -75,7 +75,9 @@ class FeatureEncoder:
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The model matrix of feature dicts (the service's fast path: no pandas).
 
-        A feature missing from a record, or None, is NaN, as in :meth:`transform`.
+        The same matrix as :meth:`transform` of a frame of these records (a property test holds
+        them equal): a missing key, None or NaN is NaN; a categorical value is looked up by its
+        text (unknown levels NaN); any other value is read as a number (NaN where it is none).
         """
         lookups = {
             name: {level: float(i) for i, level in enumerate(levels)}
@@ -85,12 +87,12 @@ class FeatureEncoder:
         for i, record in enumerate(records):
             for j, name in enumerate(self.features):
                 value = record.get(name)
-                if value is None:
+                if _is_missing(value):
                     continue
                 if name in lookups:
                     matrix[i, j] = lookups[name].get(str(value), np.nan)
                 else:
-                    matrix[i, j] = float(value)
+                    matrix[i, j] = _number(value)
         return matrix
 
     def level(self, feature: str, code: float) -> str | None:
@@ -111,6 +113,24 @@ class FeatureEncoder:
             features=tuple(data["features"]),
             categories={k: tuple(v) for k, v in data["categories"].items()},
         )
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
+
+
+def _number(value: Any) -> float:
+    """A value as :func:`pandas.to_numeric` with ``errors="coerce"`` reads it."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    try:
+        return float(pd.to_numeric(value))
+    except (ValueError, TypeError):
+        return np.nan
 
 
 def _require(frame: pd.DataFrame, features: Sequence[str]) -> None:

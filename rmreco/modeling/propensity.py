@@ -32,21 +32,19 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from rmreco.domain.contract import ProductKind
+from rmreco.features.config import FeatureConfig
 from rmreco.features.cross_sell import PRODUCT
-from rmreco.modeling.boosting import fit_binary_booster
-from rmreco.modeling.calibration import Calibrator, Method
+from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.credit_model import Reason, reason_sentence
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
 
 Kind = Literal["stacked", "per_product"]
-FORMAT_VERSION = 1
+#: 2: the model carries its feature configuration (``feature_config``)
+FORMAT_VERSION = 2
+FAMILY = "cross_sell"
 #: Calibrator used for a product with too few adoptions in the calibration window.
 POOLED = "*"
 #: Builder features the expected value reads (declared turnover, else 12-month inflows).
@@ -174,62 +172,6 @@ def credit_allows(
     return out
 
 
-# --- fitting ---------------------------------------------------------------------------------
-
-
-def fit_booster(
-    X_fit: np.ndarray,
-    y_fit: np.ndarray,
-    w_fit: np.ndarray | None,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    encoder: FeatureEncoder,
-    params: dict[str, Any],
-    num_boost_round: int,
-    early_stopping_rounds: int | None,
-    seed: int,
-) -> lgb.Booster:
-    """Fit a LightGBM classifier of adoption, stopping early on the validation period."""
-    return fit_binary_booster(
-        X_fit,
-        y_fit,
-        X_val,
-        y_val,
-        encoder=encoder,
-        params=params,
-        num_boost_round=num_boost_round,
-        early_stopping_rounds=early_stopping_rounds,
-        seed=seed,
-        weight=w_fit,
-    )
-
-
-def fit_calibrators(
-    raw: np.ndarray,
-    y: np.ndarray,
-    codes: np.ndarray,
-    *,
-    method: Method = "platt",
-    min_adoptions: int = 20,
-) -> dict[str, Calibrator]:
-    """One calibrator per product with at least ``min_adoptions`` adoptions, and a pooled one
-    (key ``"*"``) for the others.
-
-    Raises:
-        ValueError: the rows hold a single outcome class.
-    """
-    codes = np.asarray(codes, dtype=object)
-    y = np.asarray(y, dtype=int)
-    out = {POOLED: Calibrator.fit(raw, y, method)}
-    for code in pd.unique(codes):
-        rows = codes == code
-        adoptions = int(y[rows].sum())
-        if adoptions >= min_adoptions and adoptions < rows.sum():
-            out[str(code)] = Calibrator.fit(raw[rows], y[rows], method)
-    return out
-
-
 # --- the served model ------------------------------------------------------------------------
 
 
@@ -247,6 +189,7 @@ class PropensityModel:
         self,
         *,
         kind: Kind,
+        config: FeatureConfig,
         encoder: FeatureEncoder,
         boosters: dict[str, lgb.Booster],
         calibrators: dict[str, Calibrator],
@@ -263,7 +206,10 @@ class PropensityModel:
             raise ValueError("a stacked model has one booster, under the key '*'")
         if POOLED not in calibrators:
             raise ValueError("a propensity model needs a pooled calibrator (key '*')")
+        if config.family != FAMILY or tuple(config.features) != tuple(encoder.features):
+            raise ValueError("the feature configuration does not describe this model's input")
         self.kind = kind
+        self.config = config
         self.encoder = encoder
         self.boosters = boosters
         self.calibrators = calibrators
@@ -360,6 +306,18 @@ class PropensityModel:
             self.encoder.transform(frame), annual_turnover(frame), with_reasons=with_reasons
         )
 
+    def predict_records(
+        self, records: Sequence[dict[str, Any]], *, with_reasons: bool = True
+    ) -> PropensityPredictions:
+        """:meth:`predict` of (client, product) dicts (the service's stored offer candidates),
+        through the request path's encoder (``FeatureEncoder.transform_records``)."""
+        turnover = annual_turnover(
+            pd.DataFrame({c: [r.get(c) for r in records] for c in VALUE_INPUTS}, dtype=float)
+        )
+        return self.predict_matrix(
+            self.encoder.transform_records(records), turnover, with_reasons=with_reasons
+        )
+
     def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
         """The features that raised each propensity most, strongest first, in an RM's words.
         The product itself is not a reason."""
@@ -404,8 +362,9 @@ class PropensityModel:
             files[key] = name
         data: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
-            "model_type": "propensity",
+            "family": FAMILY,
             "kind": self.kind,
+            "feature_config": self.config.to_dict(),
             "encoder": self.encoder.to_dict(),
             "boosters": files,
             "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
@@ -430,12 +389,16 @@ class PropensityModel:
         if not path.exists():
             raise ValueError(f"{folder} holds no propensity model (model.json missing)")
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("model_type") != "propensity":
-            raise ValueError(f"{folder} holds a model that is not a propensity model")
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"model format {data.get('format_version')} is not supported")
+            raise ValueError(
+                f"model format {data.get('format_version')} is not supported (this rmreco reads "
+                f"format {FORMAT_VERSION}, which records the feature configuration): retrain it"
+            )
+        if data.get("family") != FAMILY:
+            raise ValueError(f"{folder} holds a {data.get('family')} model, not a propensity model")
         return cls(
             kind=data["kind"],
+            config=FeatureConfig.from_dict(data["feature_config"]),
             encoder=FeatureEncoder.from_dict(data["encoder"]),
             boosters={
                 k: lgb.Booster(model_file=str(folder / name))
@@ -449,107 +412,6 @@ class PropensityModel:
             top_reasons=int(data["top_reasons"]),
             metadata=data.get("metadata", {}),
         )
-
-
-# --- baselines -------------------------------------------------------------------------------
-
-
-class PopularityBaseline:
-    """Adoption rate among eligible non-holders, by segment and product, from the fit window."""
-
-    def __init__(self, prior_rows: float = 50.0) -> None:
-        self.prior_rows = prior_rows
-
-    def fit(
-        self,
-        segments: np.ndarray,
-        codes: np.ndarray,
-        y: np.ndarray,
-        weight: np.ndarray | None = None,
-    ) -> PopularityBaseline:
-        """Weighted adoption rates; rare (segment, product) cells shrink to the product's rate."""
-        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
-        frame = pd.DataFrame(
-            {
-                "segment": np.asarray(segments, dtype=str),
-                "product": np.asarray(codes, dtype=str),
-                "yw": np.asarray(y, dtype=float) * w,
-                "w": w,
-            }
-        )
-        product = frame.groupby("product")[["yw", "w"]].sum()
-        self.product_rates_ = (product["yw"] / product["w"]).to_dict()
-        cells = frame.groupby(["segment", "product"])[["yw", "w"]].sum().reset_index()
-        prior = cells["product"].map(self.product_rates_)
-        rate = (cells["yw"] + self.prior_rows * prior) / (cells["w"] + self.prior_rows)
-        self.rates_ = {
-            (s, p): float(r)
-            for s, p, r in zip(cells["segment"], cells["product"], rate, strict=True)
-        }
-        return self
-
-    def score(self, segments: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        keys = zip(np.asarray(segments, dtype=str), np.asarray(codes, dtype=str), strict=True)
-        return np.asarray(
-            [self.rates_.get(k, self.product_rates_.get(k[1], 0.0)) for k in keys], dtype=float
-        )
-
-
-class LogisticPerProduct:
-    """One logistic regression per product on standardised numeric features, missing values
-    imputed by the median (with missing-value indicators)."""
-
-    def __init__(self, C: float = 1.0, max_iter: int = 500, random_state: int = 0) -> None:
-        self.C = C
-        self.max_iter = max_iter
-        self.random_state = random_state
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        codes: np.ndarray,
-        weight: np.ndarray | None = None,
-        columns: Sequence[int] | None = None,
-    ) -> LogisticPerProduct:
-        """Fit on the rows of each product; ``columns`` selects the numeric columns of ``X``."""
-        self.columns_ = list(range(X.shape[1]) if columns is None else columns)
-        codes = np.asarray(codes, dtype=object)
-        y = np.asarray(y, dtype=int)
-        self.models_: dict[str, Pipeline] = {}
-        self.fallback_: dict[str, float] = {}
-        for code in pd.unique(codes):
-            rows = codes == code
-            if len(np.unique(y[rows])) < 2:
-                self.fallback_[str(code)] = float(y[rows].mean())
-                continue
-            model = make_pipeline(
-                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                StandardScaler(),
-                LogisticRegression(
-                    C=self.C, max_iter=self.max_iter, random_state=self.random_state
-                ),
-            )
-            fit_kwargs = {}
-            if weight is not None:
-                fit_kwargs["logisticregression__sample_weight"] = np.asarray(weight)[rows]
-            model.fit(X[rows][:, self.columns_], y[rows], **fit_kwargs)
-            self.models_[str(code)] = model
-        return self
-
-    def raw_score(self, X: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Log-odds of adoption by each row's product model."""
-        codes = np.asarray(codes, dtype=object)
-        out = np.full(len(X), np.nan)
-        for code in pd.unique(codes):
-            rows = codes == code
-            model = self.models_.get(str(code))
-            if model is not None:
-                out[rows] = model.decision_function(X[rows][:, self.columns_])
-            else:
-                rate = min(max(self.fallback_.get(str(code), 1e-6), 1e-6), 1 - 1e-6)
-                out[rows] = math.log(rate / (1 - rate))
-        return out
 
 
 # --- the ranked list -------------------------------------------------------------------------

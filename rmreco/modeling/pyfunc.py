@@ -22,6 +22,40 @@ from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.propensity import PropensityModel
 
 MODEL_ARTIFACT = "model"
+RmrecoModel = CreditRiskModel | PropensityModel
+
+
+def read_model(folder: Path) -> RmrecoModel:
+    """Read either family's files (``model.json`` says which).
+
+    Raises:
+        ValueError: the folder holds no model of a family and format this code reads.
+    """
+    path = folder / "model.json"
+    if not path.exists():
+        raise ValueError(f"{folder} holds no rmreco model (model.json missing)")
+    family = json.loads(path.read_text(encoding="utf-8")).get("family")
+    if family == "cross_sell":
+        return PropensityModel.load(folder)
+    return CreditRiskModel.load(folder)
+
+
+def python_model_for(model: RmrecoModel) -> PythonModel:
+    """The pyfunc face that serves ``model`` in MLflow."""
+    return RmrecoPropensityModel() if isinstance(model, PropensityModel) else RmrecoCreditModel()
+
+
+def download_model(model_uri: str, *, dst: Path | None = None) -> RmrecoModel:
+    """Download a logged model's files (e.g. ``models:/name@champion``) and read them.
+
+    Raises:
+        mlflow.exceptions.MlflowException: the URI names no model or the registry is unreachable.
+        ValueError: the files are not a model this code reads.
+    """
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=str(dst) if dst else None
+    )
+    return read_model(Path(local) / "artifacts" / MODEL_ARTIFACT)
 
 
 class RmrecoCreditModel(PythonModel):
@@ -54,10 +88,10 @@ def load_credit_model(model_uri: str, *, dst: Path | None = None) -> CreditRiskM
         mlflow.exceptions.MlflowException: the URI names no model or the registry is unreachable.
         ValueError: the model's files are not a credit model this code reads.
     """
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri, dst_path=str(dst) if dst else None
-    )
-    return CreditRiskModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)
+    model = download_model(model_uri, dst=dst)
+    if not isinstance(model, CreditRiskModel):
+        raise ValueError(f"{model_uri} is not a credit-risk model")
+    return model
 
 
 class RmrecoPropensityModel(PythonModel):
@@ -91,7 +125,7 @@ def load_propensity_model(model_uri: str, *, dst: Path | None = None) -> Propens
         mlflow.exceptions.MlflowException: the URI names no model or the registry is unreachable.
         ValueError: the model's files are not a propensity model this code reads.
     """
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri, dst_path=str(dst) if dst else None
-    )
-    return PropensityModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)
+    model = download_model(model_uri, dst=dst)
+    if not isinstance(model, PropensityModel):
+        raise ValueError(f"{model_uri} is not a propensity model")
+    return model

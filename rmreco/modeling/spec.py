@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -100,8 +101,13 @@ class GateSpec(Frozen):
 
 
 class CreditRiskSpec(Frozen):
-    """The SME credit-risk model: what it reads, how it is fitted, graded, explained and gated."""
+    """A credit-risk (PD) model: what it reads, how it is fitted, graded, explained and gated.
 
+    One spec per segment family (``segments``); a bank can run one model per segment side by
+    side, each registered under its spec's ``name``.
+    """
+
+    kind: Literal["credit_risk"] = "credit_risk"
     name: str
     description: str = ""
     segments: tuple[Segment, ...] = (Segment.SME,)
@@ -199,6 +205,7 @@ class CrossSellSpec(Frozen):
     last 12 months' account inflows when none is declared).
     """
 
+    kind: Literal["cross_sell"] = "cross_sell"
     name: str
     description: str = ""
     segments: tuple[Segment, ...] = (Segment.SME, Segment.CORPORATE)
@@ -249,6 +256,47 @@ def load_credit_risk_spec(path: Path) -> CreditRiskSpec:
         ConfigurationError: the file is missing, is not YAML, or a field is wrong (named by path).
     """
     return load_spec_file(path, CreditRiskSpec)
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A model spec found in a models folder."""
+
+    path: Path
+    spec: CreditRiskSpec | CrossSellSpec
+
+
+def find_specs(folder: Path) -> list[SpecFile]:
+    """The model specs of a models folder: every YAML file with ``kind: credit_risk`` or
+    ``kind: cross_sell``, in file-name order (other files, such as the credit policy, are
+    skipped).
+
+    Raises:
+        ConfigurationError: the folder is missing, or a spec file in it is invalid.
+    """
+    if not folder.is_dir():
+        raise ConfigurationError(f"models folder {folder} does not exist")
+    found: list[SpecFile] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(f"spec file {path} is not valid YAML: {exc}") from None
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        if kind == "credit_risk":
+            found.append(SpecFile(path, load_credit_risk_spec(path)))
+        elif kind == "cross_sell":
+            found.append(SpecFile(path, load_cross_sell_spec(path)))
+    names = [f.spec.name for f in found]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigurationError(f"models folder {folder}: specs share the name {repeated}")
+    return found
+
+
+def credit_specs(folder: Path) -> list[CreditRiskSpec]:
+    """The credit-risk specs of a models folder (see :func:`find_specs`)."""
+    return [f.spec for f in find_specs(folder) if isinstance(f.spec, CreditRiskSpec)]
 
 
 def load_spec_file(path: Path, model: type[SpecT]) -> SpecT:

@@ -2,9 +2,17 @@
 once, with a local copy of the last good versions.
 
 The registry is never called on the request path. A background task asks which version the
-alias points at; when it moves, the new version is downloaded, loaded, and checked on a few
-known clients (probabilities in [0, 1], no NaN, one answer per client) before it replaces the
-one in use. A version that fails to load or to pass the check never replaces it. Every version
+alias points at; when it moves, the new version is downloaded, loaded, and checked before it
+replaces the one in use:
+
+- its feature configuration must match the builder settings the stored feature snapshots were
+  computed with (a model trained with a 9-month financials lag is not served from snapshots
+  computed with 6); otherwise it is refused with a reason that says to refresh the snapshots,
+  and tried again once the snapshots change;
+- it must answer a few known clients through the request path (the same records and encoder the
+  routes use): probabilities in [0, 1], no NaN, one answer per client.
+
+A version that fails to load or to pass the checks never replaces the one in use. Every version
 that passed is kept under ``<home>/served-models/<name>/<version>`` and recorded as the last
 good one, so that a restart while the registry is unreachable still serves it.
 """
@@ -18,43 +26,35 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 
+from rmreco.domain.names import CHAMPION
+from rmreco.features.config import Family, SnapshotParams
 from rmreco.features.snapshots import candidate_records
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.propensity import PropensityModel
-from rmreco.modeling.pyfunc import MODEL_ARTIFACT
+from rmreco.modeling.pyfunc import MODEL_ARTIFACT, RmrecoModel, read_model
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"
-
-
-class Checkable(Protocol):
-    def check(self, rows: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
 class ModelKind:
-    """How to read and check one registered model."""
+    """One registered model the service follows, by name, and the family it must be of."""
 
     name: str
-    load: Callable[[Path], Any]
-    check: Callable[[Any, list[dict[str, Any]]], None]
-    required: bool = True
+    family: Family
 
 
 def check_credit_model(model: CreditRiskModel, rows: list[dict[str, Any]]) -> None:
     """Raise ValueError unless the model gives one PD in [0, 1] per known client."""
     if not rows:
         return
-    frame = pd.DataFrame(rows)
-    result = model.predict(frame, with_reasons=True)
+    result = model.predict_records(rows, with_reasons=True)
     pds = np.asarray(result.pd_12m, dtype=float)
     if len(pds) != len(rows):
         raise ValueError(f"{len(pds)} answers for {len(rows)} clients")
@@ -69,7 +69,7 @@ def check_propensity_model(model: PropensityModel, rows: list[dict[str, Any]]) -
     ]
     if not records:
         return
-    result = model.predict(pd.DataFrame(records), with_reasons=True)
+    result = model.predict_records(records, with_reasons=True)
     scored = np.asarray(result.propensity, dtype=float)
     known = scored[~np.isnan(scored)]
     if len(known) == 0:
@@ -78,19 +78,31 @@ def check_propensity_model(model: PropensityModel, rows: list[dict[str, Any]]) -
         raise ValueError("propensities outside [0, 1]")
 
 
-def propensity_kind(name: str) -> ModelKind:
-    # optional: the credit answers do not wait for a cross-sell model
-    return ModelKind(
-        name=name,
-        load=PropensityModel.load,
-        check=lambda m, rows: check_propensity_model(m, rows),
-        required=False,
-    )
+def check_model(model: RmrecoModel, family: Family, rows: list[dict[str, Any]]) -> None:
+    """Raise ValueError unless ``model`` is of ``family`` and answers ``rows`` soundly."""
+    if model.config.family != family:
+        raise ValueError(f"the registered model is a {model.config.family} model, not {family}")
+    if isinstance(model, CreditRiskModel):
+        check_credit_model(model, rows)
+    else:
+        check_propensity_model(model, rows)
 
 
-def credit_kind(name: str) -> ModelKind:
-    return ModelKind(
-        name=name, load=CreditRiskModel.load, check=lambda m, rows: check_credit_model(m, rows)
+def snapshot_mismatch(model: RmrecoModel, stored: list[SnapshotParams | None]) -> str | None:
+    """Why ``model`` cannot be served from snapshots computed with ``stored`` (None: it can).
+    No snapshots at all is no obstacle: there is nobody to answer yet."""
+    wanted = model.config.snapshot
+    if not stored or stored == [wanted]:
+        return None
+    if None in stored:
+        found = "feature snapshots that do not record their settings"
+    else:
+        found = "snapshots computed with " + " and ".join(
+            p.describe() for p in stored if p is not None
+        )
+    return (
+        f"trained with {wanted.describe()}, but the service holds {found}; "
+        "run `rmreco features refresh` to recompute them with the champions' settings"
     )
 
 
@@ -98,7 +110,7 @@ def credit_kind(name: str) -> ModelKind:
 class ServedModel:
     name: str
     version: str
-    model: Any
+    model: RmrecoModel
     metrics: dict[str, float] = field(default_factory=dict)
     source: str = "registry"
     loaded_at: float = field(default_factory=time.time)
@@ -114,11 +126,13 @@ class ModelStore:
         cache_dir: Path,
         kinds: list[ModelKind],
         check_rows: Callable[[], list[dict[str, Any]]],
+        snapshot_params: Callable[[], list[SnapshotParams | None]],
     ) -> None:
         self.tracking_uri = tracking_uri
         self.cache_dir = cache_dir
         self.kinds = {k.name: k for k in kinds}
         self.check_rows = check_rows
+        self.snapshot_params = snapshot_params
         self._current: Mapping[str, ServedModel] = {}
         self.registry_error: str | None = None
         self.last_errors: dict[str, str] = {}
@@ -132,7 +146,26 @@ class ModelStore:
         return {name: served.version for name, served in self._current.items()}
 
     def is_ready(self) -> bool:
-        return all(name in self._current for name, k in self.kinds.items() if k.required)
+        """At least one credit-risk model is served (cross-sell models are optional)."""
+        return any(
+            self.kinds[name].family == "credit_risk" for name in self._current if name in self.kinds
+        )
+
+    def credit_for(self, segment: str | None) -> ServedModel | None:
+        """The credit-risk model served for clients of ``segment`` (None when none is)."""
+        for served in self._current.values():
+            model = served.model
+            if isinstance(model, CreditRiskModel) and model.config.covers_segment(segment):
+                return served
+        return None
+
+    def credit_models(self) -> list[ServedModel]:
+        """The credit-risk models in use, in name order."""
+        return [s for _, s in sorted(self._current.items()) if isinstance(s.model, CreditRiskModel)]
+
+    def credit_segments(self) -> list[str]:
+        """The segments some served credit-risk model scores."""
+        return sorted({seg for s in self.credit_models() for seg in s.model.config.segments})
 
     def _client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -191,10 +224,9 @@ class ModelStore:
                 run_id = client.get_model_version(name, version).run_id
                 metrics = client.get_run(run_id).data.metrics if run_id else {}
                 (folder / "metrics.json").write_text(json.dumps(metrics))
-            model = kind.load(folder / MODEL_ARTIFACT)
-            kind.check(model, self.check_rows())
+            model = self._checked(kind, folder / MODEL_ARTIFACT)
         except Exception as exc:
-            self.last_errors[name] = f"version {version} refused: {type(exc).__name__}: {exc}"
+            self.last_errors[name] = f"version {version} refused: {exc}"
             log.error("model %s v%s not served: %s", name, version, exc)
             return None
         (self.cache_dir / name / "last_good.json").write_text(json.dumps({"version": version}))
@@ -218,8 +250,7 @@ class ModelStore:
             version = json.loads(marker.read_text())["version"]
             folder = self.cache_dir / name / version
             try:
-                model = kind.load(folder / MODEL_ARTIFACT)
-                kind.check(model, self.check_rows())
+                model = self._checked(kind, folder / MODEL_ARTIFACT)
             except Exception as exc:
                 self.last_errors[name] = f"local copy v{version} refused: {exc}"
                 continue
@@ -233,6 +264,19 @@ class ModelStore:
                     name=name, version=version, model=model, metrics=metrics, source="local copy"
                 )
             )
+
+    def _checked(self, kind: ModelKind, folder: Path) -> RmrecoModel:
+        """Read a model's files and check it may be served (see the module docstring).
+
+        Raises:
+            ValueError: it may not; the message says why.
+        """
+        model = read_model(folder)
+        mismatch = snapshot_mismatch(model, self.snapshot_params())
+        if mismatch is not None:
+            raise ValueError(mismatch)
+        check_model(model, kind.family, self.check_rows())
+        return model
 
     def _swap(self, served: ServedModel) -> None:
         self._current = {**self._current, served.name: served}

@@ -16,6 +16,9 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     field: str | None = None
+    details: dict[str, Any] | None = Field(
+        None, description="Facts of the refusal a program reads (e.g. the segments served)."
+    )
 
 
 class ErrorResponse(BaseModel):

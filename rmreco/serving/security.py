@@ -14,8 +14,6 @@ import secrets
 from dataclasses import dataclass
 
 KEY_PREFIX = "rmr_"
-ROLES = ("brm", "crm", "data_scientist", "admin")
-RM_ROLES = ("brm", "crm")
 
 
 @dataclass(frozen=True)

@@ -1,82 +1,40 @@
-"""The credit-risk training job: panel, out-of-time split, fit, calibrate, evaluate, log, gate.
+"""The credit-risk training job: panel, out-of-time split, fit, evaluate, report.
 
-One run fits the LightGBM PD model and the WoE scorecard baseline on the same rows, calibrates
-both on the period after fitting, evaluates both on the latest period whose outcome is complete,
-logs everything to MLflow, registers the model the spec names, and moves ``champion`` only when
-the gates pass.
+One run fits the LightGBM PD model and the WoE scorecard baseline on the same rows
+(:class:`~rmreco.modeling.credit_estimator.CreditRiskEstimator`), calibrates both on the period
+after fitting, evaluates both on the latest period whose outcome is complete, and hands the
+model the spec registers to :func:`rmreco.training.run.record_training`, which logs the run,
+registers the model and moves ``champion`` only when the gates pass.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
-import sklearn
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
-import rmreco
 from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CREDIT_PD, TRUTH_DIR
-from rmreco.domain.errors import RmrecoError
-from rmreco.features import FEATURE_DESCRIPTIONS, build_credit_panel
-from rmreco.features.builder import CATEGORICAL_FEATURES
+from rmreco.features import FEATURE_DESCRIPTIONS
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL
-from rmreco.modeling.calibration import Calibrator
-from rmreco.modeling.credit_model import CreditRiskModel, fit_lightgbm
-from rmreco.modeling.encoding import FeatureEncoder
-from rmreco.modeling.master_scale import DEFAULT_GRADE, MasterScale
+from rmreco.modeling.credit_estimator import CreditRiskEstimator, credit_feature_config
+from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.master_scale import DEFAULT_GRADE
 from rmreco.modeling.metrics import auc, credit_metrics, gains_table, grade_table
-from rmreco.modeling.pyfunc import MODEL_ARTIFACT, RmrecoCreditModel, load_credit_model
-from rmreco.modeling.scorecard import WoeScorecard
+from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CreditRiskSpec, load_credit_risk_spec
-from rmreco.training import plots
-from rmreco.training.registry import (
-    GateDecision,
-    RegistryError,
-    champion_version,
-    decide_gate,
-    mark_challenger,
-    promote,
-)
-from rmreco.training.splits import Split
-from rmreco.training.tracking import (
-    configure_mlflow,
-    ensure_experiment,
-    git_commit,
-    start_run,
-)
+from rmreco.training import plots, run
+from rmreco.training.registry import GateDecision
+from rmreco.training.splits import Split, TrainingDataError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "rmreco-credit-risk"
-Progress = Callable[[str], None]
-
-
-class TrainingDataError(RmrecoError):
-    """The data cannot support the requested training (too short a history, no defaults...)."""
-
-
-@dataclass(frozen=True)
-class CreditTrainingResult:
-    run_id: str
-    model_name: str
-    version: str
-    registered_kind: str
-    metrics: dict[str, float]
-    gate: GateDecision
-    comparison: str
 
 
 def holdout_clients(client_ids: pd.Series, share: float, seed: int) -> np.ndarray:
@@ -145,25 +103,6 @@ def _oracle_auc(data: Path, test: pd.DataFrame) -> tuple[float | None, float]:
     return auc(rows[LABEL].to_numpy(), rows["pd_12m"].to_numpy()), coverage
 
 
-def _input_example(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    example = frame[features].head(5).copy()
-    for name in features:
-        if name in CATEGORICAL_FEATURES:
-            example[name] = example[name].astype(object).where(example[name].notna(), None)
-    return example.reset_index(drop=True)
-
-
-def _pip_requirements() -> list[str]:
-    return [
-        f"rmreco=={rmreco.__version__}",
-        f"mlflow=={mlflow.__version__}",
-        f"lightgbm=={lgb.__version__}",
-        f"pandas=={pd.__version__}",
-        f"numpy=={np.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-    ]
-
-
 def train_credit_risk(
     data: Path,
     *,
@@ -171,8 +110,8 @@ def train_credit_risk(
     settings: Settings,
     tracking_uri: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
-    on_step: Progress | None = None,
-) -> CreditTrainingResult:
+    on_step: run.Progress | None = None,
+) -> run.TrainingResult:
     """Run the whole job; see the module docstring.
 
     Raises:
@@ -185,181 +124,86 @@ def train_credit_risk(
     step("reading and validating the data")
     inputs, validated = read_feature_inputs(data)
     step("building point-in-time features and labels")
-    panel = build_credit_panel(
-        inputs,
-        horizon_months=spec.label.horizon_months,
-        label_events=[str(e) for e in spec.label.events],
-        cure_months=spec.label.cure_months,
-        financials_lag_months=spec.financials_lag_months,
-    )
-    panel = panel[panel["segment"].astype(str).isin([str(s) for s in spec.segments])]
+    panel = credit_feature_config(spec).credit_panel(inputs)
     split = split_out_of_time(panel, spec)
+    step(f"fitting LightGBM and the scorecard on {len(split.fit):,} snapshots")
+    estimator = CreditRiskEstimator(spec, threads=settings.resolved_threads).fit(
+        split.fit, split.calibration, metadata={**split.describe(), **_windows(spec)}
+    )
+    step("evaluating on the out-of-time test window")
+    metrics = _evaluate(estimator, split, data)
+    model, test = estimator.model_, split.test
+    y_test = test[LABEL].to_numpy(dtype=int)
+    trained = run.TrainedModel(
+        source=run.Source("train_credit_risk", spec, spec_path, data, validated.fingerprint),
+        model=model,
+        test=test,
+        registered_kind=spec.model.registered,
+        comparison=_comparison(metrics, spec.model.registered),
+        metrics=metrics,
+        params=_params(spec, split),
+        output_example=pd.DataFrame({"pd_12m": [0.01], "grade": ["5"], "reasons": ["[]"]}),
+        gate=run.Gate("oot_auc", spec.gates.min_auc, spec.gates.max_auc_drop),
+        score_on_test=lambda champion: _auc_of(champion, test, y_test),
+        write_report=lambda folder: _report(folder, estimator, test),
+        model_card=lambda report, gate, version: _model_card(
+            spec, validated.fingerprint, data, split, metrics, report, gate, version
+        ),
+    )
+    return run.record_training(
+        trained, settings=settings, tracking_uri=tracking_uri, experiment=experiment, step=step
+    )
 
-    features = spec.feature_names
-    encoder = FeatureEncoder.fit(split.fit, features)
-    X_fit, X_cal, X_test = (
-        encoder.transform(f) for f in (split.fit, split.calibration, split.test)
-    )
-    y_fit, y_cal, y_test = (
-        f[LABEL].to_numpy(dtype=int) for f in (split.fit, split.calibration, split.test)
-    )
-    scale = MasterScale.from_bands(spec.master_scale_bands)
-    metadata = {
-        "name": spec.name,
-        "horizon_months": spec.label.horizon_months,
-        "segments": [str(s) for s in spec.segments],
-        "spec_fingerprint": spec.fingerprint(),
+
+def _windows(spec: CreditRiskSpec) -> dict[str, int]:
+    """The split settings a backtest of the model reuses (``rmreco evaluate``)."""
+    return {"test_months": spec.split.test_months}
+
+
+def _params(spec: CreditRiskSpec, split: Split) -> dict[str, object]:
+    """What the run logs besides the model's feature configuration (``run`` logs that)."""
+    return {
+        "registered": spec.model.registered,
+        "calibration": spec.model.calibration,
+        "rows_fit": len(split.fit),
+        "rows_calibration": len(split.calibration),
+        "rows_test": len(split.test),
         **split.describe(),
+        **{f"lgb_{k}": v for k, v in spec.model.lightgbm.params.items()},
+        "lgb_num_boost_round": spec.model.lightgbm.num_boost_round,
     }
 
-    step(f"fitting LightGBM on {len(X_fit):,} snapshots")
-    booster = fit_lightgbm(
-        X_fit,
-        y_fit,
-        X_cal,
-        y_cal,
-        encoder=encoder,
-        monotone=[f.direction for f in spec.features],
-        params={"num_threads": settings.resolved_threads, **spec.model.lightgbm.params},
-        num_boost_round=spec.model.lightgbm.num_boost_round,
-        early_stopping_rounds=spec.model.lightgbm.early_stopping_rounds,
-        seed=spec.seed,
-    )
-    gbm = CreditRiskModel(
-        kind="lightgbm",
-        encoder=encoder,
-        booster=booster,
-        scale=scale,
-        calibrator=Calibrator.fit(
-            np.asarray(booster.predict(X_cal, raw_score=True)), y_cal, spec.model.calibration
-        ),
-        top_reasons=spec.reasons.top,
-        metadata=metadata,
-    )
-    step("fitting the scorecard baseline")
-    card = WoeScorecard(
-        bins=spec.model.scorecard.bins, C=spec.model.scorecard.C, random_state=spec.seed
-    ).fit(X_fit, y_fit, encoder.categorical_indices)
-    scorecard = CreditRiskModel(
-        kind="scorecard",
-        encoder=encoder,
-        scorecard=card,
-        scale=scale,
-        calibrator=Calibrator.fit(card.raw_score(X_cal), y_cal, spec.model.calibration),
-        top_reasons=spec.reasons.top,
-        metadata=metadata,
-    )
 
-    step("evaluating on the out-of-time test window")
-    pd_gbm, pd_card = gbm.predict_pd(X_test), scorecard.predict_pd(X_test)
-    chosen = gbm if spec.model.registered == "lightgbm" else scorecard
-    pd_chosen = pd_gbm if chosen is gbm else pd_card
-    other_pd, other_name = (pd_card, "scorecard") if chosen is gbm else (pd_gbm, "lightgbm")
-    metrics = credit_metrics(y_test, pd_chosen, prefix="oot_")
+def _auc_of(model: RmrecoModel, test: pd.DataFrame, y: np.ndarray) -> float:
+    if not isinstance(model, CreditRiskModel):
+        raise ValueError("the champion is not a credit-risk model")
+    return auc(y, model.predict(test, with_reasons=False).pd_12m)
+
+
+def _evaluate(estimator: CreditRiskEstimator, split: Split, data: Path) -> dict[str, float]:
+    """Out-of-time metrics of the registered model and its baseline on the test window."""
+    test, cal = split.test, split.calibration
+    y_test, y_cal = test[LABEL].to_numpy(dtype=int), cal[LABEL].to_numpy(dtype=int)
+    pd_model = estimator.predict_pd(test)
+    pd_base = np.asarray(estimator.baseline_.predict(test, with_reasons=False).pd_12m)
+    metrics = credit_metrics(y_test, pd_model, prefix="oot_")
     metrics.update(
         {
             f"baseline_{k}": v
-            for k, v in credit_metrics(y_test, other_pd, prefix="oot_").items()
+            for k, v in credit_metrics(y_test, pd_base, prefix="oot_").items()
             if k in ("oot_auc", "oot_gini", "oot_ks", "oot_brier", "oot_logloss")
         }
     )
-    metrics["lightgbm_oot_auc"] = auc(y_test, pd_gbm)
-    metrics["scorecard_oot_auc"] = auc(y_test, pd_card)
-    metrics["calibration_auc"] = auc(y_cal, chosen.predict_pd(X_cal))
-    metrics["best_iteration"] = float(booster.best_iteration or booster.current_iteration())
-    oracle, coverage = _oracle_auc(data, split.test)
+    by_kind = {estimator.model_.kind: pd_model, estimator.baseline_.kind: pd_base}
+    metrics["lightgbm_oot_auc"] = auc(y_test, by_kind["lightgbm"])
+    metrics["scorecard_oot_auc"] = auc(y_test, by_kind["scorecard"])
+    metrics["calibration_auc"] = auc(y_cal, estimator.predict_pd(cal))
+    metrics["best_iteration"] = float(estimator.best_iteration_)
+    oracle, coverage = _oracle_auc(data, test)
     if oracle is not None:
         metrics["oracle_oot_auc"] = oracle
         metrics["oracle_coverage"] = coverage
-    comparison = _comparison(metrics, spec.model.registered, other_name)
-
-    settings_uri = configure_mlflow(settings, tracking_uri)
-    experiment_id = ensure_experiment(experiment, settings)
-    client = MlflowClient()
-    with start_run(experiment_id, f"{spec.name} {split.describe()['test_period']}") as run:
-        step("logging the run to MLflow")
-        mlflow.set_tags(
-            {
-                "rmreco.job": "train_credit_risk",
-                "rmreco.version": rmreco.__version__,
-                "git_commit": git_commit(),
-                "data_fingerprint": validated.fingerprint,
-                "data_dir": str(Path(data).resolve()),
-                "spec_fingerprint": spec.fingerprint(),
-                "registered_kind": spec.model.registered,
-                "comparison": comparison,
-            }
-        )
-        mlflow.log_params(
-            {
-                "seed": spec.seed,
-                "horizon_months": spec.label.horizon_months,
-                "segments": ",".join(str(s) for s in spec.segments),
-                "n_features": len(features),
-                "registered": spec.model.registered,
-                "calibration": spec.model.calibration,
-                "rows_fit": len(split.fit),
-                "rows_calibration": len(split.calibration),
-                "rows_test": len(split.test),
-                **split.describe(),
-                **{f"lgb_{k}": v for k, v in spec.model.lightgbm.params.items()},
-                "lgb_num_boost_round": spec.model.lightgbm.num_boost_round,
-            }
-        )
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(spec.model_dump(mode="json"), "spec/resolved_spec.json")
-        mlflow.log_artifact(str(spec_path), "spec")
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            tables = _log_charts_and_tables(
-                folder, gbm, chosen, X_test, y_test, pd_chosen, pd_gbm, pd_card, features, scale
-            )
-            step("registering the model")
-            model_dir = chosen.save(folder / MODEL_ARTIFACT)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=RmrecoCreditModel(),
-                artifacts={MODEL_ARTIFACT: str(model_dir)},
-                signature=infer_signature(
-                    _input_example(split.test, features),
-                    pd.DataFrame({"pd_12m": [0.01], "grade": ["5"], "reasons": ["[]"]}),
-                ),
-                input_example=_input_example(split.test, features),
-                pip_requirements=_pip_requirements(),
-                registered_model_name=spec.name,
-                metadata={"rmreco_kind": "credit_risk", **{k: str(v) for k, v in metadata.items()}},
-            )
-            version = str(info.registered_model_version)
-            step("applying the promotion gates")
-            gate = _gate(client, spec, version, split.test, y_test, metrics["oot_auc"])
-            if gate.champion_value is not None:
-                mlflow.log_metric("champion_oot_auc", gate.champion_value)
-            mlflow.set_tags(
-                {
-                    "gate": gate.reason,
-                    "gate_passed": str(gate.passed),
-                    "registered_version": version,
-                }
-            )
-            card_text = _model_card(
-                spec, validated.fingerprint, data, split, metrics, tables, gate, version, comparison
-            )
-            (folder / "model_card.md").write_text(card_text, encoding="utf-8")
-            mlflow.log_artifact(str(folder / "model_card.md"))
-        if gate.passed:
-            promote(client, spec.name, version, reason=gate.reason)
-        else:
-            mark_challenger(client, spec.name, version, reason=gate.reason)
-        log.info("run %s logged to %s", run.info.run_id, settings_uri)
-        return CreditTrainingResult(
-            run_id=run.info.run_id,
-            model_name=spec.name,
-            version=version,
-            registered_kind=spec.model.registered,
-            metrics=metrics,
-            gate=gate,
-            comparison=comparison,
-        )
+    return metrics
 
 
 @dataclass(frozen=True)
@@ -373,52 +217,41 @@ class CreditEvaluation:
 def evaluate_credit_model(
     data: Path,
     *,
-    spec_path: Path,
+    model_name: str,
     settings: Settings,
     tracking_uri: str | None = None,
     version: str | None = None,
+    test_months: int | None = None,
 ) -> CreditEvaluation:
     """Score another bank's (or a later period's) test window with a registered version.
 
-    The window is the one training would test on (the spec's latest months, every client); the
-    result says how the
-    model holds up on data it never saw: a backtest, or a check that it carries to another
+    The panel is built with the model's own feature configuration (horizon, label events,
+    cure months, financials lag, segments); the window is the latest ``test_months`` (default:
+    the model's own test window) whose outcome is complete, every client. The result says how
+    the model holds up on data it never saw: a backtest, or a check that it carries to another
     population. Reads the registry, writes nothing.
 
     Raises:
-        ConfigurationError, DataContractError, TrainingDataError: as for training.
+        DataContractError, TrainingDataError: as for training.
         RegistryError: no such version, or no champion when ``version`` is None.
     """
-    spec = load_credit_risk_spec(spec_path)
-    inputs, _ = read_feature_inputs(data)
-    panel = build_credit_panel(
-        inputs,
-        horizon_months=spec.label.horizon_months,
-        label_events=[str(e) for e in spec.label.events],
-        cure_months=spec.label.cure_months,
-        financials_lag_months=spec.financials_lag_months,
+    model, chosen = run.load_registered(
+        model_name, version, settings=settings, tracking_uri=tracking_uri
     )
-    panel = panel[panel["segment"].astype(str).isin([str(s) for s in spec.segments])]
+    if not isinstance(model, CreditRiskModel):
+        raise TrainingDataError(f"model {model_name!r} is not a credit-risk model")
+    window = test_months or int(model.metadata.get("test_months", 6))
+    inputs, _ = read_feature_inputs(data)
+    panel = model.config.credit_panel(inputs)
     # another bank's clients (or later data) were never fitted on: every client counts
     complete = panel[panel["label_complete"]]
     months = sorted(complete["month"].unique())
-    if len(months) < spec.split.test_months:
+    if len(months) < window:
         raise TrainingDataError(
-            f"the data has {len(months)} snapshot months with a complete outcome; the test "
-            f"window needs {spec.split.test_months}"
+            f"the data has {len(months)} snapshot months with a complete "
+            f"{model.config.horizon_months}-month outcome; the test window needs {window}"
         )
-    test = complete[complete["month"].isin(months[-spec.split.test_months :])]
-    configure_mlflow(settings, tracking_uri)
-    client = MlflowClient()
-    chosen = version or champion_version(client, spec.name)
-    if chosen is None:
-        raise RegistryError(f"model {spec.name!r} has no champion to evaluate")
-    try:
-        model = load_credit_model(f"models:/{spec.name}/{chosen}")
-    except MlflowException as exc:
-        raise RegistryError(
-            f"model {spec.name!r} version {chosen} could not be loaded: {exc}"
-        ) from None
+    test = complete[complete["month"].isin(months[-window:])]
     y = test[LABEL].to_numpy(dtype=int)
     metrics = credit_metrics(y, model.predict(test, with_reasons=False).pd_12m, prefix="oot_")
     oracle, coverage = _oracle_auc(data, test)
@@ -433,7 +266,7 @@ def evaluate_credit_model(
     )
 
 
-def _comparison(metrics: dict[str, float], registered: str, other: str) -> str:
+def _comparison(metrics: dict[str, float], registered: str) -> str:
     gbm, card = metrics["lightgbm_oot_auc"], metrics["scorecard_oot_auc"]
     better = "lightgbm" if gbm >= card else "scorecard"
     text = f"out-of-time AUC: lightgbm {gbm:.4f}, scorecard {card:.4f}; {better} is better"
@@ -442,55 +275,17 @@ def _comparison(metrics: dict[str, float], registered: str, other: str) -> str:
     return text
 
 
-def _gate(
-    client: MlflowClient,
-    spec: CreditRiskSpec,
-    version: str,
-    test: pd.DataFrame,
-    y_test: np.ndarray,
-    challenger_auc: float,
-) -> GateDecision:
-    current = champion_version(client, spec.name)
-    if current is None or current == version:
-        return decide_gate(
-            challenger_auc,
-            metric="oot_auc",
-            min_value=spec.gates.min_auc,
-            max_drop=spec.gates.max_auc_drop,
-            champion_value=None,
-            champion_version=None,
-        )
-    try:
-        champion = load_credit_model(f"models:/{spec.name}/{current}")
-        champion_auc = auc(y_test, champion.predict(test, with_reasons=False).pd_12m)
-        error = None
-    except (MlflowException, ValueError, RmrecoError) as exc:
-        champion_auc, error = None, str(exc)
-    return decide_gate(
-        challenger_auc,
-        metric="oot_auc",
-        min_value=spec.gates.min_auc,
-        max_drop=spec.gates.max_auc_drop,
-        champion_value=champion_auc,
-        champion_version=current,
-        champion_error=error,
-    )
-
-
-def _log_charts_and_tables(
-    folder: Path,
-    gbm: CreditRiskModel,
-    chosen: CreditRiskModel,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
-    pd_chosen: np.ndarray,
-    pd_gbm: np.ndarray,
-    pd_card: np.ndarray,
-    features: list[str],
-    scale: MasterScale,
-) -> dict[str, pd.DataFrame]:
-    grades = scale.grade(pd_chosen)
-    by_grade = grade_table(y_test, pd_chosen, grades, [*scale.grades, DEFAULT_GRADE])
+def _report(folder: Path, estimator: CreditRiskEstimator, test: pd.DataFrame) -> run.Report:
+    """Charts, tables and the test window's scores of a run."""
+    chosen, gbm, scale = estimator.model_, estimator.lightgbm_, estimator.model_.scale
+    X_test = chosen.encoder.transform(test)
+    y_test = test[LABEL].to_numpy(dtype=int)
+    scored = chosen.predict_matrix(X_test)
+    pd_chosen = scored.pd_12m
+    pd_gbm = gbm.predict_pd(X_test)
+    pd_card = estimator.scorecard_.predict_pd(X_test)
+    features = list(chosen.features)
+    by_grade = grade_table(y_test, pd_chosen, scored.grade, [*scale.grades, DEFAULT_GRADE])
     gains = {"lightgbm": gains_table(y_test, pd_gbm), "scorecard": gains_table(y_test, pd_card)}
     assert gbm.booster is not None
     importance = pd.Series(
@@ -513,19 +308,22 @@ def _log_charts_and_tables(
         ),
         plots.shap_summary_chart(contrib, X_test[sample], features, folder / "shap_summary.png"),
     ]
-    for chart in charts:
-        mlflow.log_artifact(str(chart), "charts")
+    scores = pd.DataFrame(
+        {
+            "client_id": test["client_id"].astype(str).to_numpy(),
+            "month": pd.to_datetime(test["month"]).to_numpy(),
+            "pd_12m": pd_chosen,
+            "grade": scored.grade.astype(str),
+            "reasons": [json.dumps([r.to_dict() for r in row]) for row in scored.reasons],
+        }
+    )
     tables = {
         "grade_table": by_grade,
         "gains_lightgbm": gains["lightgbm"],
         "feature_importance": importance.sort_values(ascending=False).to_frame(),
         "mean_abs_shap": mean_shap.sort_values(ascending=False).to_frame(),
     }
-    for name, table in tables.items():
-        path = folder / f"{name}.csv"
-        table.to_csv(path)
-        mlflow.log_artifact(str(path), "tables")
-    return tables
+    return run.Report.write(folder, charts=charts, tables=tables, scores=scores)
 
 
 def _model_card(
@@ -534,11 +332,12 @@ def _model_card(
     data: Path,
     split: Split,
     metrics: dict[str, float],
-    tables: dict[str, pd.DataFrame],
+    report: run.Report,
     gate: GateDecision,
     version: str,
-    comparison: str,
 ) -> str:
+    tables = report.tables
+    comparison = _comparison(metrics, spec.model.registered)
     periods = split.describe()
     shown = [
         "oot_auc",
@@ -612,16 +411,3 @@ calibration period; {len(spec.features)} features, monotone where the direction 
 - Reasons are the features that raised the score most (TreeSHAP), not causes.
 - Specification: {json.dumps(spec.name)} fingerprint {spec.fingerprint()}.
 """
-
-
-def describe_result(result: CreditTrainingResult) -> dict[str, Any]:
-    """A plain summary for the CLI and the MLproject log."""
-    return {
-        "run_id": result.run_id,
-        "model": result.model_name,
-        "version": result.version,
-        "promoted": result.gate.passed,
-        "gate": result.gate.reason,
-        "comparison": result.comparison,
-        **{k: round(v, 4) for k, v in result.metrics.items()},
-    }

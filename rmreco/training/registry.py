@@ -15,9 +15,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from rmreco.domain.errors import RmrecoError
+from rmreco.domain.names import CHALLENGER, CHAMPION
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+__all__ = ["CHALLENGER", "CHAMPION"]  # re-exported: the registry's callers name aliases here
 HISTORY_TAG = "champion_history"
 
 

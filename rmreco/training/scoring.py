@@ -1,6 +1,12 @@
 """Batch scoring: every performing client at one month, with the champion models.
 
-Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_12m, grade, reasons, model_version) and
+Each model reads features built with its own feature configuration (the one it was trained
+with), and scores the population it was trained for: each client is graded by the credit-risk
+champion of its segment.
+
+Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_12m, grade, reasons, segment, model_name,
+model_version), ``OUTDIR/financing.parquet`` (each client's policy decision and ranked financing
+options, by the same function as the service's financing answer) and
 ``OUTDIR/cross_sell.parquet`` (client_id, as_of, product_code, propensity, expected_value, rank,
 then grade, reasons, model_version): each client's eligible products it does not hold, ranked by
 expected value (rank 1 the highest), financing only where the credit grade allows it. Without a
@@ -14,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -24,18 +32,21 @@ from mlflow import MlflowClient
 
 from rmreco.config import Settings
 from rmreco.domain.errors import RmrecoError
-from rmreco.features import FeatureInputs, build_features, default_status
-from rmreco.features.cross_sell import PRODUCT, build_cross_sell_panel
+from rmreco.features import FeatureInputs
+from rmreco.features.config import snapshot_frame
+from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.inputs import read_feature_inputs
-from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason
+from rmreco.modeling.decisioning import CreditPolicy, decide_financing, load_policy
+from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.propensity import PropensityModel, rank_offers
-from rmreco.modeling.pyfunc import load_credit_model, load_propensity_model
-from rmreco.training.registry import CHAMPION
+from rmreco.training.registry import RegistryError, champion_version
+from rmreco.training.run import load_registered
 from rmreco.training.tracking import configure_mlflow
 
 CREDIT_FILE = "credit.parquet"
+FINANCING_FILE = "financing.parquet"
 CROSS_SELL_FILE = "cross_sell.parquet"
-DEFAULT_CROSS_SELL_MODEL = "rmreco-cross-sell"
 
 
 class ScoringError(RmrecoError):
@@ -51,43 +62,246 @@ class ScoringSummary:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def load_credit_champion(client: MlflowClient, name: str) -> tuple[CreditRiskModel, str] | None:
-    """The champion credit model and its version, or None when there is no champion."""
-    from mlflow.exceptions import MlflowException
+@dataclass(frozen=True)
+class CreditChampion:
+    """A credit-risk champion in use: its registered name, version and model."""
 
-    try:
-        version = str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        return None
-    return load_credit_model(f"models:/{name}/{version}"), version
+    name: str
+    version: str
+    model: CreditRiskModel
 
 
-def _load_propensity_champion(
-    client: MlflowClient, name: str
-) -> tuple[PropensityModel, str] | None:
-    from mlflow.exceptions import MlflowException
+def load_credit_models(
+    names: Sequence[str], *, settings: Settings, tracking_uri: str | None
+) -> list[CreditChampion]:
+    """The champions of the named credit-risk models; names without a champion are left out.
 
-    try:
-        version = str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        return None
-    return load_propensity_model(f"models:/{name}/{version}"), version
-
-
-def credit_grades(model: CreditRiskModel, frame: pd.DataFrame) -> np.ndarray:
-    """The credit grade of each row's client and month (rows of a features frame or the
-    cross-sell panel); None for segments the credit model does not cover."""
-    segments = set(model.metadata.get("segments", []))
-    keys = ["client_id", "month"]
-    covered = frame["segment"].astype(str).isin(segments).to_numpy()
-    out = np.full(len(frame), None, dtype=object)
-    if not covered.any():
-        return out
-    clients = frame.loc[covered].drop_duplicates(keys)
-    graded = clients[keys].assign(_grade=model.predict(clients, with_reasons=False).grade)
-    joined = frame.loc[covered, keys].merge(graded, on=keys, how="left")
-    out[covered] = joined["_grade"].to_numpy(dtype=object)
+    Raises:
+        RegistryError: a champion's files could not be loaded, or are not a credit model.
+    """
+    configure_mlflow(settings, tracking_uri)
+    client = MlflowClient()
+    out = []
+    for name in names:
+        version = champion_version(client, name)
+        if version is None:
+            continue
+        model, _ = load_registered(name, version, settings=settings, tracking_uri=tracking_uri)
+        if not isinstance(model, CreditRiskModel):
+            raise RegistryError(f"model {name!r} is not a credit-risk model")
+        out.append(CreditChampion(name, version, model))
     return out
+
+
+@dataclass(frozen=True)
+class ScoredClients:
+    """The clients one credit champion scores at some months: their features and scores."""
+
+    champion: CreditChampion
+    frame: pd.DataFrame
+    result: CreditPredictions
+
+
+def scored_clients(
+    credit: Sequence[CreditChampion],
+    inputs: FeatureInputs,
+    months: Sequence[date],
+    *,
+    with_reasons: bool = True,
+) -> list[ScoredClients]:
+    """Each champion's clients at ``months`` (those of its segments, performing), from features
+    built with that model's own configuration, and its scores of them."""
+    out = []
+    for champion in credit:
+        config = champion.model.config
+        frame = snapshot_frame(inputs, config.snapshot, months=months)
+        frame = frame[config.scored(frame)].reset_index(drop=True)
+        out.append(
+            ScoredClients(champion, frame, champion.model.predict(frame, with_reasons=with_reasons))
+        )
+    return out
+
+
+def score_table(scored: Sequence[ScoredClients]) -> pd.DataFrame:
+    """The scores of :func:`scored_clients` as one table.
+
+    Returns ``client_id``, ``month``, ``segment``, ``pd_12m``, ``grade``, ``reasons`` (JSON),
+    ``model_name`` and ``model_version``.
+    """
+    parts = [
+        pd.DataFrame(
+            {
+                "client_id": part.frame["client_id"].astype(str).to_numpy(),
+                "month": pd.to_datetime(part.frame["month"]).to_numpy(),
+                "segment": part.frame["segment"].astype(str).to_numpy(),
+                "pd_12m": part.result.pd_12m,
+                "grade": part.result.grade.astype(str),
+                "reasons": [json.dumps(_reason_dicts(row)) for row in part.result.reasons],
+                "model_name": part.champion.name,
+                "model_version": part.champion.version,
+            }
+        )
+        for part in scored
+    ]
+    if not parts:
+        return pd.DataFrame(columns=[*SCORE_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _reason_dicts(row: Sequence[Reason]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in row]
+
+
+def financing_decisions(
+    scored: Sequence[ScoredClients],
+    inputs: FeatureInputs,
+    as_of: date,
+    policy: CreditPolicy,
+) -> pd.DataFrame:
+    """Every scored client's financing decision and ranked options at ``as_of``, by the same
+    function the service's financing answer calls (:func:`decide_financing`, no request
+    terms): one row per option, and one row without a product for a client offered none."""
+    catalog = _catalog_rows(inputs.products)
+    held = _held_at(inputs.holdings, as_of)
+    turnover = _declared_turnover(inputs.clients)
+    rows: list[dict[str, Any]] = []
+    for part in scored:
+        records = cast(list[dict[str, Any]], part.frame.to_dict(orient="records"))
+        for i, record in enumerate(records):
+            client_id = str(record["client_id"])
+            answer = decide_financing(
+                features=record,
+                segment=str(record["segment"]),
+                declared_turnover=turnover.get(client_id),
+                in_default=False,
+                held_products=held.get(client_id, frozenset()),
+                pd_12m=float(part.result.pd_12m[i]),
+                grade=str(part.result.grade[i]),
+                reasons=_reason_dicts(part.result.reasons[i]),
+                catalog=catalog,
+                policy=policy,
+            )
+            shared = {
+                "client_id": client_id,
+                "as_of": as_of,
+                "pd_12m": answer.pd_12m,
+                "grade": answer.grade,
+                "decision": answer.decision.outcome,
+                "decision_reasons": json.dumps(list(answer.decision.reasons)),
+                "adverse_action_reasons": json.dumps(list(answer.adverse_action_reasons)),
+                "model_name": part.champion.name,
+                "model_version": part.champion.version,
+                "policy_version": policy.version,
+            }
+            if not answer.options:
+                rows.append({**shared, **_NO_OPTION})
+            for rank, option in enumerate(answer.options, start=1):
+                rows.append(
+                    {
+                        **shared,
+                        "rank": rank,
+                        PRODUCT: option.product_code,
+                        "limit": option.limit,
+                        "tenor_months": option.tenor_months,
+                        "indicative_rate": option.price.rate,
+                        "expected_annual_profit": option.expected_annual_profit,
+                    }
+                )
+    return pd.DataFrame(rows, columns=[*FINANCING_COLUMNS])
+
+
+_NO_OPTION: dict[str, Any] = {
+    "rank": None,
+    PRODUCT: None,
+    "limit": None,
+    "tenor_months": None,
+    "indicative_rate": None,
+    "expected_annual_profit": None,
+}
+FINANCING_COLUMNS = (
+    "client_id",
+    "as_of",
+    "pd_12m",
+    "grade",
+    "decision",
+    "decision_reasons",
+    "adverse_action_reasons",
+    *_NO_OPTION,
+    "model_name",
+    "model_version",
+    "policy_version",
+)
+
+
+def _catalog_rows(products: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if products is None:
+        return []
+    clean = products.astype(object).where(products.notna(), None)
+    return cast(list[dict[str, Any]], clean.to_dict(orient="records"))
+
+
+def _held_at(holdings: pd.DataFrame | None, as_of: date) -> dict[str, frozenset[str]]:
+    """Products each client holds at month ``as_of`` (started by then, not ended before)."""
+    if holdings is None or holdings.empty:
+        return {}
+    month = pd.Timestamp(as_of)
+    start = pd.to_datetime(holdings["start_month"])
+    end = pd.to_datetime(holdings["end_month"])
+    open_ = holdings[(start <= month) & (end.isna() | (end >= month))]
+    return {
+        str(client): frozenset(group.astype(str))
+        for client, group in open_.groupby("client_id")[PRODUCT]
+    }
+
+
+def _declared_turnover(clients: pd.DataFrame) -> dict[str, float]:
+    if "turnover" not in clients.columns:
+        return {}
+    known = clients[clients["turnover"].notna()]
+    return dict(zip(known["client_id"].astype(str), known["turnover"].astype(float), strict=True))
+
+
+#: Columns of ``credit.parquet``
+CREDIT_COLUMNS = (
+    "client_id",
+    "as_of",
+    "pd_12m",
+    "grade",
+    "reasons",
+    "segment",
+    "model_name",
+    "model_version",
+)
+SCORE_COLUMNS = (
+    "client_id",
+    "month",
+    "segment",
+    "pd_12m",
+    "grade",
+    "reasons",
+    "model_name",
+    "model_version",
+)
+
+
+def credit_grades(
+    credit: Sequence[CreditChampion], inputs: FeatureInputs, frame: pd.DataFrame
+) -> np.ndarray:
+    """The credit grade of each row's client and month (rows of a cross-sell panel), by the
+    champion of the client's segment; None where no credit model scores the client."""
+    months = [pd.Timestamp(m).date() for m in pd.unique(pd.to_datetime(frame["month"]))]
+    scored = score_table(scored_clients(credit, inputs, months, with_reasons=False))
+    keys = pd.DataFrame(
+        {
+            "client_id": frame["client_id"].astype(str).to_numpy(),
+            "month": pd.to_datetime(frame["month"]).to_numpy(),
+        }
+    )
+    joined = keys.merge(
+        scored[["client_id", "month", "grade"]], on=["client_id", "month"], how="left"
+    )
+    grades = joined["grade"].astype(object)
+    return grades.where(grades.notna(), None).to_numpy(dtype=object)
 
 
 def score_batch(
@@ -96,11 +310,14 @@ def score_batch(
     as_of: date,
     out: Path,
     settings: Settings,
-    credit_model: str = "rmreco-sme-credit-risk",
-    cross_sell_model: str = DEFAULT_CROSS_SELL_MODEL,
+    credit_models: Sequence[str],
+    cross_sell_model: str | None,
+    policy_path: Path,
     tracking_uri: str | None = None,
 ) -> ScoringSummary:
-    """Score every performing client of ``data`` at month ``as_of`` with the champions.
+    """Score every performing client of ``data`` at month ``as_of`` with the champions: each
+    client by the credit model of its segment, each with the features of its model's own
+    configuration.
 
     Raises:
         DataContractError: the data folder breaks the contract.
@@ -113,60 +330,48 @@ def score_batch(
             f"as-of month {as_of:%Y-%m} is outside the data ({months.min():%Y-%m}.."
             f"{months.max():%Y-%m})"
         )
-    configure_mlflow(settings, tracking_uri)
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
     try:
-        loaded = load_credit_champion(client, credit_model)
-    except MlflowException as exc:
-        raise ScoringError(f"no champion of {credit_model!r} could be loaded: {exc}") from None
-    if loaded is None:
-        raise ScoringError(f"no champion of {credit_model!r} could be loaded")
-    model, version = loaded
-
-    features = build_features(inputs, months=[as_of])
-    status = default_status(inputs)
-    features = features[features["observed"]].merge(status, on=["client_id", "month"], how="left")
-    segments = set(model.metadata.get("segments", []))
-    performing = features[
-        ~features["in_default"].fillna(False).astype(bool)
-        & features["segment"].astype(str).isin(segments)
+        credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
+    except RegistryError as exc:
+        raise ScoringError(str(exc)) from None
+    if not credit:
+        raise ScoringError(f"no champion of {', '.join(map(repr, credit_models))} is registered")
+    scored = scored_clients(credit, inputs, [as_of])
+    scores = score_table(scored)
+    credit_frame = scores.assign(as_of=pd.Series([as_of] * len(scores), dtype="object"))[
+        list(CREDIT_COLUMNS)
     ]
-    result = model.predict(performing)
-    credit = pd.DataFrame(
-        {
-            "client_id": performing["client_id"].to_numpy(),
-            "as_of": pd.Series([as_of] * len(performing), dtype="object"),
-            "pd_12m": result.pd_12m,
-            "grade": result.grade.astype(str),
-            "reasons": [json.dumps([r.to_dict() for r in row]) for row in result.reasons],
-            "model_version": version,
-        }
-    )
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(credit, out / CREDIT_FILE)
-    files = {CREDIT_FILE: len(credit)}
-    versions = {credit_model: version}
+    _write_atomically(credit_frame, out / CREDIT_FILE)
+    files = {CREDIT_FILE: len(credit_frame)}
+    versions = {c.name: c.version for c in credit}
+    financing = financing_decisions(scored, inputs, as_of, load_policy(policy_path))
+    _write_atomically(financing, out / FINANCING_FILE)
+    files[FINANCING_FILE] = len(financing)
     skipped: dict[str, str] = {}
 
-    try:
-        propensity = _load_propensity_champion(client, cross_sell_model)
-    except (MlflowException, ValueError) as exc:
-        propensity = None
-        reason = f"the champion of {cross_sell_model!r} could not be loaded: {exc}"
-    else:
+    propensity = None
+    reason = "no cross-sell model is named"
+    if cross_sell_model is not None:
         reason = f"no champion of {cross_sell_model!r} is registered"
-    if propensity is None:
+        try:
+            if champion_version(MlflowClient(), cross_sell_model) is not None:
+                propensity = load_registered(
+                    cross_sell_model, None, settings=settings, tracking_uri=tracking_uri
+                )
+        except RegistryError as exc:
+            reason = f"the champion of {cross_sell_model!r} could not be loaded: {exc}"
+    xs_model = propensity[0] if propensity is not None else None
+    if propensity is None or not isinstance(xs_model, PropensityModel):
         skipped[CROSS_SELL_FILE] = f"cross-sell skipped: {reason}"
     else:
-        xs_model, xs_version = propensity
-        grades = dict(zip(credit["client_id"], credit["grade"], strict=True))
-        offers = cross_sell_offers(inputs, xs_model, as_of, grades, model)
+        xs_version = propensity[1]
+        grades = dict(zip(credit_frame["client_id"], credit_frame["grade"], strict=True))
+        offers = cross_sell_offers(inputs, xs_model, as_of, grades, credit[0].model.scale)
         offers["model_version"] = xs_version
         _write_atomically(offers, out / CROSS_SELL_FILE)
         files[CROSS_SELL_FILE] = len(offers)
-        versions[cross_sell_model] = xs_version
+        versions[str(cross_sell_model)] = xs_version
     return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)
 
 
@@ -175,27 +380,19 @@ def cross_sell_offers(
     model: PropensityModel,
     as_of: date,
     grades: dict[str, str],
-    credit: CreditRiskModel,
+    scale: MasterScale,
 ) -> pd.DataFrame:
-    """The ranked offers of every performing client at ``as_of`` (see the module docstring);
-    ``grades`` maps client ids to the credit grade at ``as_of`` (ungraded clients absent)."""
-    meta = model.metadata
-    panel = build_cross_sell_panel(
-        inputs,
-        months=[as_of],
-        horizon_months=int(meta.get("horizon_months", 3)),
-        cure_months=int(meta.get("cure_months", 3)),
-        financials_lag_months=int(meta.get("financials_lag_months", 6)),
-    )
-    segments = set(meta.get("segments", []))
-    panel = panel[panel["segment"].astype(str).isin(segments)].reset_index(drop=True)
+    """The ranked offers of every client the model scores at ``as_of`` (see the module
+    docstring), from features of the model's own configuration; ``grades`` maps client ids to
+    the credit grade at ``as_of`` (ungraded clients absent), read on ``scale``."""
+    panel = model.config.cross_sell_panel(inputs, months=[as_of])
     mapped = panel["client_id"].map(grades).astype(object)
     row_grades = mapped.where(mapped.notna(), None).to_numpy(dtype=object)
     ranked = rank_offers(
         model,
         panel,
         grades=row_grades,
-        scale=credit.scale,
+        scale=scale,
         with_reasons=True,
         group=("client_id",),
     )

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from rmreco.domain.errors import RmrecoError
+
+
+class TrainingDataError(RmrecoError):
+    """The data cannot support the requested training (too short a history, no defaults...)."""
+
 
 @dataclass(frozen=True)
 class Split:

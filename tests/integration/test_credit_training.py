@@ -21,9 +21,9 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from rmreco.cli.app import app
+from rmreco.cli import app
 from rmreco.config import Settings
-from rmreco.data.synthetic import generate_bank
+from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.registry import CHALLENGER, CHAMPION
 

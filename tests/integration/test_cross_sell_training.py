@@ -14,9 +14,9 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from rmreco.cli.app import app
+from rmreco.cli import app
 from rmreco.config import Settings
-from rmreco.data.synthetic import generate_bank
+from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import evaluate_cross_sell, train_cross_sell
 from rmreco.training.registry import CHALLENGER, CHAMPION, list_versions
@@ -158,13 +158,13 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
 
     evaluation = evaluate_cross_sell(
         bank,
-        spec_path=_spec(tmp_path),
+        model_name=NAME,
         settings=settings,
         tracking_uri=uri,
-        credit_model="rmreco-sme-credit-risk",
+        credit_models=["rmreco-sme-credit-risk"],
     )
     assert evaluation.model_version == version
-    assert evaluation.credit_version == credit.version
+    assert evaluation.credit_versions == {"rmreco-sme-credit-risk": credit.version}
     assert 0 < evaluation.metrics["oot_map_at_5"] <= 1
     assert "value_oot_map_at_5" in evaluation.metrics
     # measured against the version's own training run, which logged both orders

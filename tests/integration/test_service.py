@@ -1,14 +1,21 @@
 """The service against a real uvicorn server, on SQLite and PostgreSQL: authentication,
 object-level authorisation, financing options with their audit rows, feedback, KPIs, model
-reload, the local copy of the last good model, and a retryable 503 when the audit cannot be
-written."""
+reload, the local copy of the last good model, cross-sell lists, and a retryable 503 when the
+audit cannot be written.
+
+One server per database serves the whole module (loading a bank and starting the service cost
+far more than any test). Tests that change state keep to their own relationship manager and
+user, count rows as differences, or put back what they change, so that they hold in any order.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +23,27 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import psycopg
 import pytest
 import uvicorn
 import yaml
+from fastapi import FastAPI
+from psycopg import sql
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from rmreco.config import Settings
 from rmreco.data.ingest import ingest_folder
-from rmreco.data.synthetic import generate_bank
 from rmreco.db import repository, schema
 from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.db.migrate import upgrade
+from rmreco.features.config import SnapshotParams
 from rmreco.features.snapshots import refresh_client_features
 from rmreco.serving.app import create_app
 from rmreco.serving.security import issue_key
+from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import train_cross_sell
 
@@ -78,8 +91,13 @@ class Service:
     url: str
     keys: dict[str, str]
     db_url: str
+    #: sessions on the service's database, for the tests' own reads and changes
+    db: sessionmaker[Session]
+    #: the service's home (its local copies of the served models)
+    home: Path
     clients: dict[str, list[str]]  # rm_id -> SME client ids
-    rms: tuple[str, str]
+    #: the RMs of brm_a, brm_b and brm_c
+    rms: tuple[str, str, str]
 
 
 def _free_port() -> int:
@@ -89,16 +107,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serve(app: object) -> Iterator[str]:
+def _serve(app: FastAPI) -> Iterator[str]:
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,  # type: ignore[arg-type]
-            log_level="warning",
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -116,26 +127,69 @@ def _serve(app: object) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture
-def service(bank: Path, tracking: str, db_url: str, tmp_path: Path) -> Iterator[Service]:
-    upgrade(db_url)
-    engine = create_engine_for(db_url)
-    settings = Settings(home=tmp_path / "home", database_url=db_url)
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An empty database for the module's server: a SQLite file, then a new PostgreSQL database
+    on ``RMRECO_TEST_POSTGRES_URL`` (the conftest's ``db_url`` is one per test). PostgreSQL
+    unreachable: skipped, or failed when ``CI=true``."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'rmreco.db'}"
+        return
+    server = make_url(
+        os.environ.get(
+            "RMRECO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
+    )
+    try:
+        admin = psycopg.connect(
+            server.set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+            connect_timeout=3,
+        )
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    name = f"rmreco_service_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="module")
+def service(
+    bank: Path, tracking: str, database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """The bank loaded into ``database`` and served by one uvicorn server for the module."""
+    upgrade(database)
+    home = tmp_path_factory.mktemp("service") / "home"
+    engine = create_engine_for(database)
+    settings = Settings(home=home, database_url=database)
     ingest_folder(bank, engine, settings=settings)
     factory = session_factory(engine)
     with transaction(factory) as session:
-        refresh_client_features(session)
+        refresh_client_features(session, SnapshotParams())
     clients = pd.read_parquet(bank / "clients.parquet")
     sme = clients[clients["segment"] == "sme"]
-    rm_a, rm_b = sme["rm_id"].value_counts().index[:2]
+    rms = tuple(str(rm) for rm in sme["rm_id"].value_counts().index[:3])
     keys = {}
     with transaction(factory) as session:
         for name, role, rm in (
-            ("brm_a", "brm", rm_a),
-            ("brm_b", "brm", rm_b),
+            ("brm_a", "brm", rms[0]),
+            ("brm_b", "brm", rms[1]),
+            ("brm_c", "brm", rms[2]),
             ("admin", "admin", None),
             ("ds", "data_scientist", None),
-            ("gone", "brm", rm_a),
+            ("gone", "brm", rms[0]),
         ):
             key = issue_key()
             repository.add_user(
@@ -143,22 +197,26 @@ def service(bank: Path, tracking: str, db_url: str, tmp_path: Path) -> Iterator[
             )
             keys[name] = key.key
         repository.revoke_user(session, "gone", pd.Timestamp.now(tz="UTC").to_pydatetime())
-    engine.dispose()
     app = create_app(
         settings,
         tracking_uri=tracking,
         policy_path=ROOT / "models" / "credit_policy.yaml",
         poll_seconds=3600,
     )
-    with _serve(app) as url:
-        _wait_ready(url, until=lambda r: len(r["models"]) == 2)
-        yield Service(
-            url=url,
-            keys=keys,
-            db_url=db_url,
-            clients={rm: list(sme.loc[sme["rm_id"] == rm, "client_id"]) for rm in (rm_a, rm_b)},
-            rms=(str(rm_a), str(rm_b)),
-        )
+    try:
+        with _serve(app) as url:
+            _wait_ready(url, until=lambda r: len(r["models"]) == 2)
+            yield Service(
+                url=url,
+                keys=keys,
+                db_url=database,
+                db=factory,
+                home=home,
+                clients={rm: list(sme.loc[sme["rm_id"] == rm, "client_id"]) for rm in rms},
+                rms=(rms[0], rms[1], rms[2]),
+            )
+    finally:
+        engine.dispose()
 
 
 def _wait_ready(
@@ -185,13 +243,9 @@ def _post(svc: Service, who: str | None, path: str, json: object = None) -> http
     return httpx.post(f"{svc.url}{path}", headers=headers, json=json, timeout=30)
 
 
-def _count(db_url: str, model: type[schema.Base]) -> int:
-    engine = create_engine_for(db_url)
-    try:
-        with session_factory(engine)() as session:
-            return int(session.scalar(select(func.count()).select_from(model)) or 0)
-    finally:
-        engine.dispose()
+def _count(svc: Service, model: type[schema.Base]) -> int:
+    with svc.db() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_health_and_models(service: Service) -> None:
@@ -211,7 +265,7 @@ def test_health_and_models(service: Service) -> None:
 def test_financing_options_are_answered_and_audited(service: Service) -> None:
     rm = service.rms[0]
     client = service.clients[rm][0]
-    before = _count(service.db_url, schema.Recommendation)
+    before = _count(service, schema.Recommendation)
     answer = _post(
         service,
         "brm_a",
@@ -220,6 +274,7 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
+    assert body["client_id"] == client
     assert 0 <= body["pd_12m"] <= 1
     assert body["decision"] in ("approve", "refer", "decline")
     assert body["model_versions"] == {"rmreco-sme-credit-risk": "1"}
@@ -230,14 +285,14 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
         assert option["rank"] == rank
         assert option["limit"] > 0
         assert option["indicative_rate"] > 0
-    after = _count(service.db_url, schema.Recommendation)
+    after = _count(service, schema.Recommendation)
     assert after - before == 1 + len(body["options"])  # the decision and each option
-    engine = create_engine_for(service.db_url)
-    with session_factory(engine)() as session:
+    with service.db() as session:
         row = session.get(schema.Recommendation, body["decision_id"])
         snapshot = session.get(schema.ClientFeatures, client)
         assert row is not None
         assert snapshot is not None
+        assert row.client_id == client
         assert row.features == snapshot.features  # exactly what the model saw
         assert row.request is not None
         assert row.policy_version
@@ -251,7 +306,6 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
             assert stored.request is None
             assert stored.product_code == option["product_code"]
             assert stored.rank == option["rank"]
-    engine.dispose()
 
 
 def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(
@@ -262,92 +316,90 @@ def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(
         service, "brm_a", f"/v1/clients/{service.clients[service.rms[0]][0]}/financing-options"
     ).json()
     option_id = own["options"][0]["recommendation_id"] if own["options"] else own["decision_id"]
-    scoped = [
+    scoped: list[tuple[str, str, dict[str, Any] | None]] = [
         ("POST", f"/v1/clients/{other_client}/financing-options", {}),
         ("POST", "/v1/clients/NO-SUCH-CLIENT/financing-options", {}),
         ("GET", f"/v1/rms/{service.rms[1]}/kpis", None),
         ("GET", f"/v1/rms/{service.rms[1]}/cross-sell", None),
         ("GET", f"/v1/clients/{other_client}/recommendations", None),
-        ("POST", f"/v1/recommendations/{option_id}/feedback", {"outcome": "offered"}),
+        ("GET", "/v1/rms/NO-SUCH-RM/kpis", None),
     ]
-    for method, path, payload in scoped[:5]:
+    for method, path, payload in scoped:
         r = (
-            _post(service, "brm_b", path, payload)
-            if method == "POST" and "feedback" in path
-            else _post(service, "brm_a", path, payload)
+            _post(service, "brm_a", path, payload)
             if method == "POST"
             else _get(service, "brm_a", path)
         )
         assert r.status_code == 404, (path, r.text)
         assert r.json()["error"]["code"] == "not_found"
-    feedback = _post(service, "brm_b", scoped[5][1], scoped[5][2])
-    assert feedback.status_code == 404
-    for method, path, payload in scoped:
-        anonymous = (
-            _post(service, None, path, payload) if method == "POST" else _get(service, None, path)
-        )
-        assert anonymous.status_code == 401
-        revoked = (
-            _post(service, "gone", path, payload)
-            if method == "POST"
-            else _get(service, "gone", path)
-        )
-        assert revoked.status_code == 401
+    feedback = ("POST", f"/v1/recommendations/{option_id}/feedback", {"outcome": "offered"})
+    foreign = _post(service, "brm_b", feedback[1], feedback[2])
+    assert foreign.status_code == 404
+    assert foreign.json()["error"]["message"] == "no such recommendation in your portfolio"
+    for method, path, payload in [*scoped, feedback]:
+        for who in (None, "gone"):  # no key, a revoked key
+            r = _post(service, who, path, payload) if method == "POST" else _get(service, who, path)
+            assert r.status_code == 401, (who, path, r.text)
     bad = httpx.get(f"{service.url}/v1/models", headers={"Authorization": "Bearer rmr_x_y"})
     assert bad.status_code == 401
     assert _post(service, "ds", f"/v1/clients/{other_client}/financing-options").status_code == 403
+    # an admin sees every portfolio
+    assert _get(service, "admin", f"/v1/rms/{service.rms[1]}/kpis").status_code == 200
 
 
 def test_feedback_and_kpis_agree_with_the_audit(service: Service) -> None:
-    rm = service.rms[0]
+    # brm_c's portfolio is this test's alone: its KPIs count only the feedback given here
+    rm = service.rms[2]
     offered_ids: list[str] = []
     for client in service.clients[rm][:8]:
-        body = _post(service, "brm_a", f"/v1/clients/{client}/financing-options").json()
+        body = _post(service, "brm_c", f"/v1/clients/{client}/financing-options").json()
         offered_ids += [o["recommendation_id"] for o in body["options"][:1]]
         if len(offered_ids) >= 3:
             break
     assert len(offered_ids) >= 2, "the small bank should give approvable SMEs"
     first, second = offered_ids[0], offered_ids[1]
+    feedback_before = _count(service, schema.Feedback)
     assert (
         _post(
-            service, "brm_a", f"/v1/recommendations/{first}/feedback", {"outcome": "offered"}
+            service, "brm_c", f"/v1/recommendations/{first}/feedback", {"outcome": "offered"}
         ).status_code
         == 201
     )
     accepted = _post(
         service,
-        "brm_a",
+        "brm_c",
         f"/v1/recommendations/{first}/feedback",
         {"outcome": "accepted", "amount": 40000},
     )
     assert accepted.status_code == 201
+    assert accepted.json()["recommendation_id"] == first
     conflict = _post(
-        service, "brm_a", f"/v1/recommendations/{first}/feedback", {"outcome": "declined"}
+        service, "brm_c", f"/v1/recommendations/{first}/feedback", {"outcome": "declined"}
     )
     assert conflict.status_code == 409
     assert conflict.json()["error"]["field"] == "outcome"
     assert (
         _post(
             service,
-            "brm_a",
+            "brm_c",
             f"/v1/recommendations/{second}/feedback",
             {"outcome": "declined", "reason": "has a loan elsewhere"},
         ).status_code
         == 201
     )
     invalid = _post(
-        service, "brm_a", f"/v1/recommendations/{second}/feedback", {"outcome": "maybe"}
+        service, "brm_c", f"/v1/recommendations/{second}/feedback", {"outcome": "maybe"}
     )
     assert invalid.status_code == 422
     assert invalid.json()["error"]["field"] == "outcome"
-    kpis = _get(service, "brm_a", f"/v1/rms/{rm}/kpis").json()
+    kpis = _get(service, "brm_c", f"/v1/rms/{rm}/kpis").json()
     assert kpis["offered"] == 2
     assert kpis["accepted"] == 1
     assert kpis["declined"] == 1
     assert kpis["pipeline_conversion_rate"] == pytest.approx(0.5)
     assert kpis["new_business_volume"] == pytest.approx(40000)
     assert sum(p["offered"] for p in kpis["by_product"]) == 2
-    assert _count(service.db_url, schema.Feedback) == 3
+    assert _count(service, schema.Feedback) - feedback_before == 3
 
 
 def test_admin_reload_needs_admin(service: Service) -> None:
@@ -365,20 +417,18 @@ def test_an_unrecorded_answer_is_never_served(
 
     monkeypatch.setattr(repository, "add_recommendations", fail)
     client = service.clients[service.rms[0]][0]
-    before = _count(service.db_url, schema.Recommendation)
+    before = _count(service, schema.Recommendation)
     r = _post(service, "brm_a", f"/v1/clients/{client}/financing-options")
     assert r.status_code == 503
     assert r.headers["retry-after"]
     assert r.json()["error"]["code"] == "unavailable"
-    assert _count(service.db_url, schema.Recommendation) == before
+    assert _count(service, schema.Recommendation) == before
 
 
-def test_restart_with_the_registry_unreachable_serves_the_local_copy(
-    service: Service, tmp_path: Path
-) -> None:
+def test_restart_with_the_registry_unreachable_serves_the_local_copy(service: Service) -> None:
     # the fixture's app stored the champion under home/served-models; a new app on the same
     # home whose registry cannot be reached must serve that copy
-    settings = Settings(home=tmp_path / "home", database_url=service.db_url)
+    settings = Settings(home=service.home, database_url=service.db_url)
     app = create_app(
         settings,
         tracking_uri="http://127.0.0.1:9",
@@ -396,7 +446,7 @@ def test_restart_with_the_registry_unreachable_serves_the_local_copy(
 
 def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: Service) -> None:
     rm = service.rms[0]
-    before = _count(service.db_url, schema.Recommendation)
+    before = _count(service, schema.Recommendation)
     page = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 20})
     assert page.status_code == 200, page.text
     body = page.json()
@@ -404,24 +454,19 @@ def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: 
     assert items
     assert body["total"] >= len(items)
     assert [i["rank"] for i in items] == list(range(1, len(items) + 1))
-    values = [i["expected_value"] for i in items]
-    assert values == sorted(values, reverse=True)
+    _assert_ranked_by_expected_value(items)
     assert all(0 <= i["propensity"] <= 1 for i in items)
     assert set(body["model_versions"]) == {"rmreco-cross-sell", "rmreco-sme-credit-risk"}
     assert body["currency"] == "EUR"
-    assert {i["client_id"] for i in items} <= set(service.clients[rm]) | _corporates(service, rm)
-    assert _count(service.db_url, schema.Recommendation) - before == len(items)
-    # nothing held is offered
-    engine = create_engine_for(service.db_url)
-    with session_factory(engine)() as session:
-        held = repository.held_products(session, [i["client_id"] for i in items])
-    engine.dispose()
-    assert all(i["product_code"] not in held[i["client_id"]] for i in items)
+    assert {i["client_id"] for i in items} <= set(service.clients[rm]) | _portfolio(service, rm)
+    assert _count(service, schema.Recommendation) - before == len(items)
+    _assert_nothing_held_is_offered(service, items)
     # paging continues the same ranking
     second = _get(
         service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 5, "offset": 5}
     ).json()
     assert [i["rank"] for i in second["items"]] == list(range(6, 6 + len(second["items"])))
+    assert [i["product_code"] for i in second["items"]] == [i["product_code"] for i in items[5:10]]
     # a declined offer stays out for the cool-off window
     top = items[0]
     assert (
@@ -451,12 +496,10 @@ def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: 
     # the scored portfolio is kept until a snapshot of it changes: a client refreshed into
     # default drops out of the very next list
     victim = again["items"][0]["client_id"]
-    engine = create_engine_for(service.db_url)
-    factory = session_factory(engine)
-    with factory() as session:
+    with service.db() as session:
         snapshot = session.get(schema.ClientFeatures, victim)
         assert snapshot is not None
-        was = (snapshot.in_default, snapshot.computed_at)
+        was = snapshot.in_default
         snapshot.in_default, snapshot.computed_at = True, schema.utcnow()
         session.commit()
     try:
@@ -464,28 +507,77 @@ def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: 
         assert after["items"]
         assert victim not in {i["client_id"] for i in after["items"]}
     finally:
-        with factory() as session:
+        with service.db() as session:
             snapshot = session.get(schema.ClientFeatures, victim)
             assert snapshot is not None
-            snapshot.in_default, snapshot.computed_at = was[0], schema.utcnow()
+            snapshot.in_default, snapshot.computed_at = was, schema.utcnow()
             session.commit()
-        engine.dispose()
     restored = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 200}).json()
     assert victim in {i["client_id"] for i in restored["items"]}
 
 
 def test_recommendations_for_one_client(service: Service) -> None:
-    client = service.clients[service.rms[0]][0]
-    answer = _get(service, "brm_a", f"/v1/clients/{client}/recommendations")
+    rm = service.rms[1]  # brm_b's portfolio: no other test changes it
+    client, segment = _scored_client(service, rm)
+    before = _count(service, schema.Recommendation)
+    answer = _get(service, "brm_b", f"/v1/clients/{client}/recommendations")
     assert answer.status_code == 200, answer.text
-    items = answer.json()["items"]
+    body = answer.json()
+    items = body["items"]
+    assert items, "a scored client that is not in default has products to offer"
+    assert (body["rm_id"], body["client_id"], body["limit"]) == (rm, client, 5)
     assert len(items) <= 5
-    assert {i["client_id"] for i in items} <= {client}
+    assert body["total"] >= len(items)
+    assert {(i["client_id"], i["segment"]) for i in items} == {(client, segment)}
+    assert len({i["product_code"] for i in items}) == len(items)  # one offer per product
+    assert [i["rank"] for i in items] == list(range(1, len(items) + 1))
+    _assert_ranked_by_expected_value(items)
+    _assert_nothing_held_is_offered(service, items)
+    # every item is an audit row of this client, asked by brm_b, with what the model saw
+    assert _count(service, schema.Recommendation) - before == len(items)
+    with service.db() as session:
+        user = repository.user_by_name(session, "brm_b")
+        assert user is not None
+        for item in items:
+            row = session.get(schema.Recommendation, item["recommendation_id"])
+            assert row is not None
+            assert (row.kind, row.client_id, row.user_id) == ("cross_sell", client, user.id)
+            assert (row.product_code, row.rank) == (item["product_code"], item["rank"])
+            assert row.model_versions == body["model_versions"]
+            assert row.features
+            assert row.request == {"rm_id": rm, "client_id": client, "offset": 0, "limit": 5}
+    # a shorter list is the head of the same ranking
+    head = _get(
+        service, "brm_b", f"/v1/clients/{client}/recommendations", params={"limit": 2}
+    ).json()
+    assert [i["product_code"] for i in head["items"]] == [i["product_code"] for i in items[:2]]
 
 
-def _corporates(service: Service, rm: str) -> set[str]:
-    engine = create_engine_for(service.db_url)
-    with session_factory(engine)() as session:
-        ids = {row.client_id for row in repository.portfolio_features(session, rm)}
-    engine.dispose()
-    return ids
+def _assert_ranked_by_expected_value(items: list[dict[str, Any]]) -> None:
+    """Best expected value first; offers whose value is unknown come last, by propensity."""
+    values = [i["expected_value"] for i in items]
+    known = [v for v in values if v is not None]
+    assert values == sorted(known, reverse=True) + [None] * (len(values) - len(known))
+    unknown = [i["propensity"] for i in items if i["expected_value"] is None]
+    assert unknown == sorted(unknown, reverse=True)
+
+
+def _assert_nothing_held_is_offered(service: Service, items: list[dict[str, Any]]) -> None:
+    with service.db() as session:
+        held = repository.held_products(session, [i["client_id"] for i in items])
+    assert all(i["product_code"] not in held[i["client_id"]] for i in items)
+
+
+def _scored_client(service: Service, rm: str) -> tuple[str, str]:
+    """The first client of ``rm`` with a feature snapshot and not in default, and its segment."""
+    with service.db() as session:
+        for client_id in service.clients[rm]:
+            view = repository.client_with_features(session, client_id)
+            if view is not None and view.features is not None and not view.in_default:
+                return client_id, view.segment
+    raise AssertionError(f"no scored client in the portfolio of {rm}")
+
+
+def _portfolio(service: Service, rm: str) -> set[str]:
+    with service.db() as session:
+        return {row.client_id for row in repository.portfolio_features(session, rm)}

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from rmreco.config import Settings
+from rmreco.config import (
+    CREDIT_SPEC_FILE,
+    CROSS_SELL_SPEC_FILE,
+    POLICY_FILE,
+    Settings,
+    shipped_models_dir,
+)
+from rmreco.modeling.spec import find_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +57,29 @@ def test_env_example_lists_every_setting() -> None:
     listed = set(re.findall(r"^RMRECO_([A-Z_]+)=", text, flags=re.MULTILINE))
     expected = {name.upper() for name in Settings.model_fields}
     assert listed == expected
+
+
+def test_models_folder_defaults_to_the_shipped_specs_and_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RMRECO_MODELS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # never relative to the working directory
+    settings = Settings()
+    assert settings.resolved_models_dir == shipped_models_dir()
+    assert settings.policy_path == settings.resolved_models_dir / POLICY_FILE
+    for file in (POLICY_FILE, CREDIT_SPEC_FILE, CROSS_SELL_SPEC_FILE):
+        assert settings.spec_path(file).is_file(), file
+    assert {f.path.name for f in find_specs(settings.resolved_models_dir)} >= {
+        CREDIT_SPEC_FILE,
+        CROSS_SELL_SPEC_FILE,
+    }
+
+
+def test_models_folder_is_overridden_by_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RMRECO_MODELS_DIR", str(tmp_path / "bank-models"))
+    settings = Settings()
+    assert settings.resolved_models_dir == tmp_path / "bank-models"
+    assert settings.policy_path == tmp_path / "bank-models" / POLICY_FILE
+    assert settings.spec_path(CREDIT_SPEC_FILE) == tmp_path / "bank-models" / CREDIT_SPEC_FILE

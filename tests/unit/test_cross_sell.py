@@ -17,6 +17,7 @@ from conftest import months, random_bank
 from rmreco.domain.errors import ConfigurationError
 from rmreco.features import FeatureInputs
 from rmreco.features.builder import NEVER
+from rmreco.features.config import FeatureConfig
 from rmreco.features.cross_sell import (
     LABEL,
     PRODUCT,
@@ -24,22 +25,24 @@ from rmreco.features.cross_sell import (
     build_cross_sell_panel,
     holdings_feature_names,
 )
+from rmreco.modeling.boosting import fit_binary_booster
 from rmreco.modeling.calibration import sigmoid
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.metrics import lift_at, ranking_metrics
 from rmreco.modeling.propensity import (
     POOLED,
-    PopularityBaseline,
     ProductTerms,
     PropensityModel,
     annual_turnover,
     credit_allows,
     expected_value,
-    fit_booster,
-    fit_calibrators,
     rank_offers,
     value_order,
+)
+from rmreco.modeling.propensity_estimator import (
+    PopularityBaseline,
+    fit_calibrators,
 )
 from rmreco.modeling.spec import load_cross_sell_spec
 from rmreco.training.registry import decide_gate
@@ -304,8 +307,8 @@ def fitted(request: pytest.FixtureRequest) -> PropensityModel:
     params = {"learning_rate": 0.1, "num_leaves": 7, "min_data_in_leaf": 50, "num_threads": 1}
 
     def fit(rows: np.ndarray, val: np.ndarray) -> object:
-        return fit_booster(
-            X[rows], y[rows], None, X_cal[val], y_cal[val], encoder=encoder, params=params,
+        return fit_binary_booster(
+            X[rows], y[rows], X_cal[val], y_cal[val], encoder=encoder, params=params,
             num_boost_round=80, early_stopping_rounds=10, seed=3,
         )  # fmt: skip
 
@@ -318,6 +321,12 @@ def fitted(request: pytest.FixtureRequest) -> PropensityModel:
         }
     model = PropensityModel(
         kind=request.param,
+        config=FeatureConfig(
+            family="cross_sell",
+            horizon_months=3,
+            segments=("sme", "corporate"),
+            features=tuple(encoder.features),
+        ),
         encoder=encoder,
         boosters=boosters,  # type: ignore[arg-type]
         calibrators={
@@ -506,8 +515,8 @@ def test_split_leaves_a_gap_so_no_adoption_labels_both_fit_and_calibration_rows(
 
     spec = load_cross_sell_spec(SPEC)
     bank = random_bank(n_clients=12, n_months=30, seed=0)
-    split = snapshot_months(bank, spec)
     horizon = spec.label.horizon_months
+    split = snapshot_months(bank, horizon, spec.split.test_months, spec.split.calibration_months)
     last_data = months(30)[-1]
     assert split["test"][-1] == months(30)[-1 - horizon]  # the latest complete outcome
     assert last_data > split["test"][-1]

@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from rmreco.domain.errors import ConfigurationError
+from rmreco.features.config import FeatureConfig
+from rmreco.modeling.boosting import fit_binary_booster
 from rmreco.modeling.calibration import Calibrator, sigmoid
-from rmreco.modeling.credit_model import CreditRiskModel, fit_lightgbm
+from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.encoding import FeatureEncoder, FeatureMismatchError
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.metrics import auc, credit_metrics, gains_table
@@ -56,7 +58,7 @@ def fitted() -> CreditRiskModel:
     cal, y_cal = _frame(6000, seed=2)
     encoder = FeatureEncoder.fit(frame, FEATURES)
     X, X_cal = encoder.transform(frame), encoder.transform(cal)
-    booster = fit_lightgbm(
+    booster = fit_binary_booster(
         X,
         y,
         X_cal,
@@ -70,6 +72,9 @@ def fitted() -> CreditRiskModel:
     )
     return CreditRiskModel(
         kind="lightgbm",
+        config=FeatureConfig(
+            family="credit_risk", horizon_months=12, segments=("sme",), features=tuple(FEATURES)
+        ),
         encoder=encoder,
         booster=booster,
         calibrator=Calibrator.fit(np.asarray(booster.predict(X_cal, raw_score=True)), y_cal),

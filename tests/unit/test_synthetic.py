@@ -12,13 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rmreco.data.synthetic import (
-    TRUTH_CROSS_SELL_COLUMNS,
-    TRUTH_PD_COLUMNS,
-    GenerationSummary,
-    generate_bank,
-)
-from rmreco.data.synthetic_catalog import PRODUCT_CODES
 from rmreco.domain.contract import (
     ACCOUNT_MONTHS,
     CLIENTS,
@@ -35,6 +28,13 @@ from rmreco.domain.contract import (
     RmRole,
     Segment,
     Table,
+)
+from rmreco.synthetic import (
+    PRODUCT_CODES,
+    TRUTH_CROSS_SELL_COLUMNS,
+    TRUTH_PD_COLUMNS,
+    GenerationSummary,
+    generate_bank,
 )
 
 N_CLIENTS = 300

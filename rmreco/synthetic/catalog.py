@@ -1,5 +1,6 @@
-"""The synthetic bank's product catalog: what each product is (the ``products`` table) and how
-the synthetic firms come to need it (intercepts and loadings of its adoption hazard).
+"""This module owns the synthetic bank's product catalog: what each product is (the ``products``
+table) and how the synthetic firms come to need it (intercepts and loadings of its adoption
+hazard).
 
 The contract columns are the bank's view of a product; the behaviour fields are the generator's
 secret: they never reach an output table except through the ground truth. The generative process

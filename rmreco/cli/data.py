@@ -1,0 +1,140 @@
+"""This module owns the data commands of the CLI: ``generate`` (a synthetic bank), ``ingest``
+(a folder of input tables into the database), ``db upgrade`` / ``db current`` (the schema) and
+``features refresh`` (the feature snapshots the service reads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from rmreco.cli.main import (
+    DbOption,
+    current_settings,
+    database_url,
+    open_engine,
+    out_console,
+    parse_month,
+    progress_bar,
+    translate_errors,
+)
+from rmreco.synthetic.parameters import CORPORATE_SHARE
+
+if TYPE_CHECKING:
+    pass
+
+app = typer.Typer()
+db_app = typer.Typer(help="The relational database: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+features_app = typer.Typer(help="Feature snapshots the service reads.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+
+@app.command()
+@translate_errors
+def generate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the tables into (new or empty).")
+    ],
+    clients: Annotated[int, typer.Option("--clients", min=1, help="Number of clients.")] = 2000,
+    months: Annotated[int, typer.Option("--months", min=13, help="Months of history.")] = 36,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 7,
+    start: Annotated[
+        str, typer.Option("--start", help="First month of the history, YYYY-MM.")
+    ] = "2022-01",
+    corporate_share: Annotated[
+        float,
+        typer.Option(
+            "--corporate-share", min=0.0, max=1.0, help="Expected share of corporate clients."
+        ),
+    ] = CORPORATE_SHARE,
+) -> None:
+    """Generate a synthetic bank: the contract's tables plus the ground truth under truth/."""
+    start_month = parse_month(start)
+    from rmreco.synthetic import generate_bank
+
+    with progress_bar() as progress:
+        task = progress.add_task("generating clients", total=clients)
+        try:
+            summary = generate_bank(
+                out,
+                n_clients=clients,
+                n_months=months,
+                seed=seed,
+                start_month=start_month,
+                corporate_share=corporate_share,
+                on_progress=lambda k: progress.advance(task, k),
+            )
+        except ValueError as exc:  # arguments the generator refuses, e.g. a non-empty --out
+            raise typer.BadParameter(str(exc)) from None
+    _print_rows(summary.rows)
+    out_console.print(f"wrote {summary.out_dir} in {summary.seconds:.1f} s")
+
+
+@app.command()
+@translate_errors
+def ingest(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of Parquet or CSV files named after the contract's tables.",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Validate a folder of input tables against the data contract and load it, all or nothing."""
+    from rmreco.data.ingest import ingest_folder
+
+    engine = open_engine(db)
+    try:
+        summary = ingest_folder(folder, engine, settings=current_settings())
+    finally:
+        engine.dispose()
+    _print_rows(summary.rows)
+    out_console.print(f"loaded {folder} into the database (ingest run {summary.run_id})")
+    refreshed = _refresh_features(db)
+    out_console.print(f"feature snapshots refreshed for {refreshed:,} clients")
+
+
+@db_app.command("upgrade")
+@translate_errors
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or migrate the database schema to the latest revision."""
+    from rmreco.db.migrate import current, upgrade
+
+    url = database_url(db)
+    upgrade(url)
+    out_console.print(f"database at revision {current(url)}")
+
+
+@db_app.command("current")
+@translate_errors
+def db_current(
+    db: Annotated[str | None, typer.Option("--db", help="Database URL.")] = None,
+) -> None:
+    """Print the database's schema revision (empty when never migrated)."""
+    from rmreco.db.migrate import current
+
+    out_console.print(current(db or current_settings().resolved_database_url) or "(not migrated)")
+
+
+@features_app.command("refresh")
+@translate_errors
+def features_refresh(db: DbOption = None) -> None:
+    """Recompute every client's latest features from the stored history (after a load), with
+    the builder settings of the champions that will read them."""
+    out_console.print(f"feature snapshots refreshed for {_refresh_features(db):,} clients")
+
+
+def _refresh_features(db: str | None) -> int:
+    from rmreco.training.snapshots import refresh_snapshots
+
+    return refresh_snapshots(database_url(db), current_settings())
+
+
+def _print_rows(rows: dict[str, int]) -> None:
+    for table, count in rows.items():
+        out_console.print(f"{table:>24}: {count:>12,} rows")

@@ -1,0 +1,238 @@
+"""This module owns the demo workflow: on the embedded defaults of the settings, a synthetic bank
+generated once under ``<home>/demo-bank``, the database migrated and loaded, every model spec
+of the models folder that has no champion yet trained and registered (credit risk first:
+cross-sell grades financing offers with it), the feature snapshots refreshed, and the demo users
+given fresh keys. What it did comes back as a :class:`DemoSummary` for the caller to show; the
+``rmreco demo`` command prints it and starts the service.
+
+One step is shared with ``rmreco ingest`` and ``rmreco features refresh``:
+:func:`refresh_snapshots`, the feature snapshots computed with the champions' settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+from sqlalchemy import Engine
+
+from rmreco.config import Settings
+from rmreco.data.ingest import ingest_folder
+from rmreco.db import repository as repo
+from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.db.migrate import upgrade
+from rmreco.domain.contract import Segment
+from rmreco.domain.names import UserRole
+from rmreco.modeling.spec import CreditRiskSpec, SpecFile, find_specs
+from rmreco.serving.security import issue_key
+from rmreco.synthetic import generate_bank
+from rmreco.training.credit_risk import train_credit_risk
+from rmreco.training.cross_sell import train_cross_sell
+from rmreco.training.registry import champion_version
+from rmreco.training.snapshots import refresh_snapshots
+from rmreco.training.tracking import configure_mlflow
+
+#: The demo bank: its folder under the home, its history and seed.
+BANK_FOLDER = "demo-bank"
+BANK_MONTHS = 36
+BANK_SEED = 7
+#: Clients of the demo bank, and the share of them that are corporates: a corporate credit
+#: model needs a few dozen corporate defaults to be trained and measured at all (a low-default
+#: book), which one corporate in ten of 3,000 clients does not give.
+DEMO_CLIENTS = 3000
+BANK_CORPORATE_SHARE = 0.4
+#: The demo users: name, role, and the segment whose first RM they are (None: no portfolio).
+DEMO_USERS: tuple[tuple[str, UserRole, Segment | None], ...] = (
+    ("demo-admin", UserRole.ADMIN, None),
+    ("demo-brm", UserRole.BRM, Segment.SME),
+    ("demo-crm", UserRole.CRM, Segment.CORPORATE),
+)
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """One model spec of the models folder and what the demo did with it."""
+
+    name: str
+    version: str
+    #: False when a champion was registered already and nothing was trained
+    was_trained: bool
+    #: the gated metric of the new version, its value, and the gate's decision
+    metric: str = ""
+    value: float | None = None
+    gate: str = ""
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A demo user and the API key it was just given (the previous key stops working)."""
+
+    name: str
+    role: str
+    rm_id: str | None
+    key: str
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What :func:`prepare_demo` did and what a person needs to try the service."""
+
+    bank: Path
+    database_url: str
+    tracking_uri: str
+    ingest_run: int
+    clients_with_features: int
+    models: tuple[ModelOutcome, ...]
+    users: tuple[DemoUser, ...]
+    #: a client of the demo BRM's portfolio and one of the demo CRM's, for the example requests
+    sample_client: str
+    sample_corporate_client: str
+    base_url: str
+
+    @property
+    def docs_url(self) -> str:
+        return f"{self.base_url}/docs"
+
+    @property
+    def readiness_url(self) -> str:
+        return f"{self.base_url}/readyz"
+
+    def user(self, name: str) -> DemoUser:
+        """The demo user called ``name`` (one of :data:`DEMO_USERS`)."""
+        return next(u for u in self.users if u.name == name)
+
+
+def prepare_demo(
+    settings: Settings,
+    *,
+    clients: int = DEMO_CLIENTS,
+    base_url: str = "http://127.0.0.1:8000",
+    on_step: Step | None = None,
+) -> DemoSummary:
+    """Make the embedded defaults of ``settings`` ready to serve the demo (see the module
+    docstring). Running it again reuses the bank and the champions and issues new keys.
+
+    Args:
+        settings: where the home, database, tracking store and models folder are.
+        clients: clients of the demo bank, when it is generated.
+        base_url: where the service will answer, for the URLs of the summary.
+        on_step: told each step as it starts (the training jobs' steps included).
+
+    Raises:
+        ConfigurationError: the models folder or a spec in it is invalid.
+        DataContractError, DatabaseError, TrainingDataError: as the steps they come from.
+    """
+    step = on_step or (lambda message: None)
+    bank = settings.ensure_home() / BANK_FOLDER
+    if not (bank / "clients.parquet").exists():
+        step(f"generating a synthetic bank of {clients:,} clients in {bank}")
+        generate_bank(
+            bank,
+            n_clients=clients,
+            n_months=BANK_MONTHS,
+            seed=BANK_SEED,
+            corporate_share=BANK_CORPORATE_SHARE,
+        )
+    url = settings.resolved_database_url
+    step("migrating the database")
+    upgrade(url)
+    engine = create_engine_for(url)
+    try:
+        step(f"loading {bank} into the database")
+        run_id = ingest_folder(bank, engine, settings=settings).run_id
+        tracking_uri = configure_mlflow(settings)
+        models = _train_missing(settings, bank, step)
+        # after training: the snapshots are computed with the settings of the models they serve
+        step("refreshing the feature snapshots")
+        refreshed = refresh_snapshots(url, settings)
+        step("issuing the demo users' keys")
+        users, (sample, corporate) = _demo_users(engine)
+    finally:
+        engine.dispose()
+    return DemoSummary(
+        bank=bank,
+        database_url=url,
+        tracking_uri=tracking_uri,
+        ingest_run=run_id,
+        clients_with_features=refreshed,
+        models=models,
+        users=users,
+        sample_client=sample,
+        sample_corporate_client=corporate,
+        base_url=base_url,
+    )
+
+
+def _train_missing(settings: Settings, bank: Path, step: Step) -> tuple[ModelOutcome, ...]:
+    """Train and register each spec of the models folder without a champion, credit-risk
+    specs first (the cross-sell job grades financing offers with their champions); MLflow is
+    configured."""
+    specs = sorted(
+        find_specs(settings.resolved_models_dir),
+        key=lambda found: not isinstance(found.spec, CreditRiskSpec),
+    )
+    return tuple(_train_if_missing(found, settings, bank, step) for found in specs)
+
+
+def _train_if_missing(found: SpecFile, settings: Settings, bank: Path, step: Step) -> ModelOutcome:
+    name = found.spec.name
+    champion = champion_version(MlflowClient(), name)
+    if champion is not None:
+        return ModelOutcome(name=name, version=champion, was_trained=False)
+    job = train_credit_risk if isinstance(found.spec, CreditRiskSpec) else train_cross_sell
+    result = job(
+        bank,
+        spec_path=found.path,
+        settings=settings,
+        on_step=lambda message: step(f"training {name}: {message}"),
+    )
+    metric = result.gate.metric
+    return ModelOutcome(
+        name=name,
+        version=result.version,
+        was_trained=True,
+        metric=metric,
+        value=result.metrics.get(metric),
+        gate=result.gate.reason,
+    )
+
+
+def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], tuple[str, str]]:
+    """Create the demo users, or give the existing ones new keys, each tied to the first RM
+    (by client order) of its segment; also a client of the demo BRM's and of the CRM's
+    portfolio."""
+    with transaction(session_factory(engine)) as session:
+        rows = repo.client_portfolios(session)
+        portfolios: dict[str, list[str]] = {}
+        segment_rm: dict[str, str] = {}
+        for client_rm, client_segment, client_id in rows:
+            if client_rm is not None:
+                portfolios.setdefault(client_rm, []).append(client_id)
+                segment_rm.setdefault(client_segment, client_rm)
+        users = []
+        for name, role, segment in DEMO_USERS:
+            rm_id = segment_rm.get(segment) if segment is not None else None
+            key = issue_key()
+            if repo.user_by_name(session, name) is None:
+                repo.add_user(
+                    session,
+                    name=name,
+                    role=role,
+                    rm_id=rm_id,
+                    key_prefix=key.prefix,
+                    key_hash=key.hash,
+                )
+            else:
+                repo.set_user_key(session, name, key_prefix=key.prefix, key_hash=key.hash)
+            users.append(DemoUser(name=name, role=role.value, rm_id=rm_id, key=key.key))
+    brm = next(u for u in users if u.role == UserRole.BRM)
+    crm = next(u for u in users if u.role == UserRole.CRM)
+    samples = (
+        portfolios.get(brm.rm_id or "", ["C0000001"])[0],
+        portfolios.get(crm.rm_id or "", ["C0000001"])[0],
+    )
+    return tuple(users), samples

@@ -1,0 +1,422 @@
+"""This module owns the fitting of the cross-sell family: the stacked and per-product LightGBM
+propensity models, the choice between them, their per-product calibration, and the popularity
+and logistic baselines they are measured against.
+
+:class:`PropensityEstimator` follows scikit-learn's estimator contract as far as the served
+artifact allows: ``__init__`` stores parameters only; :meth:`~PropensityEstimator.fit` takes the
+fit and calibration windows of a cross-sell panel, returns ``self`` and leaves the fitted state
+in attributes ending in ``_``. What is served is ``model_``, a
+:class:`~rmreco.modeling.propensity.PropensityModel` saved as JSON and LightGBM text.
+
+The calibration window's clients are halved by a hash of their id: both LightGBM set-ups stop
+early, and are calibrated per product, on one half; the set-up that ranks better (MAP@k) on the
+other half is chosen (unless the spec fixes it) and recalibrated per product on the whole
+window. The test window never chooses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Self
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from rmreco.features.builder import CATEGORICAL_FEATURES
+from rmreco.features.config import FeatureConfig, SnapshotParams
+from rmreco.features.cross_sell import (
+    LABEL,
+    PRODUCT,
+    PRODUCT_FEATURES,
+    WEIGHT,
+    catalog_codes,
+    holdings_descriptions,
+    holdings_feature_names,
+)
+from rmreco.modeling.boosting import fit_binary_booster
+from rmreco.modeling.calibration import Calibrator, Method
+from rmreco.modeling.encoding import FeatureEncoder
+from rmreco.modeling.metrics import ranking_metrics
+from rmreco.modeling.propensity import POOLED, PropensityModel, catalog_terms
+from rmreco.modeling.spec import CrossSellSpec
+
+Progress = Callable[[str], None]
+
+
+def model_features(spec: CrossSellSpec, codes: Sequence[str]) -> list[str]:
+    """The model's columns: the spec's client features, the holdings and product features."""
+    extra = [*holdings_feature_names(codes), *PRODUCT_FEATURES] if spec.holdings_features else []
+    return [*spec.features, *extra, PRODUCT]
+
+
+def cross_sell_feature_config(
+    spec: CrossSellSpec, codes: Sequence[str] | None = None
+) -> FeatureConfig:
+    """The feature configuration of a model of ``spec`` for a catalog of ``codes`` (the
+    holdings features name the catalog's products; without ``codes``, only the panel
+    parameters are meaningful)."""
+    return FeatureConfig(
+        family="cross_sell",
+        horizon_months=spec.label.horizon_months,
+        segments=tuple(str(s) for s in spec.segments),
+        features=tuple(model_features(spec, codes or [])),
+        snapshot=SnapshotParams(
+            financials_lag_months=spec.financials_lag_months,
+            cure_months=spec.label.cure_months,
+        ),
+    )
+
+
+def groups(frame: pd.DataFrame) -> np.ndarray:
+    """One group number per (client, month): the lists a ranking metric averages over."""
+    codes, _ = pd.factorize(
+        pd.MultiIndex.from_arrays([frame["client_id"].to_numpy(), frame["month"].to_numpy()])
+    )
+    return np.asarray(codes)
+
+
+def ranking(frame: pd.DataFrame, scores: np.ndarray, k: int, prefix: str) -> dict[str, float]:
+    """MAP@k, NDCG@k and precision@1 of each (client, month)'s products ordered by ``scores``
+    against the panel's adoptions, named with ``prefix``."""
+    m = ranking_metrics(groups(frame), frame[LABEL].to_numpy(), scores, k=k)
+    return {
+        f"{prefix}map_at_{k}": m[f"map_at_{k}"],
+        f"{prefix}ndcg_at_{k}": m[f"ndcg_at_{k}"],
+        f"{prefix}precision_at_1": m["precision_at_1"],
+        f"{prefix}ranking_groups": m["groups"],
+    }
+
+
+def calibrate_with(
+    calibrators: dict[str, Calibrator], raw: np.ndarray, codes: np.ndarray
+) -> np.ndarray:
+    """Propensities of raw scores through each row's product calibrator (pooled by default)."""
+    out = np.full(len(raw), np.nan)
+    for code in pd.unique(codes):
+        rows = codes == code
+        out[rows] = calibrators.get(str(code), calibrators[POOLED]).transform(raw[rows])
+    return out
+
+
+def client_half(frame: pd.DataFrame, seed: int) -> np.ndarray:
+    """A fixed half of the clients (by a hash of the client id): True for the first half."""
+    hashed = pd.util.hash_array(frame["client_id"].astype(str).to_numpy(object))
+    return np.asarray((hashed + np.uint64(seed)) % np.uint64(2) == 0)
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def fit_calibrators(
+    raw: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    *,
+    method: Method = "platt",
+    min_adoptions: int = 20,
+) -> dict[str, Calibrator]:
+    """One calibrator per product with at least ``min_adoptions`` adoptions, and a pooled one
+    (key ``"*"``) for the others.
+
+    Raises:
+        ValueError: the rows hold a single outcome class.
+    """
+    codes = np.asarray(codes, dtype=object)
+    y = np.asarray(y, dtype=int)
+    out = {POOLED: Calibrator.fit(raw, y, method)}
+    for code in pd.unique(codes):
+        rows = codes == code
+        adoptions = int(y[rows].sum())
+        if adoptions >= min_adoptions and adoptions < rows.sum():
+            out[str(code)] = Calibrator.fit(raw[rows], y[rows], method)
+    return out
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+
+class PopularityBaseline:
+    """Adoption rate among eligible non-holders, by segment and product, from the fit window."""
+
+    def __init__(self, prior_rows: float = 50.0) -> None:
+        self.prior_rows = prior_rows
+
+    def fit(
+        self,
+        segments: np.ndarray,
+        codes: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None = None,
+    ) -> PopularityBaseline:
+        """Weighted adoption rates; rare (segment, product) cells shrink to the product's rate."""
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
+        frame = pd.DataFrame(
+            {
+                "segment": np.asarray(segments, dtype=str),
+                "product": np.asarray(codes, dtype=str),
+                "yw": np.asarray(y, dtype=float) * w,
+                "w": w,
+            }
+        )
+        product = frame.groupby("product")[["yw", "w"]].sum()
+        self.product_rates_ = (product["yw"] / product["w"]).to_dict()
+        cells = frame.groupby(["segment", "product"])[["yw", "w"]].sum().reset_index()
+        prior = cells["product"].map(self.product_rates_)
+        rate = (cells["yw"] + self.prior_rows * prior) / (cells["w"] + self.prior_rows)
+        self.rates_ = {
+            (s, p): float(r)
+            for s, p, r in zip(cells["segment"], cells["product"], rate, strict=True)
+        }
+        return self
+
+    def score(self, segments: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        keys = zip(np.asarray(segments, dtype=str), np.asarray(codes, dtype=str), strict=True)
+        return np.asarray(
+            [self.rates_.get(k, self.product_rates_.get(k[1], 0.0)) for k in keys], dtype=float
+        )
+
+
+class LogisticPerProduct:
+    """One logistic regression per product on standardised numeric features, missing values
+    imputed by the median (with missing-value indicators)."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 500, random_state: int = 0) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        codes: np.ndarray,
+        weight: np.ndarray | None = None,
+        columns: Sequence[int] | None = None,
+    ) -> LogisticPerProduct:
+        """Fit on the rows of each product; ``columns`` selects the numeric columns of ``X``."""
+        self.columns_ = list(range(X.shape[1]) if columns is None else columns)
+        codes = np.asarray(codes, dtype=object)
+        y = np.asarray(y, dtype=int)
+        self.models_: dict[str, Pipeline] = {}
+        self.fallback_: dict[str, float] = {}
+        for code in pd.unique(codes):
+            rows = codes == code
+            if len(np.unique(y[rows])) < 2:
+                self.fallback_[str(code)] = float(y[rows].mean())
+                continue
+            model = make_pipeline(
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                StandardScaler(),
+                LogisticRegression(
+                    C=self.C, max_iter=self.max_iter, random_state=self.random_state
+                ),
+            )
+            fit_kwargs = {}
+            if weight is not None:
+                fit_kwargs["logisticregression__sample_weight"] = np.asarray(weight)[rows]
+            model.fit(X[rows][:, self.columns_], y[rows], **fit_kwargs)
+            self.models_[str(code)] = model
+        return self
+
+    def raw_score(self, X: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Log-odds of adoption by each row's product model."""
+        codes = np.asarray(codes, dtype=object)
+        out = np.full(len(X), np.nan)
+        for code in pd.unique(codes):
+            rows = codes == code
+            model = self.models_.get(str(code))
+            if model is not None:
+                out[rows] = model.decision_function(X[rows][:, self.columns_])
+            else:
+                rate = min(max(self.fallback_.get(str(code), 1e-6), 1e-6), 1 - 1e-6)
+                out[rows] = math.log(rate / (1 - rate))
+        return out
+
+
+# --- the estimator ---------------------------------------------------------------------------
+
+
+class PropensityEstimator:
+    """Fits the propensity models a cross-sell spec describes, chooses the served one, and fits
+    the baselines.
+
+    Parameters:
+        spec: the model specification.
+        products: the catalog (the contract's ``products`` table): its codes name the holdings
+            features and its terms value the offers.
+        threads: LightGBM threads for fitting.
+
+    Fitted attributes:
+        config_, encoder_: the feature configuration and encoding every model shares.
+        stacked_, per_product_: the two calibrated LightGBM set-ups.
+        model_: the one chosen (``model.choose``); ``baseline_`` the popularity baseline.
+        popularity_, logistic_, logistic_calibrators_: the baselines.
+        choice_metrics_, comparison_: how the choice was made, in figures and in words.
+    """
+
+    def __init__(self, spec: CrossSellSpec, products: pd.DataFrame, *, threads: int = 1) -> None:
+        self.spec = spec
+        self.products = products
+        self.threads = threads
+
+    def fit(
+        self,
+        fit: pd.DataFrame,
+        calibration: pd.DataFrame,
+        *,
+        metadata: dict[str, Any] | None = None,
+        on_step: Progress | None = None,
+    ) -> Self:
+        """Fit on the ``fit`` window (its ``weight`` column weighs sampled rows back), stop
+        early, calibrate and choose on ``calibration``; ``metadata`` is stored with the models.
+
+        Raises:
+            FeatureMismatchError: a frame lacks a feature of the spec.
+        """
+        step = on_step or (lambda _message: None)
+        spec = self.spec
+        codes = catalog_codes(self.products)
+        config = cross_sell_feature_config(spec, codes)
+        encoder = FeatureEncoder.fit(
+            fit, config.features, categorical=(*CATEGORICAL_FEATURES, PRODUCT)
+        )
+        X_fit, X_cal = encoder.transform(fit), encoder.transform(calibration)
+        y_fit, y_cal = fit[LABEL].to_numpy(int), calibration[LABEL].to_numpy(int)
+        w_fit = fit[WEIGHT].to_numpy(float)
+        p_fit = fit[PRODUCT].astype(str).to_numpy(object)
+        p_cal = calibration[PRODUCT].astype(str).to_numpy(object)
+        # The calibration window's clients are halved: early stopping (and, for the choice,
+        # the calibrators) read one half, the choice between the set-ups the other, so that
+        # neither set-up is judged on the rows that tuned it. The chosen model's calibrators
+        # then use the whole window.
+        stop = client_half(calibration, spec.seed)
+        choose_rows = calibration[~stop].reset_index(drop=True)
+        lgb_spec = spec.model.lightgbm
+        params = {"num_threads": self.threads, **lgb_spec.params}
+        common: dict[str, Any] = {
+            "config": config,
+            "catalog": catalog_terms(self.products),
+            "descriptions": holdings_descriptions(self.products),
+            "max_credit_grade": spec.credit_gate.max_grade,
+            "ungraded": spec.credit_gate.ungraded,
+            "top_reasons": spec.reasons.top,
+        }
+        provenance = {"name": spec.name, "spec_fingerprint": spec.fingerprint()} | (metadata or {})
+
+        def booster(rows: np.ndarray, val: np.ndarray, extra: dict[str, Any]) -> lgb.Booster:
+            return fit_binary_booster(
+                X_fit[rows],
+                y_fit[rows],
+                X_cal[val],
+                y_cal[val],
+                weight=w_fit[rows],
+                encoder=encoder,
+                params={**params, **extra},
+                num_boost_round=lgb_spec.num_boost_round,
+                early_stopping_rounds=lgb_spec.early_stopping_rounds,
+                seed=spec.seed,
+            )
+
+        def calibrated(kind: str, boosters: dict[str, lgb.Booster]) -> PropensityModel:
+            draft = PropensityModel(
+                kind=kind,  # type: ignore[arg-type]
+                encoder=encoder,
+                boosters=boosters,
+                calibrators={POOLED: Calibrator(method="platt")},
+                metadata={**provenance, "kind": kind},
+                **common,
+            )
+            draft.calibrators = fit_calibrators(
+                draft.raw_score(X_cal),
+                y_cal,
+                p_cal,
+                method=spec.model.calibration,
+                min_adoptions=spec.model.min_calibration_adoptions,
+            )
+            return draft
+
+        step(f"fitting the stacked LightGBM model on {len(X_fit):,} rows")
+        every = np.ones(len(X_fit), dtype=bool)
+        stacked = calibrated("stacked", {POOLED: booster(every, stop, {})})
+        boosters: dict[str, lgb.Booster] = {}
+        levels = encoder.categories[PRODUCT]
+        for n, code in enumerate(levels):
+            step(f"fitting per-product LightGBM models ({n + 1}/{len(levels)})")
+            rows = p_fit == code
+            if y_fit[rows].sum() == 0:
+                continue  # a product nobody took in the fit window: scored by nothing
+            boosters[code] = booster(rows, (p_cal == code) & stop, spec.model.per_product_params)
+        per_product = calibrated("per_product", boosters)
+
+        k = spec.ranking_k
+
+        def held_out(model: PropensityModel) -> np.ndarray:
+            """Propensities of the choosing half, calibrated on the stopping half only: the
+            per-product set-up leans on its calibrators to compare products, and calibrators
+            fitted on the rows being ranked would flatter it."""
+            raw = model.raw_score(X_cal)
+            calibrators = fit_calibrators(
+                raw[stop],
+                y_cal[stop],
+                p_cal[stop],
+                method=spec.model.calibration,
+                min_adoptions=spec.model.min_calibration_adoptions,
+            )
+            return calibrate_with(calibrators, raw[~stop], p_cal[~stop])
+
+        choice = {
+            **ranking(choose_rows, held_out(stacked), k, "stacked_calibration_"),
+            **ranking(choose_rows, held_out(per_product), k, "per_product_calibration_"),
+        }
+        s_map = choice[f"stacked_calibration_map_at_{k}"]
+        p_map = choice[f"per_product_calibration_map_at_{k}"]
+        better = "stacked" if s_map >= p_map else "per_product"
+        chosen_kind = better if spec.model.choose == "auto" else spec.model.choose
+        self.comparison_ = (
+            f"calibration-window MAP@{k} (clients not used for early stopping): "
+            f"stacked {s_map:.4f}, per-product {p_map:.4f}; "
+            f"{better} is better; registered: {chosen_kind}"
+            + (" (auto)" if spec.model.choose == "auto" else " (fixed by the spec)")
+        )
+        self.choice_metrics_ = choice
+        self.stacked_, self.per_product_ = stacked, per_product
+        self.model_ = stacked if chosen_kind == "stacked" else per_product
+
+        step("fitting the baselines (popularity, logistic regression per product)")
+        self.popularity_ = PopularityBaseline().fit(
+            fit["segment"].astype(str).to_numpy(), p_fit, y_fit, w_fit
+        )
+        self.baseline_ = self.popularity_
+        numeric = [i for i, name in enumerate(encoder.features) if name not in encoder.categories]
+        self.logistic_ = LogisticPerProduct(
+            C=spec.model.logistic.C, max_iter=spec.model.logistic.max_iter, random_state=spec.seed
+        ).fit(X_fit, y_fit, p_fit, w_fit, columns=numeric)
+        self.logistic_calibrators_ = fit_calibrators(
+            self.logistic_.raw_score(X_cal, p_cal),
+            y_cal,
+            p_cal,
+            method=spec.model.calibration,
+            min_adoptions=spec.model.min_calibration_adoptions,
+        )
+        self.config_, self.encoder_ = config, encoder
+        return self
+
+    def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Propensities of every fitted set-up and baseline on the rows of ``frame``."""
+        X = self.encoder_.transform(frame)
+        codes = frame[PRODUCT].astype(str).to_numpy(object)
+        return {
+            "model": self.model_.predict_propensity(X),
+            "stacked": self.stacked_.predict_propensity(X),
+            "per_product": self.per_product_.predict_propensity(X),
+            "popularity": self.popularity_.score(frame["segment"].astype(str).to_numpy(), codes),
+            "logistic": calibrate_with(
+                self.logistic_calibrators_, self.logistic_.raw_score(X, codes), codes
+            ),
+        }

@@ -1,0 +1,154 @@
+"""This module owns the BRM's financing answer for one client over HTTP: which credit model
+answers (the one of the client's segment), and the audit rows (the decision row holds the
+inputs once; each option points at it). The decision itself is
+:func:`rmreco.modeling.decisioning.decide_financing`, which batch scoring calls too."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from rmreco.db import repository as repo
+from rmreco.db.schema import new_uuid
+from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.decisioning import Request, decide_financing
+from rmreco.serving.deps import PortfolioClient, RmPrincipalDep, RuntimeDep, SessionDep
+from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
+from rmreco.serving.runtime import Runtime, commit
+from rmreco.serving.schemas import FinancingAnswer, FinancingRequest
+
+router = APIRouter(tags=["financing"], responses=ERROR_RESPONSES)
+
+
+def _credit(runtime: Runtime, segment: str) -> tuple[str, str, CreditRiskModel]:
+    """The name, version and model of the credit-risk model that serves ``segment``.
+
+    Raises:
+        ApiError: 503 while no credit model is loaded; 422 ``segment_not_served`` when loaded
+            ones serve other segments (the body names the client's segment and those served).
+    """
+    served = runtime.store.credit_for(segment)
+    if served is not None and isinstance(served.model, CreditRiskModel):
+        return served.name, served.version, served.model
+    segments = runtime.store.credit_segments()
+    if not segments:
+        raise unavailable("the credit model is not loaded yet")
+    raise ApiError(
+        422,
+        "segment_not_served",
+        f"no credit model serves the client's segment '{segment}'; the credit models in use "
+        f"serve: {', '.join(segments)}",
+        field="client_id",
+        details={"segment": segment, "segments_served": segments},
+    )
+
+
+@router.post("/v1/clients/{client_id}/financing-options", response_model=FinancingAnswer)
+async def financing(
+    client: PortfolioClient,
+    principal: RmPrincipalDep,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    body: Annotated[FinancingRequest | None, Body()] = None,
+) -> FinancingAnswer:
+    """PD, grade, policy decision and the ranked financing options of one client, from the
+    credit-risk model of the client's segment."""
+    request = body or FinancingRequest()
+    client_id = client.client_id
+    if client.features is None or client.month is None:
+        raise ApiError(
+            409,
+            "not_scored",
+            "the client's history has no feature snapshot yet; "
+            "run `rmreco features refresh` after loading data",
+        )
+    name, version, model = _credit(runtime, client.segment)
+    scored = model.predict_records([client.features])
+    policy = runtime.policy
+    answer = decide_financing(
+        features=client.features,
+        segment=client.segment,
+        declared_turnover=client.turnover,
+        in_default=client.in_default,
+        held_products=frozenset(repo.held_products(session, [client_id]).get(client_id, set())),
+        pd_12m=float(scored.pd_12m[0]),
+        grade=str(scored.grade[0]),
+        reasons=[r.to_dict() for r in scored.reasons[0]],
+        catalog=runtime.catalog(session),
+        policy=policy,
+        request=Request(
+            amount=request.amount, tenor_months=request.tenor_months, purpose=request.purpose
+        ),
+    )
+    pd_12m, grade, decision = answer.pd_12m, answer.grade, answer.decision
+    reasons, adverse, options = (
+        list(answer.reasons),
+        list(answer.adverse_action_reasons),
+        answer.options,
+    )
+    versions = {name: version}
+    currency = runtime.currency(session)
+    decision_id = new_uuid()
+    shared = {
+        "user_id": principal.user_id,
+        "client_id": client_id,
+        "kind": "financing",
+        "model_versions": versions,
+        "policy_version": policy.version,
+    }
+    option_rows = []
+    answers = []
+    for rank, option in enumerate(options, start=1):
+        rec_id = new_uuid()
+        data = option.to_dict()
+        option_rows.append(
+            {
+                **shared,
+                "id": rec_id,
+                "decision_id": decision_id,
+                "product_code": option.product_code,
+                "rank": rank,
+                "output": {**data, "pd_12m": pd_12m, "grade": grade, "decision_id": decision_id},
+            }
+        )
+        answers.append({"recommendation_id": rec_id, "rank": rank, **data})
+    summary = {
+        "pd_12m": pd_12m,
+        "grade": grade,
+        "decision": decision.outcome,
+        "decision_reasons": list(decision.reasons),
+        "adverse_action_reasons": adverse,
+        "reasons": reasons,
+        "options": [a["recommendation_id"] for a in answers],
+        "currency": currency,
+    }
+    repo.add_recommendations(
+        session,
+        [
+            {
+                **shared,
+                "id": decision_id,
+                "features": client.features,
+                "request": request.model_dump(),
+                "output": summary,
+            },
+            *option_rows,
+        ],
+    )
+    commit(session)
+    return FinancingAnswer(
+        client_id=client_id,
+        as_of=client.month,
+        pd_12m=pd_12m,
+        grade=grade,
+        decision=decision.outcome,
+        decision_reasons=list(decision.reasons),
+        adverse_action_reasons=adverse,
+        reasons=reasons,
+        options=answers,
+        decision_id=decision_id,
+        model_versions=versions,
+        policy_version=policy.version,
+        currency=currency,
+    )

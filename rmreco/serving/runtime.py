@@ -1,0 +1,121 @@
+"""This module owns the service's state while it runs: the :class:`Runtime` the lifespan builds
+(settings, session factory, model store, credit policy, reference data and the scored-portfolio
+cache), which registered models the service follows (from the specs of the models folder), and
+the two database chores every route shares: :func:`commit` and :func:`database_ok`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rmreco.config import Settings
+from rmreco.db import repository as repo
+from rmreco.domain.errors import ConfigurationError
+from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.decisioning import CreditPolicy
+from rmreco.modeling.propensity import PropensityModel
+from rmreco.modeling.spec import find_specs
+from rmreco.serving.errors import unavailable
+from rmreco.serving.model_store import ModelKind, ModelStore
+
+log = logging.getLogger(__name__)
+
+_Model = TypeVar("_Model", CreditRiskModel, PropensityModel)
+
+
+def served_kinds(models_dir: Path) -> list[ModelKind]:
+    """The registered models the service follows (their ``champion`` alias): one per spec of
+    the models folder, named by the spec, each with the family it must be of. Credit-risk models
+    serve the segments they were trained on, side by side; one cross-sell model serves the
+    lists.
+
+    Raises:
+        ConfigurationError: a spec is invalid, or the folder names several cross-sell specs.
+    """
+    specs = find_specs(models_dir)
+    kinds = [ModelKind(f.spec.name, f.spec.kind) for f in specs]
+    cross_sell = [f.path.name for f in specs if f.spec.kind == "cross_sell"]
+    if len(cross_sell) > 1:
+        raise ConfigurationError(
+            f"models folder {models_dir} holds several cross-sell specs ({', '.join(cross_sell)});"
+            " the service serves one"
+        )
+    return kinds
+
+
+@dataclass
+class Runtime:
+    """What the lifespan builds once and every request reads."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    store: ModelStore
+    policy: CreditPolicy
+    poll_seconds: float
+    catalog_seconds: float = 60.0
+    _reference: tuple[float, list[dict[str, Any]], str] | None = None
+    #: Scored cross-sell portfolios by RM (least recently used first), each with the key it
+    #: is valid for: the portfolio's snapshot stamp and the model versions.
+    portfolios: OrderedDict[str, tuple[Any, Any]] = field(default_factory=OrderedDict)
+    portfolio_cache_size: int = 256
+
+    def _reference_data(self, session: Session) -> tuple[float, list[dict[str, Any]], str]:
+        # read at most once a minute: the catalog and the currency change only with a load
+        now = time.monotonic()
+        if self._reference is None or now - self._reference[0] > self.catalog_seconds:
+            currency = repo.data_currency(session) or self.settings.currency
+            self._reference = (now, repo.catalog(session), currency)
+        return self._reference
+
+    def cross_sell_name(self) -> str | None:
+        """The registered name of the cross-sell model the service follows (None: none)."""
+        return next((k.name for k in self.store.kinds.values() if k.family == "cross_sell"), None)
+
+    def model(self, name: str, family: type[_Model]) -> tuple[_Model, str] | None:
+        """The model served under ``name`` and its version; None while none of ``family`` is
+        (the store checked the family when it loaded the model)."""
+        served = self.store.current.get(name)
+        if served is None or not isinstance(served.model, family):
+            return None
+        return served.model, served.version
+
+    def catalog(self, session: Session) -> list[dict[str, Any]]:
+        """The product catalog."""
+        return self._reference_data(session)[1]
+
+    def currency(self, session: Session) -> str:
+        """ISO 4217 code of the money in the loaded data (the latest load's, else the
+        ``RMRECO_CURRENCY`` setting): every amount the service answers is in it."""
+        return self._reference_data(session)[2]
+
+
+def commit(session: Session) -> None:
+    """Commit before the answer leaves; a failure is a retryable 503, never an unrecorded answer.
+
+    Raises:
+        ApiError: 503 ``unavailable`` when the commit fails (the session is rolled back).
+    """
+    try:
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.error("could not record the answer: %s", type(exc).__name__)
+        raise unavailable("the answer could not be recorded; try again") from None
+
+
+def database_ok(factory: sessionmaker[Session]) -> bool:
+    """Whether the database answers a trivial query."""
+    try:
+        with factory() as session:
+            session.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False

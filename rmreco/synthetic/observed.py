@@ -1,0 +1,319 @@
+"""This module owns what the synthetic bank's books show of its clients' latent state: the
+account history, holding spells, credit events and annual statements, as contract tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from rmreco.domain.contract import ACCOUNT_MONTHS, CREDIT_EVENTS, FINANCIALS, HOLDINGS, EventType
+from rmreco.synthetic.arrays import (
+    Array,
+    coded,
+    dates,
+    floats,
+    geometric,
+    ints,
+    month_days,
+    sigmoid,
+)
+from rmreco.synthetic.bank import Bank
+from rmreco.synthetic.catalog import PRODUCT_CODES
+from rmreco.synthetic.parameters import (
+    IS_FINANCING,
+    PRODUCT_INDEX,
+    S_ASSETS,
+    S_MARGIN,
+    S_SALARY,
+    S_SEASON,
+    S_TX,
+    SECTOR_TABLE,
+)
+
+
+@dataclass
+class Spells:
+    """Closed and open holding spells collected during a chunk's simulation."""
+
+    client: list[Array]
+    product: list[Array]
+    start: list[Array]
+    end: list[Array]
+    amount: list[Array]
+
+    def add(self, client: Array, product: Array, start: Array, end: Array, amount: Array) -> None:
+        self.client.append(client)
+        self.product.append(product)
+        self.start.append(start)
+        self.end.append(end)
+        self.amount.append(amount)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The ``account_months`` table of a chunk and the activity level the statements follow."""
+
+    table: pa.Table
+    log_level: Array  # (n, M) log of the expected monthly inflow relative to declared turnover
+
+
+def account_months(
+    rng: np.random.Generator,
+    bank: Bank,
+    ids: pa.Array,
+    present: Array,
+    status_hist: Array,
+    since_default: Array,
+    Y: Array,
+    mu: Array,
+    sector: Array,
+    turnover: Array,
+    employees: Array,
+    wallet: Array,
+    level_noise: Array,
+    payroll_visible: Array,
+    cash_rich: Array,
+    intl: Array,
+    card_logit: Array,
+    held_hist: Array,
+    facility_limit: Array,
+) -> Observed:
+    """The observable account history: latent state seen through the bank's accounts."""
+    n, M = present.shape
+    t = SECTOR_TABLE
+    f32 = np.float32
+    y = Y[:, :, 0]
+    h = mu[:, None] + y
+    growth, intl_need, cash = Y[:, :, 1], Y[:, :, 2], Y[:, :, 3]
+    in_default = status_hist == 2
+
+    def noise(sd: float) -> Array:
+        return rng.standard_normal((n, M), dtype=f32) * f32(sd)
+
+    months_of_year = (bank.start_abs + np.arange(M)) % 12
+    season = t[sector, S_SEASON][:, None] * np.sin(2 * np.pi * (months_of_year[None, :] - 3) / 12)
+    log_level = np.cumsum(0.02 * growth, axis=1) + 0.15 * y
+    expected = (turnover / 12.0 * wallet * np.exp(level_noise))[:, None] * np.exp(
+        log_level + season
+    )
+    credit = expected * np.exp(noise(0.08)) * np.where(in_default, 0.6, 1.0)
+    net_share = 0.02 + 0.035 * h + noise(0.04)
+    debit = credit * np.maximum(1.0 - net_share, 0.0)
+
+    liquidity = expected * np.exp(
+        -0.2 + 0.45 * h + 0.45 * cash + 0.35 * cash_rich[:, None] + noise(0.25)
+    )
+    has_facility = facility_limit > 0
+    od_drive = -1.0 - 1.5 * h + noise(0.7)
+    od_share = sigmoid(np.where(has_facility, od_drive, od_drive - 3.0))
+    days = np.clip(np.round(31.0 * od_share - 4.0), 0, 31).astype(np.int64)
+    days = np.where(in_default, np.maximum(days, 15), days)
+    use_share = sigmoid(0.2 - 1.2 * h + noise(0.5))
+    peak = np.where(
+        days > 0,
+        np.where(has_facility, facility_limit * use_share, expected * 0.05 * use_share),
+        0.0,
+    )
+    balance_avg = liquidity * (1.0 - days / 31.0) - 0.5 * peak * days / 31.0
+    swing = expected * np.exp(-1.0 - 0.25 * h + noise(0.3))
+    balance_max = balance_avg + 0.6 * swing
+    balance_min = np.where(days > 0, -peak, np.maximum(balance_avg - 0.7 * swing, 0.0))
+
+    n_credit = np.round(
+        np.exp(
+            t[sector, S_TX][:, None]
+            + 0.35 * card_logit[:, None]
+            + 0.45 * np.log1p(credit / 1e4)
+            + noise(0.15)
+        )
+    )
+    n_debit = np.round(
+        np.exp(2.2 + 0.4 * np.log1p(debit / 1e4) + 0.1 * np.log1p(employees)[:, None] + noise(0.15))
+    )
+    returned = geometric(
+        rng.random((n, M), dtype=f32), np.exp(-3.2 - 1.0 * h) * np.where(in_default, 4.0, 1.0)
+    )
+    has_credit = held_hist[:, :, IS_FINANCING].any(axis=2)
+    late_payer = has_credit & (rng.random((n, M), dtype=f32) < sigmoid(-3.6 - 1.4 * h))
+    arrears = 1 + geometric(rng.random((n, M), dtype=f32), 8.0 * np.exp(-0.4 * h))
+    dpd = np.where(late_payer, np.minimum(arrears, 89), 0)
+    dpd = np.where(
+        in_default, 90 + 30 * since_default.astype(np.int64) + rng.integers(0, 30, (n, M)), dpd
+    )
+
+    intl_pay = (credit + debit) * sigmoid(-3.0 + intl[:, None] + 0.8 * intl_need + noise(0.3))
+    has_payroll = held_hist[:, :, PRODUCT_INDEX["payroll"]]
+    payroll = (
+        (employees * t[sector, S_SALARY])[:, None]
+        * np.exp(noise(0.05))
+        * np.where(has_payroll, 1.0, payroll_visible[:, None])
+        * np.where(in_default, 0.8, 1.0)
+    )
+    card_spend = np.where(
+        held_hist[:, :, PRODUCT_INDEX["business_card"]], credit * np.exp(-5.0 + noise(0.3)), 0.0
+    )
+    acquiring = np.where(
+        held_hist[:, :, PRODUCT_INDEX["card_acquiring"]],
+        credit * sigmoid(card_logit)[:, None] * np.exp(noise(0.1)),
+        0.0,
+    )
+
+    # A few missing values, as real extracts have: one uniform decides which column is empty.
+    gap = rng.random((n, M), dtype=f32)
+    rows = np.nonzero(present)  # C order: sorted by client, then month
+    ci, mi = rows
+
+    def col(a: Array) -> Array:
+        out: Array = a[rows]
+        return out
+
+    g = col(gap)
+    table = pa.table(
+        {
+            "client_id": coded(ci, ids),
+            "month": dates(bank.month_days[mi]),
+            "balance_avg": floats(np.round(col(balance_avg), 2)),
+            "balance_min": floats(np.round(col(balance_min), 2), g < 0.004),
+            "balance_max": floats(np.round(col(balance_max), 2), g < 0.004),
+            "credit_turnover": floats(np.round(col(credit), 2)),
+            "debit_turnover": floats(np.round(col(debit), 2)),
+            "n_credit_tx": ints(col(n_credit), (g >= 0.004) & (g < 0.014)),
+            "n_debit_tx": ints(col(n_debit), (g >= 0.014) & (g < 0.022)),
+            "overdraft_limit": floats(col(facility_limit)),
+            "overdraft_peak_use": floats(np.round(col(peak), 2)),
+            "days_in_overdraft": ints(col(days)),
+            "dpd_max": ints(col(dpd)),
+            "returned_payments": ints(col(returned), (g >= 0.022) & (g < 0.025)),
+            "intl_payments": floats(np.round(col(intl_pay), 2), (g >= 0.025) & (g < 0.030)),
+            "payroll_outflow": floats(np.round(col(payroll), 2)),
+            "card_spend": floats(np.round(col(card_spend), 2)),
+            "acquiring_inflow": floats(np.round(col(acquiring), 2)),
+        }
+    )
+    assert table.column_names == list(ACCOUNT_MONTHS.column_names)
+    return Observed(table, log_level)
+
+
+def holdings_table(bank: Bank, ids: pa.Array, spells: Spells) -> pa.Table:
+    """The ``holdings`` table of a chunk: one row per spell, by client, product and start."""
+    client = np.concatenate(spells.client)
+    product = np.concatenate(spells.product)
+    start = np.concatenate(spells.start)
+    end = np.concatenate(spells.end)
+    amount = np.concatenate(spells.amount)
+    order = np.lexsort((start, product, client))
+    client, product, start, end, amount = (a[order] for a in (client, product, start, end, amount))
+    table = pa.table(
+        {
+            "client_id": coded(client, ids),
+            "product_code": coded(product, pa.array(PRODUCT_CODES)),
+            "start_month": dates(month_days(bank.start_abs + start)),
+            "end_month": pa.array(
+                month_days(bank.start_abs + np.maximum(end, 0)), type=pa.date32(), mask=end < 0
+            ),
+            "amount": floats(amount, np.isnan(amount)),
+        }
+    )
+    assert table.column_names == list(HOLDINGS.column_names)
+    return table
+
+
+def events_table(
+    bank: Bank, ids: pa.Array, client: list[Array], month: list[Array], event: list[Array]
+) -> pa.Table:
+    """The ``credit_events`` table of a chunk, by client, month and event."""
+    c = np.concatenate(client) if client else np.zeros(0, dtype=np.int64)
+    m = np.concatenate(month) if month else np.zeros(0, dtype=np.int64)
+    e = np.concatenate(event) if event else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((e, m, c))
+    table = pa.table(
+        {
+            "client_id": coded(c[order], ids),
+            "month": dates(bank.month_days[m[order]]),
+            "event_type": coded(e[order], pa.array([ev.value for ev in EventType])),
+        }
+    )
+    assert table.column_names == list(CREDIT_EVENTS.column_names)
+    return table
+
+
+def financials_table(
+    rng: np.random.Generator,
+    bank: Bank,
+    ids: pa.Array,
+    present: Array,
+    seg: Array,
+    sector: Array,
+    turnover: Array,
+    mu: Array,
+    Y: Array,
+    log_level: Array,
+) -> pa.Table:
+    """Annual statements for each calendar year whose December the client is present in."""
+    n, M = present.shape
+    t = SECTOR_TABLE
+    files = rng.random(n) < np.where(seg == 1, 0.92, 0.67)
+    parts: list[dict[str, Array]] = []
+    first_year = bank.start_abs // 12
+    for year in range(first_year, (bank.start_abs + M - 1) // 12 + 1):
+        dec = year * 12 + 11 - bank.start_abs
+        if dec < 0 or dec >= M:
+            continue
+        months = slice(max(0, dec - 11), dec + 1)
+        rows = np.flatnonzero(files & present[:, dec])
+        k = rows.size
+        h_year = mu[rows] + Y[rows, months, 0].mean(axis=1)
+        revenue = turnover[rows] * np.exp(
+            log_level[rows, months].mean(axis=1) + rng.normal(0.0, 0.05, k)
+        )
+        margin = t[sector[rows], S_MARGIN] + 0.05 * h_year + rng.normal(0.0, 0.02, k)
+        assets = revenue * t[sector[rows], S_ASSETS] * np.exp(rng.normal(0.0, 0.2, k))
+        leverage = sigmoid(-0.6 - 0.7 * h_year + rng.normal(0.0, 0.3, k))
+        debt = assets * leverage * 0.9
+        equity = assets - debt - 0.25 * assets
+        current_assets = assets * sigmoid(rng.normal(-0.2, 0.3, k))
+        current_liabilities = current_assets / np.exp(
+            0.25 + 0.35 * h_year + rng.normal(0.0, 0.2, k)
+        )
+        parts.append(
+            {
+                "client": rows,
+                "year": np.full(k, year),
+                "revenue": revenue,
+                "ebitda": revenue * margin,
+                "total_assets": assets,
+                "total_debt": debt,
+                "equity": equity,
+                "current_assets": current_assets,
+                "current_liabilities": current_liabilities,
+            }
+        )
+    cols = {
+        key: (np.concatenate([p[key] for p in parts]) if parts else np.zeros(0))
+        for key in (
+            "client",
+            "year",
+            "revenue",
+            "ebitda",
+            "total_assets",
+            "total_debt",
+            "equity",
+            "current_assets",
+            "current_liabilities",
+        )
+    }
+    order = np.lexsort((cols["year"], cols["client"]))
+    table = pa.table(
+        {
+            "client_id": coded(cols["client"][order], ids),
+            "year": ints(cols["year"][order]),
+            **{
+                name: floats(np.round(cols[name][order], 0)) for name in FINANCIALS.column_names[2:]
+            },
+        }
+    )
+    assert table.column_names == list(FINANCIALS.column_names)
+    return table

@@ -1,0 +1,75 @@
+"""The demo workflow on a models folder without specs (nothing to train): a bank generated once,
+migrated and loaded, snapshots refreshed, demo users tied to RMs, and new keys on every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from rmreco.config import Settings
+from rmreco.db import repository as repo
+from rmreco.db import schema
+from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.demo import prepare_demo
+from rmreco.serving.security import key_matches, key_prefix
+
+pytestmark = pytest.mark.slow  # an MLflow store and two loads of a bank
+
+
+def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    settings = Settings(
+        home=tmp_path / "home",
+        models_dir=models,
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+    steps: list[str] = []
+    first = prepare_demo(settings, clients=300, base_url="http://127.0.0.1:9", on_step=steps.append)
+
+    assert first.bank == tmp_path / "home" / "demo-bank"
+    assert (first.bank / "clients.parquet").is_file()
+    assert any(s.startswith("generating") for s in steps)
+    assert first.models == ()
+    assert first.clients_with_features > 0
+    assert first.readiness_url == "http://127.0.0.1:9/readyz"
+    assert {(u.name, u.role) for u in first.users} == {
+        ("demo-admin", "admin"),
+        ("demo-brm", "brm"),
+        ("demo-crm", "crm"),
+    }
+    assert first.user("demo-admin").rm_id is None
+
+    steps.clear()
+    second = prepare_demo(settings, clients=300, on_step=steps.append)
+    assert not any(s.startswith("generating") for s in steps), "the bank is generated once"
+
+    engine = create_engine_for(settings.resolved_database_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            for name, segment in (("demo-brm", "sme"), ("demo-crm", "corporate")):
+                user = second.user(name)
+                assert user.rm_id is not None
+                assert (
+                    session.scalar(
+                        select(schema.Client.segment).where(schema.Client.rm_id == user.rm_id)
+                    )
+                    == segment
+                )
+            sample = session.get(schema.Client, second.sample_client)
+            assert sample is not None
+            assert sample.rm_id == second.user("demo-brm").rm_id
+            for user in second.users:
+                prefix = key_prefix(user.key)
+                assert prefix is not None
+                stored = repo.user_by_key_prefix(session, prefix)
+                assert stored is not None
+                assert stored.name == user.name
+                assert key_matches(user.key, stored.api_key_hash)
+                old = first.user(user.name).key
+                assert old != user.key
+                assert repo.user_by_key_prefix(session, key_prefix(old) or "") is None
+    finally:
+        engine.dispose()
