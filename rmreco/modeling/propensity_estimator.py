@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 import lightgbm as lgb
@@ -242,6 +243,38 @@ class LogisticPerProduct:
 # --- the estimator ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """The fit and calibration windows as the models read them. ``stop`` marks the half of the
+    calibration window's clients that early stopping (and, for the choice, the calibrators)
+    read; the choice between the set-ups reads the other half, so that neither set-up is judged
+    on the rows that tuned it."""
+
+    X_fit: np.ndarray
+    y_fit: np.ndarray
+    w_fit: np.ndarray
+    p_fit: np.ndarray
+    X_cal: np.ndarray
+    y_cal: np.ndarray
+    p_cal: np.ndarray
+    stop: np.ndarray
+
+    @classmethod
+    def of(
+        cls, encoder: FeatureEncoder, fit: pd.DataFrame, calibration: pd.DataFrame, seed: int
+    ) -> _Windows:
+        return cls(
+            X_fit=encoder.transform(fit),
+            y_fit=fit[LABEL].to_numpy(int),
+            w_fit=fit[WEIGHT].to_numpy(float),
+            p_fit=fit[PRODUCT].astype(str).to_numpy(object),
+            X_cal=encoder.transform(calibration),
+            y_cal=calibration[LABEL].to_numpy(int),
+            p_cal=calibration[PRODUCT].astype(str).to_numpy(object),
+            stop=client_half(calibration, seed),
+        )
+
+
 class PropensityEstimator:
     """Fits the propensity models a cross-sell spec describes, chooses the served one, and fits
     the baselines.
@@ -281,98 +314,100 @@ class PropensityEstimator:
         """
         step = on_step or (lambda _message: None)
         spec = self.spec
-        codes = catalog_codes(self.products)
-        config = cross_sell_feature_config(spec, codes)
+        config = cross_sell_feature_config(spec, catalog_codes(self.products))
         encoder = FeatureEncoder.fit(
             fit, config.features, categorical=(*CATEGORICAL_FEATURES, PRODUCT)
         )
-        X_fit, X_cal = encoder.transform(fit), encoder.transform(calibration)
-        y_fit, y_cal = fit[LABEL].to_numpy(int), calibration[LABEL].to_numpy(int)
-        w_fit = fit[WEIGHT].to_numpy(float)
-        p_fit = fit[PRODUCT].astype(str).to_numpy(object)
-        p_cal = calibration[PRODUCT].astype(str).to_numpy(object)
-        # The calibration window's clients are halved: early stopping (and, for the choice,
-        # the calibrators) read one half, the choice between the set-ups the other, so that
-        # neither set-up is judged on the rows that tuned it. The chosen model's calibrators
-        # then use the whole window.
-        stop = client_half(calibration, spec.seed)
-        choose_rows = calibration[~stop].reset_index(drop=True)
-        lgb_spec = spec.model.lightgbm
-        params = {"num_threads": self.threads, **lgb_spec.params}
-        common: dict[str, Any] = {
-            "config": config,
-            "catalog": catalog_terms(self.products),
-            "descriptions": holdings_descriptions(self.products),
-            "max_credit_grade": spec.credit_gate.max_grade,
-            "ungraded": spec.credit_gate.ungraded,
-            "top_reasons": spec.reasons.top,
-        }
+        rows = _Windows.of(encoder, fit, calibration, spec.seed)
+        self.config_, self.encoder_ = config, encoder
         provenance = {"name": spec.name, "spec_fingerprint": spec.fingerprint()} | (metadata or {})
-
-        def booster(rows: np.ndarray, val: np.ndarray, extra: dict[str, Any]) -> lgb.Booster:
-            return fit_binary_booster(
-                X_fit[rows],
-                y_fit[rows],
-                X_cal[val],
-                y_cal[val],
-                weight=w_fit[rows],
-                encoder=encoder,
-                params={**params, **extra},
-                num_boost_round=lgb_spec.num_boost_round,
-                early_stopping_rounds=lgb_spec.early_stopping_rounds,
-                seed=spec.seed,
-            )
-
-        def calibrated(kind: str, boosters: dict[str, lgb.Booster]) -> PropensityModel:
-            draft = PropensityModel(
-                kind=kind,  # type: ignore[arg-type]
-                encoder=encoder,
-                boosters=boosters,
-                calibrators={POOLED: Calibrator(method="platt")},
-                metadata={**provenance, "kind": kind},
-                **common,
-            )
-            draft.calibrators = fit_calibrators(
-                draft.raw_score(X_cal),
-                y_cal,
-                p_cal,
-                method=spec.model.calibration,
-                min_adoptions=spec.model.min_calibration_adoptions,
-            )
-            return draft
-
-        step(f"fitting the stacked LightGBM model on {len(X_fit):,} rows")
-        every = np.ones(len(X_fit), dtype=bool)
-        stacked = calibrated("stacked", {POOLED: booster(every, stop, {})})
+        step(f"fitting the stacked LightGBM model on {len(rows.X_fit):,} rows")
+        every = np.ones(len(rows.X_fit), dtype=bool)
+        self.stacked_ = self._calibrated(
+            "stacked", {POOLED: self._booster(rows, every, rows.stop, {})}, rows, provenance
+        )
         boosters: dict[str, lgb.Booster] = {}
         levels = encoder.categories[PRODUCT]
         for n, code in enumerate(levels):
             step(f"fitting per-product LightGBM models ({n + 1}/{len(levels)})")
-            rows = p_fit == code
-            if y_fit[rows].sum() == 0:
+            mine = rows.p_fit == code
+            if rows.y_fit[mine].sum() == 0:
                 continue  # a product nobody took in the fit window: scored by nothing
-            boosters[code] = booster(rows, (p_cal == code) & stop, spec.model.per_product_params)
-        per_product = calibrated("per_product", boosters)
+            boosters[code] = self._booster(
+                rows, mine, (rows.p_cal == code) & rows.stop, spec.model.per_product_params
+            )
+        self.per_product_ = self._calibrated("per_product", boosters, rows, provenance)
+        self._choose(rows, calibration[~rows.stop].reset_index(drop=True))
+        step("fitting the baselines (popularity, logistic regression per product)")
+        self._fit_baselines(fit, rows)
+        return self
 
-        k = spec.ranking_k
+    def _calibrators(self, raw: np.ndarray, y: np.ndarray, codes: np.ndarray) -> Any:
+        return fit_calibrators(
+            raw,
+            y,
+            codes,
+            method=self.spec.model.calibration,
+            min_adoptions=self.spec.model.min_calibration_adoptions,
+        )
+
+    def _booster(
+        self, rows: _Windows, fit: np.ndarray, stop: np.ndarray, extra: dict[str, Any]
+    ) -> lgb.Booster:
+        """A LightGBM model on the ``fit`` rows, stopped early on the ``stop`` rows."""
+        lgb_spec = self.spec.model.lightgbm
+        return fit_binary_booster(
+            rows.X_fit[fit],
+            rows.y_fit[fit],
+            rows.X_cal[stop],
+            rows.y_cal[stop],
+            weight=rows.w_fit[fit],
+            encoder=self.encoder_,
+            params={"num_threads": self.threads, **lgb_spec.params, **extra},
+            num_boost_round=lgb_spec.num_boost_round,
+            early_stopping_rounds=lgb_spec.early_stopping_rounds,
+            seed=self.spec.seed,
+        )
+
+    def _calibrated(
+        self,
+        kind: str,
+        boosters: dict[str, lgb.Booster],
+        rows: _Windows,
+        provenance: dict[str, Any],
+    ) -> PropensityModel:
+        """The served model of a set-up, calibrated per product on the whole window."""
+        spec = self.spec
+        draft = PropensityModel(
+            kind=kind,  # type: ignore[arg-type]
+            config=self.config_,
+            encoder=self.encoder_,
+            boosters=boosters,
+            calibrators={POOLED: Calibrator(method="platt")},
+            catalog=catalog_terms(self.products),
+            descriptions=holdings_descriptions(self.products),
+            max_credit_grade=spec.credit_gate.max_grade,
+            ungraded=spec.credit_gate.ungraded,
+            top_reasons=spec.reasons.top,
+            metadata={**provenance, "kind": kind},
+        )
+        draft.calibrators = self._calibrators(draft.raw_score(rows.X_cal), rows.y_cal, rows.p_cal)
+        return draft
+
+    def _choose(self, rows: _Windows, choose_rows: pd.DataFrame) -> None:
+        """Rank the choosing half of the calibration window with each set-up, calibrated on the
+        stopping half only (the per-product set-up leans on its calibrators to compare
+        products, and calibrators fitted on the rows being ranked would flatter it)."""
+        spec, k, stop = self.spec, self.spec.ranking_k, rows.stop
 
         def held_out(model: PropensityModel) -> np.ndarray:
-            """Propensities of the choosing half, calibrated on the stopping half only: the
-            per-product set-up leans on its calibrators to compare products, and calibrators
-            fitted on the rows being ranked would flatter it."""
-            raw = model.raw_score(X_cal)
-            calibrators = fit_calibrators(
-                raw[stop],
-                y_cal[stop],
-                p_cal[stop],
-                method=spec.model.calibration,
-                min_adoptions=spec.model.min_calibration_adoptions,
-            )
-            return calibrate_with(calibrators, raw[~stop], p_cal[~stop])
+            raw = model.raw_score(rows.X_cal)
+            calibrators = self._calibrators(raw[stop], rows.y_cal[stop], rows.p_cal[stop])
+            return calibrate_with(calibrators, raw[~stop], rows.p_cal[~stop])
 
         choice = {
-            **ranking(choose_rows, held_out(stacked), k, "stacked_calibration_"),
-            **ranking(choose_rows, held_out(per_product), k, "per_product_calibration_"),
+            **ranking(choose_rows, held_out(self.stacked_), k, "stacked_calibration_"),
+            **ranking(choose_rows, held_out(self.per_product_), k, "per_product_calibration_"),
         }
         s_map = choice[f"stacked_calibration_map_at_{k}"]
         p_map = choice[f"per_product_calibration_map_at_{k}"]
@@ -385,27 +420,21 @@ class PropensityEstimator:
             + (" (auto)" if spec.model.choose == "auto" else " (fixed by the spec)")
         )
         self.choice_metrics_ = choice
-        self.stacked_, self.per_product_ = stacked, per_product
-        self.model_ = stacked if chosen_kind == "stacked" else per_product
+        self.model_ = self.stacked_ if chosen_kind == "stacked" else self.per_product_
 
-        step("fitting the baselines (popularity, logistic regression per product)")
+    def _fit_baselines(self, fit: pd.DataFrame, rows: _Windows) -> None:
+        spec, encoder = self.spec, self.encoder_
         self.popularity_ = PopularityBaseline().fit(
-            fit["segment"].astype(str).to_numpy(), p_fit, y_fit, w_fit
+            fit["segment"].astype(str).to_numpy(), rows.p_fit, rows.y_fit, rows.w_fit
         )
         self.baseline_ = self.popularity_
         numeric = [i for i, name in enumerate(encoder.features) if name not in encoder.categories]
         self.logistic_ = LogisticPerProduct(
             C=spec.model.logistic.C, max_iter=spec.model.logistic.max_iter, random_state=spec.seed
-        ).fit(X_fit, y_fit, p_fit, w_fit, columns=numeric)
-        self.logistic_calibrators_ = fit_calibrators(
-            self.logistic_.raw_score(X_cal, p_cal),
-            y_cal,
-            p_cal,
-            method=spec.model.calibration,
-            min_adoptions=spec.model.min_calibration_adoptions,
+        ).fit(rows.X_fit, rows.y_fit, rows.p_fit, rows.w_fit, columns=numeric)
+        self.logistic_calibrators_ = self._calibrators(
+            self.logistic_.raw_score(rows.X_cal, rows.p_cal), rows.y_cal, rows.p_cal
         )
-        self.config_, self.encoder_ = config, encoder
-        return self
 
     def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Propensities of every fitted set-up and baseline on the rows of ``frame``."""

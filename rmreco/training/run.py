@@ -175,9 +175,8 @@ def record_training(
     Raises:
         RegistryError: the gate's metric was not computed by the job.
     """
-    source, model = trained.source, trained.model
-    spec, metrics = source.spec, dict(trained.metrics)
-    if trained.gate.metric not in metrics:
+    spec, model = trained.source.spec, trained.model
+    if trained.gate.metric not in trained.metrics:
         raise RegistryError(f"the gate's metric {trained.gate.metric!r} is not computed by the run")
     uri = configure_mlflow(settings, tracking_uri)
     experiment_id = ensure_experiment(experiment, settings)
@@ -185,33 +184,7 @@ def record_training(
     period = str(model.metadata.get("test_period", ""))
     with start_run(experiment_id, f"{spec.name} {period}".strip()) as run:
         step("logging the run to MLflow")
-        mlflow.set_tags(
-            {
-                "rmreco.job": source.job,
-                "rmreco.version": rmreco.__version__,
-                "git_commit": git_commit(),
-                "data_fingerprint": source.data_fingerprint,
-                "data_dir": str(Path(source.data).resolve()),
-                "spec_fingerprint": spec.fingerprint(),
-                "registered_kind": trained.registered_kind,
-                "comparison": trained.comparison,
-            }
-        )
-        config = model.config
-        mlflow.log_params(
-            {
-                "seed": spec.seed,
-                "horizon_months": config.horizon_months,
-                "segments": ",".join(config.segments),
-                "n_features": len(config.features),
-                **config.snapshot.to_dict(),
-                **trained.params,
-            }
-        )
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(spec.model_dump(mode="json"), "spec/resolved_spec.json")
-        mlflow.log_dict(model.config.to_dict(), "spec/feature_config.json")
-        mlflow.log_artifact(str(source.spec_path), "spec")
+        _log_run(trained)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             report = trained.write_report(folder)
@@ -219,23 +192,7 @@ def record_training(
                 for path in paths:
                     mlflow.log_artifact(str(path), subfolder)
             step("registering the model")
-            model_dir = model.save(folder / MODEL_ARTIFACT)
-            example = input_example(model, trained.test)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=python_model_for(model),
-                artifacts={MODEL_ARTIFACT: str(model_dir)},
-                signature=infer_signature(example, trained.output_example),
-                input_example=example,
-                pip_requirements=pip_requirements(),
-                registered_model_name=spec.name,
-                metadata={
-                    "rmreco_family": model.config.family,
-                    "feature_config": model.config.to_dict(),
-                    **{k: str(v) for k, v in model.metadata.items()},
-                },
-            )
-            version = str(info.registered_model_version)
+            version = _log_model(trained, folder)
             step("applying the promotion gates")
             gate = _gate(client, trained, version)
             if gate.champion_value is not None:
@@ -260,10 +217,65 @@ def record_training(
             model_name=spec.name,
             version=version,
             registered_kind=trained.registered_kind,
-            metrics=metrics,
+            metrics=dict(trained.metrics),
             gate=gate,
             comparison=trained.comparison,
         )
+
+
+def _log_run(trained: TrainedModel) -> None:
+    """Provenance, parameters, metrics, the resolved spec and the feature configuration."""
+    source, config = trained.source, trained.model.config
+    spec = source.spec
+    mlflow.set_tags(
+        {
+            "rmreco.job": source.job,
+            "rmreco.version": rmreco.__version__,
+            "git_commit": git_commit(),
+            "data_fingerprint": source.data_fingerprint,
+            "data_dir": str(Path(source.data).resolve()),
+            "spec_fingerprint": spec.fingerprint(),
+            "registered_kind": trained.registered_kind,
+            "comparison": trained.comparison,
+        }
+    )
+    mlflow.log_params(
+        {
+            "seed": spec.seed,
+            "horizon_months": config.horizon_months,
+            "segments": ",".join(config.segments),
+            "n_features": len(config.features),
+            **config.snapshot.to_dict(),
+            **trained.params,
+        }
+    )
+    mlflow.log_metrics(dict(trained.metrics))
+    mlflow.log_dict(spec.model_dump(mode="json"), "spec/resolved_spec.json")
+    mlflow.log_dict(config.to_dict(), "spec/feature_config.json")
+    mlflow.log_artifact(str(source.spec_path), "spec")
+
+
+def _log_model(trained: TrainedModel, folder: Path) -> str:
+    """Log the model's files behind the pyfunc face, register them under the spec's name and
+    return the new version."""
+    model = trained.model
+    model_dir = model.save(folder / MODEL_ARTIFACT)
+    example = input_example(model, trained.test)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=python_model_for(model),
+        artifacts={MODEL_ARTIFACT: str(model_dir)},
+        signature=infer_signature(example, trained.output_example),
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        registered_model_name=trained.source.spec.name,
+        metadata={
+            "rmreco_family": model.config.family,
+            "feature_config": model.config.to_dict(),
+            **{k: str(v) for k, v in model.metadata.items()},
+        },
+    )
+    return str(info.registered_model_version)
 
 
 def _gate(client: MlflowClient, trained: TrainedModel, version: str) -> GateDecision:

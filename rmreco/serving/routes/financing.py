@@ -5,14 +5,14 @@ inputs once; each option points at it). The decision itself is
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
 from rmreco.db import repository as repo
 from rmreco.db.schema import new_uuid
 from rmreco.modeling.credit_model import CreditRiskModel
-from rmreco.modeling.decisioning import Request, decide_financing
+from rmreco.modeling.decisioning import FinancingDecision, Request, decide_financing
 from rmreco.serving.deps import PortfolioClient, RmPrincipalDep, RuntimeDep, SessionDep
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
 from rmreco.serving.runtime import Runtime, commit
@@ -81,25 +81,55 @@ async def financing(
             amount=request.amount, tenor_months=request.tenor_months, purpose=request.purpose
         ),
     )
-    pd_12m, grade, decision = answer.pd_12m, answer.grade, answer.decision
-    reasons, adverse, options = (
-        list(answer.reasons),
-        list(answer.adverse_action_reasons),
-        answer.options,
-    )
     versions = {name: version}
     currency = runtime.currency(session)
     decision_id = new_uuid()
-    shared = {
-        "user_id": principal.user_id,
-        "client_id": client_id,
-        "kind": "financing",
-        "model_versions": versions,
-        "policy_version": policy.version,
-    }
-    option_rows = []
-    answers = []
-    for rank, option in enumerate(options, start=1):
+    rows, options = _audit_rows(
+        answer,
+        decision_id=decision_id,
+        shared={
+            "user_id": principal.user_id,
+            "client_id": client_id,
+            "kind": "financing",
+            "model_versions": versions,
+            "policy_version": policy.version,
+        },
+        features=client.features,
+        request=request.model_dump(),
+        currency=currency,
+    )
+    repo.add_recommendations(session, rows)
+    commit(session)
+    return FinancingAnswer(
+        client_id=client_id,
+        as_of=client.month,
+        pd_12m=answer.pd_12m,
+        grade=answer.grade,
+        decision=answer.decision.outcome,
+        decision_reasons=list(answer.decision.reasons),
+        adverse_action_reasons=list(answer.adverse_action_reasons),
+        reasons=list(answer.reasons),
+        options=options,
+        decision_id=decision_id,
+        model_versions=versions,
+        policy_version=policy.version,
+        currency=currency,
+    )
+
+
+def _audit_rows(
+    answer: FinancingDecision,
+    *,
+    decision_id: str,
+    shared: dict[str, Any],
+    features: dict[str, Any],
+    request: dict[str, Any],
+    currency: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The audit rows of an answer (the decision row, holding the inputs once, then one row per
+    option pointing at it) and the options as the answer lists them."""
+    option_rows, options = [], []
+    for rank, option in enumerate(answer.options, start=1):
         rec_id = new_uuid()
         data = option.to_dict()
         option_rows.append(
@@ -109,46 +139,30 @@ async def financing(
                 "decision_id": decision_id,
                 "product_code": option.product_code,
                 "rank": rank,
-                "output": {**data, "pd_12m": pd_12m, "grade": grade, "decision_id": decision_id},
+                "output": {
+                    **data,
+                    "pd_12m": answer.pd_12m,
+                    "grade": answer.grade,
+                    "decision_id": decision_id,
+                },
             }
         )
-        answers.append({"recommendation_id": rec_id, "rank": rank, **data})
+        options.append({"recommendation_id": rec_id, "rank": rank, **data})
     summary = {
-        "pd_12m": pd_12m,
-        "grade": grade,
-        "decision": decision.outcome,
-        "decision_reasons": list(decision.reasons),
-        "adverse_action_reasons": adverse,
-        "reasons": reasons,
-        "options": [a["recommendation_id"] for a in answers],
+        "pd_12m": answer.pd_12m,
+        "grade": answer.grade,
+        "decision": answer.decision.outcome,
+        "decision_reasons": list(answer.decision.reasons),
+        "adverse_action_reasons": list(answer.adverse_action_reasons),
+        "reasons": list(answer.reasons),
+        "options": [o["recommendation_id"] for o in options],
         "currency": currency,
     }
-    repo.add_recommendations(
-        session,
-        [
-            {
-                **shared,
-                "id": decision_id,
-                "features": client.features,
-                "request": request.model_dump(),
-                "output": summary,
-            },
-            *option_rows,
-        ],
-    )
-    commit(session)
-    return FinancingAnswer(
-        client_id=client_id,
-        as_of=client.month,
-        pd_12m=pd_12m,
-        grade=grade,
-        decision=decision.outcome,
-        decision_reasons=list(decision.reasons),
-        adverse_action_reasons=adverse,
-        reasons=reasons,
-        options=answers,
-        decision_id=decision_id,
-        model_versions=versions,
-        policy_version=policy.version,
-        currency=currency,
-    )
+    decision_row = {
+        **shared,
+        "id": decision_id,
+        "features": features,
+        "request": request,
+        "output": summary,
+    }
+    return [decision_row, *option_rows], options
