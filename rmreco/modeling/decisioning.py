@@ -368,8 +368,10 @@ class Option:
     price: Price
     exposure: float
     expected_annual_profit: float
-    propensity: float
-    score: float
+    #: the client's calibrated chance of taking the product (None: no model scores it)
+    propensity: float | None
+    #: expected annual profit x propensity (None where the propensity is unknown)
+    score: float | None
     reasons: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
 
@@ -383,8 +385,8 @@ class Option:
             "pricing": self.price.to_dict(),
             "exposure": round(self.exposure, 2),
             "expected_annual_profit": round(self.expected_annual_profit, 2),
-            "propensity": round(self.propensity, 6),
-            "score": round(self.score, 4),
+            "propensity": self.propensity,
+            "score": None if self.score is None else round(self.score, 4),
             "reasons": list(self.reasons),
             "notes": list(self.notes),
         }
@@ -404,6 +406,10 @@ def financing_options(
 
     A product is left out when the client's segment is not served by it, the business is too
     young for it, the grade has no limit share, or the sized limit is below the policy minimum.
+    Options rank by expected annual profit x the client's take-up propensity of the product
+    (``propensities``, from the cross-sell model); an option whose propensity is unknown (no
+    cross-sell model, or the product is not one it scores for this client) says so in its notes
+    and ranks after those whose propensity is known, by profit.
     """
     request = request or Request()
     scale = policy.limits.grade_scale.get(grade, 0.0)
@@ -464,13 +470,28 @@ def financing_options(
         profit = exposure * (
             quote.rate - quote.funding_cost - quote.expected_loss - quote.capital_charge
         )
-        propensity = (propensities or {}).get(product.code, 1.0)
-        reasons = (
+        propensity = None if propensities is None else propensities.get(product.code)
+        reasons = [
             f"limit sized by {sized_by} and grade {grade} ({scale:.0%} of the sized amount)",
             f"rate {quote.rate:.2%}: funding {quote.funding_cost:.2%}, expected loss "
             f"{quote.expected_loss:.2%}, capital {quote.capital_charge:.2%}, margin "
             f"{quote.operating_margin:.2%}",
-        )
+        ]
+        if propensity is None:
+            notes.append(
+                f"no take-up propensity for {product.name}: "
+                + (
+                    "no cross-sell model is served"
+                    if propensities is None
+                    else "the cross-sell model does not score it for this client"
+                )
+                + "; ranked after the options whose propensity is known, by expected profit"
+            )
+        else:
+            reasons.append(
+                f"ranked by expected annual profit {profit:,.0f} x take-up propensity "
+                f"{propensity:.1%} = {profit * propensity:,.0f}"
+            )
         options.append(
             Option(
                 product_code=product.code,
@@ -481,12 +502,18 @@ def financing_options(
                 exposure=exposure,
                 expected_annual_profit=profit,
                 propensity=propensity,
-                score=profit * propensity,
-                reasons=reasons,
+                score=None if propensity is None else profit * propensity,
+                reasons=tuple(reasons),
                 notes=tuple(notes),
             )
         )
-    options.sort(key=lambda o: (-o.score, o.product_code))
+    options.sort(
+        key=lambda o: (
+            o.score is None,
+            -(o.score if o.score is not None else o.expected_annual_profit),
+            o.product_code,
+        )
+    )
     return options
 
 
@@ -519,6 +546,7 @@ def decide_financing(
     reasons: Sequence[dict[str, Any]],
     catalog: Sequence[Mapping[str, Any]],
     policy: CreditPolicy,
+    propensities: Mapping[str, float] | None,
     request: Request | None = None,
 ) -> FinancingDecision:
     """Decide one client's financing from its features and its credit score: the one
@@ -527,7 +555,9 @@ def decide_financing(
     A client in default is graded D with a PD of 1 whatever the model says, and declined; a
     decline carries the policy's reasons and then the features that raised the PD most.
     ``catalog`` is the product catalog (rows of the contract's ``products``); only its
-    financing products are offered.
+    financing products are offered. ``propensities`` are the client's take-up propensities by
+    product from the cross-sell model (None when none is served); see
+    :func:`financing_options`.
     """
     if in_default:
         pd_12m, grade = 1.0, DEFAULT_GRADE
@@ -548,7 +578,9 @@ def decide_financing(
     options = (
         []
         if declined
-        else financing_options(facts, pd_12m, grade, products, policy, request=request)
+        else financing_options(
+            facts, pd_12m, grade, products, policy, propensities=propensities, request=request
+        )
     )
     adverse = (*decision.reasons, *(str(r["text"]) for r in reasons)) if declined else ()
     return FinancingDecision(

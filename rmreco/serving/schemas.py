@@ -60,8 +60,14 @@ class FinancingOption(BaseModel):
     pricing: Pricing
     exposure: float
     expected_annual_profit: float
-    propensity: float
-    score: float
+    propensity: float | None = Field(
+        description="The client's calibrated chance of taking the product, from the cross-sell "
+        "model; null when no model scores it (the option's notes say why)."
+    )
+    score: float | None = Field(
+        description="Expected annual profit x propensity: the ranking key (null when the "
+        "propensity is unknown; such options come last, by profit)."
+    )
     reasons: list[str]
     notes: list[str]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -157,10 +157,13 @@ def financing_decisions(
     inputs: FeatureInputs,
     as_of: date,
     policy: CreditPolicy,
+    propensities: Mapping[str, dict[str, float]] | None,
 ) -> pd.DataFrame:
     """Every scored client's financing decision and ranked options at ``as_of``, by the same
     function the service's financing answer calls (:func:`decide_financing`, no request
-    terms): one row per option, and one row without a product for a client offered none."""
+    terms): one row per option, and one row without a product for a client offered none.
+    ``propensities`` maps client ids to their take-up propensity by product (None when no
+    cross-sell model is served)."""
     catalog = _catalog_rows(inputs.products)
     held = _held_at(inputs.holdings, as_of)
     turnover = _declared_turnover(inputs.clients)
@@ -180,6 +183,7 @@ def financing_decisions(
                 reasons=_reason_dicts(part.result.reasons[i]),
                 catalog=catalog,
                 policy=policy,
+                propensities=None if propensities is None else propensities.get(client_id, {}),
             )
             shared = {
                 "client_id": client_id,
@@ -205,6 +209,7 @@ def financing_decisions(
                         "tenor_months": option.tenor_months,
                         "indicative_rate": option.price.rate,
                         "expected_annual_profit": option.expected_annual_profit,
+                        "propensity": option.propensity,
                     }
                 )
     return pd.DataFrame(rows, columns=[*FINANCING_COLUMNS])
@@ -217,6 +222,7 @@ _NO_OPTION: dict[str, Any] = {
     "tenor_months": None,
     "indicative_rate": None,
     "expected_annual_profit": None,
+    "propensity": None,
 }
 FINANCING_COLUMNS = (
     "client_id",
@@ -345,47 +351,73 @@ def score_batch(
     _write_atomically(credit_frame, out / CREDIT_FILE)
     files = {CREDIT_FILE: len(credit_frame)}
     versions = {c.name: c.version for c in credit}
-    financing = financing_decisions(scored, inputs, as_of, load_policy(policy_path))
-    _write_atomically(financing, out / FINANCING_FILE)
-    files[FINANCING_FILE] = len(financing)
     skipped: dict[str, str] = {}
-
-    propensity = None
-    reason = "no cross-sell model is named"
-    if cross_sell_model is not None:
-        reason = f"no champion of {cross_sell_model!r} is registered"
-        try:
-            if champion_version(MlflowClient(), cross_sell_model) is not None:
-                propensity = load_registered(
-                    cross_sell_model, None, settings=settings, tracking_uri=tracking_uri
-                )
-        except RegistryError as exc:
-            reason = f"the champion of {cross_sell_model!r} could not be loaded: {exc}"
-    xs_model = propensity[0] if propensity is not None else None
-    if propensity is None or not isinstance(xs_model, PropensityModel):
+    xs_model, reason = _cross_sell_champion(cross_sell_model, settings, tracking_uri)
+    policy = load_policy(policy_path)
+    if xs_model is None:
+        financing = financing_decisions(scored, inputs, as_of, policy, None)
         skipped[CROSS_SELL_FILE] = f"cross-sell skipped: {reason}"
     else:
-        xs_version = propensity[1]
+        model, xs_version = xs_model
+        # one panel gives the financing options' propensities and the cross-sell list
+        panel = model.config.cross_sell_panel(inputs, months=[as_of])
+        financing = financing_decisions(
+            scored, inputs, as_of, policy, _client_propensities(model, panel)
+        )
         grades = dict(zip(credit_frame["client_id"], credit_frame["grade"], strict=True))
-        offers = cross_sell_offers(inputs, xs_model, as_of, grades, credit[0].model.scale)
+        offers = cross_sell_offers(panel, model, as_of, grades, credit[0].model.scale)
         offers["model_version"] = xs_version
         _write_atomically(offers, out / CROSS_SELL_FILE)
         files[CROSS_SELL_FILE] = len(offers)
         versions[str(cross_sell_model)] = xs_version
+    _write_atomically(financing, out / FINANCING_FILE)
+    files[FINANCING_FILE] = len(financing)
     return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)
 
 
+def _cross_sell_champion(
+    name: str | None, settings: Settings, tracking_uri: str | None
+) -> tuple[tuple[PropensityModel, str] | None, str]:
+    """The cross-sell champion and its version, or None and why there is none."""
+    if name is None:
+        return None, "no cross-sell model is named"
+    try:
+        if champion_version(MlflowClient(), name) is None:
+            return None, f"no champion of {name!r} is registered"
+        model, version = load_registered(name, None, settings=settings, tracking_uri=tracking_uri)
+    except RegistryError as exc:
+        return None, f"the champion of {name!r} could not be loaded: {exc}"
+    if not isinstance(model, PropensityModel):
+        return None, f"{name!r} is not a cross-sell model"
+    return (model, version), ""
+
+
+def _client_propensities(
+    model: PropensityModel, panel: pd.DataFrame
+) -> dict[str, dict[str, float]]:
+    """Each client's propensity by product over a cross-sell panel (the rows the model scores:
+    eligible products the client does not hold)."""
+    propensity = model.predict(panel, with_reasons=False).propensity
+    out: dict[str, dict[str, float]] = {}
+    for client, product, p in zip(
+        panel["client_id"].astype(str), panel[PRODUCT].astype(str), propensity, strict=True
+    ):
+        if not np.isnan(p):
+            out.setdefault(client, {})[product] = float(p)
+    return out
+
+
 def cross_sell_offers(
-    inputs: FeatureInputs,
+    panel: pd.DataFrame,
     model: PropensityModel,
     as_of: date,
     grades: dict[str, str],
     scale: MasterScale,
 ) -> pd.DataFrame:
-    """The ranked offers of every client the model scores at ``as_of`` (see the module
-    docstring), from features of the model's own configuration; ``grades`` maps client ids to
-    the credit grade at ``as_of`` (ungraded clients absent), read on ``scale``."""
-    panel = model.config.cross_sell_panel(inputs, months=[as_of])
+    """The ranked offers of every client of ``panel`` (the model's cross-sell panel at
+    ``as_of``, built with its own configuration; see the module docstring); ``grades`` maps
+    client ids to the credit grade at ``as_of`` (ungraded clients absent), read on
+    ``scale``."""
     mapped = panel["client_id"].map(grades).astype(object)
     row_grades = mapped.where(mapped.notna(), None).to_numpy(dtype=object)
     ranked = rank_offers(

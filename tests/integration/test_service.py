@@ -277,14 +277,22 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
     assert body["client_id"] == client
     assert 0 <= body["pd_12m"] <= 1
     assert body["decision"] in ("approve", "refer", "decline")
-    assert body["model_versions"] == {"rmreco-sme-credit-risk": "1"}
+    # the credit model of the client's segment, and the cross-sell model for the propensities
+    assert body["model_versions"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
     assert body["currency"] == "EUR"  # the loaded data's currency names every amount
     if body["decision"] == "decline":
         assert body["adverse_action_reasons"]
+    known = [o["score"] for o in body["options"] if o["propensity"] is not None]
+    assert known == sorted(known, reverse=True)  # best expected profit x propensity first
     for rank, option in enumerate(body["options"], start=1):
         assert option["rank"] == rank
         assert option["limit"] > 0
         assert option["indicative_rate"] > 0
+        if option["propensity"] is None:  # never a made-up constant: said, and ranked last
+            assert any("no take-up propensity" in n for n in option["notes"])
+            assert all(o["propensity"] is None for o in body["options"][rank:])
+        else:
+            assert 0 <= option["propensity"] <= 1
     after = _count(service, schema.Recommendation)
     assert after - before == 1 + len(body["options"])  # the decision and each option
     with service.db() as session:

@@ -171,7 +171,11 @@ def test_limits_and_prices_on_a_hand_made_client() -> None:
     assert od.limit == pytest.approx(0.1 * 2_000_000)  # turnover caps the line
     assert od.exposure == pytest.approx(od.limit * POLICY.limits.utilisation["overdraft"])
     assert od.expected_annual_profit == pytest.approx(od.exposure * 0.03)
-    assert [o.score for o in options] == sorted((o.score for o in options), reverse=True)
+    # no cross-sell model: no propensity is made up, and the order is by expected profit
+    assert all(o.propensity is None and o.score is None for o in options)
+    assert all("no cross-sell model is served" in " ".join(o.notes) for o in options)
+    profits = [o.expected_annual_profit for o in options]
+    assert profits == sorted(profits, reverse=True)
 
 
 def test_grade_scales_limits_and_declined_grades_get_nothing() -> None:
@@ -201,11 +205,33 @@ def test_request_above_capacity_is_answered_with_the_largest_that_fits() -> None
     assert any("60 months" in n for n in asked.notes)
     assert any("largest amount" in n for n in asked.notes)
     small = financing_options(
-        FACTS, 0.01, "3", [TERM_LOAN], POLICY, request=Request(amount=50_000, tenor_months=36)
+        FACTS,
+        0.01,
+        "3",
+        [TERM_LOAN],
+        POLICY,
+        propensities={"term_loan": 0.1},
+        request=Request(amount=50_000, tenor_months=36),
     )[0]
     assert small.limit == 50_000
     assert small.tenor_months == 36
-    assert not small.notes
+    assert not small.notes  # nothing to say: the request fits and the propensity is known
+
+
+def test_an_unknown_propensity_is_said_and_ranked_after_the_known_ones() -> None:
+    plain = financing_options(FACTS, 0.01, "3", [TERM_LOAN, OVERDRAFT], POLICY)
+    known, unknown = plain[1].product_code, plain[0].product_code
+    options = financing_options(
+        FACTS, 0.01, "3", [TERM_LOAN, OVERDRAFT], POLICY, propensities={known: 0.02}
+    )
+    assert [o.product_code for o in options] == [known, unknown]
+    first, last = options
+    assert first.propensity == 0.02
+    assert first.score == pytest.approx(first.expected_annual_profit * 0.02)
+    assert any("x take-up propensity 2.0%" in r for r in first.reasons)
+    assert last.propensity is None
+    assert last.score is None
+    assert any("does not score it for this client" in n for n in last.notes)
 
 
 def test_propensity_weights_the_ranking() -> None:

@@ -5,14 +5,19 @@ inputs once; each option points at it). The decision itself is
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
 from rmreco.db import repository as repo
+from rmreco.db.repository import ClientView
 from rmreco.db.schema import new_uuid
+from rmreco.features.cross_sell import PRODUCT
+from rmreco.features.snapshots import candidate_records
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.decisioning import FinancingDecision, Request, decide_financing
+from rmreco.modeling.propensity import PropensityModel
 from rmreco.serving.deps import PortfolioClient, RmPrincipalDep, RuntimeDep, SessionDep
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
 from rmreco.serving.runtime import Runtime, commit
@@ -65,6 +70,8 @@ async def financing(
         )
     name, version, model = _credit(runtime, client.segment)
     scored = model.predict_records([client.features])
+    versions = {name: version}
+    propensities = _propensities(runtime, client, versions)
     policy = runtime.policy
     answer = decide_financing(
         features=client.features,
@@ -77,11 +84,11 @@ async def financing(
         reasons=[r.to_dict() for r in scored.reasons[0]],
         catalog=runtime.catalog(session),
         policy=policy,
+        propensities=propensities,
         request=Request(
             amount=request.amount, tenor_months=request.tenor_months, purpose=request.purpose
         ),
     )
-    versions = {name: version}
     currency = runtime.currency(session)
     decision_id = new_uuid()
     rows, options = _audit_rows(
@@ -115,6 +122,30 @@ async def financing(
         policy_version=policy.version,
         currency=currency,
     )
+
+
+def _propensities(
+    runtime: Runtime, client: ClientView, versions: dict[str, str]
+) -> dict[str, float] | None:
+    """The client's take-up propensity of each product the cross-sell model scores for it (its
+    stored offer candidates: eligible products it does not hold), the same figures as its
+    cross-sell list; None while no cross-sell model is served. Adds the model's version to
+    ``versions``."""
+    name = runtime.cross_sell_name()
+    served = None if name is None else runtime.model(name, PropensityModel)
+    if name is None or served is None:
+        return None
+    model, version = served
+    versions[name] = version
+    records = candidate_records(client.features or {}, client.offer_candidates)
+    if not records:
+        return {}
+    result = model.predict_records(records, with_reasons=False)
+    return {
+        str(record[PRODUCT]): float(p)
+        for record, p in zip(records, result.propensity, strict=True)
+        if not math.isnan(p)
+    }
 
 
 def _audit_rows(
