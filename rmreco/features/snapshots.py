@@ -152,9 +152,18 @@ def candidate_records(
 ) -> list[dict[str, Any]]:
     """The model input of each of a client's cross-sell rows: its features, its holdings and
     the product's own features, with ``product_code``."""
+    base, variants = candidate_variants(features, candidates)
+    return [{**base, **variant} for variant in variants]
+
+
+def candidate_variants(
+    features: dict[str, Any], candidates: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A client's cross-sell rows as what they share (its features and holdings) and, per
+    product, what is the product's own (``product_code`` and the product features)."""
     if not candidates:
-        return []
+        return dict(features), []
     base = {**features, **candidates.get("holdings", {})}
-    return [
-        {**base, PRODUCT: code, **values} for code, values in candidates.get("products", {}).items()
+    return base, [
+        {PRODUCT: code, **values} for code, values in candidates.get("products", {}).items()
     ]

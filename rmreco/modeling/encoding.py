@@ -79,21 +79,35 @@ class FeatureEncoder:
         them equal): a missing key, None or NaN is NaN; a categorical value is looked up by its
         text (unknown levels NaN); any other value is read as a number (NaN where it is none).
         """
-        lookups = {
+        matrix = np.full((len(records), len(self.features)), np.nan, dtype=np.float64)
+        lookups = self._lookups()
+        for i, record in enumerate(records):
+            for j, name in enumerate(self.features):
+                matrix[i, j] = _encode(record.get(name), lookups.get(name))
+        return matrix
+
+    def transform_variants(
+        self, base: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
+    ) -> np.ndarray:
+        """:meth:`transform_records` of ``[{**base, **v} for v in variants]``, with the shared
+        ``base`` encoded once (a client's features, and one variant per product it may be
+        offered: the financing answer's propensities)."""
+        lookups = self._lookups()
+        row = self.transform_records([base])[0]
+        matrix = np.tile(row, (len(variants), 1))
+        position = {name: j for j, name in enumerate(self.features)}
+        for i, variant in enumerate(variants):
+            for name, value in variant.items():
+                j = position.get(name)
+                if j is not None:
+                    matrix[i, j] = _encode(value, lookups.get(name))
+        return matrix
+
+    def _lookups(self) -> dict[str, dict[str, float]]:
+        return {
             name: {level: float(i) for i, level in enumerate(levels)}
             for name, levels in self.categories.items()
         }
-        matrix = np.full((len(records), len(self.features)), np.nan, dtype=np.float64)
-        for i, record in enumerate(records):
-            for j, name in enumerate(self.features):
-                value = record.get(name)
-                if _is_missing(value):
-                    continue
-                if name in lookups:
-                    matrix[i, j] = lookups[name].get(str(value), np.nan)
-                else:
-                    matrix[i, j] = _number(value)
-        return matrix
 
     def level(self, feature: str, code: float) -> str | None:
         """The categorical level of an encoded value (None when missing or unknown)."""
@@ -113,6 +127,16 @@ class FeatureEncoder:
             features=tuple(data["features"]),
             categories={k: tuple(v) for k, v in data["categories"].items()},
         )
+
+
+def _encode(value: Any, lookup: dict[str, float] | None) -> float:
+    """One value as the model reads it: its level's code for a categorical feature (``lookup``),
+    a number otherwise; NaN where missing or unknown."""
+    if _is_missing(value):
+        return np.nan
+    if lookup is not None:
+        return lookup.get(str(value), np.nan)
+    return _number(value)
 
 
 def _is_missing(value: Any) -> bool:

@@ -103,6 +103,16 @@ def test_records_and_frames_encode_alike(rows: list[dict[str, Any]]) -> None:
     np.testing.assert_array_equal(by_frame, by_records)
 
 
+@settings(max_examples=200, deadline=None)
+@given(records(), records())
+def test_a_shared_base_encodes_as_the_whole_records(
+    bases: list[dict[str, Any]], variants: list[dict[str, Any]]
+) -> None:
+    base = bases[0]
+    whole = ENCODER.transform_records([{**base, **v} for v in variants])
+    np.testing.assert_array_equal(ENCODER.transform_variants(base, variants), whole)
+
+
 def test_unseen_levels_and_missing_values_are_nan_on_both_paths() -> None:
     rows = [{"x": None, "sector": "Z", "y": math.nan}, {"x": 1.5, "sector": "F"}]
     expected = np.array([[np.nan, np.nan, np.nan], [1.5, 1.0, np.nan]])

@@ -14,7 +14,7 @@ from rmreco.db import repository as repo
 from rmreco.db.repository import ClientView
 from rmreco.db.schema import new_uuid
 from rmreco.features.cross_sell import PRODUCT
-from rmreco.features.snapshots import candidate_records
+from rmreco.features.snapshots import candidate_variants
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.decisioning import FinancingDecision, Request, decide_financing
 from rmreco.modeling.propensity import PropensityModel
@@ -137,13 +137,15 @@ def _propensities(
         return None
     model, version = served
     versions[name] = version
-    records = candidate_records(client.features or {}, client.offer_candidates)
-    if not records:
+    base, variants = candidate_variants(client.features or {}, client.offer_candidates)
+    if not variants:
         return {}
-    result = model.predict_records(records, with_reasons=False)
+    # the client's features are encoded once for all its candidate products (the list scores
+    # the same rows through FeatureEncoder.transform_records: a property test holds them equal)
+    propensity = model.predict_propensity(model.encoder.transform_variants(base, variants))
     return {
-        str(record[PRODUCT]): float(p)
-        for record, p in zip(records, result.propensity, strict=True)
+        str(variant[PRODUCT]): float(p)
+        for variant, p in zip(variants, propensity, strict=True)
         if not math.isnan(p)
     }
 
