@@ -133,11 +133,6 @@ class FeatureConfig:
         )
         return panel[self.scored(panel)].reset_index(drop=True)
 
-    def scoring_frame(self, inputs: FeatureInputs, as_of: date) -> pd.DataFrame:
-        """Features of the clients the model scores at month ``as_of`` (batch scoring)."""
-        frame = snapshot_frame(inputs, self.snapshot, months=[as_of])
-        return frame[self.scored(frame)].reset_index(drop=True)
-
     # --- persistence ----------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

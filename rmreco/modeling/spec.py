@@ -268,8 +268,8 @@ class SpecFile:
 
 def find_specs(folder: Path) -> list[SpecFile]:
     """The model specs of a models folder: every YAML file with ``kind: credit_risk`` or
-    ``kind: cross_sell``, in file-name order (other files, such as the credit policy, are
-    skipped).
+    ``kind: cross_sell``, in file-name order (files without a ``kind``, such as the credit
+    policy, are skipped; an unknown kind is an error).
 
     Raises:
         ConfigurationError: the folder is missing, or a spec file in it is invalid.
@@ -287,6 +287,11 @@ def find_specs(folder: Path) -> list[SpecFile]:
             found.append(SpecFile(path, load_credit_risk_spec(path)))
         elif kind == "cross_sell":
             found.append(SpecFile(path, load_cross_sell_spec(path)))
+        elif kind is not None:
+            raise ConfigurationError(
+                f"spec file {path}: kind {kind!r} is not a model kind; use credit_risk or "
+                "cross_sell (files without a kind, such as the credit policy, are not specs)"
+            )
     names = [f.spec.name for f in found]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

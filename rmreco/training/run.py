@@ -320,10 +320,11 @@ def load_registered(
         raise RegistryError(f"model {name!r} version {chosen} could not be loaded: {exc}") from None
 
 
-def champion_configs(
+def load_champions(
     names: Sequence[str], *, settings: Settings, tracking_uri: str | None
-) -> dict[str, FeatureConfig]:
-    """The feature configuration of the champion of each named model that has one.
+) -> dict[str, tuple[RmrecoModel, str]]:
+    """The champion model and version of each named model that has one (names without a
+    champion are left out).
 
     Raises:
         RegistryError: a champion's files could not be loaded.
@@ -334,9 +335,20 @@ def champion_configs(
     for name in names:
         version = champion_version(client, name)
         if version is not None:
-            model, _ = load_registered(name, version, settings=settings, tracking_uri=tracking_uri)
-            out[name] = model.config
+            out[name] = load_registered(name, version, settings=settings, tracking_uri=tracking_uri)
     return out
+
+
+def champion_configs(
+    names: Sequence[str], *, settings: Settings, tracking_uri: str | None
+) -> dict[str, FeatureConfig]:
+    """The feature configuration of the champion of each named model that has one.
+
+    Raises:
+        RegistryError: a champion's files could not be loaded.
+    """
+    loaded = load_champions(names, settings=settings, tracking_uri=tracking_uri)
+    return {name: model.config for name, (model, _) in loaded.items()}
 
 
 def logged_metrics(name: str, version: str) -> dict[str, float]:

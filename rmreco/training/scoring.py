@@ -28,7 +28,6 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
 from rmreco.config import Settings
 from rmreco.domain.errors import RmrecoError
@@ -40,9 +39,8 @@ from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Rea
 from rmreco.modeling.decisioning import CreditPolicy, decide_financing, load_policy
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.propensity import PropensityModel, rank_offers
-from rmreco.training.registry import RegistryError, champion_version
-from rmreco.training.run import load_registered
-from rmreco.training.tracking import configure_mlflow
+from rmreco.training.registry import RegistryError
+from rmreco.training.run import load_champions
 
 CREDIT_FILE = "credit.parquet"
 FINANCING_FILE = "financing.parquet"
@@ -79,14 +77,10 @@ def load_credit_models(
     Raises:
         RegistryError: a champion's files could not be loaded, or are not a credit model.
     """
-    configure_mlflow(settings, tracking_uri)
-    client = MlflowClient()
     out = []
-    for name in names:
-        version = champion_version(client, name)
-        if version is None:
-            continue
-        model, _ = load_registered(name, version, settings=settings, tracking_uri=tracking_uri)
+    for name, (model, version) in load_champions(
+        names, settings=settings, tracking_uri=tracking_uri
+    ).items():
         if not isinstance(model, CreditRiskModel):
             raise RegistryError(f"model {name!r} is not a credit-risk model")
         out.append(CreditChampion(name, version, model))
@@ -382,11 +376,12 @@ def _cross_sell_champion(
     if name is None:
         return None, "no cross-sell model is named"
     try:
-        if champion_version(MlflowClient(), name) is None:
-            return None, f"no champion of {name!r} is registered"
-        model, version = load_registered(name, None, settings=settings, tracking_uri=tracking_uri)
+        loaded = load_champions([name], settings=settings, tracking_uri=tracking_uri)
     except RegistryError as exc:
         return None, f"the champion of {name!r} could not be loaded: {exc}"
+    if name not in loaded:
+        return None, f"no champion of {name!r} is registered"
+    model, version = loaded[name]
     if not isinstance(model, PropensityModel):
         return None, f"{name!r} is not a cross-sell model"
     return (model, version), ""

@@ -83,3 +83,15 @@ def test_models_folder_is_overridden_by_the_environment(
     assert settings.resolved_models_dir == tmp_path / "bank-models"
     assert settings.policy_path == tmp_path / "bank-models" / POLICY_FILE
     assert settings.spec_path(CREDIT_SPEC_FILE) == tmp_path / "bank-models" / CREDIT_SPEC_FILE
+
+
+def test_a_mistyped_spec_kind_is_refused_naming_the_file(tmp_path: Path) -> None:
+    from rmreco.domain.errors import ConfigurationError
+    from rmreco.modeling.spec import find_specs
+
+    (tmp_path / "credit_policy.yaml").write_text("version: x\n")  # no kind: not a spec
+    (tmp_path / "sme.yaml").write_text("kind: credit-risk\nname: x\n")
+    with pytest.raises(ConfigurationError, match=r"sme\.yaml: kind 'credit-risk'"):
+        find_specs(tmp_path)
+    (tmp_path / "sme.yaml").unlink()
+    assert find_specs(tmp_path) == []
