@@ -96,8 +96,8 @@ def score_batch(
     """Score every performing client at a month with the champion models, each client by the
     credit model of its segment and each model with the feature settings it was trained with:
     PD and grade (credit.parquet), the policy decision and ranked financing options
-    (financing.parquet) and, when a cross-sell champion exists, ranked offers
-    (cross_sell.parquet)."""
+    (financing.parquet) and, when a cross-sell champion exists, ranked credit-aware offers, each
+    client by the cross-sell model of its segment (cross_sell.parquet)."""
     month = parse_month(as_of)
     from rmreco.modeling.spec import CreditRiskSpec, CrossSellSpec, find_specs
     from rmreco.training.scoring import score_batch as run
@@ -111,7 +111,7 @@ def score_batch(
         settings=settings,
         tracking_uri=tracking_uri,
         credit_models=[s.name for s in specs if isinstance(s, CreditRiskSpec)],
-        cross_sell_model=next((s.name for s in specs if isinstance(s, CrossSellSpec)), None),
+        cross_sell_models=[s.name for s in specs if isinstance(s, CrossSellSpec)],
         policy_path=settings.policy_path,
     )
     for file, rows in summary.files.items():

@@ -200,20 +200,39 @@ def catalog(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def recently_declined(
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """One feedback report on an offer of a product to a client."""
+
+    client_id: str
+    product_code: str
+    outcome: str
+    at: datetime
+    recommendation_id: str
+
+
+def contact_events(
     session: Session, client_ids: Sequence[str], since: datetime
-) -> set[tuple[str, str]]:
-    """(client, product) pairs an RM reported declined or not wanted since ``since``."""
+) -> list[FeedbackEvent]:
+    """The feedback on offers to ``client_ids`` reported since ``since``, oldest first: what the
+    contact policy (:mod:`rmreco.modeling.contact`) reads."""
     # feedback alone (by client and time): its cost follows the feedback given, not the number
     # of recommendations ever served to these clients
     rows = session.execute(
-        select(schema.Feedback.client_id, schema.Feedback.product_code).where(
+        select(
+            schema.Feedback.client_id,
+            schema.Feedback.product_code,
+            schema.Feedback.outcome,
+            schema.Feedback.created_at,
+            schema.Feedback.recommendation_id,
+        )
+        .where(
             schema.Feedback.client_id.in_(list(client_ids)),
             schema.Feedback.created_at >= since,
-            schema.Feedback.outcome.in_(("declined", "not_interested")),
         )
+        .order_by(schema.Feedback.created_at, schema.Feedback.id)
     ).all()
-    return {(c, p) for c, p in rows}
+    return [FeedbackEvent(c, p, o, at, r) for c, p, o, at, r in rows]
 
 
 def add_recommendations(session: Session, rows: Sequence[dict[str, Any]]) -> None:

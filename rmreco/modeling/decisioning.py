@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from rmreco.domain.contract import ProductKind
+from rmreco.modeling.contact import ContactPolicy, Suppression
 from rmreco.modeling.master_scale import DEFAULT_GRADE
 from rmreco.modeling.spec import Frozen, load_spec_file
 
@@ -97,6 +98,11 @@ class CreditPolicy(Frozen):
     pricing: PricingPolicy
     limits: LimitPolicy
     catalog_defaults: CatalogDefaults = CatalogDefaults()
+    #: when a product may be put to a client again (financing and cross-sell alike)
+    contact: ContactPolicy
+    #: what a financing request may be for, and the financing products (codes of the bank's
+    #: catalog) that serve each purpose
+    purposes: dict[str, tuple[str, ...]]
 
 
 def load_policy(path: Path) -> CreditPolicy:
@@ -352,7 +358,7 @@ class Product:
 
 @dataclass(frozen=True)
 class Request:
-    """What the RM asked for; all optional."""
+    """What the RM asked for; all optional. ``purpose`` is one of the policy's ``purposes``."""
 
     amount: float | None = None
     tenor_months: int | None = None
@@ -374,6 +380,16 @@ class Option:
     score: float | None
     reasons: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    #: what of the request the option does not meet (amount, tenor), in words; empty: all
+    shortfalls: tuple[str, ...] = field(default=())
+    #: the contact policy keeps the product from the client until then (None: free to offer)
+    suppressed: Suppression | None = None
+    #: why the option ranks where it does, relative to the others
+    rank_reason: str = ""
+
+    @property
+    def fits_request(self) -> bool:
+        return not self.shortfalls
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -387,9 +403,182 @@ class Option:
             "expected_annual_profit": round(self.expected_annual_profit, 2),
             "propensity": self.propensity,
             "score": None if self.score is None else round(self.score, 4),
+            "fits_request": self.fits_request,
+            "suppressed": None if self.suppressed is None else self.suppressed.to_dict(),
+            "rank_reason": self.rank_reason,
             "reasons": list(self.reasons),
-            "notes": list(self.notes),
+            "notes": [*self.shortfalls, *self.notes],
         }
+
+
+def purpose_products(policy: CreditPolicy, purpose: str | None) -> frozenset[str] | None:
+    """The financing products that serve ``purpose`` (None: no purpose given, every product).
+
+    Raises:
+        ValueError: the purpose is not one of the policy's (the message lists them).
+    """
+    if purpose is None:
+        return None
+    if purpose not in policy.purposes:
+        raise ValueError(
+            f"unknown purpose {purpose!r}; the credit policy knows: {', '.join(policy.purposes)}"
+        )
+    return frozenset(policy.purposes[purpose])
+
+
+def _option(
+    facts: ClientFacts,
+    pd: float,
+    grade: str,
+    scale: float,
+    product: Product,
+    policy: CreditPolicy,
+    propensity: float | None,
+    has_model: bool,
+    request: Request,
+) -> Option | None:
+    """One product's option, or None when the client cannot be offered it."""
+    if product.segments and facts.segment not in product.segments:
+        return None
+    age = facts.business_age_months
+    if age is not None and age < product.min_age_months:
+        return None
+    notes: list[str] = []
+    shortfalls: list[str] = []
+    if product.assumed:
+        notes.append(
+            f"the catalog gives no {', '.join(product.assumed)} for {product.name}: "
+            "the credit policy's defaults were used"
+        )
+    if product.code in facts.held_products:
+        notes.append(
+            f"the client already holds {product.name}: this is an increase or "
+            "a second facility, to be read with the one in place"
+        )
+    tenor = product.max_tenor_months
+    if request.tenor_months is not None:
+        if request.tenor_months > product.max_tenor_months:
+            shortfalls.append(
+                f"the longest tenor of {product.name} is {product.max_tenor_months}"
+                f" months; {request.tenor_months} were asked"
+            )
+        tenor = min(request.tenor_months, product.max_tenor_months)
+    years = tenor / 12
+    turnover_m = facts.declared_turnover / 1e6 if facts.declared_turnover else None
+    quote = price(pd, product.lgd, product.margin_rate, years, turnover_m, policy.pricing)
+    cash_flow = facts.cash_flow or facts.turnover * policy.limits.cash_flow_margin
+    service_capacity = cash_flow / policy.limits.min_dscr
+    by_turnover = product.limit_turnover_share * facts.turnover
+    if product.code in policy.limits.amortising:
+        by_cash_flow = annuity_principal(service_capacity, quote.rate, years)
+        sized_by = "debt-service capacity" if by_cash_flow < by_turnover else "turnover"
+    else:
+        # a revolving line is serviced by its interest while drawn
+        drawn = policy.limits.utilisation.get(product.code, 1.0)
+        by_cash_flow = service_capacity / max(quote.rate * drawn, 1e-6)
+        sized_by = "cash flow" if by_cash_flow < by_turnover else "turnover"
+    largest = min(by_turnover, by_cash_flow) * scale
+    sizing = f"limit sized by {sized_by} and grade {grade} ({scale:.0%} of the sized amount)"
+    limit = largest
+    if request.amount is not None:
+        if request.amount > largest:
+            shortfalls.append(
+                f"{request.amount:,.0f} asked; {largest:,.0f} is the largest amount "
+                f"the client's cash flows carry at grade {grade}"
+            )
+        else:
+            limit = request.amount
+            sizing = (
+                f"limit is the {request.amount:,.0f} asked (the client's cash flows carry up "
+                f"to {largest:,.0f} at grade {grade})"
+            )
+    if limit < policy.limits.min_limit:
+        return None
+    exposure = limit * policy.limits.utilisation.get(product.code, 1.0)
+    profit = exposure * (
+        quote.rate - quote.funding_cost - quote.expected_loss - quote.capital_charge
+    )
+    reasons = [
+        sizing,
+        f"rate {quote.rate:.2%}: funding {quote.funding_cost:.2%}, expected loss "
+        f"{quote.expected_loss:.2%}, capital {quote.capital_charge:.2%}, margin "
+        f"{quote.operating_margin:.2%}",
+    ]
+    if propensity is None:
+        notes.append(
+            f"no take-up propensity for {product.name}: "
+            + (
+                "the cross-sell model does not score it for this client"
+                if has_model
+                else "no cross-sell model is served"
+            )
+            + "; ranked after the options whose propensity is known, by expected profit"
+        )
+    else:
+        reasons.append(
+            f"expected annual profit {profit:,.0f} x take-up propensity "
+            f"{propensity:.1%} = {profit * propensity:,.0f}"
+        )
+    return Option(
+        product_code=product.code,
+        name=product.name,
+        limit=limit,
+        tenor_months=tenor,
+        price=quote,
+        exposure=exposure,
+        expected_annual_profit=profit,
+        propensity=propensity,
+        score=None if propensity is None else profit * propensity,
+        reasons=tuple(reasons),
+        notes=tuple(notes),
+        shortfalls=tuple(shortfalls),
+    )
+
+
+def _tier(option: Option) -> int:
+    """Ranking tier: free to offer and meeting the request; short of the request; suppressed."""
+    if option.suppressed is not None:
+        return 2
+    return 0 if option.fits_request else 1
+
+
+def _rank_key(option: Option) -> tuple[int, bool, float, str]:
+    value = option.score if option.score is not None else option.expected_annual_profit
+    return (_tier(option), option.score is None, -value, option.product_code)
+
+
+def _rank_reason(position: int, option: Option, ahead: Option | None, total: int) -> str:
+    """Why ``option`` ranks at ``position`` (1-based), in words, against the one just ahead."""
+    if option.suppressed is not None:
+        return f"ranked {position} of {total}: {option.suppressed.note}"
+    if ahead is not None and _tier(ahead) < _tier(option):
+        return (
+            f"ranked {position} of {total}, after the options that meet the request: "
+            + "; ".join(option.shortfalls)
+        )
+    if option.score is None:
+        head = f"ranked {position} of {total}: its take-up propensity is unknown, so it comes "
+        if ahead is not None and ahead.score is not None:
+            return head + "after the options whose propensity is known"
+        return head + f"by expected annual profit ({option.expected_annual_profit:,.0f})"
+    if ahead is None:
+        return (
+            f"ranked first of {total}: the highest expected annual profit x take-up propensity "
+            f"({option.score:,.0f})"
+            + ("" if not option.shortfalls else " among options short of the request")
+        )
+    assert ahead.score is not None  # tiers and unknown propensities are handled above
+    why = (
+        "a lower take-up propensity"
+        if option.expected_annual_profit >= ahead.expected_annual_profit
+        else "a lower expected annual profit"
+        if (option.propensity or 0.0) >= (ahead.propensity or 0.0)
+        else "a lower profit and a lower take-up propensity"
+    )
+    return (
+        f"ranked {position} of {total}: expected annual profit x take-up propensity "
+        f"{option.score:,.0f}, below {ahead.name}'s {ahead.score:,.0f} ({why})"
+    )
 
 
 def financing_options(
@@ -401,120 +590,58 @@ def financing_options(
     *,
     propensities: Mapping[str, float] | None = None,
     request: Request | None = None,
+    suppressed: Mapping[str, Suppression] | None = None,
 ) -> list[Option]:
     """The financing products the client can be offered, ranked (best first).
 
     A product is left out when the client's segment is not served by it, the business is too
-    young for it, the grade has no limit share, or the sized limit is below the policy minimum.
-    Options rank by expected annual profit x the client's take-up propensity of the product
-    (``propensities``, from the cross-sell model); an option whose propensity is unknown (no
-    cross-sell model, or the product is not one it scores for this client) says so in its notes
-    and ranks after those whose propensity is known, by profit.
+    young for it, the grade has no limit share, the sized limit is below the policy minimum, or
+    the request names a purpose the product does not serve (the policy's ``purposes``).
+
+    Options rank in three tiers: those that meet the request (its amount and tenor), then those
+    short of it (each says by how much), then those the contact policy keeps from the client
+    (``suppressed``, by product: marked with the day they return). Within a tier, by expected
+    annual profit x the client's take-up propensity (``propensities``, from the cross-sell
+    model); an option whose propensity is unknown (no cross-sell model, or the product is not
+    one it scores for this client) says so and comes after those whose propensity is known, by
+    profit. Each option says in words why it ranks where it does.
+
+    Raises:
+        ValueError: the request's purpose is not one of the policy's.
     """
     request = request or Request()
+    serving = purpose_products(policy, request.purpose)
     scale = policy.limits.grade_scale.get(grade, 0.0)
     if scale <= 0 or facts.in_default:
         return []
-    turnover_m = facts.declared_turnover / 1e6 if facts.declared_turnover else None
-    cash_flow = facts.cash_flow or facts.turnover * policy.limits.cash_flow_margin
-    service_capacity = cash_flow / policy.limits.min_dscr
     options: list[Option] = []
     for product in products:
-        if product.segments and facts.segment not in product.segments:
+        if serving is not None and product.code not in serving:
             continue
-        age = facts.business_age_months
-        if age is not None and age < product.min_age_months:
-            continue
-        notes: list[str] = []
-        if product.assumed:
-            notes.append(
-                f"the catalog gives no {', '.join(product.assumed)} for {product.name}: "
-                "the credit policy's defaults were used"
-            )
-        if product.code in facts.held_products:
-            notes.append(
-                f"the client already holds {product.name}: this is an increase or "
-                "a second facility, to be read with the one in place"
-            )
-        tenor = product.max_tenor_months
-        if request.tenor_months is not None:
-            if request.tenor_months > product.max_tenor_months:
-                notes.append(
-                    f"the longest tenor of {product.name} is {product.max_tenor_months}"
-                    f" months; {request.tenor_months} were asked"
-                )
-            tenor = min(request.tenor_months, product.max_tenor_months)
-        years = tenor / 12
-        quote = price(pd, product.lgd, product.margin_rate, years, turnover_m, policy.pricing)
-        by_turnover = product.limit_turnover_share * facts.turnover
-        if product.code in policy.limits.amortising:
-            by_cash_flow = annuity_principal(service_capacity, quote.rate, years)
-            sized_by = "debt-service capacity" if by_cash_flow < by_turnover else "turnover"
-        else:
-            # a revolving line is serviced by its interest while drawn
-            drawn = policy.limits.utilisation.get(product.code, 1.0)
-            by_cash_flow = service_capacity / max(quote.rate * drawn, 1e-6)
-            sized_by = "cash flow" if by_cash_flow < by_turnover else "turnover"
-        limit = min(by_turnover, by_cash_flow) * scale
-        if request.amount is not None:
-            if request.amount > limit:
-                notes.append(
-                    f"{request.amount:,.0f} asked; {limit:,.0f} is the largest amount "
-                    f"the client's cash flows carry at grade {grade}"
-                )
-            else:
-                limit = request.amount
-        if limit < policy.limits.min_limit:
-            continue
-        exposure = limit * policy.limits.utilisation.get(product.code, 1.0)
-        profit = exposure * (
-            quote.rate - quote.funding_cost - quote.expected_loss - quote.capital_charge
-        )
         propensity = None if propensities is None else propensities.get(product.code)
-        reasons = [
-            f"limit sized by {sized_by} and grade {grade} ({scale:.0%} of the sized amount)",
-            f"rate {quote.rate:.2%}: funding {quote.funding_cost:.2%}, expected loss "
-            f"{quote.expected_loss:.2%}, capital {quote.capital_charge:.2%}, margin "
-            f"{quote.operating_margin:.2%}",
-        ]
-        if propensity is None:
-            notes.append(
-                f"no take-up propensity for {product.name}: "
-                + (
-                    "no cross-sell model is served"
-                    if propensities is None
-                    else "the cross-sell model does not score it for this client"
-                )
-                + "; ranked after the options whose propensity is known, by expected profit"
-            )
-        else:
-            reasons.append(
-                f"ranked by expected annual profit {profit:,.0f} x take-up propensity "
-                f"{propensity:.1%} = {profit * propensity:,.0f}"
-            )
-        options.append(
-            Option(
-                product_code=product.code,
-                name=product.name,
-                limit=limit,
-                tenor_months=tenor,
-                price=quote,
-                exposure=exposure,
-                expected_annual_profit=profit,
-                propensity=propensity,
-                score=None if propensity is None else profit * propensity,
-                reasons=tuple(reasons),
-                notes=tuple(notes),
-            )
+        option = _option(
+            facts,
+            pd,
+            grade,
+            scale,
+            product,
+            policy,
+            propensity,
+            propensities is not None,
+            request,
         )
-    options.sort(
-        key=lambda o: (
-            o.score is None,
-            -(o.score if o.score is not None else o.expected_annual_profit),
-            o.product_code,
+        if option is not None:
+            if suppressed and product.code in suppressed:
+                option = replace(option, suppressed=suppressed[product.code])
+            options.append(option)
+    options.sort(key=_rank_key)
+    return [
+        replace(
+            option,
+            rank_reason=_rank_reason(k + 1, option, options[k - 1] if k else None, len(options)),
         )
-    )
-    return options
+        for k, option in enumerate(options)
+    ]
 
 
 # --- one financing answer --------------------------------------------------------------------
@@ -548,6 +675,7 @@ def decide_financing(
     policy: CreditPolicy,
     propensities: Mapping[str, float] | None,
     request: Request | None = None,
+    suppressed: Mapping[str, Suppression] | None = None,
 ) -> FinancingDecision:
     """Decide one client's financing from its features and its credit score: the one
     orchestration the service's financing answer and batch scoring's financing output share.
@@ -556,8 +684,8 @@ def decide_financing(
     decline carries the policy's reasons and then the features that raised the PD most.
     ``catalog`` is the product catalog (rows of the contract's ``products``); only its
     financing products are offered. ``propensities`` are the client's take-up propensities by
-    product from the cross-sell model (None when none is served); see
-    :func:`financing_options`.
+    product from the cross-sell model (None when none is served); ``suppressed`` the products
+    the contact policy keeps from the client now; see :func:`financing_options`.
     """
     if in_default:
         pd_12m, grade = 1.0, DEFAULT_GRADE
@@ -579,7 +707,14 @@ def decide_financing(
         []
         if declined
         else financing_options(
-            facts, pd_12m, grade, products, policy, propensities=propensities, request=request
+            facts,
+            pd_12m,
+            grade,
+            products,
+            policy,
+            propensities=propensities,
+            request=request,
+            suppressed=suppressed,
         )
     )
     adverse = (*decision.reasons, *(str(r["text"]) for r in reasons)) if declined else ()

@@ -33,7 +33,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from rmreco.domain.names import CHAMPION
-from rmreco.features.config import Family, SnapshotParams
+from rmreco.features.config import Family, FeatureConfig, SnapshotParams
 from rmreco.features.snapshots import candidate_records
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.propensity import PropensityModel
@@ -116,6 +116,10 @@ class ServedModel:
     loaded_at: float = field(default_factory=time.time)
 
 
+def _config(served: ServedModel) -> FeatureConfig:
+    return served.model.config
+
+
 class ModelStore:
     """The models in use; :meth:`refresh` runs off the request path."""
 
@@ -151,21 +155,31 @@ class ModelStore:
             self.kinds[name].family == "credit_risk" for name in self._current if name in self.kinds
         )
 
+    def serving(self, family: Family, segment: str | None) -> ServedModel | None:
+        """The model of ``family`` served for clients of ``segment`` (None when none is); the
+        first by name when several cover it."""
+        return next((s for s in self.of_family(family) if _config(s).covers_segment(segment)), None)
+
+    def of_family(self, family: Family) -> list[ServedModel]:
+        """The models of ``family`` in use, in name order."""
+        kind = CreditRiskModel if family == "credit_risk" else PropensityModel
+        return [s for _, s in sorted(self._current.items()) if isinstance(s.model, kind)]
+
+    def segments(self, family: Family) -> list[str]:
+        """The segments some served model of ``family`` scores."""
+        return sorted({seg for s in self.of_family(family) for seg in _config(s).segments})
+
     def credit_for(self, segment: str | None) -> ServedModel | None:
         """The credit-risk model served for clients of ``segment`` (None when none is)."""
-        for served in self._current.values():
-            model = served.model
-            if isinstance(model, CreditRiskModel) and model.config.covers_segment(segment):
-                return served
-        return None
+        return self.serving("credit_risk", segment)
 
     def credit_models(self) -> list[ServedModel]:
         """The credit-risk models in use, in name order."""
-        return [s for _, s in sorted(self._current.items()) if isinstance(s.model, CreditRiskModel)]
+        return self.of_family("credit_risk")
 
     def credit_segments(self) -> list[str]:
         """The segments some served credit-risk model scores."""
-        return sorted({seg for s in self.credit_models() for seg in s.model.config.segments})
+        return self.segments("credit_risk")
 
     def _client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)

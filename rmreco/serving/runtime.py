@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,22 +35,27 @@ _Model = TypeVar("_Model", CreditRiskModel, PropensityModel)
 
 def served_kinds(models_dir: Path) -> list[ModelKind]:
     """The registered models the service follows (their ``champion`` alias): one per spec of
-    the models folder, named by the spec, each with the family it must be of. Credit-risk models
-    serve the segments they were trained on, side by side; one cross-sell model serves the
-    lists.
+    the models folder, named by the spec, each with the family it must be of. Models of a family
+    serve the segments they were trained on, side by side (an SME and a corporate credit model;
+    a business and a personal cross-sell model).
 
     Raises:
-        ConfigurationError: a spec is invalid, or the folder names several cross-sell specs.
+        ConfigurationError: a spec is invalid, or two specs of one family name the same segment
+            (the service would not know which of them answers for its clients).
     """
     specs = find_specs(models_dir)
-    kinds = [ModelKind(f.spec.name, f.spec.kind) for f in specs]
-    cross_sell = [f.path.name for f in specs if f.spec.kind == "cross_sell"]
-    if len(cross_sell) > 1:
-        raise ConfigurationError(
-            f"models folder {models_dir} holds several cross-sell specs ({', '.join(cross_sell)});"
-            " the service serves one"
-        )
-    return kinds
+    owner: dict[tuple[str, str], str] = {}
+    for found in specs:
+        for segment in found.spec.segments:
+            key = (found.spec.kind, str(segment))
+            if key in owner:
+                raise ConfigurationError(
+                    f"models folder {models_dir}: {owner[key]} and {found.path.name} are both "
+                    f"{found.spec.kind} specs for segment '{segment}'; one model answers for a "
+                    "segment"
+                )
+            owner[key] = found.path.name
+    return [ModelKind(f.spec.name, f.spec.kind) for f in specs]
 
 
 @dataclass
@@ -66,6 +73,8 @@ class Runtime:
     #: is valid for: the portfolio's snapshot stamp and the model versions.
     portfolios: OrderedDict[str, tuple[Any, Any]] = field(default_factory=OrderedDict)
     portfolio_cache_size: int = 256
+    #: what :meth:`now` reads; tests move it to check contact windows
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def _reference_data(self, session: Session) -> tuple[float, list[dict[str, Any]], str]:
         # read at most once a minute: the catalog and the currency change only with a load
@@ -75,9 +84,9 @@ class Runtime:
             self._reference = (now, repo.catalog(session), currency)
         return self._reference
 
-    def cross_sell_name(self) -> str | None:
-        """The registered name of the cross-sell model the service follows (None: none)."""
-        return next((k.name for k in self.store.kinds.values() if k.family == "cross_sell"), None)
+    def now(self) -> datetime:
+        """The service's clock (UTC): contact windows are counted from it."""
+        return self.clock()
 
     def model(self, name: str, family: type[_Model]) -> tuple[_Model, str] | None:
         """The model served under ``name`` and its version; None while none of ``family`` is

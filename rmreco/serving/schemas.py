@@ -30,7 +30,13 @@ class FinancingRequest(Strict):
         None, gt=0, description="Amount the client asks for.", examples=[250000]
     )
     tenor_months: int | None = Field(None, ge=1, le=360, examples=[36])
-    purpose: str | None = Field(None, max_length=200, examples=["new delivery vans"])
+    purpose: str | None = Field(
+        None,
+        max_length=64,
+        description="What the financing is for: one of the credit policy's purposes (such as "
+        "working_capital, equipment, property); only products that serve it are offered.",
+        examples=["working_capital"],
+    )
 
 
 class Reason(BaseModel):
@@ -47,6 +53,11 @@ class Pricing(BaseModel):
     capital_charge: float
     operating_margin: float
     capital: float
+
+
+class Suppression(BaseModel):
+    until: date = Field(description="The first day the product may be offered again.")
+    reasons: list[str]
 
 
 class FinancingOption(BaseModel):
@@ -68,6 +79,15 @@ class FinancingOption(BaseModel):
         description="Expected annual profit x propensity: the ranking key (null when the "
         "propensity is unknown; such options come last, by profit)."
     )
+    fits_request: bool = Field(
+        description="Whether the option meets the request's amount and tenor (if not, its "
+        "notes say by how much; such options come after those that do)."
+    )
+    suppressed: Suppression | None = Field(
+        description="Set when the contact policy keeps the product from the client: the day "
+        "it may be offered again and why. Suppressed options come last."
+    )
+    rank_reason: str = Field(description="Why the option ranks where it does, in words.")
     reasons: list[str]
     notes: list[str]
 
@@ -152,6 +172,15 @@ class CrossSellItem(BaseModel):
     expected_value: float | None = Field(
         description="Propensity x the product's annual margin; null when the catalog gives no "
         "margin for the product (such offers come after those with a value, by propensity)."
+    )
+    pd_12m: float | None = Field(
+        description="The client's 12-month probability of default from the credit model of "
+        "its segment; null when no credit model grades the segment."
+    )
+    grade: str | None = Field(description="The client's risk grade (null: ungraded).")
+    decision: Literal["approve", "refer", "decline"] | None = Field(
+        description="The credit policy's decision for a credit product (null for services "
+        "and ungraded clients); a product the policy would decline is never listed."
     )
     reasons: list[Reason]
 

@@ -8,8 +8,10 @@ Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_12m, grade, reasons, segm
 model_version), ``OUTDIR/financing.parquet`` (each client's policy decision and ranked financing
 options, by the same function as the service's financing answer) and
 ``OUTDIR/cross_sell.parquet`` (client_id, as_of, product_code, propensity, expected_value, rank,
-then grade, reasons, model_version): each client's eligible products it does not hold, ranked by
-expected value (rank 1 the highest), financing only where the credit grade allows it. Without a
+pd_12m, grade, decision, reasons, model_name, model_version): each client's eligible products it
+does not hold, by the cross-sell champion of its segment, ranked by expected value (rank 1 the
+highest), credit-aware as the service's lists are (PD and grade on every offer of a graded
+client, the policy's decision on credit products, none the policy declines). Without a
 cross-sell champion the credit file is still written and the summary says cross-sell was
 skipped. Each output is written to a temporary file and renamed into place, so a failed run
 leaves no partial file.
@@ -36,8 +38,9 @@ from rmreco.features.config import snapshot_frame
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason
-from rmreco.modeling.decisioning import CreditPolicy, decide_financing, load_policy
+from rmreco.modeling.decisioning import CreditPolicy, Outcome, decide_financing, load_policy
 from rmreco.modeling.master_scale import MasterScale
+from rmreco.modeling.offers import CreditView, credit_aware
 from rmreco.modeling.propensity import PropensityModel, rank_offers
 from rmreco.training.registry import RegistryError
 from rmreco.training.run import load_champions
@@ -311,7 +314,7 @@ def score_batch(
     out: Path,
     settings: Settings,
     credit_models: Sequence[str],
-    cross_sell_model: str | None,
+    cross_sell_models: Sequence[str],
     policy_path: Path,
     tracking_uri: str | None = None,
 ) -> ScoringSummary:
@@ -346,45 +349,76 @@ def score_batch(
     files = {CREDIT_FILE: len(credit_frame)}
     versions = {c.name: c.version for c in credit}
     skipped: dict[str, str] = {}
-    xs_model, reason = _cross_sell_champion(cross_sell_model, settings, tracking_uri)
+    xs_models, reasons = _cross_sell_champions(cross_sell_models, settings, tracking_uri)
     policy = load_policy(policy_path)
-    if xs_model is None:
+    if not xs_models:
         financing = financing_decisions(scored, inputs, as_of, policy, None)
-        skipped[CROSS_SELL_FILE] = f"cross-sell skipped: {reason}"
+        skipped[CROSS_SELL_FILE] = "cross-sell skipped: " + "; ".join(reasons)
     else:
-        model, xs_version = xs_model
-        # one panel gives the financing options' propensities and the cross-sell list
-        panel = model.config.cross_sell_panel(inputs, months=[as_of])
-        financing = financing_decisions(
-            scored, inputs, as_of, policy, _client_propensities(model, panel)
-        )
-        grades = dict(zip(credit_frame["client_id"], credit_frame["grade"], strict=True))
-        offers = cross_sell_offers(panel, model, as_of, grades, credit[0].model.scale)
-        offers["model_version"] = xs_version
+        # one panel per model gives the financing options' propensities and the cross-sell list
+        panels = {
+            name: model.config.cross_sell_panel(inputs, months=[as_of])
+            for name, (model, _) in xs_models.items()
+        }
+        propensities: dict[str, dict[str, float]] = {}
+        for name, (model, _) in xs_models.items():
+            propensities.update(_client_propensities(model, panels[name]))
+        financing = financing_decisions(scored, inputs, as_of, policy, propensities)
+        views = credit_views(financing)
+        parts = []
+        for name, (model, xs_version) in xs_models.items():
+            offers = cross_sell_offers(panels[name], model, as_of, views, credit[0].model.scale)
+            offers["model_name"] = name
+            offers["model_version"] = xs_version
+            parts.append(offers)
+            versions[name] = xs_version
+        offers = pd.concat(parts, ignore_index=True)
         _write_atomically(offers, out / CROSS_SELL_FILE)
         files[CROSS_SELL_FILE] = len(offers)
-        versions[str(cross_sell_model)] = xs_version
+        if reasons:
+            skipped[f"{CROSS_SELL_FILE} (partly)"] = "cross-sell partly skipped: " + "; ".join(
+                reasons
+            )
     _write_atomically(financing, out / FINANCING_FILE)
     files[FINANCING_FILE] = len(financing)
     return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)
 
 
-def _cross_sell_champion(
-    name: str | None, settings: Settings, tracking_uri: str | None
-) -> tuple[tuple[PropensityModel, str] | None, str]:
-    """The cross-sell champion and its version, or None and why there is none."""
-    if name is None:
-        return None, "no cross-sell model is named"
+def _cross_sell_champions(
+    names: Sequence[str], settings: Settings, tracking_uri: str | None
+) -> tuple[dict[str, tuple[PropensityModel, str]], list[str]]:
+    """The cross-sell champions and their versions, by name, and why any named one is not
+    among them."""
+    if not names:
+        return {}, ["no cross-sell model is named"]
     try:
-        loaded = load_champions([name], settings=settings, tracking_uri=tracking_uri)
+        loaded = load_champions(list(names), settings=settings, tracking_uri=tracking_uri)
     except RegistryError as exc:
-        return None, f"the champion of {name!r} could not be loaded: {exc}"
-    if name not in loaded:
-        return None, f"no champion of {name!r} is registered"
-    model, version = loaded[name]
-    if not isinstance(model, PropensityModel):
-        return None, f"{name!r} is not a cross-sell model"
-    return (model, version), ""
+        return {}, [f"the cross-sell champions could not be loaded: {exc}"]
+    found: dict[str, tuple[PropensityModel, str]] = {}
+    missing: list[str] = []
+    for name in names:
+        if name not in loaded:
+            missing.append(f"no champion of {name!r} is registered")
+            continue
+        model, version = loaded[name]
+        if not isinstance(model, PropensityModel):
+            missing.append(f"{name!r} is not a cross-sell model")
+            continue
+        found[name] = (model, version)
+    return found, missing
+
+
+def credit_views(financing: pd.DataFrame) -> dict[str, CreditView]:
+    """Each client's PD, grade and policy decision, read from its financing decision (the
+    rows of :func:`financing_decisions`): the credit-aware view the offers carry."""
+    first = financing.drop_duplicates("client_id")
+    return {
+        str(c): CreditView(float(p), str(g), cast(Outcome, d))
+        for c, p, g, d in zip(
+            first["client_id"], first["pd_12m"], first["grade"], first["decision"], strict=True
+        )
+    }
 
 
 def _client_propensities(
@@ -406,14 +440,15 @@ def cross_sell_offers(
     panel: pd.DataFrame,
     model: PropensityModel,
     as_of: date,
-    grades: dict[str, str],
+    views: Mapping[str, CreditView],
     scale: MasterScale,
 ) -> pd.DataFrame:
     """The ranked offers of every client of ``panel`` (the model's cross-sell panel at
-    ``as_of``, built with its own configuration; see the module docstring); ``grades`` maps
-    client ids to the credit grade at ``as_of`` (ungraded clients absent), read on
-    ``scale``."""
-    mapped = panel["client_id"].map(grades).astype(object)
+    ``as_of``, built with its own configuration; see the module docstring), credit-aware: each
+    offer carries its client's PD, grade and (credit products) policy decision from ``views``
+    (ungraded clients absent), and credit products the policy declines are left out
+    (:func:`rmreco.modeling.offers.credit_aware`, as in the service's lists)."""
+    mapped = panel["client_id"].map({c: v.grade for c, v in views.items()}).astype(object)
     row_grades = mapped.where(mapped.notna(), None).to_numpy(dtype=object)
     ranked = rank_offers(
         model,
@@ -423,7 +458,8 @@ def cross_sell_offers(
         with_reasons=True,
         group=("client_id",),
     )
-    grade_of = pd.Series(row_grades, index=panel.index)
+    financing = [code for code, terms in model.catalog.items() if terms.is_financing]
+    ranked = credit_aware(ranked, views, financing)
     return pd.DataFrame(
         {
             "client_id": ranked["client_id"].to_numpy(),
@@ -432,7 +468,9 @@ def cross_sell_offers(
             "propensity": ranked["propensity"].to_numpy(),
             "expected_value": ranked["expected_value"].to_numpy(),
             "rank": ranked["rank"].to_numpy(dtype=np.int64),
-            "grade": grade_of.loc[ranked["row"]].to_numpy(dtype=object),
+            "pd_12m": ranked["pd_12m"].to_numpy(dtype=float),
+            "grade": pd.Series(ranked["grade"].to_numpy(dtype=object), dtype=object),
+            "decision": pd.Series(ranked["decision"].to_numpy(dtype=object), dtype=object),
             "reasons": ranked["reasons"].to_numpy(),
         }
     )

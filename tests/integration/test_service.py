@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,8 @@ class Service:
     clients: dict[str, list[str]]  # rm_id -> SME client ids
     #: the RMs of brm_a, brm_b and brm_c
     rms: tuple[str, str, str]
+    #: the served app (its runtime's clock is moved to test contact windows)
+    app: FastAPI
 
 
 def _free_port() -> int:
@@ -214,6 +217,7 @@ def service(
                 home=home,
                 clients={rm: list(sme.loc[sme["rm_id"] == rm, "client_id"]) for rm in rms},
                 rms=(rms[0], rms[1], rms[2]),
+                app=app,
             )
     finally:
         engine.dispose()
@@ -589,3 +593,122 @@ def _scored_client(service: Service, rm: str) -> tuple[str, str]:
 def _portfolio(service: Service, rm: str) -> set[str]:
     with service.db() as session:
         return {row.client_id for row in repository.portfolio_features(session, rm)}
+
+
+def test_a_declined_product_is_suppressed_until_the_cool_off_ends(service: Service) -> None:
+    """One contact policy: after a recorded decline the product leaves the client's cross-sell
+    rows and is marked suppressed in its financing answer, with the day it returns; the
+    service's clock moved past the policy's window brings it back."""
+    runtime = service.app.state.runtime
+    cool_off = runtime.policy.contact.cool_off_days
+    rm = service.rms[0]
+    client, product, rec_id = _offered_financing(service, rm)
+    assert product in _listed(service, client)
+    declined = _post(service, "brm_a", f"/v1/recommendations/{rec_id}/feedback",
+                     {"outcome": "declined", "reason": "not now"})  # fmt: skip
+    assert declined.status_code == 201, declined.text
+    returns = (datetime.now(UTC) + timedelta(days=cool_off)).date()
+    answer = _financing(service, client)
+    marked = next(o for o in answer["options"] if o["product_code"] == product)
+    assert marked["suppressed"]["until"] in {
+        returns.isoformat(),
+        (returns - timedelta(days=1)).isoformat(),
+    }
+    assert "declined" in marked["suppressed"]["reasons"][0]
+    assert marked["rank"] == len(answer["options"])  # suppressed options come last
+    assert "not to be offered before" in marked["rank_reason"]
+    assert product not in _listed(service, client)
+    real = runtime.clock
+    try:
+        runtime.clock = lambda: real() + timedelta(days=cool_off - 1)
+        assert product not in _listed(service, client)
+        runtime.clock = lambda: real() + timedelta(days=cool_off + 1)
+        back = _financing(service, client)
+        assert (
+            next(o for o in back["options"] if o["product_code"] == product)["suppressed"] is None
+        )
+        assert product in _listed(service, client)
+    finally:
+        runtime.clock = real
+
+
+def test_the_request_purpose_shapes_the_options(service: Service) -> None:
+    runtime = service.app.state.runtime
+    client, _, _ = _offered_financing(service, service.rms[0])
+    wanted = set(runtime.policy.purposes["working_capital"])
+    answer = _financing(service, client, {"purpose": "working_capital"})
+    assert answer["options"]
+    assert {o["product_code"] for o in answer["options"]} <= wanted
+    wrong = _post(service, "brm_a", f"/v1/clients/{client}/financing-options", {"purpose": "yacht"})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["field"] == "purpose"
+    assert "working_capital" in wrong.json()["error"]["message"]
+
+
+def test_cross_sell_rows_are_credit_aware(service: Service) -> None:
+    rm = service.rms[0]
+    items = _get(service, "brm_a", f"/v1/rms/{rm}/cross-sell", params={"limit": 200}).json()[
+        "items"
+    ]
+    with service.db() as session:
+        financing = {
+            p["product_code"] for p in repository.catalog(session) if p["kind"] == "financing"
+        }
+    assert items
+    assert all(i["grade"] is not None and 0 < i["pd_12m"] <= 1 for i in items)  # SMEs: graded
+    credit = [i for i in items if i["product_code"] in financing]
+    assert all(i["decision"] in ("approve", "refer") for i in credit)
+    assert all(i["decision"] is None for i in items if i["product_code"] not in financing)
+    # the same client's financing answer agrees on PD, grade and decision
+    for item in credit[:3]:
+        answer = _financing(service, item["client_id"])
+        assert answer["pd_12m"] == pytest.approx(item["pd_12m"], abs=1e-12)
+        assert (answer["grade"], answer["decision"]) == (item["grade"], item["decision"])
+
+
+def _financing(service: Service, client: str, body: object = None) -> dict[str, Any]:
+    answer = _post(service, "brm_a", f"/v1/clients/{client}/financing-options", body)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _listed(service: Service, client: str) -> set[str]:
+    page = _get(service, "brm_a", f"/v1/clients/{client}/recommendations", params={"limit": 200})
+    assert page.status_code == 200, page.text
+    return {i["product_code"] for i in page.json()["items"]}
+
+
+def _offered_financing(service: Service, rm: str) -> tuple[str, str, str]:
+    """A client of ``rm`` with no feedback yet whose financing answer offers a product the
+    cross-sell model scores for it, that product, and the option's recommendation id."""
+    with service.db() as session:
+        answered = set(session.scalars(select(schema.Feedback.client_id)))
+    for client in service.clients[rm]:
+        if client in answered:
+            continue
+        answer = _post(service, "brm_a", f"/v1/clients/{client}/financing-options")
+        if answer.status_code != 200:
+            continue
+        for option in answer.json()["options"]:
+            if option["propensity"] is not None and option["suppressed"] is None:
+                return client, option["product_code"], option["recommendation_id"]
+    raise AssertionError(f"no client of {rm} is offered a product the cross-sell model scores")
+
+
+def test_smes_with_different_behaviour_get_different_orders(service: Service) -> None:
+    """Options are ranked for each client (its take-up propensities), not by one order for
+    every SME; no option claims a propensity the model did not compute."""
+    orders, answers = set(), 0
+    for client in service.clients[service.rms[0]][:40]:
+        answer = _post(service, "brm_a", f"/v1/clients/{client}/financing-options")
+        if answer.status_code != 200 or len(answer.json()["options"]) < 2:
+            continue
+        options = answer.json()["options"]
+        assert all(o["propensity"] is None or 0 < o["propensity"] < 1 for o in options)
+        orders.add(tuple(o["product_code"] for o in options))
+        answers += 1
+        if answers == 20:
+            break
+    assert answers >= 10
+    assert len(orders) > 1

@@ -202,8 +202,10 @@ def test_request_above_capacity_is_answered_with_the_largest_that_fits() -> None
     )[0]
     assert asked.tenor_months == 60
     assert asked.limit == pytest.approx(sized.limit)
-    assert any("60 months" in n for n in asked.notes)
-    assert any("largest amount" in n for n in asked.notes)
+    assert not asked.fits_request
+    assert any("60 months" in n for n in asked.shortfalls)
+    assert any("largest amount" in n for n in asked.shortfalls)
+    assert asked.to_dict()["notes"][: len(asked.shortfalls)] == list(asked.shortfalls)
     small = financing_options(
         FACTS,
         0.01,
@@ -216,6 +218,8 @@ def test_request_above_capacity_is_answered_with_the_largest_that_fits() -> None
     assert small.limit == 50_000
     assert small.tenor_months == 36
     assert not small.notes  # nothing to say: the request fits and the propensity is known
+    assert small.fits_request
+    assert "50,000 asked" in small.reasons[0]  # the limit given is the amount asked, said so
 
 
 def test_an_unknown_propensity_is_said_and_ranked_after_the_known_ones() -> None:

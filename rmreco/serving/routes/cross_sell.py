@@ -1,13 +1,14 @@
 """This module owns the cross-sell lists: an RM's portfolio ranked by expected value of the next
 product to offer, and one client's next best products; with how offers are scored (one pass of
 the models over every candidate), how a scored portfolio is kept while its snapshots and the
-models are unchanged, how declines are kept out for a cool-off window, and how a page is
-explained and audited."""
+models are unchanged, how the contact policy keeps offers out (a recent decline, too many
+contacts), and how a page is explained and audited. Each client is scored by the cross-sell
+model of its segment, and its credit products only where its grade and the credit policy
+allow them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import numpy as np
@@ -19,7 +20,9 @@ from rmreco.db import repository as repo
 from rmreco.db.schema import new_uuid
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.snapshots import candidate_records, json_ready
+from rmreco.modeling.contact import suppressions
 from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.offers import CreditView, credit_aware, credit_view
 from rmreco.modeling.propensity import PropensityModel, rank_offers
 from rmreco.serving.deps import (
     PortfolioClient,
@@ -29,48 +32,43 @@ from rmreco.serving.deps import (
     RuntimeDep,
     SessionDep,
 )
-from rmreco.serving.errors import ERROR_RESPONSES, unavailable
+from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
 from rmreco.serving.runtime import Runtime, commit
 from rmreco.serving.schemas import CrossSellPage
 
 router = APIRouter(tags=["cross-sell"], responses=ERROR_RESPONSES)
 
-COOL_OFF_DAYS = 90
 MAX_PAGE = 200
 
 
 @dataclass
 class ScoredOffers:
     """Offers of some clients scored and ranked by expected value (best first), before any
-    filter; ``frame`` holds the rows the model saw (``ranked["row"]`` indexes it) and
-    ``reasons`` the explanations computed so far, by frame row."""
+    filter; ``frame`` holds the rows the models saw (``ranked["row"]`` indexes it; its
+    ``_model`` column names the cross-sell model of each row) and ``reasons`` the explanations
+    computed so far, by frame row."""
 
     ranked: pd.DataFrame
     frame: pd.DataFrame
     versions: dict[str, str]
-    model: PropensityModel | None
+    models: dict[str, PropensityModel]
     #: segment of each client of the offers
     segments: dict[str, str] = field(default_factory=dict)
     reasons: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _models(runtime: Runtime) -> tuple[PropensityModel, dict[str, str]]:
-    """The served cross-sell model and the versions of every model a list reads (the
-    cross-sell model and the credit models that grade its clients). 503 while the cross-sell
-    model is not loaded."""
-    name = runtime.cross_sell_name()
-    cross_sell = None if name is None else runtime.model(name, PropensityModel)
-    if name is None or cross_sell is None:
-        raise unavailable("the cross-sell model is not loaded")
-    model, version = cross_sell
-    versions = {name: version}
-    versions.update({s.name: s.version for s in runtime.store.credit_models()})
-    return model, versions
+def _versions(runtime: Runtime) -> dict[str, str]:
+    """The versions of every model a list reads: the cross-sell models and the credit models
+    that grade their clients. 503 while no cross-sell model is loaded."""
+    cross_sell = runtime.store.of_family("cross_sell")
+    if not cross_sell:
+        raise unavailable("no cross-sell model is loaded")
+    return {s.name: s.version for s in [*cross_sell, *runtime.store.credit_models()]}
 
 
-def _grades(runtime: Runtime, clients: list[repo.ClientView]) -> dict[str, str]:
-    """Each client's credit grade, by the credit model of its segment (clients of a segment
-    no credit model serves are left out: ungraded)."""
+def _credit_views(runtime: Runtime, clients: list[repo.ClientView]) -> dict[str, CreditView]:
+    """Each client's PD, grade and policy decision, by the credit model of its segment (clients
+    of a segment no credit model serves are left out: ungraded)."""
     by_model: dict[str, list[repo.ClientView]] = {}
     models: dict[str, CreditRiskModel] = {}
     for client in clients:
@@ -78,50 +76,97 @@ def _grades(runtime: Runtime, clients: list[repo.ClientView]) -> dict[str, str]:
         if served is not None and isinstance(served.model, CreditRiskModel):
             by_model.setdefault(served.name, []).append(client)
             models[served.name] = served.model
-    grades: dict[str, str] = {}
+    views: dict[str, CreditView] = {}
     for name, group in by_model.items():
         result = models[name].predict_records([c.features or {} for c in group], with_reasons=False)
-        grades.update(zip([c.client_id for c in group], result.grade.astype(str), strict=True))
-    return grades
+        for i, client in enumerate(group):
+            views[client.client_id] = credit_view(
+                features=client.features or {},
+                segment=client.segment,
+                declared_turnover=client.turnover,
+                in_default=client.in_default,
+                pd_12m=float(result.pd_12m[i]),
+                grade=str(result.grade[i]),
+                policy=runtime.policy,
+            )
+    return views
 
 
 def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
-    """Every offer of ``clients``: held products are not candidates, financing only where the
-    credit grade (from the credit model of the client's segment) allows it. Reasons are left to
+    """Every offer of ``clients``, each scored by the cross-sell model of the client's segment
+    (clients of a segment none serves have no offers): held products are not candidates, and
+    credit products only where the client's grade and the credit policy allow them (the
+    credit-aware view of :func:`rmreco.modeling.offers.credit_aware`). Reasons are left to
     :func:`_page`, which explains only the offers it returns."""
-    model, versions = _models(runtime)
+    versions = _versions(runtime)
     eligible = [c for c in clients if c.features is not None and not c.in_default]
     segment_of = {c.client_id: c.segment for c in clients}
-    records: list[dict[str, Any]] = []
-    for client in eligible:
-        for record in candidate_records(client.features or {}, client.offer_candidates):
-            records.append({**record, "client_id": client.client_id, "_segment": client.segment})
-    if not records:
-        return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, model, segment_of)
-    frame = pd.DataFrame(records)
-    credit = runtime.store.credit_models()
-    grades, scale = None, None
-    if credit:
-        by_client = _grades(runtime, eligible)
-        grades = np.asarray([by_client.get(c) for c in frame["client_id"]], dtype=object)
-        # the shipped credit specs share one master scale; the first model's reads the grades
-        scale = credit[0].model.scale if isinstance(credit[0].model, CreditRiskModel) else None
-    ranked = rank_offers(
-        model, frame, grades=grades, scale=scale, with_reasons=False, group=("client_id",)
+    views = _credit_views(runtime, eligible)
+    scale = next(
+        (
+            s.model.scale
+            for s in runtime.store.credit_models()
+            if isinstance(s.model, CreditRiskModel)
+        ),
+        None,
     )
-    ranked = ranked.sort_values(
+    frames: list[pd.DataFrame] = []
+    parts: list[pd.DataFrame] = []
+    models: dict[str, PropensityModel] = {}
+    start = 0
+    for client in eligible:
+        served = runtime.store.serving("cross_sell", client.segment)
+        if served is not None and isinstance(served.model, PropensityModel):
+            models[served.name] = served.model
+    for name, model in sorted(models.items()):
+        records: list[dict[str, Any]] = []
+        for client in eligible:
+            if not model.config.covers_segment(client.segment):
+                continue
+            for record in candidate_records(client.features or {}, client.offer_candidates):
+                records.append(
+                    {
+                        **record,
+                        "client_id": client.client_id,
+                        "_segment": client.segment,
+                        "_model": name,
+                    }
+                )
+        if not records:
+            continue
+        frame = pd.DataFrame(records, index=pd.RangeIndex(start, start + len(records)))
+        start += len(records)
+        grades = np.asarray(
+            [views[c].grade if c in views else None for c in frame["client_id"]], dtype=object
+        )
+        ranked = rank_offers(
+            model,
+            frame,
+            grades=grades if scale is not None else None,
+            scale=scale,
+            with_reasons=False,
+            group=("client_id",),
+        )
+        financing = [code for code, terms in model.catalog.items() if terms.is_financing]
+        frames.append(frame)
+        parts.append(credit_aware(ranked, views, financing))
+    if not parts:
+        return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, models, segment_of)
+    ranked = pd.concat(parts, ignore_index=True).sort_values(
         ["expected_value", "propensity", "client_id", PRODUCT],
         ascending=[False, False, True, True],
         kind="stable",
     )
-    return ScoredOffers(ranked.reset_index(drop=True), frame, versions, model, segment_of)
+    return ScoredOffers(
+        ranked.reset_index(drop=True), pd.concat(frames), versions, models, segment_of
+    )
 
 
 def _portfolio(session: Session, runtime: Runtime, rm_id: str) -> ScoredOffers:
     """The RM's scored portfolio, from the runtime's cache while the portfolio's snapshots and
     the models are those it was scored with: scoring a portfolio and explaining offers cost
     most of a list's time, and both change only with a refresh or a new champion."""
-    key = (repo.portfolio_stamp(session, rm_id), tuple(sorted(_models(runtime)[1].items())))
+    key = (repo.portfolio_stamp(session, rm_id), tuple(sorted(_versions(runtime).items())))
     cached = runtime.portfolios.get(rm_id)
     if cached is not None and cached[0] == key:
         runtime.portfolios.move_to_end(rm_id)
@@ -136,14 +181,15 @@ def _portfolio(session: Session, runtime: Runtime, rm_id: str) -> ScoredOffers:
 
 def _filtered(
     session: Session,
+    runtime: Runtime,
     scored: ScoredOffers,
     *,
     product: str | None = None,
     segment: str | None = None,
     min_score: float | None = None,
 ) -> pd.DataFrame:
-    """The ranked offers a list shows: filters applied, and offers the RM reported declined or
-    not wanted in the cool-off window left out."""
+    """The ranked offers a list shows: filters applied, and offers the contact policy keeps
+    from their client now (a recent decline, or too many contacts) left out."""
     ranked = scored.ranked
     if ranked.empty:
         return ranked
@@ -154,14 +200,14 @@ def _filtered(
         keep &= scored.frame["_segment"].to_numpy()[ranked["row"].to_numpy()] == segment
     if min_score is not None:
         keep &= (ranked["propensity"] >= min_score).to_numpy()
-    declined = repo.recently_declined(
-        session,
-        list(pd.unique(ranked["client_id"])),
-        datetime.now(UTC) - timedelta(days=COOL_OFF_DAYS),
+    contact, now = runtime.policy.contact, runtime.now()
+    events = repo.contact_events(
+        session, list(pd.unique(ranked["client_id"])), contact.lookback(now)
     )
-    if declined:
+    suppressed = suppressions(events, contact, now)
+    if suppressed:
         pairs = zip(ranked["client_id"], ranked[PRODUCT], strict=True)
-        keep &= np.fromiter((pair not in declined for pair in pairs), bool, len(ranked))
+        keep &= np.fromiter((pair not in suppressed for pair in pairs), bool, len(ranked))
     return ranked[keep].reset_index(drop=True)
 
 
@@ -169,6 +215,11 @@ def _number_or_none(value: Any) -> float | None:
     """A float for JSON: None where the value is unknown (NaN)."""
     number = float(value)
     return None if np.isnan(number) else number
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A string for JSON: None where the value is missing (None or NaN)."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
 def _page(
@@ -186,13 +237,16 @@ def _page(
     """One page of ``ranked``: its offers explained (only those not explained before), written
     as audit rows and committed."""
     page = ranked.iloc[offset : offset + limit]
-    frame, model, versions = scored.frame, scored.model, scored.versions
+    frame, versions = scored.frame, scored.versions
     rows_seen = page["row"].to_numpy() if len(page) else np.empty(0, dtype=np.int64)
     missing = [int(r) for r in rows_seen if int(r) not in scored.reasons]
-    if model is not None and missing:
-        explained = model.reasons(model.encoder.transform(frame.loc[missing]))
-        for row, reasons_of in zip(missing, explained, strict=True):
-            scored.reasons[row] = [r.to_dict() for r in reasons_of]
+    if missing:
+        todo = frame.loc[missing]
+        for name, group in todo.groupby("_model", sort=True):
+            model = scored.models[str(name)]
+            explained = model.reasons(model.encoder.transform(group))
+            for row, reasons_of in zip(group.index, explained, strict=True):
+                scored.reasons[int(row)] = [r.to_dict() for r in reasons_of]
     records = frame.loc[rows_seen].to_dict(orient="records") if len(page) else []
     rows, items = [], []
     for k, item in enumerate(page.to_dict(orient="records")):
@@ -203,6 +257,9 @@ def _page(
             PRODUCT: item[PRODUCT],
             "propensity": float(item["propensity"]),
             "expected_value": _number_or_none(item["expected_value"]),
+            "pd_12m": _number_or_none(item["pd_12m"]),
+            "grade": _text_or_none(item["grade"]),
+            "decision": _text_or_none(item["decision"]),
             "rank": position,
             "reasons": scored.reasons.get(int(item["row"]), []),
         }
@@ -267,7 +324,9 @@ async def cross_sell(
 ) -> CrossSellPage:
     """The RM's portfolio ranked by expected value of the next product to offer."""
     scored = _portfolio(session, runtime, rm_id)
-    ranked = _filtered(session, scored, product=product, segment=segment, min_score=min_score)
+    ranked = _filtered(
+        session, runtime, scored, product=product, segment=segment, min_score=min_score
+    )
     return _page(
         session,
         principal,
@@ -289,13 +348,25 @@ async def recommendations(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 5,
 ) -> CrossSellPage:
-    """The next best products for one client of the caller's portfolio."""
+    """The next best products for one client of the caller's portfolio, by the cross-sell model
+    of the client's segment."""
+    if runtime.store.serving("cross_sell", client.segment) is None:
+        served = runtime.store.segments("cross_sell")
+        if served:
+            raise ApiError(
+                422,
+                "segment_not_served",
+                f"no cross-sell model serves the client's segment '{client.segment}'; the "
+                f"cross-sell models in use serve: {', '.join(served)}",
+                field="client_id",
+                details={"segment": client.segment, "segments_served": served},
+            )
     scored = _score(runtime, [client])
     return _page(
         session,
         principal,
         scored,
-        _filtered(session, scored),
+        _filtered(session, runtime, scored),
         offset=0,
         limit=limit,
         rm_id=client.rm_id,

@@ -9,14 +9,21 @@ import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
+from sqlalchemy.orm import Session
 
 from rmreco.db import repository as repo
 from rmreco.db.repository import ClientView
 from rmreco.db.schema import new_uuid
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.snapshots import candidate_variants
+from rmreco.modeling.contact import Suppression, suppressions
 from rmreco.modeling.credit_model import CreditRiskModel
-from rmreco.modeling.decisioning import FinancingDecision, Request, decide_financing
+from rmreco.modeling.decisioning import (
+    FinancingDecision,
+    Request,
+    decide_financing,
+    purpose_products,
+)
 from rmreco.modeling.propensity import PropensityModel
 from rmreco.serving.deps import PortfolioClient, RmPrincipalDep, RuntimeDep, SessionDep
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
@@ -73,6 +80,10 @@ async def financing(
     versions = {name: version}
     propensities = _propensities(runtime, client, versions)
     policy = runtime.policy
+    try:
+        purpose_products(policy, request.purpose)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", f"purpose: {exc}", field="purpose") from None
     answer = decide_financing(
         features=client.features,
         segment=client.segment,
@@ -88,6 +99,7 @@ async def financing(
         request=Request(
             amount=request.amount, tenor_months=request.tenor_months, purpose=request.purpose
         ),
+        suppressed=_suppressed(session, runtime, client_id),
     )
     currency = runtime.currency(session)
     decision_id = new_uuid()
@@ -124,19 +136,25 @@ async def financing(
     )
 
 
+def _suppressed(session: Session, runtime: Runtime, client_id: str) -> dict[str, Suppression]:
+    """The products the contact policy keeps from the client now, by product code."""
+    contact, now = runtime.policy.contact, runtime.now()
+    events = repo.contact_events(session, [client_id], contact.lookback(now))
+    return {product: s for (_, product), s in suppressions(events, contact, now).items()}
+
+
 def _propensities(
     runtime: Runtime, client: ClientView, versions: dict[str, str]
 ) -> dict[str, float] | None:
     """The client's take-up propensity of each product the cross-sell model scores for it (its
     stored offer candidates: eligible products it does not hold), the same figures as its
-    cross-sell list; None while no cross-sell model is served. Adds the model's version to
-    ``versions``."""
-    name = runtime.cross_sell_name()
-    served = None if name is None else runtime.model(name, PropensityModel)
-    if name is None or served is None:
+    cross-sell list; None while no cross-sell model serves the client's segment. Adds the
+    model's version to ``versions``."""
+    served = runtime.store.serving("cross_sell", client.segment)
+    if served is None or not isinstance(served.model, PropensityModel):
         return None
-    model, version = served
-    versions[name] = version
+    model = served.model
+    versions[served.name] = served.version
     base, variants = candidate_variants(client.features or {}, client.offer_candidates)
     if not variants:
         return {}

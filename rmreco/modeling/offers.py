@@ -1,0 +1,91 @@
+"""This module owns the one credit-aware view of cross-sell offers that batch scoring and the
+service share: each offer carries its client's PD and grade from the credit model of the
+client's segment, each credit product's offer the policy's decision for that client, and a
+credit product is never suggested to a client the policy would decline."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rmreco.domain.contract import ProductKind
+from rmreco.features.cross_sell import PRODUCT
+from rmreco.modeling.decisioning import ClientFacts, CreditPolicy, Outcome, decide
+from rmreco.modeling.master_scale import DEFAULT_GRADE
+
+#: Columns the credit view adds to each offer.
+CREDIT_VIEW_COLUMNS = ("pd_12m", "grade", "decision")
+
+
+@dataclass(frozen=True)
+class CreditView:
+    """A client's credit standing as the offers show it."""
+
+    pd_12m: float
+    grade: str
+    decision: Outcome
+
+
+def credit_view(
+    *,
+    features: Mapping[str, Any],
+    segment: str,
+    declared_turnover: float | None,
+    in_default: bool,
+    pd_12m: float,
+    grade: str,
+    policy: CreditPolicy,
+) -> CreditView:
+    """The PD, grade and policy decision of one client, by the same rules as its financing
+    answer (:func:`rmreco.modeling.decisioning.decide`): a client in default is graded D and
+    declined whatever the model says."""
+    if in_default:
+        pd_12m, grade = 1.0, DEFAULT_GRADE
+    facts = ClientFacts.from_features(
+        features, segment=segment, declared_turnover=declared_turnover, in_default=in_default
+    )
+    return CreditView(pd_12m, grade, decide(grade, facts, policy).outcome)
+
+
+def financing_codes(catalog: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """The product codes of the catalog's financing (credit) products."""
+    return frozenset(
+        str(row["product_code"]) for row in catalog if row.get("kind") == ProductKind.FINANCING
+    )
+
+
+def credit_aware(
+    ranked: pd.DataFrame,
+    views: Mapping[str, CreditView],
+    financing: Collection[str],
+    *,
+    group: Sequence[str] = ("client_id",),
+) -> pd.DataFrame:
+    """``ranked`` offers (rows with ``client_id``, ``product_code`` and ``rank`` within
+    ``group``) joined to their client's credit view, credit products of clients the policy
+    declines left out, and ranks renumbered within ``group`` in the order given.
+
+    Every offer of a graded client carries its PD and grade; ``decision`` is set on credit
+    products only (the policy decides credit, not services). Offers of ungraded clients (no
+    credit model serves their segment) keep null PD, grade and decision; whether their credit
+    products are offered at all is the cross-sell model's rule (``ungraded`` in its spec).
+    """
+    out = ranked.copy()
+    clients = out["client_id"].astype(str).to_numpy()
+    found = [views.get(c) for c in clients]
+    out["pd_12m"] = np.array([np.nan if v is None else v.pd_12m for v in found], dtype=float)
+    out["grade"] = pd.Series(
+        [None if v is None else v.grade for v in found], index=out.index, dtype=object
+    )
+    is_credit = out[PRODUCT].astype(str).isin(list(financing)).to_numpy()
+    decision = np.array([None if v is None else v.decision for v in found], dtype=object)
+    decision[~is_credit] = None
+    out["decision"] = pd.Series(decision, index=out.index, dtype=object)
+    out = out[~(is_credit & (decision == "decline"))]
+    if "rank" in out.columns and len(out):
+        out["rank"] = out.groupby(list(group), sort=False).cumcount() + 1
+    return out.reset_index(drop=True)

@@ -1,0 +1,104 @@
+"""This module owns how well an order of financing options agrees with a known truth of what
+each client is likely to take (the synthetic bank's exact take-up probabilities, or any
+observed take-up a bank holds): NDCG@k of the options' order, beside the order by expected
+profit alone (margin x limit), the order the options had before they weighed the client's
+propensity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rmreco.features.cross_sell import PRODUCT
+
+
+def ndcg_at_k(relevance_in_order: Sequence[float], k: int = 3) -> float | None:
+    """Normalised discounted cumulative gain of the first ``k`` items of an order, given each
+    item's relevance in that order (graded relevance, gain = relevance, discount log2(rank+1)).
+    None when no item is relevant (the order cannot be judged)."""
+    rel = np.asarray(relevance_in_order, dtype=float)
+    if rel.size == 0 or not np.any(rel > 0):
+        return None
+    discounts = 1.0 / np.log2(np.arange(2, min(k, rel.size) + 2))
+    dcg = float(np.sum(rel[:k] * discounts))
+    ideal = float(np.sum(np.sort(rel)[::-1][:k] * discounts))
+    return dcg / ideal
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """NDCG@k of two orders of the same clients' options against the truth."""
+
+    k: int
+    clients: int
+    #: the options' order (expected profit x propensity, as served)
+    ranked: float
+    #: the options ordered by expected annual profit alone (margin x limit)
+    by_profit: float
+    #: distinct orders among the clients judged (every client the same order: 1)
+    distinct_orders: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"clients judged (two or more options, some true take-up): {self.clients:,}",
+            f"NDCG@{self.k} of the served order (profit x propensity): {self.ranked:.3f}",
+            f"NDCG@{self.k} of the order by expected profit (margin x limit): {self.by_profit:.3f}",
+            f"distinct orders among these clients: {self.distinct_orders:,}",
+        ]
+
+
+def financing_agreement(financing: pd.DataFrame, truth: pd.DataFrame, k: int = 3) -> Agreement:
+    """NDCG@``k`` of each client's financing options against ``truth``, in the served order
+    (``rank``) and by ``expected_annual_profit``, averaged over clients with two or more
+    options of which some has a true take-up above zero.
+
+    ``financing`` holds the rows of batch scoring's ``financing.parquet`` (``client_id``,
+    ``as_of``, ``rank``, ``product_code``, ``expected_annual_profit``); ``truth`` holds
+    ``client_id``, ``month``, ``product_code`` and ``p_3m`` (the probability the client takes
+    the product in the next three months).
+
+    Raises:
+        ValueError: no client can be judged.
+    """
+    options = financing.dropna(subset=[PRODUCT]).copy()
+    options["month"] = pd.to_datetime(options["as_of"])
+    truth = truth.assign(
+        client_id=truth["client_id"].astype(str),
+        month=pd.to_datetime(truth["month"]),
+        **{PRODUCT: truth[PRODUCT].astype(str)},
+    )
+    options["client_id"] = options["client_id"].astype(str)
+    joined = options.merge(
+        truth[["client_id", "month", PRODUCT, "p_3m"]],
+        on=["client_id", "month", PRODUCT],
+        how="left",
+    )
+    joined["p_3m"] = joined["p_3m"].fillna(0.0)
+    ranked, by_profit, orders = [], [], set()
+    for _, group in joined.groupby("client_id", sort=False):
+        if len(group) < 2:
+            continue
+        served = group.sort_values("rank")
+        a = ndcg_at_k(served["p_3m"].tolist(), k)
+        if a is None:
+            continue
+        profit = group.sort_values(
+            ["expected_annual_profit", PRODUCT], ascending=[False, True], kind="stable"
+        )
+        b = ndcg_at_k(profit["p_3m"].tolist(), k)
+        assert b is not None  # the same relevances
+        ranked.append(a)
+        by_profit.append(b)
+        orders.add(tuple(served[PRODUCT]))
+    if not ranked:
+        raise ValueError("no client has two or more options with some true take-up to judge")
+    return Agreement(
+        k=k,
+        clients=len(ranked),
+        ranked=float(np.mean(ranked)),
+        by_profit=float(np.mean(by_profit)),
+        distinct_orders=len(orders),
+    )
