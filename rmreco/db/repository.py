@@ -277,14 +277,29 @@ def recommendation(session: Session, recommendation_id: str) -> RecommendationRe
     )
 
 
-def feedback_outcomes(session: Session, recommendation_id: str) -> list[str]:
-    return list(
-        session.scalars(
-            select(schema.Feedback.outcome)
-            .where(schema.Feedback.recommendation_id == recommendation_id)
-            .order_by(schema.Feedback.id)
+@dataclass(frozen=True)
+class RecordedFeedback:
+    """A feedback report already recorded on a recommendation."""
+
+    id: int
+    outcome: str
+    reason: str | None
+    amount: float | None
+
+
+def feedback_outcomes(session: Session, recommendation_id: str) -> list[RecordedFeedback]:
+    """The feedback recorded on a recommendation, oldest first."""
+    rows = session.execute(
+        select(
+            schema.Feedback.id,
+            schema.Feedback.outcome,
+            schema.Feedback.reason,
+            schema.Feedback.amount,
         )
-    )
+        .where(schema.Feedback.recommendation_id == recommendation_id)
+        .order_by(schema.Feedback.created_at, schema.Feedback.id)
+    ).all()
+    return [RecordedFeedback(*row) for row in rows]
 
 
 def add_feedback(
@@ -310,48 +325,6 @@ def add_feedback(
     session.add(row)
     session.flush()
     return row.id
-
-
-@dataclass(frozen=True)
-class FeedbackFact:
-    recommendation_id: str
-    product_code: str | None
-    outcome: str
-    amount: float | None
-
-
-def rm_feedback(session: Session, rm_id: str, start: datetime, end: datetime) -> list[FeedbackFact]:
-    """Feedback on recommendations of an RM's clients, given in [start, end)."""
-    rows = session.execute(
-        select(
-            schema.Feedback.recommendation_id,
-            schema.Feedback.product_code,
-            schema.Feedback.outcome,
-            schema.Feedback.amount,
-        )
-        .join(schema.Client, schema.Client.client_id == schema.Feedback.client_id)
-        .where(
-            schema.Client.rm_id == rm_id,
-            schema.Feedback.created_at >= start,
-            schema.Feedback.created_at < end,
-        )
-    ).all()
-    return [FeedbackFact(*row) for row in rows]
-
-
-def count_recommendations(session: Session, rm_id: str, start: datetime, end: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count(schema.Recommendation.id))
-            .join(schema.Client, schema.Client.client_id == schema.Recommendation.client_id)
-            .where(
-                schema.Client.rm_id == rm_id,
-                schema.Recommendation.created_at >= start,
-                schema.Recommendation.created_at < end,
-            )
-        )
-        or 0
-    )
 
 
 def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:

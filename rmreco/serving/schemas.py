@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,34 +111,128 @@ class FinancingAnswer(BaseModel):
 class FeedbackRequest(Strict):
     outcome: Literal["offered", "accepted", "declined", "not_interested"]
     reason: str | None = Field(None, max_length=2000)
-    amount: float | None = Field(None, ge=0, description="Amount booked, when accepted.")
+    amount: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Amount booked, when accepted (default: the offer's limit, when it has one).",
+    )
 
 
 class FeedbackAnswer(BaseModel):
     feedback_id: int
     recommendation_id: str
     outcome: str
+    amount: float | None = Field(description="The amount recorded with the outcome.")
+    is_repeat: bool = Field(
+        False,
+        description="True when this outcome was already recorded: nothing new was stored and "
+        "feedback_id is the earlier report's (the answer is then 200, not 201).",
+    )
+
+
+class FeedbackItem(BaseModel):
+    feedback_id: int
+    recommendation_id: str
+    kind: str = Field(description="financing or cross_sell: the answer that recommended it.")
+    client_id: str
+    product_code: str
+    outcome: str
+    reason: str | None
+    amount: float | None
+    created_at: datetime = Field(description="When the feedback was recorded (UTC).")
+    user: str = Field(description="Name of the user who recorded it.")
+
+
+class FeedbackPage(BaseModel):
+    rm_id: str | None
+    client_id: str | None = None
+    total: int
+    offset: int
+    limit: int
+    items: list[FeedbackItem] = Field(description="Newest first.")
 
 
 class ProductKpi(BaseModel):
     product_code: str
-    offered: int
-    accepted: int
-    acceptance_rate: float | None
-
-
-class KpiAnswer(BaseModel):
-    rm_id: str
-    period_start: date
-    period_end: date
-    recommendations: int
+    recommended: int = Field(description="Clients this product was recommended to.")
     offered: int
     accepted: int
     declined: int
-    pipeline_conversion_rate: float | None
-    new_business_volume: float
+    not_interested: int
+    acceptance_rate: float | None = Field(description="accepted / offered; null: none offered.")
+    new_business_volume: float = Field(description="Sum of the accepted amounts.")
+
+
+class RetentionKpi(BaseModel):
+    start_month: date = Field(description="Month the client base is read in.")
+    end_month: date = Field(description="Month retention is read in.")
+    clients_at_start: int | None = Field(
+        description="The RM's clients banking with us in start_month (an open holding or an "
+        "account month); null when the data does not cover the period."
+    )
+    retained: int | None = Field(description="Of those, the ones still banking in end_month.")
+    retention_rate: float | None
+    note: str | None = Field(description="Why a figure is null, when one is.")
+
+
+class ProductHoldingsKpi(BaseModel):
+    product_code: str
+    started: int
+    with_amount: int = Field(description="Spells whose amount the data gives.")
+    amount: float = Field(description="Sum of the amounts given.")
+
+
+class NewHoldingsKpi(BaseModel):
+    months_from: date | None = Field(description="First month counted.")
+    months_to: date | None = Field(description="Last month counted.")
+    started: int | None = Field(description="Holdings started; null when no month is counted.")
+    by_product: list[ProductHoldingsKpi]
+    note: str | None
+
+
+class KpiFigures(BaseModel):
+    recommendations: int = Field(
+        description="(client, product) pairs recommended in the period, each once however "
+        "often it was shown."
+    )
+    offered: int = Field(description="Pairs offered (reported offered, accepted or declined).")
+    accepted: int
+    declined: int
+    not_interested: int
+    pipeline_conversion_rate: float | None = Field(description="accepted / offered.")
+    new_business_volume: float = Field(
+        description="Accepted amounts, each accepted pair once (its first acceptance)."
+    )
+    accepted_without_amount: int = Field(description="Accepted pairs with no amount recorded.")
+    new_holdings: NewHoldingsKpi = Field(
+        description="Holdings of the RM's clients started in the period, from the loaded data."
+    )
+    retention: RetentionKpi
     by_product: list[ProductKpi]
-    currency: str = Field(description="ISO 4217 code of new_business_volume.")
+
+
+class KpiAnswer(KpiFigures):
+    rm_id: str
+    period_start: date
+    period_end: date
+    currency: str = Field(description="ISO 4217 code of every amount.")
+
+
+class RmKpiRow(KpiFigures):
+    rm_id: str
+    name: str
+    role: str
+    team: str | None
+
+
+class TeamKpiAnswer(BaseModel):
+    team: str | None = Field(description="The team asked for; null: every RM.")
+    period_start: date
+    period_end: date
+    total: KpiFigures = Field(description="The RMs below added up.")
+    rms: list[RmKpiRow]
+    currency: str = Field(description="ISO 4217 code of every amount.")
 
 
 class ServedModelInfo(BaseModel):
