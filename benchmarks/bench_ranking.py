@@ -16,6 +16,7 @@ among twenty SMEs of different account behaviour.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import tempfile
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     results = []
     for seed in args.seeds:
         started = time.perf_counter()

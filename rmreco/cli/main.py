@@ -87,6 +87,9 @@ def _root(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # MLflow gives its logger its own INFO handler; its progress lines are noise here
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def translate_errors(command: Callable[P, None]) -> Callable[P, None]:
