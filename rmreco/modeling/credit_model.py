@@ -1,6 +1,10 @@
 """The credit-risk model as served: encoder, scorer (LightGBM or scorecard), calibrator,
 master scale and reason codes, saved as plain files (JSON and LightGBM's text format).
 
+Reasons are computed, never saved: the features that raised each PD most, in the words and
+codes of the reason catalogue (:mod:`rmreco.features.reasons`), leaving out the features that
+describe the extract rather than the client.
+
 The same object answers training's evaluation, batch scoring and the service, from a pandas
 frame (:meth:`CreditRiskModel.predict`) or from a ready float matrix (:meth:`predict_matrix`,
 the fast path: no pandas on the way).
@@ -10,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +24,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER
 from rmreco.features.config import FeatureConfig
+from rmreco.features.reasons import Target, direction, explain, is_reason
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
@@ -32,22 +37,58 @@ FORMAT_VERSION = 2
 FAMILY = "credit_risk"
 
 
+#: Smallest log-odds contribution that counts as moving a score.
+MIN_CONTRIBUTION = 1e-6
+
+
 @dataclass(frozen=True)
 class Reason:
-    """One feature that raised the PD, with its value and its share of the log-odds."""
+    """One feature that moved a score: its catalogue code, its value in its unit, the direction
+    it moved the score, its share of the log-odds, and the sentence an RM reads."""
 
+    code: str
     feature: str
     value: float | str | None
+    unit: str | None
+    direction: str
     contribution: float
     text: str
 
     def to_dict(self) -> dict[str, Any]:
+        value = round(self.value, 4) if isinstance(self.value, float) else self.value
         return {
+            "code": self.code,
             "feature": self.feature,
-            "value": self.value,
+            "value": value,
+            "unit": self.unit,
+            "direction": self.direction,
             "contribution": round(self.contribution, 4),
             "text": self.text,
         }
+
+
+def make_reason(
+    feature: str,
+    value: float | str | None,
+    contribution: float,
+    *,
+    target: Target,
+    currency: str | None = None,
+    products: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> Reason:
+    """The reason of one feature's value and contribution, from the reason catalogue (see
+    :func:`rmreco.features.reasons.explain` for the arguments)."""
+    said = explain(feature, value, currency=currency, products=products, descriptions=descriptions)
+    return Reason(
+        code=said.code,
+        feature=feature,
+        value=said.value,
+        unit=said.unit,
+        direction=direction(contribution, target),
+        contribution=contribution,
+        text=said.text,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,49 +165,74 @@ class CreditRiskModel:
     def predict_pd(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator.transform(self.raw_score(X))
 
-    def predict_matrix(self, X: np.ndarray, *, with_reasons: bool = True) -> CreditPredictions:
-        """PD, grade and reasons from an encoded matrix (see :attr:`encoder`)."""
+    def predict_matrix(
+        self, X: np.ndarray, *, with_reasons: bool = True, currency: str | None = None
+    ) -> CreditPredictions:
+        """PD, grade and reasons from an encoded matrix (see :attr:`encoder`); ``currency``
+        (ISO 4217) is named after the amounts in the reasons' texts."""
         if with_reasons:
             # One pass of the trees: TreeSHAP contributions and the bias add up to the raw score
             # exactly (as the scorecard's terms and intercept do), so the PD needs no second one.
             contrib = self.contributions(X)
             pd_12m = self.calibrator.transform(contrib.sum(axis=1))
-            reasons = self._reasons(X, contrib[:, :-1], self.top_reasons)
+            reasons = self._reasons(X, contrib[:, :-1], self.top_reasons, currency)
         else:
             pd_12m = self.predict_pd(X)
             reasons = [[] for _ in range(len(X))]
         return CreditPredictions(pd_12m=pd_12m, grade=self.scale.grade(pd_12m), reasons=reasons)
 
-    def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> CreditPredictions:
+    def predict(
+        self, frame: pd.DataFrame, *, with_reasons: bool = True, currency: str | None = None
+    ) -> CreditPredictions:
         """PD, grade and reasons of every row of a features frame (batch scoring, training)."""
-        return self.predict_matrix(self.encoder.transform(frame), with_reasons=with_reasons)
+        return self.predict_matrix(
+            self.encoder.transform(frame), with_reasons=with_reasons, currency=currency
+        )
 
     def predict_records(
-        self, records: Sequence[dict[str, Any]], *, with_reasons: bool = True
+        self,
+        records: Sequence[dict[str, Any]],
+        *,
+        with_reasons: bool = True,
+        currency: str | None = None,
     ) -> CreditPredictions:
         """PD, grade and reasons of feature dicts (the service's stored snapshots); the same
         matrix as :meth:`predict` would build (see ``FeatureEncoder.transform_records``)."""
         return self.predict_matrix(
-            self.encoder.transform_records(records), with_reasons=with_reasons
+            self.encoder.transform_records(records), with_reasons=with_reasons, currency=currency
         )
 
-    def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
+    def reasons(
+        self, X: np.ndarray, top: int | None = None, *, currency: str | None = None
+    ) -> list[list[Reason]]:
         """The features that raised each PD most, strongest first, in words an RM reads."""
         top = self.top_reasons if top is None else top
-        return self._reasons(X, self.contributions(X)[:, :-1], top)
+        return self._reasons(X, self.contributions(X)[:, :-1], top, currency)
 
-    def _reasons(self, X: np.ndarray, contrib: np.ndarray, top: int) -> list[list[Reason]]:
-        order = np.argsort(-contrib, axis=1)[:, :top]
+    @cached_property
+    def _is_reason(self) -> np.ndarray:
+        """Per input column: may the feature be a reason (see :func:`is_reason`)."""
+        return np.array([is_reason(name) for name in self.encoder.features], dtype=bool)
+
+    def _reasons(
+        self, X: np.ndarray, contrib: np.ndarray, top: int, currency: str | None
+    ) -> list[list[Reason]]:
+        """The ``top`` features of each row with the largest positive contributions, leaving
+        out the features that describe the extract rather than the client."""
+        # the model's currency when the caller names none (a model may record its data's)
+        currency = currency or recorded_currency(self.metadata)
+        eligible = np.where(self._is_reason, contrib, -np.inf)
+        order = np.argsort(-eligible, axis=1, kind="stable")[:, :top]
         out: list[list[Reason]] = []
         for i in range(len(X)):
             row: list[Reason] = []
             for j in order[i]:
-                c = float(contrib[i, j])
-                if c <= 1e-6:
+                c = float(eligible[i, j])
+                if c <= MIN_CONTRIBUTION:
                     break
                 name = self.encoder.features[j]
                 value = self._value(name, float(X[i, j]))
-                row.append(Reason(name, value, c, reason_sentence(name, value)))
+                row.append(make_reason(name, value, c, target="pd", currency=currency))
             out.append(row)
         return out
 
@@ -239,21 +305,7 @@ class CreditRiskModel:
         )
 
 
-def reason_sentence(
-    name: str, value: float | str | None, descriptions: dict[str, str] | None = None
-) -> str:
-    """The words of a reason: the feature's description (``FEATURE_DESCRIPTIONS`` or
-    ``descriptions``) and its value, formatted for an RM."""
-    known = {**FEATURE_DESCRIPTIONS, **(descriptions or {})}
-    description = known.get(name, name.replace("_", " "))
-    if value is None:
-        return f"{description}: not available"
-    if isinstance(value, str):
-        return f"{description}: {value}"
-    if value == NEVER and (name.startswith("months_since")):
-        return f"{description}: none on record"
-    if name.endswith("_log"):
-        return f"{description}: {math.expm1(value):,.0f}"
-    if float(value).is_integer():
-        return f"{description}: {value:,.0f}"
-    return f"{description}: {value:,.2f}"
+def recorded_currency(metadata: Mapping[str, Any]) -> str | None:
+    """The currency of the data a model was trained on, when its metadata records one."""
+    value = metadata.get("currency")
+    return str(value) if value else None

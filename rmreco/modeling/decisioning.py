@@ -26,6 +26,21 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from rmreco.domain.contract import ProductKind
+from rmreco.features.reasons import (
+    POL_DEFAULT,
+    POL_DPD3M,
+    POL_DPD12M,
+    POL_GRADE_DECLINE,
+    POL_GRADE_REFER,
+    POL_RESTRUCTURED,
+    POL_YOUNG,
+)
+from rmreco.modeling.adverse import (
+    AdverseReason,
+    PolicyReason,
+    adverse_action_reasons,
+    default_reason,
+)
 from rmreco.modeling.contact import ContactPolicy, Suppression
 from rmreco.modeling.master_scale import DEFAULT_GRADE
 from rmreco.modeling.spec import Frozen, load_spec_file
@@ -269,43 +284,64 @@ class ClientFacts:
 
 @dataclass(frozen=True)
 class Decision:
+    """The policy's outcome and its reasons, each with the code of its rule."""
+
     outcome: Outcome
-    reasons: tuple[str, ...]
+    policy_reasons: tuple[PolicyReason, ...]
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The sentences of :attr:`policy_reasons`."""
+        return tuple(r.text for r in self.policy_reasons)
 
 
 def decide(grade: str, facts: ClientFacts, policy: CreditPolicy) -> Decision:
-    """Approve, refer or decline by grade and hard rules; a decline always carries reasons."""
+    """Approve, refer or decline by grade and hard rules; a decline always carries reasons,
+    each with its rule's code (the catalogue's ``POL_*``, see ``docs/reasons.md``)."""
     bands = policy.decision
     rules = policy.hard_rules
     outcome: Outcome
-    reasons: list[str] = []
-    if facts.in_default or grade == "D":
-        return Decision("decline", ("the client is in default",))
+    reasons: list[PolicyReason] = []
+    if facts.in_default or grade == DEFAULT_GRADE:
+        return Decision("decline", (PolicyReason(POL_DEFAULT, "the client is in default"),))
     if grade in bands.approve:
         outcome = "approve"
     elif grade in bands.refer:
         outcome = "refer"
-        reasons.append(f"risk grade {grade} needs a credit officer's review")
+        reasons.append(
+            PolicyReason(POL_GRADE_REFER, f"risk grade {grade} needs a credit officer's review")
+        )
     else:
         outcome = "decline"
-        reasons.append(f"risk grade {grade} is outside the bank's credit appetite")
+        reasons.append(
+            PolicyReason(
+                POL_GRADE_DECLINE, f"risk grade {grade} is outside the bank's credit appetite"
+            )
+        )
 
-    def at_least(level: Outcome, reason: str) -> None:
+    def at_least(level: Outcome, code: str, text: str) -> None:
         nonlocal outcome
         if _SEVERITY[level] > _SEVERITY[outcome]:
             outcome = level
-        reasons.append(reason)
+        reasons.append(PolicyReason(code, text))
 
     if facts.dpd_3m > rules.max_recent_dpd:
-        at_least("decline", f"payments {facts.dpd_3m:.0f} days past due in the last 3 months")
+        at_least(
+            "decline", POL_DPD3M, f"payments {facts.dpd_3m:.0f} days past due in the last 3 months"
+        )
     elif facts.dpd_12m > rules.refer_dpd_12m:
-        at_least("refer", f"payments {facts.dpd_12m:.0f} days past due in the last 12 months")
+        at_least(
+            "refer", POL_DPD12M, f"payments {facts.dpd_12m:.0f} days past due in the last 12 months"
+        )
     if rules.refer_if_restructured and facts.restructured_12m:
-        at_least("refer", "a credit facility was restructured in the last 12 months")
+        at_least(
+            "refer", POL_RESTRUCTURED, "a credit facility was restructured in the last 12 months"
+        )
     age = facts.business_age_months
     if age is not None and age < rules.min_business_age_months:
         at_least(
             "decline",
+            POL_YOUNG,
             f"the business is {age:.0f} months old; the minimum is {rules.min_business_age_months}",
         )
     return Decision(outcome, tuple(reasons))
@@ -656,8 +692,10 @@ class FinancingDecision:
     pd_12m: float
     grade: str
     decision: Decision
+    #: the model's reasons (``Reason.to_dict``); a client in default: the default only
     reasons: tuple[dict[str, Any], ...]
-    adverse_action_reasons: tuple[str, ...]
+    #: one to four reasons of a decline (see :mod:`rmreco.modeling.adverse`); empty otherwise
+    adverse_action_reasons: tuple[AdverseReason, ...]
     options: tuple[Option, ...]
 
 
@@ -680,8 +718,10 @@ def decide_financing(
     """Decide one client's financing from its features and its credit score: the one
     orchestration the service's financing answer and batch scoring's financing output share.
 
-    A client in default is graded D with a PD of 1 whatever the model says, and declined; a
-    decline carries the policy's reasons and then the features that raised the PD most.
+    A client in default is graded D with a PD of 1 whatever the model says, and declined, with
+    the default as its one reason (no feature). A decline carries the policy's coded reasons
+    in its decision and one to four adverse-action reasons: the features that pushed the PD up
+    (see :func:`rmreco.modeling.adverse.adverse_action_reasons`).
     ``catalog`` is the product catalog (rows of the contract's ``products``); only its
     financing products are offered. ``propensities`` are the client's take-up propensities by
     product from the cross-sell model (None when none is served); ``suppressed`` the products
@@ -717,7 +757,17 @@ def decide_financing(
             suppressed=suppressed,
         )
     )
-    adverse = (*decision.reasons, *(str(r["text"]) for r in reasons)) if declined else ()
+    if in_default:  # its PD is 1 whatever the model weighed: no feature explains it
+        reasons = [default_reason().to_dict()]
+    adverse = (
+        adverse_action_reasons(
+            in_default=in_default or grade == DEFAULT_GRADE,
+            model_reasons=reasons,
+            policy_reasons=decision.policy_reasons,
+        )
+        if declined
+        else ()
+    )
     return FinancingDecision(
         pd_12m=pd_12m,
         grade=grade,

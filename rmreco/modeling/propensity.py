@@ -6,6 +6,12 @@ with the product as a feature (``stacked``), or one LightGBM model per product
 fitted on a period after fitting, so that a propensity of 5% means 5% whatever the product.
 Saved as plain files (``model.json`` and LightGBM text), like the credit model.
 
+Each product has a ranker: its model (``"model"``), or, when the model ranks that product's
+clients no better than chance on the test window, the product's popularity rate
+(``"popularity"``: the adoption rate among eligible non-holders, the same propensity for every
+client; see :meth:`PropensityModel.use_popularity`). The ranker lives in the model, so that
+training's evaluation, batch scoring and the service read the same propensities.
+
 Expected value of offering product p to a client (one year of margin, weighted by the chance
 the client takes it):
 
@@ -36,14 +42,23 @@ import pandas as pd
 from rmreco.domain.contract import ProductKind
 from rmreco.features.config import FeatureConfig
 from rmreco.features.cross_sell import PRODUCT
+from rmreco.features.reasons import is_reason
 from rmreco.modeling.calibration import Calibrator
-from rmreco.modeling.credit_model import Reason, reason_sentence
+from rmreco.modeling.credit_model import (
+    MIN_CONTRIBUTION,
+    Reason,
+    make_reason,
+    recorded_currency,
+)
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
 
 Kind = Literal["stacked", "per_product"]
-#: 2: the model carries its feature configuration (``feature_config``)
-FORMAT_VERSION = 2
+Ranker = Literal["model", "popularity"]
+#: 2: the model carries its feature configuration (``feature_config``); 3: and the products
+#: ranked by popularity (``popularity``). Format 2 is read as every product ranked by the model.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)
 FAMILY = "cross_sell"
 #: Calibrator used for a product with too few adoptions in the calibration window.
 POOLED = "*"
@@ -199,6 +214,7 @@ class PropensityModel:
         ungraded: Literal["include", "exclude"] = "include",
         top_reasons: int = 3,
         metadata: dict[str, Any] | None = None,
+        popularity: dict[str, float] | None = None,
     ) -> None:
         if PRODUCT not in encoder.categories:
             raise ValueError(f"a propensity model needs {PRODUCT!r} as a categorical feature")
@@ -222,6 +238,9 @@ class PropensityModel:
         #: prediction threads: one, as for the credit model (see there)
         self.threads = 1
         self._product_column = encoder.features.index(PRODUCT)
+        #: the propensity of every product ranked by popularity (see :meth:`use_popularity`)
+        self.popularity: dict[str, float] = {}
+        self.use_popularity(popularity or {})
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -231,6 +250,26 @@ class PropensityModel:
     def products(self) -> tuple[str, ...]:
         """Products the model scores (levels of ``product_code`` seen in fitting)."""
         return self.encoder.categories[PRODUCT]
+
+    @property
+    def rankers(self) -> dict[str, Ranker]:
+        """The ranker of every product the model knows: its model, or its popularity rate."""
+        return {c: "popularity" if c in self.popularity else "model" for c in self.products}
+
+    def use_popularity(self, rates: dict[str, float]) -> None:
+        """Rank the given products by their popularity rate (a propensity in [0, 1], the same
+        for every client) instead of their model; the other products keep their model.
+
+        Raises:
+            ValueError: a product the model does not know, or a rate outside [0, 1].
+        """
+        unknown = sorted(set(rates) - set(self.products))
+        if unknown:
+            raise ValueError(f"products {unknown} are not products of this model")
+        bad = sorted(c for c, r in rates.items() if not 0.0 <= float(r) <= 1.0)
+        if bad:
+            raise ValueError(f"popularity rates of {bad} are not probabilities")
+        self.popularity = {str(c): float(r) for c, r in rates.items()}
 
     @property
     def input_columns(self) -> list[str]:
@@ -266,12 +305,16 @@ class PropensityModel:
         return out
 
     def calibrate(self, raw: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Calibrated propensities of raw scores, by each row's product."""
+        """Calibrated propensities of raw scores, by each row's product; a product ranked by
+        popularity gets its popularity rate whatever its raw score."""
         out = np.full(len(raw), np.nan)
         for code in pd.unique(codes):
             if code is None:
                 continue
             rows = codes == code
+            if str(code) in self.popularity:
+                out[rows] = self.popularity[str(code)]
+                continue
             calibrator = self.calibrators.get(str(code), self.calibrators[POOLED])
             out[rows] = calibrator.transform(raw[rows])
         return out
@@ -293,11 +336,17 @@ class PropensityModel:
         self, X: np.ndarray, turnover: np.ndarray, *, with_reasons: bool = True
     ) -> PropensityPredictions:
         """Propensity, expected value and reasons from an encoded matrix (see :attr:`encoder`)
-        and each row's annual turnover (see :func:`annual_turnover`)."""
+        and each row's annual turnover (see :func:`annual_turnover`). A product ranked by
+        popularity has no reasons: its propensity does not depend on the client."""
         codes = self.product_codes(X)
         propensity = self.calibrate(self.raw_score(X), codes)
         value = expected_value(codes, propensity, turnover, self.catalog)
         reasons = self.reasons(X) if with_reasons else [[] for _ in range(len(X))]
+        if with_reasons and self.popularity:
+            by_popularity = np.isin(codes, list(self.popularity))
+            reasons = [
+                [] if flat else row for row, flat in zip(reasons, by_popularity, strict=True)
+            ]
         return PropensityPredictions(propensity=propensity, expected_value=value, reasons=reasons)
 
     def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> PropensityPredictions:
@@ -318,24 +367,30 @@ class PropensityModel:
             self.encoder.transform_records(records), turnover, with_reasons=with_reasons
         )
 
-    def reasons(self, X: np.ndarray, top: int | None = None) -> list[list[Reason]]:
-        """The features that raised each propensity most, strongest first, in an RM's words.
-        The product itself is not a reason."""
+    def reasons(
+        self, X: np.ndarray, top: int | None = None, *, currency: str | None = None
+    ) -> list[list[Reason]]:
+        """The features that raised each propensity most, strongest first, in an RM's words
+        and the reason catalogue's codes (``currency``, ISO 4217, is named after amounts).
+        The product itself, and features that describe the extract rather than the client,
+        are not reasons."""
         top = self.top_reasons if top is None else top
-        contrib = self.contributions(X)[:, :-1]
-        contrib[:, self._product_column] = 0.0
-        contrib = np.nan_to_num(contrib, nan=0.0)
-        order = np.argsort(-contrib, axis=1)[:, :top]
+        currency = currency or recorded_currency(self.metadata)
+        contrib = np.nan_to_num(self.contributions(X)[:, :-1], nan=0.0)
+        eligible = np.array([is_reason(name) for name in self.encoder.features], dtype=bool)
+        contrib = np.where(eligible, contrib, -np.inf)
+        order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
+        products = {code: terms.name for code, terms in self.catalog.items()}
         out: list[list[Reason]] = []
         for i in range(len(X)):
             row: list[Reason] = []
             for j in order[i]:
                 c = float(contrib[i, j])
-                if c <= 1e-6:
+                if c <= MIN_CONTRIBUTION:
                     break
                 name = self.encoder.features[j]
                 value = self._value(name, float(X[i, j]))
-                row.append(Reason(name, value, c, self._sentence(name, value)))
+                row.append(self._sentence(name, value, c, currency, products))
             out.append(row)
         return out
 
@@ -344,11 +399,25 @@ class PropensityModel:
             return self.encoder.level(name, code)
         return None if math.isnan(code) else code
 
-    def _sentence(self, name: str, value: float | str | None) -> str:
-        if name.startswith("holds_") or name == "product_closed_12m":
-            text = self.descriptions.get(name, name.replace("_", " "))
-            return text if value else f"not: {text}"
-        return reason_sentence(name, value, self.descriptions)
+    def _sentence(
+        self,
+        name: str,
+        value: float | str | None,
+        contribution: float,
+        currency: str | None,
+        products: dict[str, str],
+    ) -> Reason:
+        """The reason of one feature from the catalogue; a feature it does not know reads with
+        the model's own description (``descriptions``)."""
+        return make_reason(
+            name,
+            value,
+            contribution,
+            target="take-up",
+            currency=currency,
+            products=products,
+            descriptions=self.descriptions,
+        )
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -374,6 +443,7 @@ class PropensityModel:
             "ungraded": self.ungraded,
             "top_reasons": self.top_reasons,
             "metadata": self.metadata,
+            "popularity": self.popularity,
         }
         (folder / "model.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
         return folder
@@ -389,10 +459,11 @@ class PropensityModel:
         if not path.exists():
             raise ValueError(f"{folder} holds no propensity model (model.json missing)")
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_FORMATS:
             raise ValueError(
                 f"model format {data.get('format_version')} is not supported (this rmreco reads "
-                f"format {FORMAT_VERSION}, which records the feature configuration): retrain it"
+                f"formats {', '.join(map(str, READABLE_FORMATS))}, which record the feature "
+                "configuration): retrain it"
             )
         if data.get("family") != FAMILY:
             raise ValueError(f"{folder} holds a {data.get('family')} model, not a propensity model")
@@ -411,6 +482,8 @@ class PropensityModel:
             ungraded=data.get("ungraded", "include"),
             top_reasons=int(data["top_reasons"]),
             metadata=data.get("metadata", {}),
+            # format 2 predates the popularity fallback: every product ranked by its model
+            popularity=data.get("popularity", {}),
         )
 
 

@@ -40,10 +40,35 @@ class FinancingRequest(Strict):
 
 
 class Reason(BaseModel):
-    feature: str
-    value: float | str | None
-    contribution: float
+    """A reason of a score, from the reason catalogue (``docs/reasons.md``)."""
+
+    code: str = Field(description="Stable code of the reason catalogue, e.g. DPD03.")
+    feature: str | None = Field(description="The model feature (null for a policy rule).")
+    value: float | str | None = Field(description="The feature's value, in ``unit``.")
+    unit: str | None = Field(description="Unit of the value: days, months, %, a currency...")
+    direction: str | None = Field(
+        description="How the feature moved the score: 'raises the PD', 'raises the take-up'..."
+    )
+    contribution: float | None = Field(
+        description="The feature's share of the score's log-odds (null when no model weighed "
+        "it: the client's default, a policy rule)."
+    )
+    text: str = Field(description="The reason in an RM's words, with the value and its unit.")
+
+
+class PolicyReason(BaseModel):
+    """A reason of the credit policy's decision: the rule's code and its sentence."""
+
+    code: str = Field(description="Code of the policy rule, e.g. POL_DPD3M.")
     text: str
+
+
+class AdverseActionReason(Reason):
+    """A reason stated to a declined client: at most four, each a feature that pushed the PD
+    up (``model``); a client in default gets the default (``default``); a decline with no such
+    feature states the policy rules that declined it (``policy``)."""
+
+    source: Literal["model", "default", "policy"]
 
 
 class Pricing(BaseModel):
@@ -98,8 +123,8 @@ class FinancingAnswer(BaseModel):
     pd_12m: float
     grade: str
     decision: Literal["approve", "refer", "decline"]
-    decision_reasons: list[str]
-    adverse_action_reasons: list[str]
+    decision_reasons: list[PolicyReason]
+    adverse_action_reasons: list[AdverseActionReason]
     reasons: list[Reason]
     options: list[FinancingOption]
     decision_id: str

@@ -4,17 +4,18 @@ Each model reads features built with its own feature configuration (the one it w
 with), and scores the population it was trained for: each client is graded by the credit-risk
 champion of its segment.
 
-Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_12m, grade, reasons, segment, model_name,
-model_version), ``OUTDIR/financing.parquet`` (each client's policy decision and ranked financing
-options, by the same function as the service's financing answer) and
+Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_12m, grade, reasons, reason_codes,
+segment, model_name, model_version), ``OUTDIR/financing.parquet`` (each client's policy
+decision with its coded reasons and adverse-action reasons, and ranked financing options, by
+the same function as the service's financing answer) and
 ``OUTDIR/cross_sell.parquet`` (client_id, as_of, product_code, propensity, expected_value, rank,
-pd_12m, grade, decision, reasons, model_name, model_version): each client's eligible products it
-does not hold, by the cross-sell champion of its segment, ranked by expected value (rank 1 the
-highest), credit-aware as the service's lists are (PD and grade on every offer of a graded
-client, the policy's decision on credit products, none the policy declines). Without a
-cross-sell champion the credit file is still written and the summary says cross-sell was
-skipped. Each output is written to a temporary file and renamed into place, so a failed run
-leaves no partial file.
+pd_12m, grade, decision, reasons, reason_codes, model_name, model_version): each client's
+eligible products it does not hold, by the cross-sell champion of its segment, ranked by
+expected value (rank 1 the highest), credit-aware as the service's lists are (PD and grade on
+every offer of a graded client, the policy's decision on credit products, none the policy
+declines). Without a cross-sell champion the credit file is still written and the summary
+says cross-sell was skipped. Each output is written to a temporary file and renamed into place,
+so a failed run leaves no partial file.
 """
 
 from __future__ import annotations
@@ -105,17 +106,18 @@ def scored_clients(
     months: Sequence[date],
     *,
     with_reasons: bool = True,
+    currency: str | None = None,
 ) -> list[ScoredClients]:
     """Each champion's clients at ``months`` (those of its segments, performing), from features
-    built with that model's own configuration, and its scores of them."""
+    built with that model's own configuration, and its scores of them (``currency``, the
+    data's, is named after the amounts of the reasons)."""
     out = []
     for champion in credit:
         config = champion.model.config
         frame = snapshot_frame(inputs, config.snapshot, months=months)
         frame = frame[config.scored(frame)].reset_index(drop=True)
-        out.append(
-            ScoredClients(champion, frame, champion.model.predict(frame, with_reasons=with_reasons))
-        )
+        result = champion.model.predict(frame, with_reasons=with_reasons, currency=currency)
+        out.append(ScoredClients(champion, frame, result))
     return out
 
 
@@ -123,7 +125,8 @@ def score_table(scored: Sequence[ScoredClients]) -> pd.DataFrame:
     """The scores of :func:`scored_clients` as one table.
 
     Returns ``client_id``, ``month``, ``segment``, ``pd_12m``, ``grade``, ``reasons`` (JSON),
-    ``model_name`` and ``model_version``.
+    ``reason_codes`` (their catalogue codes, strongest first), ``model_name`` and
+    ``model_version``.
     """
     parts = [
         pd.DataFrame(
@@ -134,6 +137,7 @@ def score_table(scored: Sequence[ScoredClients]) -> pd.DataFrame:
                 "pd_12m": part.result.pd_12m,
                 "grade": part.result.grade.astype(str),
                 "reasons": [json.dumps(_reason_dicts(row)) for row in part.result.reasons],
+                "reason_codes": [[r.code for r in row] for row in part.result.reasons],
                 "model_name": part.champion.name,
                 "model_version": part.champion.version,
             }
@@ -188,8 +192,14 @@ def financing_decisions(
                 "pd_12m": answer.pd_12m,
                 "grade": answer.grade,
                 "decision": answer.decision.outcome,
-                "decision_reasons": json.dumps(list(answer.decision.reasons)),
-                "adverse_action_reasons": json.dumps(list(answer.adverse_action_reasons)),
+                "decision_reasons": json.dumps(
+                    [r.to_dict() for r in answer.decision.policy_reasons]
+                ),
+                "decision_reason_codes": [r.code for r in answer.decision.policy_reasons],
+                "adverse_action_reasons": json.dumps(
+                    [r.to_dict() for r in answer.adverse_action_reasons]
+                ),
+                "adverse_reason_codes": [r.code for r in answer.adverse_action_reasons],
                 "model_name": part.champion.name,
                 "model_version": part.champion.version,
                 "policy_version": policy.version,
@@ -228,7 +238,9 @@ FINANCING_COLUMNS = (
     "grade",
     "decision",
     "decision_reasons",
+    "decision_reason_codes",
     "adverse_action_reasons",
+    "adverse_reason_codes",
     *_NO_OPTION,
     "model_name",
     "model_version",
@@ -271,6 +283,7 @@ CREDIT_COLUMNS = (
     "pd_12m",
     "grade",
     "reasons",
+    "reason_codes",
     "segment",
     "model_name",
     "model_version",
@@ -282,6 +295,7 @@ SCORE_COLUMNS = (
     "pd_12m",
     "grade",
     "reasons",
+    "reason_codes",
     "model_name",
     "model_version",
 )
@@ -326,7 +340,9 @@ def score_batch(
         DataContractError: the data folder breaks the contract.
         ScoringError: no credit champion is registered, or ``as_of`` is outside the data.
     """
-    inputs, _ = read_feature_inputs(data)
+    inputs, validated = read_feature_inputs(data)
+    # the load's own currency, else the setting: as ingest decides it for the service
+    currency = validated.currency or settings.currency
     months = pd.to_datetime(inputs.account_months["month"])
     if not (months.min() <= pd.Timestamp(as_of) <= months.max()):
         raise ScoringError(
@@ -339,7 +355,7 @@ def score_batch(
         raise ScoringError(str(exc)) from None
     if not credit:
         raise ScoringError(f"no champion of {', '.join(map(repr, credit_models))} is registered")
-    scored = scored_clients(credit, inputs, [as_of])
+    scored = scored_clients(credit, inputs, [as_of], currency=currency)
     scores = score_table(scored)
     credit_frame = scores.assign(as_of=pd.Series([as_of] * len(scores), dtype="object"))[
         list(CREDIT_COLUMNS)
@@ -472,6 +488,7 @@ def cross_sell_offers(
             "grade": pd.Series(ranked["grade"].to_numpy(dtype=object), dtype=object),
             "decision": pd.Series(ranked["decision"].to_numpy(dtype=object), dtype=object),
             "reasons": ranked["reasons"].to_numpy(),
+            "reason_codes": [[r["code"] for r in json.loads(x)] for x in ranked["reasons"]],
         }
     )
 

@@ -229,9 +229,22 @@ def _as_sent(frame: pd.DataFrame, pyfunc: Any) -> pd.DataFrame:
     return sent
 
 
-def _features(reasons: Any) -> list[tuple[str, str]]:
+REASON_FIELDS = ("code", "feature", "value", "unit", "direction", "contribution", "text")
+
+
+def _features(reasons: Any, *, currency: str | None = None) -> list[tuple[Any, ...]]:
+    """Every field of each reason. Batch scoring and the service know the data's currency and
+    name it after amounts; training's scoring and the registry's model know it only when the
+    model records it: ``currency`` takes it out, to compare the two kinds."""
     rows = json.loads(reasons) if isinstance(reasons, str) else reasons
-    return [(r["feature"], r["text"]) for r in rows]
+    out = []
+    for r in rows:
+        said = dict(r)
+        if currency is not None and said["unit"] == currency:
+            said["unit"] = "amount"
+            said["text"] = said["text"].removesuffix(f" {currency}")
+        out.append(tuple(said[k] for k in REASON_FIELDS))
+    return out
 
 
 def test_credit_scores_agree_from_training_to_batch_to_registry_to_service(
@@ -277,7 +290,20 @@ def test_credit_scores_agree_from_training_to_batch_to_registry_to_service(
         for source in (b.loc[client_id], c.loc[client_id], d):
             assert abs(float(source["pd_12m"]) - float(expected["pd_12m"])) <= 1e-9
             assert str(source["grade"]) == str(expected["grade"])
-            assert _features(source["reasons"]) == _features(expected["reasons"])
+        # the same reasons, codes, values and texts; batch and service name the currency
+        assert _features(b.loc[client_id, "reasons"]) == _features(d["reasons"])
+        assert _features(c.loc[client_id, "reasons"]) == _features(expected["reasons"])
+        currency = d["currency"]
+        assert _features(d["reasons"], currency=currency) == _features(
+            expected["reasons"], currency=currency
+        )
+        assert list(b.loc[client_id, "reason_codes"]) == [r["code"] for r in d["reasons"]]
+        # the adverse-action reasons of a decline are batch scoring's too
+        batch_adverse = json.loads(rows["adverse_action_reasons"].iloc[0])
+        assert batch_adverse == d["adverse_action_reasons"]
+        assert list(rows["adverse_reason_codes"].iloc[0]) == [
+            r["code"] for r in d["adverse_action_reasons"]
+        ]
 
 
 def test_propensities_agree_from_batch_to_registry_to_service(

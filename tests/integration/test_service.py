@@ -284,8 +284,19 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
     # the credit model of the client's segment, and the cross-sell model for the propensities
     assert body["model_versions"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
     assert body["currency"] == "EUR"  # the loaded data's currency names every amount
+    # reasons carry the catalogue's codes (docs/reasons.md); a decline states one to four
+    for reason in body["reasons"]:
+        assert reason["code"]
+        assert reason["text"]
+        assert reason["direction"] == "raises the PD"
+        assert reason["contribution"] > 0
+        assert reason["feature"] != "history_months"
+    assert all(r["code"].startswith("POL_") for r in body["decision_reasons"])
     if body["decision"] == "decline":
-        assert body["adverse_action_reasons"]
+        assert 1 <= len(body["adverse_action_reasons"]) <= 4
+        assert all(r["code"] and r["text"] for r in body["adverse_action_reasons"])
+    else:
+        assert body["adverse_action_reasons"] == []
     known = [o["score"] for o in body["options"] if o["propensity"] is not None]
     assert known == sorted(known, reverse=True)  # best expected profit x propensity first
     for rank, option in enumerate(body["options"], start=1):
@@ -309,6 +320,9 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
         assert row.request is not None
         assert row.policy_version
         assert row.model_versions == body["model_versions"]
+        assert row.output is not None
+        for key in ("reasons", "decision_reasons", "adverse_action_reasons"):
+            assert row.output[key] == body[key]  # the audit row states the same coded reasons
         for option in body["options"]:
             stored = session.get(schema.Recommendation, option["recommendation_id"])
             assert stored is not None
@@ -318,6 +332,27 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
             assert stored.request is None
             assert stored.product_code == option["product_code"]
             assert stored.rank == option["rank"]
+    # a client in default is declined with the default as its one reason, and no feature
+    with service.db() as session:
+        snapshot = session.get(schema.ClientFeatures, client)
+        assert snapshot is not None
+        was = snapshot.in_default
+        snapshot.in_default, snapshot.computed_at = True, schema.utcnow()
+        session.commit()
+    try:
+        defaulted = _post(service, "brm_a", f"/v1/clients/{client}/financing-options").json()
+    finally:
+        with service.db() as session:
+            snapshot = session.get(schema.ClientFeatures, client)
+            assert snapshot is not None
+            snapshot.in_default, snapshot.computed_at = was, schema.utcnow()
+            session.commit()
+    assert (defaulted["decision"], defaulted["grade"]) == ("decline", "D")
+    assert [r["code"] for r in defaulted["decision_reasons"]] == ["POL_DEFAULT"]
+    assert [r["code"] for r in defaulted["reasons"]] == ["DEF01"]
+    assert [(r["code"], r["source"]) for r in defaulted["adverse_action_reasons"]] == [
+        ("DEF01", "default")
+    ]
 
 
 def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(

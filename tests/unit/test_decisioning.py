@@ -139,21 +139,26 @@ def test_decisions_by_grade_and_hard_rules() -> None:
     refer = decide("7", FACTS, POLICY)
     assert refer.outcome == "refer"
     assert "grade 7" in refer.reasons[0]
+    assert refer.policy_reasons[0].code == "POL_GRADE_REFER"
     assert decide("9", FACTS, POLICY).outcome == "decline"
     late = decide("2", replace(FACTS, dpd_3m=45), POLICY)
     assert late.outcome == "decline"
     assert "45 days past due" in late.reasons[0]
+    assert [r.code for r in late.policy_reasons] == ["POL_DPD3M"]
     assert decide("2", replace(FACTS, dpd_12m=75), POLICY).outcome == "refer"
     assert decide("2", replace(FACTS, restructured_12m=True), POLICY).outcome == "refer"
     young = decide("2", replace(FACTS, business_age_months=3), POLICY)
     assert young.outcome == "decline"
     assert "3 months old" in young.reasons[0]
+    assert [r.code for r in young.policy_reasons] == ["POL_YOUNG"]
     default = decide("4", replace(FACTS, in_default=True), POLICY)
     assert default.outcome == "decline"
     assert default.reasons == ("the client is in default",)
-    # a decline always says why
+    assert [r.code for r in default.policy_reasons] == ["POL_DEFAULT"]
+    # a decline always says why, each reason with its rule's code
     for grade in ("9", "10", "D"):
         assert decide(grade, FACTS, POLICY).reasons
+        assert all(r.code.startswith("POL_") for r in decide(grade, FACTS, POLICY).policy_reasons)
 
 
 def test_limits_and_prices_on_a_hand_made_client() -> None:

@@ -175,9 +175,10 @@ def test_reasons_name_what_raised_the_pd(fitted: CreditRiskModel) -> None:
     reasons = result.reasons[0]
     assert reasons, "a risky client must get reasons"
     assert reasons[0].feature == "dpd_12m"
-    assert "days past due" in reasons[0].text
-    assert "65" in reasons[0].text
-    assert all(r.contribution > 0 for r in reasons)
+    assert reasons[0].code == "DPD12"
+    assert reasons[0].text == "payments 65 days past due in the last 12 months"
+    assert (reasons[0].value, reasons[0].unit) == (65.0, "days")
+    assert all(r.contribution > 0 and r.direction == "raises the PD" for r in reasons)
     assert [r.contribution for r in reasons] == sorted(
         (r.contribution for r in reasons), reverse=True
     )
@@ -189,8 +190,8 @@ def test_saved_model_predicts_the_same(fitted: CreditRiskModel, tmp_path: Path) 
     a, b = fitted.predict(frame), loaded.predict(frame)
     assert b.pd_12m == pytest.approx(a.pd_12m)
     assert list(b.grade) == list(a.grade)
-    assert [[r.text for r in row] for row in b.reasons] == [
-        [r.text for r in row] for row in a.reasons
+    assert [[r.to_dict() for r in row] for row in b.reasons] == [
+        [r.to_dict() for r in row] for row in a.reasons
     ]
     with pytest.raises(ValueError, match=r"model\.json"):
         CreditRiskModel.load(tmp_path / "empty")

@@ -244,7 +244,7 @@ def _page(
         todo = frame.loc[missing]
         for name, group in todo.groupby("_model", sort=True):
             model = scored.models[str(name)]
-            explained = model.reasons(model.encoder.transform(group))
+            explained = model.reasons(model.encoder.transform(group), currency=currency)
             for row, reasons_of in zip(group.index, explained, strict=True):
                 scored.reasons[int(row)] = [r.to_dict() for r in reasons_of]
     records = frame.loc[rows_seen].to_dict(orient="records") if len(page) else []

@@ -76,7 +76,8 @@ async def financing(
             "run `rmreco features refresh` after loading data",
         )
     name, version, model = _credit(runtime, client.segment)
-    scored = model.predict_records([client.features])
+    currency = runtime.currency(session)  # named after the amounts in the reasons
+    scored = model.predict_records([client.features], currency=currency)
     versions = {name: version}
     propensities = _propensities(runtime, client, versions)
     policy = runtime.policy
@@ -101,7 +102,6 @@ async def financing(
         ),
         suppressed=_suppressed(session, runtime, client_id),
     )
-    currency = runtime.currency(session)
     decision_id = new_uuid()
     rows, options = _audit_rows(
         answer,
@@ -125,9 +125,7 @@ async def financing(
         pd_12m=answer.pd_12m,
         grade=answer.grade,
         decision=answer.decision.outcome,
-        decision_reasons=list(answer.decision.reasons),
-        adverse_action_reasons=list(answer.adverse_action_reasons),
-        reasons=list(answer.reasons),
+        **_reasons(answer),
         options=options,
         decision_id=decision_id,
         model_versions=versions,
@@ -203,9 +201,7 @@ def _audit_rows(
         "pd_12m": answer.pd_12m,
         "grade": answer.grade,
         "decision": answer.decision.outcome,
-        "decision_reasons": list(answer.decision.reasons),
-        "adverse_action_reasons": list(answer.adverse_action_reasons),
-        "reasons": list(answer.reasons),
+        **_reasons(answer),
         "options": [o["recommendation_id"] for o in options],
         "currency": currency,
     }
@@ -217,3 +213,13 @@ def _audit_rows(
         "output": summary,
     }
     return [decision_row, *option_rows], options
+
+
+def _reasons(answer: FinancingDecision) -> dict[str, list[dict[str, Any]]]:
+    """The answer's reasons as the API and the audit row state them, each with its code: the
+    policy's (``decision_reasons``), the adverse-action reasons of a decline, and the model's."""
+    return {
+        "decision_reasons": [r.to_dict() for r in answer.decision.policy_reasons],
+        "adverse_action_reasons": [r.to_dict() for r in answer.adverse_action_reasons],
+        "reasons": list(answer.reasons),
+    }
