@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # The demo's embedded default: everything under .rmreco/ (override with RMRECO_HOME).
 RMRECO_HOME ?= .rmreco
 export RMRECO_HOME
-# DEMO_CLIENTS: clients of the demo bank (default: rmreco demo's own, 3,000)
+# DEMO_CLIENTS: clients of the demo bank (default: rmreco demo's own, 3,750)
 DEMO_PORT ?= 8000
 
 .PHONY: env demo test test-quick lint bench clean help

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from mlflow import MlflowClient
 from sqlalchemy import Engine
 
@@ -23,7 +24,7 @@ from rmreco.data.ingest import ingest_folder
 from rmreco.db import repository as repo
 from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.db.migrate import upgrade
-from rmreco.domain.contract import Segment
+from rmreco.domain.contract import CLIENTS, Segment
 from rmreco.domain.names import UserRole
 from rmreco.modeling.spec import CreditRiskSpec, SpecFile, find_specs
 from rmreco.serving.security import issue_key
@@ -38,16 +39,20 @@ from rmreco.training.tracking import configure_mlflow
 BANK_FOLDER = "demo-bank"
 BANK_MONTHS = 36
 BANK_SEED = 7
-#: Clients of the demo bank, and the share of them that are corporates: a corporate credit
-#: model needs a few dozen corporate defaults to be trained and measured at all (a low-default
-#: book), which one corporate in ten of 3,000 clients does not give.
-DEMO_CLIENTS = 3000
-BANK_CORPORATE_SHARE = 0.4
+#: Clients of the demo bank, and the shares of them that are corporates and persons: a
+#: corporate credit model needs a few dozen corporate defaults to be trained and measured at
+#: all (a low-default book), which one corporate in ten does not give; one client in five is a
+#: person, served by a PRM. 3,750 clients keep the business book at about 1,800 SMEs and 1,200
+#: corporates beside 750 persons.
+DEMO_CLIENTS = 3750
+BANK_CORPORATE_SHARE = 0.32
+BANK_PERSONAL_SHARE = 0.2
 #: The demo users: name, role, and the segment whose first RM they are (None: no portfolio).
 DEMO_USERS: tuple[tuple[str, UserRole, Segment | None], ...] = (
     ("demo-admin", UserRole.ADMIN, None),
     ("demo-brm", UserRole.BRM, Segment.SME),
     ("demo-crm", UserRole.CRM, Segment.CORPORATE),
+    ("demo-prm", UserRole.PRM, Segment.PERSONAL),
 )
 
 Step = Callable[[str], None]
@@ -65,6 +70,8 @@ class ModelOutcome:
     metric: str = ""
     value: float | None = None
     gate: str = ""
+    #: why nothing was trained although no champion is registered (empty otherwise)
+    skipped: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,9 @@ class DemoSummary:
     sample_client: str
     sample_corporate_client: str
     base_url: str
+    #: a client of the demo PRM's portfolio; None when the bank has no personal client (a demo
+    #: bank generated before personal clients existed is reused as it is)
+    sample_personal_client: str | None = None
 
     @property
     def docs_url(self) -> str:
@@ -136,6 +146,7 @@ def prepare_demo(
             n_months=BANK_MONTHS,
             seed=BANK_SEED,
             corporate_share=BANK_CORPORATE_SHARE,
+            personal_share=BANK_PERSONAL_SHARE,
         )
     url = settings.resolved_database_url
     step("migrating the database")
@@ -150,7 +161,7 @@ def prepare_demo(
         step("refreshing the feature snapshots")
         refreshed = refresh_snapshots(url, settings)
         step("issuing the demo users' keys")
-        users, (sample, corporate) = _demo_users(engine)
+        users, samples = _demo_users(engine)
     finally:
         engine.dispose()
     return DemoSummary(
@@ -161,8 +172,9 @@ def prepare_demo(
         clients_with_features=refreshed,
         models=models,
         users=users,
-        sample_client=sample,
-        sample_corporate_client=corporate,
+        sample_client=samples.get(Segment.SME) or "C0000001",
+        sample_corporate_client=samples.get(Segment.CORPORATE) or "C0000001",
+        sample_personal_client=samples.get(Segment.PERSONAL),
         base_url=base_url,
     )
 
@@ -175,14 +187,34 @@ def _train_missing(settings: Settings, bank: Path, step: Step) -> tuple[ModelOut
         find_specs(settings.resolved_models_dir),
         key=lambda found: not isinstance(found.spec, CreditRiskSpec),
     )
-    return tuple(_train_if_missing(found, settings, bank, step) for found in specs)
+    segments = _bank_segments(bank)
+    return tuple(_train_if_missing(found, settings, bank, segments, step) for found in specs)
 
 
-def _train_if_missing(found: SpecFile, settings: Settings, bank: Path, step: Step) -> ModelOutcome:
+def _bank_segments(bank: Path) -> set[str]:
+    """The segments of the demo bank's clients."""
+    column = pq.read_table(bank / f"{CLIENTS.name}.parquet", columns=["segment"])["segment"]
+    return {str(segment) for segment in column.unique().to_pylist()}
+
+
+def _train_if_missing(
+    found: SpecFile, settings: Settings, bank: Path, segments: set[str], step: Step
+) -> ModelOutcome:
     name = found.spec.name
     champion = champion_version(MlflowClient(), name)
     if champion is not None:
         return ModelOutcome(name=name, version=champion, was_trained=False)
+    wanted = [str(segment) for segment in found.spec.segments]
+    if not segments & set(wanted):
+        # a demo bank generated by an older version, before it had personal clients
+        return ModelOutcome(
+            name=name,
+            version="",
+            was_trained=False,
+            skipped=f"the demo bank {bank} has no {' or '.join(wanted)} client (it was "
+            f"generated by an older version); run the demo from an empty home ({settings.home}) "
+            "to have one generated",
+        )
     job = train_credit_risk if isinstance(found.spec, CreditRiskSpec) else train_cross_sell
     result = job(
         bank,
@@ -201,10 +233,10 @@ def _train_if_missing(found: SpecFile, settings: Settings, bank: Path, step: Ste
     )
 
 
-def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], tuple[str, str]]:
+def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], dict[Segment, str]]:
     """Create the demo users, or give the existing ones new keys, each tied to the first RM
-    (by client order) of its segment; also a client of the demo BRM's and of the CRM's
-    portfolio."""
+    (by client order) of its segment (none when no client of the segment is loaded); also the
+    first client of each such RM's portfolio, by segment."""
     with transaction(session_factory(engine)) as session:
         rows = repo.client_portfolios(session)
         portfolios: dict[str, list[str]] = {}
@@ -214,8 +246,11 @@ def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], tuple[str, str]]:
                 portfolios.setdefault(client_rm, []).append(client_id)
                 segment_rm.setdefault(client_segment, client_rm)
         users = []
+        samples: dict[Segment, str] = {}
         for name, role, segment in DEMO_USERS:
             rm_id = segment_rm.get(segment) if segment is not None else None
+            if segment is not None and rm_id is not None:
+                samples[segment] = portfolios[rm_id][0]
             key = issue_key()
             if repo.user_by_name(session, name) is None:
                 repo.add_user(
@@ -229,10 +264,4 @@ def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], tuple[str, str]]:
             else:
                 repo.set_user_key(session, name, key_prefix=key.prefix, key_hash=key.hash)
             users.append(DemoUser(name=name, role=role.value, rm_id=rm_id, key=key.key))
-    brm = next(u for u in users if u.role == UserRole.BRM)
-    crm = next(u for u in users if u.role == UserRole.CRM)
-    samples = (
-        portfolios.get(brm.rm_id or "", ["C0000001"])[0],
-        portfolios.get(crm.rm_id or "", ["C0000001"])[0],
-    )
     return tuple(users), samples

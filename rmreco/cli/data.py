@@ -19,7 +19,7 @@ from rmreco.cli.main import (
     progress_bar,
     translate_errors,
 )
-from rmreco.synthetic.parameters import CORPORATE_SHARE
+from rmreco.synthetic.parameters import CORPORATE_SHARE, PERSONAL_SHARE
 
 if TYPE_CHECKING:
     pass
@@ -49,6 +49,16 @@ def generate(
             "--corporate-share", min=0.0, max=1.0, help="Expected share of corporate clients."
         ),
     ] = CORPORATE_SHARE,
+    personal_share: Annotated[
+        float,
+        typer.Option(
+            "--personal-share",
+            min=0.0,
+            max=1.0,
+            help="Expected share of personal clients, served by PRMs (0: none, no PRM and no "
+            "personal product).",
+        ),
+    ] = PERSONAL_SHARE,
 ) -> None:
     """Generate a synthetic bank: the contract's tables plus the ground truth under truth/."""
     start_month = parse_month(start)
@@ -64,6 +74,7 @@ def generate(
                 seed=seed,
                 start_month=start_month,
                 corporate_share=corporate_share,
+                personal_share=personal_share,
                 on_progress=lambda k: progress.advance(task, k),
             )
         except ValueError as exc:  # arguments the generator refuses, e.g. a non-empty --out

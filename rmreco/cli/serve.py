@@ -55,7 +55,7 @@ def serve(
 def demo(
     clients: Annotated[
         int | None,
-        typer.Option("--clients", min=1, help="Clients of the demo bank (default 3,000)."),
+        typer.Option("--clients", min=1, help="Clients of the demo bank (default 3,750)."),
     ] = None,
     port: Annotated[int, typer.Option("--port", help="Port of the service.")] = 8000,
     serve_after: Annotated[
@@ -106,7 +106,9 @@ def _print_demo(summary: DemoSummary) -> None:
     )
     out_console.print(f"feature snapshots of {summary.clients_with_features:,} clients")
     for model in summary.models:
-        if not model.was_trained:
+        if model.skipped:
+            out_console.print(f"[yellow]{model.name}: not trained: {model.skipped}")
+        elif not model.was_trained:
             out_console.print(f"{model.name}: champion v{model.version} already registered")
         else:
             value = f"{model.value:.4f}" if model.value is not None else "-"
@@ -114,7 +116,9 @@ def _print_demo(summary: DemoSummary) -> None:
                 f"{model.name} v{model.version}: {model.metric} {value}; {model.gate}"
             )
     base, sample = summary.base_url, summary.sample_client
-    admin, brm, crm = (summary.user(name) for name in ("demo-admin", "demo-brm", "demo-crm"))
+    admin, brm, crm, prm = (
+        summary.user(name) for name in ("demo-admin", "demo-brm", "demo-crm", "demo-prm")
+    )
     typer.echo(
         f"""
 rmreco demo
@@ -124,14 +128,18 @@ rmreco demo
     demo-admin  (admin)             {admin.key}
     demo-brm    (brm, RM {brm.rm_id})  {brm.key}
     demo-crm    (crm, RM {crm.rm_id})  {crm.key}
+    demo-prm    (prm, RM {prm.rm_id})  {prm.key}
   try:
     curl -s -X POST -H 'Authorization: Bearer {brm.key}' -H 'Content-Type: application/json' \\
-      -d '{{"amount": 150000, "tenor_months": 36}}' {base}/v1/clients/{sample}/financing-options
+      -d '{{"amount": 150000, "tenor_months": 36, "purpose": "equipment"}}' \\
+      {base}/v1/clients/{sample}/financing-options
     curl -s -H 'Authorization: Bearer {brm.key}' {base}/v1/rms/{brm.rm_id}/kpis
     curl -s -H 'Authorization: Bearer {crm.key}' \\
       '{base}/v1/rms/{crm.rm_id}/cross-sell?limit=10'
     curl -s -X POST -H 'Authorization: Bearer {crm.key}' \\
       {base}/v1/clients/{summary.sample_corporate_client}/financing-options
+    curl -s -H 'Authorization: Bearer {prm.key}' \\
+      '{base}/v1/rms/{prm.rm_id}/cross-sell?limit=10'
   MLflow UI:     mlflow ui --backend-store-uri {summary.tracking_uri}
 """
     )

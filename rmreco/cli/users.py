@@ -15,7 +15,7 @@ users_app = typer.Typer(help="Users of the service and their API keys.", no_args
 app.add_typer(users_app, name="users")
 
 _ROLE_LIST = f"{', '.join(USER_ROLES[:-1])} or {USER_ROLES[-1]}"
-_RM_ROLE_LIST = " and ".join(RM_ROLES)
+_RM_ROLE_LIST = f"{', '.join(RM_ROLES[:-1])} or {RM_ROLES[-1]}"
 
 
 @users_app.command("create")
@@ -24,7 +24,8 @@ def users_create(
     name: Annotated[str, typer.Option("--name", help="Unique user name.")],
     role: Annotated[str, typer.Option("--role", help=f"{_ROLE_LIST}.")],
     rm_id: Annotated[
-        str | None, typer.Option("--rm-id", help=f"The RM this user is ({_RM_ROLE_LIST}).")
+        str | None,
+        typer.Option("--rm-id", help=f"The RM this user is (needed for {_RM_ROLE_LIST})."),
     ] = None,
     db: DbOption = None,
 ) -> None:

@@ -300,7 +300,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(String(32))
-    #: The RM this user is, for brm/crm users: they see only this RM's portfolio.
+    #: The RM this user is, for brm/crm/prm users: they see only this RM's portfolio.
     rm_id: Mapped[str | None] = mapped_column(
         ForeignKey(f"{contract.RELATIONSHIP_MANAGERS.name}.rm_id")
     )

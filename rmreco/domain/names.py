@@ -17,10 +17,12 @@ class UserRole(StrEnum):
 
     BRM = "brm"
     CRM = "crm"
+    PRM = "prm"
     DATA_SCIENTIST = "data_scientist"
     ADMIN = "admin"
 
 
 USER_ROLES: tuple[str, ...] = tuple(UserRole)
-#: Roles that own a portfolio: a user of these roles is tied to one relationship manager.
-RM_ROLES: tuple[str, ...] = (UserRole.BRM, UserRole.CRM)
+#: Roles that own a portfolio: a user of these roles is tied to one relationship manager
+#: (business, corporate and personal RMs, the roles of ``relationship_managers``).
+RM_ROLES: tuple[str, ...] = (UserRole.BRM, UserRole.CRM, UserRole.PRM)

@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from rmreco.db import repository as repo
-from rmreco.domain.names import UserRole
+from rmreco.domain.names import RM_ROLES, UserRole
 from rmreco.serving.errors import ApiError, not_found
 from rmreco.serving.runtime import Runtime
 from rmreco.serving.security import key_matches, key_prefix
@@ -110,7 +110,7 @@ def require(*roles: UserRole) -> Any:
 
 
 #: The caller, who must hold an RM role (or be an admin).
-RmPrincipalDep = Annotated[Principal, require(UserRole.BRM, UserRole.CRM)]
+RmPrincipalDep = Annotated[Principal, require(*(UserRole(r) for r in RM_ROLES))]
 
 
 class _Owned(Protocol):

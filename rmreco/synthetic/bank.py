@@ -1,6 +1,7 @@
 """This module owns the bank-wide frame of the synthetic bank: the common sector and macro
 factors, each client's segment and region, the relationship managers and their portfolios,
-and the product catalog table.
+and the product catalog table (the business products, and the personal ones when the bank has
+personal clients).
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ import pyarrow as pa
 
 from rmreco.domain.contract import PRODUCTS, RELATIONSHIP_MANAGERS, RmRole
 from rmreco.synthetic.arrays import Array, month_days, spawn_rng
-from rmreco.synthetic.catalog import CATALOG
+from rmreco.synthetic.catalog import BUSINESS_CATALOG, CATALOG, ProductSpec
 from rmreco.synthetic.parameters import (
     BRM_PORTFOLIO,
+    CORPORATE,
     CORPORATE_SHARE,
     CRM_PORTFOLIO,
+    PERSONAL,
+    PERSONAL_SHARE,
     PHI,
+    PRM_PORTFOLIO,
     REGION_WEIGHTS,
     REGIONS,
     SD_MACRO,
     SD_SECTOR,
     SECTOR_CODES,
+    SME,
     STREAM_CLIENTS,
     STREAM_COMMON,
     STREAM_RMS,
@@ -79,7 +85,7 @@ _LAST_NAMES = (
 @dataclass(frozen=True)
 class Bank:
     """What every chunk of clients shares: the window, the common factors, each client's
-    segment, region and RM."""
+    segment, region and RM, and the catalog the bank offers."""
 
     seed: int
     n_clients: int
@@ -88,11 +94,17 @@ class Bank:
     month_days: Array  # (M,) date32 days of each window month
     sector_factor: Array  # (n_sectors, M)
     macro_factor: Array  # (M,)
-    segment: Array  # (n_clients,) 0 sme, 1 corporate
+    segment: Array  # (n_clients,) 0 sme, 1 corporate, 2 personal (parameters.SEGMENTS)
     region: Array  # (n_clients,)
     rm_index: Array  # (n_clients,) row in rm table
     rm_ids: pa.Array
     id_width: int
+    #: the products the bank offers, in the order of the products table
+    catalog: tuple[ProductSpec, ...]
+
+    @property
+    def product_codes(self) -> tuple[str, ...]:
+        return tuple(p.code for p in self.catalog)
 
 
 def _ar1_paths(rng: np.random.Generator, n: int, months: int, sd: float) -> Array:
@@ -110,15 +122,25 @@ def build_bank(
     seed: int,
     start_month: date,
     corporate_share: float = CORPORATE_SHARE,
+    personal_share: float = PERSONAL_SHARE,
 ) -> tuple[Bank, pa.Table]:
     """The bank-wide frame and the ``relationship_managers`` table: RMs per segment and
-    region, each with a portfolio of about BRM_PORTFOLIO SMEs or CRM_PORTFOLIO corporates."""
+    region, each with a portfolio of about BRM_PORTFOLIO SMEs, CRM_PORTFOLIO corporates or
+    PRM_PORTFOLIO personal clients. A bank without personal clients (``personal_share`` 0)
+    has no PRM and offers no personal product."""
     common = spawn_rng(seed, STREAM_COMMON)
     sector_factor = _ar1_paths(common, len(SECTOR_CODES), n_months, SD_SECTOR)
     macro_factor = _ar1_paths(common, 1, n_months, SD_MACRO)[0]
 
     frame = spawn_rng(seed, STREAM_CLIENTS)
-    segment = (frame.random(n_clients) < corporate_share).astype(np.int64)
+    # one uniform decides the segment: corporate below corporate_share, personal in the next
+    # personal_share, SME above
+    draw = frame.random(n_clients)
+    segment = (draw < corporate_share).astype(np.int64)
+    has_personal = personal_share > 0
+    if has_personal:
+        personal = (draw >= corporate_share) & (draw < corporate_share + personal_share)
+        segment[personal] = PERSONAL
     region = np.searchsorted(np.cumsum(REGION_WEIGHTS), frame.random(n_clients) * 0.999999)
 
     rms = spawn_rng(seed, STREAM_RMS)
@@ -126,10 +148,13 @@ def build_bank(
     roles: list[str] = []
     rm_regions: list[int] = []
     teams: list[str] = []
-    for seg, role, portfolio, label in (
-        (0, RmRole.BRM, BRM_PORTFOLIO, "Business Banking"),
-        (1, RmRole.CRM, CRM_PORTFOLIO, "Corporate Banking"),
-    ):
+    books = [
+        (SME, RmRole.BRM, BRM_PORTFOLIO, "Business Banking"),
+        (CORPORATE, RmRole.CRM, CRM_PORTFOLIO, "Corporate Banking"),
+    ]
+    if has_personal:
+        books.append((PERSONAL, RmRole.PRM, PRM_PORTFOLIO, "Personal Banking"))
+    for seg, role, portfolio, label in books:
         first_of_role = len(roles)
         for r in range(len(REGIONS)):
             members = np.flatnonzero((segment == seg) & (region == r))
@@ -177,12 +202,13 @@ def build_bank(
         rm_index=rm_index,
         rm_ids=rm_ids,
         id_width=max(7, len(str(n_clients))),
+        catalog=CATALOG if has_personal else BUSINESS_CATALOG,
     )
     return bank, rm_table
 
 
-def products_table() -> pa.Table:
-    """The ``products`` table: the contract columns of the catalog."""
+def products_table(catalog: tuple[ProductSpec, ...]) -> pa.Table:
+    """The ``products`` table: the contract columns of ``catalog``."""
 
     def opt_float(values: list[float | None]) -> pa.Array:
         return pa.array(values, type=pa.float64())
@@ -192,16 +218,16 @@ def products_table() -> pa.Table:
 
     table = pa.table(
         {
-            "product_code": pa.array([p.code for p in CATALOG]),
-            "name": pa.array([p.name for p in CATALOG]),
-            "kind": pa.array([p.kind.value for p in CATALOG]),
-            "segments": pa.array([p.segments for p in CATALOG]),
-            "lgd": opt_float([p.lgd for p in CATALOG]),
-            "margin_rate": opt_float([p.margin_rate for p in CATALOG]),
-            "annual_fee": opt_float([p.annual_fee for p in CATALOG]),
-            "min_age_months": opt_int([p.min_age_months for p in CATALOG]),
-            "max_tenor_months": opt_int([p.max_tenor_months for p in CATALOG]),
-            "limit_turnover_share": opt_float([p.limit_turnover_share for p in CATALOG]),
+            "product_code": pa.array([p.code for p in catalog]),
+            "name": pa.array([p.name for p in catalog]),
+            "kind": pa.array([p.kind.value for p in catalog]),
+            "segments": pa.array([p.segments for p in catalog]),
+            "lgd": opt_float([p.lgd for p in catalog]),
+            "margin_rate": opt_float([p.margin_rate for p in catalog]),
+            "annual_fee": opt_float([p.annual_fee for p in catalog]),
+            "min_age_months": opt_int([p.min_age_months for p in catalog]),
+            "max_tenor_months": opt_int([p.max_tenor_months for p in catalog]),
+            "limit_turnover_share": opt_float([p.limit_turnover_share for p in catalog]),
         }
     )
     assert table.column_names == list(PRODUCTS.column_names)

@@ -1,6 +1,7 @@
 """This module owns the synthetic bank's product catalog: what each product is (the ``products``
-table) and how the synthetic firms come to need it (intercepts and loadings of its adoption
-hazard).
+table) and how the synthetic clients come to need it (intercepts and loadings of its adoption
+hazard). Business products (:data:`BUSINESS_CATALOG`) are offered to SMEs and corporates,
+personal products (:data:`PERSONAL_CATALOG`) to personal clients.
 
 The contract columns are the bank's view of a product; the behaviour fields are the generator's
 secret: they never reach an output table except through the ground truth. The generative process
@@ -13,15 +14,30 @@ from dataclasses import dataclass, field
 
 from rmreco.domain.contract import ProductKind, Segment
 
-#: The latent drivers an adoption hazard loads on, in this order (see ``ProductSpec.latent``):
-#: health (firm mean plus its deviation), growth, international activity, cash surplus.
+#: The latent drivers a business product's adoption hazard loads on, in this order (see
+#: ``ProductSpec.latent``): health (firm mean plus its deviation), growth, international
+#: activity, cash surplus.
 LATENT_DRIVERS: tuple[str, ...] = ("health", "growth", "international", "cash")
-#: The static firm traits an adoption hazard loads on, in this order (``ProductSpec.static``):
-#: size (log turnover, standardised within segment), international orientation, cash richness,
-#: card-payment share of the business, payroll size (log employees, standardised).
+#: The static firm traits a business product's adoption hazard loads on, in this order
+#: (``ProductSpec.static``): size (log turnover, standardised within segment), international
+#: orientation, cash richness, card-payment share of the business, payroll size (log employees,
+#: standardised).
 STATIC_TRAITS: tuple[str, ...] = ("size", "intl", "cash_rich", "card_share", "staff")
+#: The same slots for a personal product: financial health, spending need, housing need (a move,
+#: a family), cash surplus.
+PERSONAL_LATENT_DRIVERS: tuple[str, ...] = ("health", "spending", "housing", "cash")
+#: The same slots for a personal product: income (log declared income, standardised), youth
+#: (younger is higher), wealth, card affinity, household (settling, children).
+PERSONAL_STATIC_TRAITS: tuple[str, ...] = (
+    "income",
+    "youth",
+    "wealth",
+    "card_affinity",
+    "household",
+)
 
 BOTH_SEGMENTS = f"{Segment.SME}|{Segment.CORPORATE}"
+PERSONAL_SEGMENT = str(Segment.PERSONAL)
 
 
 @dataclass(frozen=True)
@@ -39,13 +55,14 @@ class ProductSpec:
     max_tenor_months: int | None = None
     limit_turnover_share: float | None = None
     # ---- behaviour (not written to the catalog) ----
-    #: monthly adoption log-odds intercept for an average firm, by segment (sme, corporate)
-    intercept: tuple[float, float] = (-6.0, -6.0)
-    #: share of firms holding the product when their history starts, by segment
-    prevalence: tuple[float, float] = (0.1, 0.1)
-    #: loadings on LATENT_DRIVERS
+    #: monthly adoption log-odds intercept for an average client, by segment of the product's
+    #: population: (sme, corporate) for business products, (personal,) for personal ones
+    intercept: tuple[float, ...] = (-6.0, -6.0)
+    #: share of clients holding the product when their history starts, by segment as above
+    prevalence: tuple[float, ...] = (0.1, 0.1)
+    #: loadings on LATENT_DRIVERS (business) or PERSONAL_LATENT_DRIVERS (personal)
     latent: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    #: loadings on STATIC_TRAITS
+    #: loadings on STATIC_TRAITS (business) or PERSONAL_STATIC_TRAITS (personal)
     static: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
     #: log-odds shift by NACE section
     sector: dict[str, float] = field(default_factory=dict)
@@ -53,6 +70,13 @@ class ProductSpec:
     tenors: tuple[int, ...] = ()
     #: monthly probability that an open-ended spell is closed by the client
     churn: float = 0.005
+    #: a deposit or fund: its balance at the start is (base + span x U(0, 1)) months of the
+    #: client's turnover or income; None for other products
+    balance_months: tuple[float, float] | None = None
+    #: a credit line the bank cancels when the client defaults
+    is_cancelled_on_default: bool = False
+    #: a current-account facility whose limit is the account's ``overdraft_limit``
+    is_overdraft_facility: bool = False
 
 
 FINANCING = ProductKind.FINANCING
@@ -61,7 +85,7 @@ SERVICE = ProductKind.SERVICE
 #: Capital-intensive sections, where growth turns into investment loans and leases.
 CAPITAL_INTENSIVE = ("A", "C", "F", "H")
 
-CATALOG: tuple[ProductSpec, ...] = (
+BUSINESS_CATALOG: tuple[ProductSpec, ...] = (
     ProductSpec(
         "overdraft",
         "Business overdraft",
@@ -77,6 +101,8 @@ CATALOG: tuple[ProductSpec, ...] = (
         static=(0.0, 0.0, -0.3, 0.0, 0.0),
         sector={"G": 0.3, "F": 0.3, "I": 0.2},
         churn=0.004,
+        is_cancelled_on_default=True,
+        is_overdraft_facility=True,
     ),
     ProductSpec(
         "revolving_credit",
@@ -93,6 +119,8 @@ CATALOG: tuple[ProductSpec, ...] = (
         static=(0.6, 0.0, 0.0, 0.0, 0.0),
         sector={"C": 0.3, "G": 0.2},
         churn=0.004,
+        is_cancelled_on_default=True,
+        is_overdraft_facility=True,
     ),
     ProductSpec(
         "term_loan",
@@ -245,6 +273,7 @@ CATALOG: tuple[ProductSpec, ...] = (
         latent=(0.5, -0.2, 0.0, 1.4),
         static=(0.2, 0.0, 1.0, 0.0, 0.0),
         churn=0.010,
+        balance_months=(0.3, 1.7),
     ),
     ProductSpec(
         "investment_fund",
@@ -256,6 +285,7 @@ CATALOG: tuple[ProductSpec, ...] = (
         latent=(0.5, 0.0, 0.0, 1.3),
         static=(0.4, 0.0, 1.2, 0.0, 0.0),
         churn=0.006,
+        balance_months=(0.3, 1.7),
     ),
     ProductSpec(
         "insurance",
@@ -271,4 +301,72 @@ CATALOG: tuple[ProductSpec, ...] = (
     ),
 )
 
+PERSONAL_CATALOG: tuple[ProductSpec, ...] = (
+    ProductSpec(
+        "credit_card",
+        "Personal credit card",
+        FINANCING,
+        segments=PERSONAL_SEGMENT,
+        # unsecured revolving retail credit: a high loss given default, a wide margin
+        lgd=0.80,
+        margin_rate=0.06,
+        max_tenor_months=12,
+        limit_turnover_share=0.15,
+        intercept=(-5.4,),
+        prevalence=(0.35,),
+        latent=(0.3, 0.9, 0.0, -0.3),
+        static=(0.3, 0.3, 0.0, 1.1, 0.0),
+        churn=0.004,
+        is_cancelled_on_default=True,
+    ),
+    ProductSpec(
+        "savings_account",
+        "Savings account",
+        SERVICE,
+        segments=PERSONAL_SEGMENT,
+        annual_fee=120.0,
+        intercept=(-5.6,),
+        prevalence=(0.40,),
+        latent=(0.4, -0.3, 0.3, 1.4),
+        static=(0.2, 0.0, 0.9, 0.0, 0.0),
+        churn=0.006,
+        balance_months=(1.0, 11.0),
+    ),
+    ProductSpec(
+        "personal_investment_fund",
+        "Investment funds",
+        SERVICE,
+        segments=PERSONAL_SEGMENT,
+        annual_fee=450.0,
+        intercept=(-7.0,),
+        prevalence=(0.12,),
+        latent=(0.5, 0.0, -0.3, 1.2),
+        static=(0.8, -0.5, 1.3, 0.0, 0.0),
+        churn=0.005,
+        balance_months=(3.0, 21.0),
+    ),
+    ProductSpec(
+        "residential_mortgage",
+        "Residential mortgage",
+        FINANCING,
+        segments=PERSONAL_SEGMENT,
+        # secured on the home: a low loss given default and a thin margin; the limit is a
+        # multiple of annual income (loan-to-income caps of 4 to 4.5 are common)
+        lgd=0.15,
+        margin_rate=0.010,
+        max_tenor_months=360,
+        limit_turnover_share=4.0,
+        intercept=(-7.3,),
+        prevalence=(0.25,),
+        latent=(0.6, 0.2, 1.5, 0.2),
+        static=(0.5, 0.7, 0.3, 0.0, 0.8),
+        tenors=(180, 240, 300, 360),
+    ),
+)
+
+#: Every product of the synthetic bank: the business products, then the personal ones. A bank
+#: generated without personal clients offers (and lists) the business products only.
+CATALOG: tuple[ProductSpec, ...] = BUSINESS_CATALOG + PERSONAL_CATALOG
 PRODUCT_CODES: tuple[str, ...] = tuple(p.code for p in CATALOG)
+BUSINESS_PRODUCT_CODES: tuple[str, ...] = tuple(p.code for p in BUSINESS_CATALOG)
+PERSONAL_PRODUCT_CODES: tuple[str, ...] = tuple(p.code for p in PERSONAL_CATALOG)

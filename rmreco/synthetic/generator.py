@@ -30,7 +30,12 @@ import pyarrow.parquet as pq
 
 from rmreco.domain.contract import PRODUCTS, RELATIONSHIP_MANAGERS
 from rmreco.synthetic.bank import build_bank, products_table
-from rmreco.synthetic.parameters import CORPORATE_SHARE
+from rmreco.synthetic.parameters import (
+    BUSINESS,
+    CORPORATE_SHARE,
+    PERSONAL_POPULATION,
+    PERSONAL_SHARE,
+)
 from rmreco.synthetic.simulation import simulate_chunk
 from rmreco.synthetic.truth import truth_grids
 
@@ -56,6 +61,7 @@ def generate_bank(
     start_month: date = date(2022, 1, 1),
     chunk_clients: int = DEFAULT_CHUNK_CLIENTS,
     corporate_share: float = CORPORATE_SHARE,
+    personal_share: float = PERSONAL_SHARE,
     on_progress: Callable[[int], None] | None = None,
 ) -> GenerationSummary:
     """Generate a synthetic bank into ``out_dir`` (Parquet, one file per table, plus truth/).
@@ -69,9 +75,13 @@ def generate_bank(
         seed: non-negative integer; the same arguments give byte-identical files.
         start_month: first month of the history window (a first of month).
         chunk_clients: clients simulated and written per chunk; part of the output's identity.
-        corporate_share: expected share of corporate clients (the rest are SMEs); a bank with
+        corporate_share: expected share of corporate clients among all clients; a bank with
             enough corporate defaults to fit a corporate credit model needs more than the
             default's one in ten.
+        personal_share: expected share of personal clients among all clients, served by
+            personal RMs (PRMs) and offered the personal products; the rest after corporates
+            and persons are SMEs. With 0 (the default) the bank has no PRM and no personal
+            product, and its files are those of a bank generated before persons existed.
         on_progress: called after each chunk with the number of clients just finished.
 
     Raises:
@@ -81,6 +91,11 @@ def generate_bank(
     _check_arguments(n_clients, n_months, seed, start_month, chunk_clients)
     if not 0.0 <= corporate_share <= 1.0:
         raise ValueError(f"corporate_share must be between 0 and 1, got {corporate_share}")
+    if not 0.0 <= personal_share <= 1.0 - corporate_share + 1e-9:
+        raise ValueError(
+            f"personal_share must be between 0 and 1 - corporate_share ({1.0 - corporate_share:g}),"
+            f" got {personal_share}"
+        )
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"output folder {out_dir} exists and is not empty; choose a new folder")
@@ -91,7 +106,14 @@ def generate_bank(
     try:
         os.chmod(tmp, 0o755)
         rows = _generate_into(
-            tmp, n_clients, n_months, seed, start_month, chunk_clients, corporate_share, on_progress
+            tmp,
+            n_clients,
+            n_months,
+            seed,
+            start_month,
+            chunk_clients,
+            (corporate_share, personal_share),
+            on_progress,
         )
         if out_dir.exists():
             out_dir.rmdir()
@@ -203,14 +225,21 @@ def _generate_into(
     seed: int,
     start_month: date,
     chunk_clients: int,
-    corporate_share: float,
+    shares: tuple[float, float],
     on_progress: Callable[[int], None] | None,
 ) -> dict[str, int]:
-    truth_grids()
-    bank, rm_table = build_bank(n_clients, n_months, seed, start_month, corporate_share)
+    corporate_share, personal_share = shares
+    bank, rm_table = build_bank(
+        n_clients, n_months, seed, start_month, corporate_share, personal_share
+    )
+    truth_grids(BUSINESS)
+    if personal_share > 0:
+        truth_grids(PERSONAL_POPULATION)
     writers = _Writers(root)
     try:
-        writers.put({RELATIONSHIP_MANAGERS.name: rm_table, PRODUCTS.name: products_table()})
+        writers.put(
+            {RELATIONSHIP_MANAGERS.name: rm_table, PRODUCTS.name: products_table(bank.catalog)}
+        )
         for chunk, lo in enumerate(range(0, n_clients, chunk_clients)):
             hi = min(n_clients, lo + chunk_clients)
             writers.put(simulate_chunk(bank, chunk, lo, hi))

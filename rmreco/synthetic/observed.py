@@ -1,5 +1,6 @@
-"""This module owns what the synthetic bank's books show of its clients' latent state: the
-account history, holding spells, credit events and annual statements, as contract tables.
+"""This module owns what the synthetic bank's books show of its firms' latent state (the account
+history and annual statements) and of any client's life (holding spells and credit events), as
+contract tables. What they show of persons is ``rmreco.synthetic.personal``'s.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from rmreco.synthetic.arrays import (
     sigmoid,
 )
 from rmreco.synthetic.bank import Bank
-from rmreco.synthetic.catalog import PRODUCT_CODES
 from rmreco.synthetic.parameters import (
-    IS_FINANCING,
-    PRODUCT_INDEX,
+    BUSINESS,
     S_ASSETS,
     S_MARGIN,
     S_SALARY,
@@ -81,7 +80,8 @@ def account_months(
     held_hist: Array,
     facility_limit: Array,
 ) -> Observed:
-    """The observable account history: latent state seen through the bank's accounts."""
+    """The observable account history of firms: latent state seen through the bank's
+    accounts."""
     n, M = present.shape
     t = SECTOR_TABLE
     f32 = np.float32
@@ -136,7 +136,7 @@ def account_months(
     returned = geometric(
         rng.random((n, M), dtype=f32), np.exp(-3.2 - 1.0 * h) * np.where(in_default, 4.0, 1.0)
     )
-    has_credit = held_hist[:, :, IS_FINANCING].any(axis=2)
+    has_credit = held_hist[:, :, BUSINESS.is_financing].any(axis=2)
     late_payer = has_credit & (rng.random((n, M), dtype=f32) < sigmoid(-3.6 - 1.4 * h))
     arrears = 1 + geometric(rng.random((n, M), dtype=f32), 8.0 * np.exp(-0.4 * h))
     dpd = np.where(late_payer, np.minimum(arrears, 89), 0)
@@ -145,7 +145,7 @@ def account_months(
     )
 
     intl_pay = (credit + debit) * sigmoid(-3.0 + intl[:, None] + 0.8 * intl_need + noise(0.3))
-    has_payroll = held_hist[:, :, PRODUCT_INDEX["payroll"]]
+    has_payroll = held_hist[:, :, BUSINESS.index["payroll"]]
     payroll = (
         (employees * t[sector, S_SALARY])[:, None]
         * np.exp(noise(0.05))
@@ -153,10 +153,10 @@ def account_months(
         * np.where(in_default, 0.8, 1.0)
     )
     card_spend = np.where(
-        held_hist[:, :, PRODUCT_INDEX["business_card"]], credit * np.exp(-5.0 + noise(0.3)), 0.0
+        held_hist[:, :, BUSINESS.index["business_card"]], credit * np.exp(-5.0 + noise(0.3)), 0.0
     )
     acquiring = np.where(
-        held_hist[:, :, PRODUCT_INDEX["card_acquiring"]],
+        held_hist[:, :, BUSINESS.index["card_acquiring"]],
         credit * sigmoid(card_logit)[:, None] * np.exp(noise(0.1)),
         0.0,
     )
@@ -197,8 +197,11 @@ def account_months(
     return Observed(table, log_level)
 
 
-def holdings_table(bank: Bank, ids: pa.Array, spells: Spells) -> pa.Table:
-    """The ``holdings`` table of a chunk: one row per spell, by client, product and start."""
+def holdings_table(
+    bank: Bank, ids: pa.Array, spells: Spells, product_codes: tuple[str, ...]
+) -> pa.Table:
+    """The ``holdings`` table of a chunk: one row per spell, by client, product and start;
+    ``spells`` number products in the order of ``product_codes``."""
     client = np.concatenate(spells.client)
     product = np.concatenate(spells.product)
     start = np.concatenate(spells.start)
@@ -209,7 +212,7 @@ def holdings_table(bank: Bank, ids: pa.Array, spells: Spells) -> pa.Table:
     table = pa.table(
         {
             "client_id": coded(client, ids),
-            "product_code": coded(product, pa.array(PRODUCT_CODES)),
+            "product_code": coded(product, pa.array(product_codes)),
             "start_month": dates(month_days(bank.start_abs + start)),
             "end_month": pa.array(
                 month_days(bank.start_abs + np.maximum(end, 0)), type=pa.date32(), mask=end < 0

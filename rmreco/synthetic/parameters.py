@@ -1,24 +1,33 @@
 """This module owns the numbers of the synthetic bank's generative process: segments, regions
 and sectors, the latent dynamics, the default and attrition hazards, the streams of the seed
-sequence, and the catalog seen as arrays (one entry per product, in catalog order).
+sequence, and the two populations of clients (businesses and persons), each with its products
+seen as arrays (one entry per product, in catalog order).
 
 ``docs/synthetic-bank.md`` explains each one.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from rmreco.domain.contract import ProductKind, Segment
-from rmreco.synthetic.catalog import CATALOG, PRODUCT_CODES
+from rmreco.synthetic.arrays import Array
+from rmreco.synthetic.catalog import BUSINESS_CATALOG, PERSONAL_CATALOG, ProductSpec
 
-SEGMENTS = (Segment.SME, Segment.CORPORATE)
+#: Segments of the bank-wide client frame, by code (``Bank.segment``).
+SEGMENTS = (Segment.SME, Segment.CORPORATE, Segment.PERSONAL)
+SME, CORPORATE, PERSONAL = range(3)
 CURRENCY = "EUR"  # of every client
 CORPORATE_SHARE = 0.10
+PERSONAL_SHARE = 0.0
 REGIONS = ("North", "South", "East", "West", "Capital")
 REGION_WEIGHTS = (0.18, 0.20, 0.17, 0.15, 0.30)
 BRM_PORTFOLIO = 170  # SMEs per business RM
 CRM_PORTFOLIO = 40  # corporates per corporate RM
+PRM_PORTFOLIO = 250  # personal clients per personal RM
 
 #: NACE sections used and, per section: SME weight, corporate weight, default log-odds shift,
 #: seasonality amplitude, log transaction intensity, card-share logit, international orientation,
@@ -68,30 +77,147 @@ ONBOARDING_RATE = 0.006  # new clients per month, as a share of the book at the 
 INITIAL_YOUNG_SHARE = (0.10, 0.03)
 LATE_YOUNG_SHARE = 0.35
 
-# Streams of the seed sequence.
-STREAM_COMMON, STREAM_CLIENTS, STREAM_RMS, STREAM_CHUNK = range(4)
+# Personal clients: age in years when their history starts (uniform), declared annual income
+# (lognormal, rising with age up to 55), mean financial health (higher with income, lower under
+# 25) and their default hazard (see the Population below).
+PERSON_AGE_YEARS = (21, 80)
+ADULT_AGE_YEARS = 18  # a relationship starts at 18 at the earliest
+INCOME_LOG_MEAN = math.log(38_000.0)
+INCOME_AGE_SLOPE = 0.012  # log income per year of age, up to INCOME_PEAK_AGE
+INCOME_PEAK_AGE = 55
+INCOME_LOG_SD = 0.45
+INCOME_RANGE = (12_000.0, 400_000.0)
+PERSON_HEALTH_MEAN = 0.3
+PERSON_HEALTH_SD = 0.8
+PERSON_HEALTH_INCOME = 0.25  # mean health per sd of log income
+YOUNG_ADULT_YEARS = 25
+YOUNG_ADULT_HEALTH_SHIFT = -0.2
 
-# Catalog arrays.
-N_PRODUCTS = len(CATALOG)
-PRODUCT_INDEX = {code: i for i, code in enumerate(PRODUCT_CODES)}
-IS_FINANCING = np.array([p.kind == ProductKind.FINANCING for p in CATALOG])
-FACILITY = np.array([PRODUCT_INDEX["overdraft"], PRODUCT_INDEX["revolving_credit"]])
-IS_FACILITY = np.isin(np.arange(N_PRODUCTS), FACILITY)
-MIN_AGE = np.array([p.min_age_months or 0 for p in CATALOG], dtype=np.int64)
-CHURN = np.array([0.0 if p.tenors else p.churn for p in CATALOG])
-SEG_ELIGIBLE = np.array([[s.value in p.segments.split("|") for p in CATALOG] for s in SEGMENTS])
-LAT_W = np.array([p.latent for p in CATALOG], dtype=np.float64).T  # (4, P)
-STATIC_W = np.array([p.static for p in CATALOG], dtype=np.float64).T  # (5, P)
-INTERCEPT = np.array([p.intercept for p in CATALOG], dtype=np.float64).T  # (2, P)
-PREVALENCE = np.array([p.prevalence for p in CATALOG], dtype=np.float64).T  # (2, P)
-SECTOR_SHIFT = np.array([[p.sector.get(s, 0.0) for p in CATALOG] for s in SECTOR_CODES])
+# Streams of the seed sequence.
+STREAM_COMMON, STREAM_CLIENTS, STREAM_RMS, STREAM_CHUNK, STREAM_PERSONAL_CHUNK = range(5)
 OPEN_ENDED = np.iinfo(np.int64).max
-#: Tenors of maturing products, padded with zeros; N_TENORS[p] of them are real (1 when none).
-TENORS = np.array([list(p.tenors) + [0] * (5 - len(p.tenors)) for p in CATALOG], dtype=np.int64)
-N_TENORS = np.array([max(1, len(p.tenors)) for p in CATALOG])
-#: Spell amount = turnover * (base + span * u): a credit limit up to limit_turnover_share of
-#: turnover; a deposit or fund balance of 0.3 to 2 months of turnover; NaN (none) otherwise.
-IS_DEPOSIT = np.isin(PRODUCT_CODES, ("term_deposit", "investment_fund"))
-LIMIT_SHARE = np.array([p.limit_turnover_share or 0.0 for p in CATALOG])
-AMOUNT_BASE = np.where(IS_FINANCING, 0.3 * LIMIT_SHARE, np.where(IS_DEPOSIT, 0.3 / 12, np.nan))
-AMOUNT_SPAN = np.where(IS_FINANCING, 0.7 * LIMIT_SHARE, np.where(IS_DEPOSIT, 1.7 / 12, np.nan))
+#: Width of the tenor table (the most tenors a product draws from).
+MAX_TENORS = 5
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """One kind of client the generator simulates, and the products it can take.
+
+    ``segments`` maps the population's own segment index (0, 1, ...) to contract segments;
+    every per-segment tuple and the rows of ``intercept``, ``prevalence`` and ``seg_eligible``
+    follow it. The product arrays have one entry per product of ``catalog``, in its order.
+    Compared by identity: the truth grids are cached per population.
+    """
+
+    name: str
+    segments: tuple[Segment, ...]
+    catalog: tuple[ProductSpec, ...]
+    #: monthly default log-odds of a client of average health (before sector), by segment
+    default_intercept: tuple[float, ...]
+    #: of defaults: written off (history ends) vs cured, by segment
+    write_off_share: tuple[float, ...]
+    #: monthly probability a performing client leaves, by segment
+    attrition: tuple[float, ...]
+    #: stationary sd of the client-specific health deviation
+    sd_idio: float
+    #: stationary sd of the sector health factor; 0 for a population without sectors
+    sd_sector: float
+    codes: tuple[str, ...] = field(init=False)
+    n_products: int = field(init=False)
+    index: dict[str, int] = field(init=False)
+    is_financing: Array = field(init=False)
+    #: products whose limit is the current account's overdraft limit
+    facility: Array = field(init=False)
+    #: credit lines cancelled when the client defaults
+    cancelled_on_default: Array = field(init=False)
+    min_age: Array = field(init=False)
+    churn: Array = field(init=False)
+    seg_eligible: Array = field(init=False)  # (segments, P)
+    lat_w: Array = field(init=False)  # (4, P)
+    static_w: Array = field(init=False)  # (5, P)
+    intercept: Array = field(init=False)  # (segments, P)
+    prevalence: Array = field(init=False)  # (segments, P)
+    sector_shift: Array = field(init=False)  # (sectors, P)
+    #: tenors of maturing products, padded with zeros; n_tenors[p] of them are real (1 if none)
+    tenors: Array = field(init=False)
+    n_tenors: Array = field(init=False)
+    #: spell amount = size (turnover or income) * (base + span * u): a credit limit up to
+    #: limit_turnover_share of it; a deposit or fund balance of balance_months of it; NaN
+    #: (none) otherwise
+    amount_base: Array = field(init=False)
+    amount_span: Array = field(init=False)
+    #: months a product held when the window starts may have been held: less than its
+    #: shortest tenor (a maturing product), else without bound
+    longest_back: Array = field(init=False)
+
+    def __post_init__(self) -> None:
+        catalog = self.catalog
+        is_financing = np.array([p.kind == ProductKind.FINANCING for p in catalog])
+        limit_share = np.array([p.limit_turnover_share or 0.0 for p in catalog])
+        is_deposit = np.array([p.balance_months is not None for p in catalog])
+        months = np.array([p.balance_months or (np.nan, np.nan) for p in catalog]).reshape(-1, 2)
+        values: dict[str, object] = {
+            "codes": tuple(p.code for p in catalog),
+            "n_products": len(catalog),
+            "index": {p.code: i for i, p in enumerate(catalog)},
+            "is_financing": is_financing,
+            "facility": np.flatnonzero([p.is_overdraft_facility for p in catalog]),
+            "cancelled_on_default": np.array([p.is_cancelled_on_default for p in catalog]),
+            "min_age": np.array([p.min_age_months or 0 for p in catalog], dtype=np.int64),
+            "churn": np.array([0.0 if p.tenors else p.churn for p in catalog]),
+            "seg_eligible": np.array(
+                [[s.value in p.segments.split("|") for p in catalog] for s in self.segments]
+            ),
+            "lat_w": np.array([p.latent for p in catalog], dtype=np.float64).T,
+            "static_w": np.array([p.static for p in catalog], dtype=np.float64).T,
+            "intercept": np.array([p.intercept for p in catalog], dtype=np.float64).T,
+            "prevalence": np.array([p.prevalence for p in catalog], dtype=np.float64).T,
+            "sector_shift": np.array(
+                [[p.sector.get(s, 0.0) for p in catalog] for s in SECTOR_CODES]
+            ),
+            "tenors": np.array(
+                [list(p.tenors) + [0] * (MAX_TENORS - len(p.tenors)) for p in catalog],
+                dtype=np.int64,
+            ),
+            "n_tenors": np.array([max(1, len(p.tenors)) for p in catalog]),
+            "amount_base": np.where(
+                is_financing, 0.3 * limit_share, np.where(is_deposit, months[:, 0] / 12, np.nan)
+            ),
+            "amount_span": np.where(
+                is_financing, 0.7 * limit_share, np.where(is_deposit, months[:, 1] / 12, np.nan)
+            ),
+            "longest_back": np.array([min(p.tenors) - 1 if p.tenors else 10**6 for p in catalog]),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def health_sd(self) -> float:
+        """Stationary sd of the health deviation y = idiosyncratic + sector + macro."""
+        return math.sqrt(self.sd_idio**2 + self.sd_sector**2 + SD_MACRO**2)
+
+
+#: SMEs (segment 0) and corporates (segment 1), and the business products.
+BUSINESS = Population(
+    name="business",
+    segments=(Segment.SME, Segment.CORPORATE),
+    catalog=BUSINESS_CATALOG,
+    default_intercept=DEFAULT_INTERCEPT,
+    write_off_share=WRITE_OFF_SHARE,
+    attrition=ATTRITION,
+    sd_idio=SD_IDIO,
+    sd_sector=SD_SECTOR,
+)
+#: Personal clients and the personal products. Persons have no sector: their idiosyncratic
+#: health deviation carries the sector factor's variance, so health has the same spread.
+PERSONAL_POPULATION = Population(
+    name="personal",
+    segments=(Segment.PERSONAL,),
+    catalog=PERSONAL_CATALOG,
+    default_intercept=(-7.5,),
+    write_off_share=(0.5,),
+    attrition=(0.004,),
+    sd_idio=math.sqrt(SD_IDIO**2 + SD_SECTOR**2),
+    sd_sector=0.0,
+)

@@ -14,20 +14,7 @@ import pyarrow as pa
 
 from rmreco.synthetic.arrays import Array, coded, dates, sigmoid
 from rmreco.synthetic.bank import Bank
-from rmreco.synthetic.catalog import PRODUCT_CODES
-from rmreco.synthetic.parameters import (
-    ATTRITION,
-    DEFAULT_SLOPE,
-    LAT_W,
-    MIN_AGE,
-    N_PRODUCTS,
-    PHI,
-    SD_IDIO,
-    SD_MACRO,
-    SD_NEED,
-    SD_SECTOR,
-    SEG_ELIGIBLE,
-)
+from rmreco.synthetic.parameters import DEFAULT_SLOPE, PHI, SD_NEED, Population
 
 #: Truth file columns (not part of the contract: the truth is never an input table).
 TRUTH_PD_COLUMNS = ("client_id", "month", "pd_12m")
@@ -77,21 +64,19 @@ def _hazard_grid(alpha: float, sd_d: float, eligible: tuple[bool, ...]) -> Array
     return (1.0 - alpha) * value
 
 
-def health_sd() -> float:
-    """Stationary sd of the health deviation y = idiosyncratic + sector + macro."""
-    return math.sqrt(SD_IDIO**2 + SD_SECTOR**2 + SD_MACRO**2)
-
-
-@lru_cache(maxsize=1)
-def truth_grids() -> tuple[_Grid, _Grid, _Grid]:
-    """Grids of pd_12m and 2-month default probability (per segment) and of p_3m (per segment,
-    product and first eligible month k0 in 1..3). Computed once per process (~1 s)."""
-    sd_def = DEFAULT_SLOPE * health_sd()
-    pd12 = np.stack([_hazard_grid(a, sd_def, (True,) * PD_HORIZON) for a in ATTRITION])
-    pd2 = np.stack([_hazard_grid(0.0, sd_def, (True, True)) for _ in ATTRITION])
-    d_def = np.full(2, -_D_SPAN * sd_def)
-    dd_def = np.full(2, 2 * _D_SPAN * sd_def / (_N_D - 1))
-    sd_p = _product_sd()
+@lru_cache(maxsize=4)
+def truth_grids(population: Population) -> tuple[_Grid, _Grid, _Grid]:
+    """Grids of pd_12m and 2-month default probability (per segment of the population) and of
+    p_3m (per segment, product and first eligible month k0 in 1..3). Computed once per process
+    and population (~1 s for the business population)."""
+    attrition = population.attrition
+    n_seg = len(attrition)
+    sd_def = DEFAULT_SLOPE * population.health_sd
+    pd12 = np.stack([_hazard_grid(a, sd_def, (True,) * PD_HORIZON) for a in attrition])
+    pd2 = np.stack([_hazard_grid(0.0, sd_def, (True, True)) for _ in attrition])
+    d_def = np.full(n_seg, -_D_SPAN * sd_def)
+    dd_def = np.full(n_seg, 2 * _D_SPAN * sd_def / (_N_D - 1))
+    sd_p = _product_sd(population)
     schedules = [
         tuple(k >= k0 for k in range(1, CROSS_SELL_HORIZON + 1))
         for k0 in range(1, CROSS_SELL_HORIZON + 1)
@@ -101,12 +86,12 @@ def truth_grids() -> tuple[_Grid, _Grid, _Grid]:
             np.stack(
                 [
                     np.stack([_hazard_grid(alpha, float(sd_p[p]), sch) for sch in schedules])
-                    for p in range(N_PRODUCTS)
+                    for p in range(population.n_products)
                 ]
             )
-            for alpha in ATTRITION
+            for alpha in attrition
         ]
-    )  # (2, P, 3, nS, nD)
+    )  # (segments, P, 3, nS, nD)
     return (
         _Grid(pd12.astype(np.float64), d_def, dd_def),
         _Grid(pd2.astype(np.float64), d_def, dd_def),
@@ -114,9 +99,10 @@ def truth_grids() -> tuple[_Grid, _Grid, _Grid]:
     )
 
 
-def _product_sd() -> Array:
+def _product_sd(population: Population) -> Array:
     """Stationary sd of each product's dynamic log-odds D = w . (y, g, f, c)."""
-    var = LAT_W[0] ** 2 * health_sd() ** 2 + (LAT_W[1:] ** 2).sum(axis=0) * SD_NEED**2
+    lat_w = population.lat_w
+    var = lat_w[0] ** 2 * population.health_sd**2 + (lat_w[1:] ** 2).sum(axis=0) * SD_NEED**2
     return np.sqrt(np.maximum(var, 1e-6))
 
 
@@ -151,6 +137,7 @@ def _interpolate(
 
 def truth_tables(
     bank: Bank,
+    population: Population,
     ids: pa.Array,
     status_hist: Array,
     held_hist: Array,
@@ -161,8 +148,10 @@ def truth_tables(
     Y: Array,
 ) -> tuple[pa.Table, pa.Table]:
     """pd_12m for every performing client-month; p_3m for every performing client-month and
-    product the client may take (segment, age by t+3) and does not hold at t."""
-    pd_grid, pd2_grid, cross_grid = truth_grids()
+    product the client may take (segment, age by t+3) and does not hold at t. ``seg`` is the
+    population's own segment index; ``s_prod`` and ``held_hist`` cover its products."""
+    pd_grid, pd2_grid, cross_grid = truth_grids(population)
+    P, lat_w = population.n_products, population.lat_w
     M = status_hist.shape[1]
     n_cells = _S_GRID.size * _N_D
     performing = status_hist == 1
@@ -190,20 +179,21 @@ def truth_tables(
     # and the full-size work done only on the rows kept: broadcasting beats gathering per row.
     n = status_hist.shape[0]
     age = (bank.start_abs - founded_abs[:, None] + np.arange(M)[None, :]).astype(np.int16)
-    wait = np.clip(MIN_AGE.astype(np.int16)[None, None, :] - age[:, :, None] - 1, 0, 3)
+    min_age = population.min_age.astype(np.int16)
+    wait = np.clip(min_age[None, None, :] - age[:, :, None] - 1, 0, 3)
     mask = (
         performing[:, :, None]
         & ~held_hist
-        & SEG_ELIGIBLE[seg][:, None, :]
+        & population.seg_eligible[seg][:, None, :]
         & (wait < CROSS_SELL_HORIZON)
     )
     fs = np.clip((s_prod - _S_GRID[0]) / (_S_GRID[1] - _S_GRID[0]), 0.0, _S_GRID.size - 1.001)
     i = fs.astype(np.int32)
     a = np.broadcast_to((fs - i).astype(np.float32)[:, None, :], mask.shape)[mask]
-    grid = (seg[:, None] * N_PRODUCTS + np.arange(N_PRODUCTS)[None, :]) * CROSS_SELL_HORIZON
+    grid = (seg[:, None] * P + np.arange(P)[None, :]) * CROSS_SELL_HORIZON
     base_cp = (grid * n_cells + i * _N_D).astype(np.int32)  # (n, P)
     inv_dd = (1.0 / cross_grid.dd).astype(np.float32)
-    fd = Y @ (LAT_W * inv_dd[None, :]).astype(np.float32)  # (n, M, P), in D-grid steps
+    fd = Y @ (lat_w * inv_dd[None, :]).astype(np.float32)  # (n, M, P), in D-grid steps
     fd -= (cross_grid.d0 * inv_dd).astype(np.float32)
     fd = np.clip(fd[mask], 0.0, _N_D - 1.001)
     j = fd.astype(np.int32)
@@ -220,12 +210,12 @@ def truth_tables(
     p3 *= np.repeat(survive.reshape(-1), per_month.reshape(-1))
     ci = np.repeat(np.arange(n, dtype=np.int32), per_month.sum(axis=1))
     mi = np.repeat(np.tile(np.arange(M, dtype=np.int32), n), per_month.reshape(-1))
-    pi = np.broadcast_to(np.arange(N_PRODUCTS, dtype=np.int32), mask.shape)[mask]
+    pi = np.broadcast_to(np.arange(P, dtype=np.int32), mask.shape)[mask]
     cross_table = pa.table(
         {
             "client_id": coded(ci, ids),
             "month": dates(bank.month_days[mi]),
-            "product_code": coded(pi, pa.array(PRODUCT_CODES)),
+            "product_code": coded(pi, pa.array(population.codes)),
             "p_3m": pa.array(np.clip(p3, 0.0, 1.0), type=pa.float32()),
         }
     )

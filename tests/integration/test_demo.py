@@ -1,5 +1,6 @@
 """The demo workflow on a models folder without specs (nothing to train): a bank generated once,
-migrated and loaded, snapshots refreshed, demo users tied to RMs, and new keys on every run."""
+migrated and loaded, snapshots refreshed, demo users tied to RMs of their segments (a PRM to
+personal clients), and new keys on every run."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -
         ("demo-admin", "admin"),
         ("demo-brm", "brm"),
         ("demo-crm", "crm"),
+        ("demo-prm", "prm"),
     }
     assert first.user("demo-admin").rm_id is None
 
@@ -49,18 +51,27 @@ def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -
     engine = create_engine_for(settings.resolved_database_url)
     try:
         with transaction(session_factory(engine)) as session:
-            for name, segment in (("demo-brm", "sme"), ("demo-crm", "corporate")):
+            for name, segment in (
+                ("demo-brm", "sme"),
+                ("demo-crm", "corporate"),
+                ("demo-prm", "personal"),
+            ):
                 user = second.user(name)
                 assert user.rm_id is not None
-                assert (
-                    session.scalar(
-                        select(schema.Client.segment).where(schema.Client.rm_id == user.rm_id)
-                    )
-                    == segment
-                )
-            sample = session.get(schema.Client, second.sample_client)
-            assert sample is not None
-            assert sample.rm_id == second.user("demo-brm").rm_id
+                served = session.scalars(
+                    select(schema.Client.segment).where(schema.Client.rm_id == user.rm_id)
+                ).all()
+                assert served, name
+                assert set(served) == {segment}, f"{name}'s portfolio holds {set(served)}"
+            for sample_id, name in (
+                (second.sample_client, "demo-brm"),
+                (second.sample_corporate_client, "demo-crm"),
+                (second.sample_personal_client, "demo-prm"),
+            ):
+                assert sample_id is not None
+                sample = session.get(schema.Client, sample_id)
+                assert sample is not None
+                assert sample.rm_id == second.user(name).rm_id
             for user in second.users:
                 prefix = key_prefix(user.key)
                 assert prefix is not None
@@ -73,3 +84,30 @@ def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -
                 assert repo.user_by_key_prefix(session, key_prefix(old) or "") is None
     finally:
         engine.dispose()
+
+
+def test_a_demo_bank_without_personal_clients_skips_the_personal_model(tmp_path: Path) -> None:
+    """A demo bank generated before banks had personal clients is reused as it is: the personal
+    cross-sell spec is not trained (the summary says why) and the demo PRM has no portfolio."""
+    from rmreco.synthetic import generate_bank
+
+    models = tmp_path / "models"
+    models.mkdir()
+    spec = Path(__file__).resolve().parents[2] / "models" / "personal_cross_sell.yaml"
+    (models / spec.name).write_text(spec.read_text())
+    home = tmp_path / "home"
+    generate_bank(home / "demo-bank", n_clients=200, n_months=24, seed=1)  # no persons
+    settings = Settings(
+        home=home, models_dir=models, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    steps: list[str] = []
+    summary = prepare_demo(settings, on_step=steps.append)
+
+    assert not any(s.startswith("generating") for s in steps)
+    (outcome,) = summary.models
+    assert outcome.name == "rmreco-personal-cross-sell"
+    assert not outcome.was_trained
+    assert "no personal client" in outcome.skipped
+    assert summary.user("demo-prm").rm_id is None
+    assert summary.sample_personal_client is None
+    assert summary.user("demo-brm").rm_id is not None

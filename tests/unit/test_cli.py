@@ -23,7 +23,7 @@ from rmreco.cli.main import (
 )
 from rmreco.config import CREDIT_SPEC_FILE, CROSS_SELL_SPEC_FILE, POLICY_FILE
 from rmreco.domain.errors import ConfigurationError, DataContractError, Problem
-from rmreco.domain.names import USER_ROLES
+from rmreco.domain.names import RM_ROLES, USER_ROLES
 
 runner = CliRunner()
 
@@ -97,10 +97,67 @@ def test_unknown_role_is_a_usage_error_listing_the_roles() -> None:
     assert _squeezed(", ".join(USER_ROLES)) in _squeezed(result.output)
 
 
-def test_rm_roles_need_an_rm() -> None:
-    result = runner.invoke(app, ["users", "create", "--name", "x", "--role", "brm"])
+def test_generate_makes_personal_clients_when_asked(tmp_path: Path) -> None:
+    import pandas as pd
+
+    out = tmp_path / "bank"
+    args = ["generate", "--out", str(out), "--clients", "60", "--months", "13", "--seed", "3"]
+    result = runner.invoke(app, [*args, "--personal-share", "0.5"])
+    assert result.exit_code == 0, result.output
+    clients = pd.read_parquet(out / "clients.parquet")
+    rms = pd.read_parquet(out / "relationship_managers.parquet")
+    assert (clients["segment"] == "personal").sum() > 10
+    assert "prm" in set(rms["role"])
+    too_many = runner.invoke(
+        app, [*args, "--corporate-share", "0.6", "--personal-share", "0.5"], catch_exceptions=False
+    )
+    assert too_many.exit_code == EXIT_USAGE
+    assert "personal_share" in _squeezed(too_many.output)
+
+
+@pytest.mark.parametrize("role", RM_ROLES)
+def test_rm_roles_need_an_rm(role: str) -> None:
+    result = runner.invoke(app, ["users", "create", "--name", "x", "--role", role])
     assert result.exit_code == EXIT_USAGE
     assert "--rm-id" in result.output
+
+
+def test_a_prm_user_is_created_for_a_personal_rm(db_url: str) -> None:
+    """A personal RM's user: the migrated database takes the role, the user sees the RM's
+    portfolio, and the key printed once is the one stored (as a hash)."""
+    from rmreco.db import repository as repo
+    from rmreco.db.engine import create_engine_for, session_factory, transaction
+    from rmreco.db.schema import RelationshipManager
+    from rmreco.serving.security import key_matches
+
+    assert "prm" in USER_ROLES
+    assert runner.invoke(app, ["db", "upgrade", "--db", db_url]).exit_code == 0
+    engine = create_engine_for(db_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            session.add(RelationshipManager(rm_id="RM9", name="Pia Berg", role="prm"))
+        created = runner.invoke(
+            app,
+            ["users", "create", "--name", "pia", "--role", "prm", "--rm-id", "RM9",
+             "--db", db_url],
+        )  # fmt: skip
+        assert created.exit_code == 0, created.output
+        assert "user pia (prm) created" in created.output
+        key = created.output.strip().splitlines()[-1]
+        with transaction(session_factory(engine)) as session:
+            user = repo.user_by_name(session, "pia")
+        assert user is not None
+        assert (user.role, user.rm_id) == ("prm", "RM9")
+        assert key_matches(key, user.api_key_hash)
+        unknown = runner.invoke(
+            app,
+            ["users", "create", "--name", "pat", "--role", "prm", "--rm-id", "RM404",
+             "--db", db_url],
+        )  # fmt: skip
+        assert unknown.exit_code == EXIT_USAGE
+        assert "RM404" in unknown.output
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(

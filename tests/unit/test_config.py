@@ -95,3 +95,26 @@ def test_a_mistyped_spec_kind_is_refused_naming_the_file(tmp_path: Path) -> None
         find_specs(tmp_path)
     (tmp_path / "sme.yaml").unlink()
     assert find_specs(tmp_path) == []
+
+
+def test_the_service_follows_one_model_per_family_and_segment(tmp_path: Path) -> None:
+    """The shipped folder serves two cross-sell models side by side (business and personal)
+    and two credit models; two specs of one family for one segment are refused, naming both."""
+    from rmreco.domain.errors import ConfigurationError
+    from rmreco.serving.runtime import served_kinds
+
+    kinds = served_kinds(shipped_models_dir())
+    assert sorted((k.family, k.name) for k in kinds) == [
+        ("credit_risk", "rmreco-corporate-credit-risk"),
+        ("credit_risk", "rmreco-sme-credit-risk"),
+        ("cross_sell", "rmreco-cross-sell"),
+        ("cross_sell", "rmreco-personal-cross-sell"),
+    ]
+    for name in (CROSS_SELL_SPEC_FILE, "personal_cross_sell.yaml"):
+        (tmp_path / name).write_text((shipped_models_dir() / name).read_text())
+    text = (tmp_path / "personal_cross_sell.yaml").read_text()
+    (tmp_path / "personal_cross_sell.yaml").write_text(
+        text.replace("[personal]", "[personal, sme]")
+    )
+    with pytest.raises(ConfigurationError, match=r"cross_sell.*personal_cross_sell\.yaml.*'sme'"):
+        served_kinds(tmp_path)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rmreco.data.contract import read_and_validate
 from rmreco.domain.contract import (
     ACCOUNT_MONTHS,
     CLIENTS,
@@ -30,6 +31,8 @@ from rmreco.domain.contract import (
     Table,
 )
 from rmreco.synthetic import (
+    BUSINESS_PRODUCT_CODES,
+    PERSONAL_PRODUCT_CODES,
     PRODUCT_CODES,
     TRUTH_CROSS_SELL_COLUMNS,
     TRUTH_PD_COLUMNS,
@@ -49,11 +52,43 @@ ARROW_TYPES = {
 }
 
 
+#: SHA-256 of the files of ``_generate(out)`` (seed 7), recorded before the generator could make
+#: personal clients: a bank without them must stay the same, byte for byte, so that every seed
+#: used so far (tests, benchmarks, measured rates) still names the same bank. A dependency
+#: upgrade that changes how Parquet or numpy write the same data would change them too: then
+#: check that the tables' values are unchanged and record the new digests.
+SEED_7_DIGESTS = {
+    "account_months.parquet": "9294c30bd1e82623561958a4bd8d525e6e4188b41a71c87f2af27a76d9346aab",
+    "clients.parquet": "0cc6b6933e70e65bb5690d4dc0c8291d0db68a6c4fb88f18e03f2fed3d3b850b",
+    "credit_events.parquet": "5f93550828a131cbddf2efbee7b6a9b359622f65745ba20add1f0b36db047199",
+    "financials.parquet": "47b11729f26be40709b99da5134a600609ad48505d585be8f51b6e64c7d2a89a",
+    "holdings.parquet": "53b1d4d88e265e3f1ce331443a4d65266f9fc0fd56f9294678abcce8b6907f6e",
+    "products.parquet": "196395e8c863e83f7c32bd3912b8db1aee02421a4e6b9e88d69aaefa0c371407",
+    "relationship_managers.parquet": (
+        "07c4fa7615c876ed02ecf30f9f3c3fc7db542960cc8b3a1579859dda90ab3668"
+    ),
+    "truth/credit_pd.parquet": "cabbdf0dcb3979cbebf4f0294d30060286e3c802922b30403f8a79ce0c830936",
+    "truth/cross_sell.parquet": "45675591633c69280d8ed70f1239d658025c48a4f7baaa141c1b742920a2c0e5",
+}
+PERSONAL_SHARE = 0.4
+
+
 def _generate(
-    out: Path, *, seed: int = 7, n_clients: int = N_CLIENTS, n_months: int = N_MONTHS
+    out: Path,
+    *,
+    seed: int = 7,
+    n_clients: int = N_CLIENTS,
+    n_months: int = N_MONTHS,
+    personal_share: float = 0.0,
 ) -> GenerationSummary:
     return generate_bank(
-        out, n_clients=n_clients, n_months=n_months, seed=seed, start_month=START, chunk_clients=128
+        out,
+        n_clients=n_clients,
+        n_months=n_months,
+        seed=seed,
+        start_month=START,
+        chunk_clients=128,
+        personal_share=personal_share,
     )
 
 
@@ -61,6 +96,14 @@ def _generate(
 def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bank") / "bank"
     _generate(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def personal_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bank with personal clients; chunks of 128 clients mix firms and persons."""
+    out = tmp_path_factory.mktemp("personal") / "bank"
+    _generate(out, personal_share=PERSONAL_SHARE)
     return out
 
 
@@ -122,8 +165,16 @@ def test_summary_counts_the_rows_written(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name != "b"], "temporary folder left behind"
 
 
+def test_a_bank_without_personal_clients_is_the_bank_it_always_was(bank: Path) -> None:
+    assert _hashes(bank) == SEED_7_DIGESTS
+
+
+@pytest.mark.parametrize("which", ["bank", "personal_bank"])
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.name)
-def test_every_table_matches_the_contract(bank: Path, table: Table) -> None:
+def test_every_table_matches_the_contract(
+    which: str, table: Table, request: pytest.FixtureRequest
+) -> None:
+    bank: Path = request.getfixturevalue(which)
     schema = pq.read_schema(bank / f"{table.name}.parquet")
     assert tuple(schema.names) == table.column_names
     for column in table.columns:
@@ -147,7 +198,9 @@ def test_every_table_matches_the_contract(bank: Path, table: Table) -> None:
             assert (present <= column.le).all(), column.name
 
 
-def test_references_hold(bank: Path) -> None:
+@pytest.mark.parametrize("which", ["bank", "personal_bank"])
+def test_references_hold(which: str, request: pytest.FixtureRequest) -> None:
+    bank: Path = request.getfixturevalue(which)
     tables = {t.name: _read(bank, t) for t in TABLES}
     for table in TABLES:
         for ref in table.references:
@@ -205,6 +258,7 @@ def test_clients_rms_and_catalog(bank: Path) -> None:
     clients = _read(bank, CLIENTS)
     rms = _read(bank, RELATIONSHIP_MANAGERS)
     assert clients["rm_id"].notna().all()
+    assert set(clients["segment"]) == {Segment.SME.value, Segment.CORPORATE.value}
     assert set(rms["role"]) == {RmRole.BRM.value, RmRole.CRM.value}
     role = clients.merge(rms, on="rm_id")["role"]
     expected = clients["segment"].map(
@@ -214,7 +268,8 @@ def test_clients_rms_and_catalog(bank: Path) -> None:
     assert set(clients["currency"]) == {"EUR"}
     assert (clients["onboarded"] <= clients["onboarded"].max()).all()
     products = _read(bank, PRODUCTS)
-    assert tuple(products["product_code"]) == PRODUCT_CODES
+    assert tuple(products["product_code"]) == BUSINESS_PRODUCT_CODES
+    assert set(products["segments"]) == {"sme|corporate"}
     financing = products[products["kind"] == "financing"]
     assert financing["lgd"].between(0.25, 0.6).all()
     assert financing["margin_rate"].between(0.01, 0.03).all()
@@ -248,7 +303,7 @@ def test_truth_files(bank: Path) -> None:
     assert tuple(cross.columns) == TRUTH_CROSS_SELL_COLUMNS
     assert credit["pd_12m"].between(0.0, 1.0).all()
     assert cross["p_3m"].between(0.0, 1.0).all()
-    assert set(cross["product_code"]) <= set(PRODUCT_CODES)
+    assert set(cross["product_code"]) <= set(BUSINESS_PRODUCT_CODES)
     assert not credit.duplicated(["client_id", "month"]).any()
     assert not cross.duplicated(["client_id", "month", "product_code"]).any()
     # credit truth covers exactly the performing client-months (history minus default spells)
@@ -292,7 +347,7 @@ def test_rates_are_plausible(tmp_path: Path) -> None:
     assert 0.01 * 2 * len(clients) <= defaults <= 0.06 * 2 * len(clients)
     cross = pd.read_parquet(out / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet")
     by_product = cross.groupby("product_code")["p_3m"].mean()
-    assert set(by_product.index) == set(PRODUCT_CODES)
+    assert set(by_product.index) == set(BUSINESS_PRODUCT_CODES)
     assert (by_product.between(0.002, 0.05)).mean() >= 0.8
     financials = pd.read_parquet(out / f"{FINANCIALS.name}.parquet")
     filers = financials["client_id"].nunique() / len(clients)
@@ -332,6 +387,8 @@ def test_oracle_pd_ranks_realised_defaults(tmp_path: Path) -> None:
         ({"start_month": date(2022, 1, 15)}, "first day"),
         ({"chunk_clients": 0}, "chunk_clients"),
         ({"n_clients": 2.5}, "n_clients"),
+        ({"personal_share": -0.1}, "personal_share"),
+        ({"corporate_share": 0.6, "personal_share": 0.5}, "personal_share"),
     ],
 )
 def test_bad_arguments_raise_value_error(
@@ -377,3 +434,141 @@ def test_first_months_history_is_mostly_complete(bank: Path) -> None:
     per_client = history.groupby("client_id").size()
     assert per_client.max() == N_MONTHS
     assert np.isclose(history["credit_turnover"].ge(0).mean(), 1.0)
+
+
+# --- personal clients ------------------------------------------------------------------------
+
+
+def test_personal_clients_are_served_by_prms_only(personal_bank: Path) -> None:
+    clients = _read(personal_bank, CLIENTS)
+    rms = _read(personal_bank, RELATIONSHIP_MANAGERS)
+    share = (clients["segment"] == Segment.PERSONAL.value).mean()
+    assert PERSONAL_SHARE - 0.1 < share < PERSONAL_SHARE + 0.1
+    assert set(rms["role"]) == {RmRole.BRM.value, RmRole.CRM.value, RmRole.PRM.value}
+    served = clients.merge(rms, on="rm_id", validate="many_to_one")
+    expected = served["segment"].map(
+        {
+            Segment.SME.value: RmRole.BRM.value,
+            Segment.CORPORATE.value: RmRole.CRM.value,
+            Segment.PERSONAL.value: RmRole.PRM.value,
+        }
+    )
+    assert (served["role"] == expected).all(), "a client served by an RM of another segment"
+    # the ids run in order across firms and persons, as one book
+    assert clients["client_id"].tolist() == sorted(clients["client_id"])
+    assert clients["client_id"].is_unique
+
+
+def test_personal_clients_have_no_firm_fields(personal_bank: Path) -> None:
+    clients = _read(personal_bank, CLIENTS)
+    persons = clients[clients["segment"] == Segment.PERSONAL.value]
+    firms = clients[clients["segment"] != Segment.PERSONAL.value]
+    for column in ("sector", "founded", "employees", "turnover"):
+        assert persons[column].isna().all(), column
+        assert firms[column].notna().all(), column
+    assert persons["onboarded"].notna().all()
+    assert set(persons["currency"]) == {"EUR"}
+    financials = _read(personal_bank, FINANCIALS)
+    assert not set(financials["client_id"]) & set(persons["client_id"]), "a person filed accounts"
+
+
+def test_personal_clients_hold_personal_products_only(personal_bank: Path) -> None:
+    products = _read(personal_bank, PRODUCTS)
+    assert tuple(products["product_code"]) == PRODUCT_CODES
+    personal = products[products["product_code"].isin(PERSONAL_PRODUCT_CODES)]
+    assert set(personal["segments"]) == {Segment.PERSONAL.value}
+    assert personal["min_age_months"].isna().all(), "an age floor would exclude every person"
+    assert set(personal.loc[personal["kind"] == "financing", "product_code"]) == {
+        "credit_card",
+        "residential_mortgage",
+    }
+    clients = _read(personal_bank, CLIENTS)[["client_id", "segment"]]
+    holdings = _read(personal_bank, HOLDINGS).merge(clients, on="client_id")
+    is_person = holdings["segment"] == Segment.PERSONAL.value
+    assert set(holdings.loc[is_person, "product_code"]) == set(PERSONAL_PRODUCT_CODES)
+    assert set(holdings.loc[~is_person, "product_code"]) <= set(BUSINESS_PRODUCT_CODES)
+    # every spell is sized: a credit limit, or a deposit's or fund's balance
+    assert holdings.loc[is_person, "amount"].gt(0).all()
+    mortgages = holdings[holdings["product_code"] == "residential_mortgage"]
+    cards = holdings[holdings["product_code"] == "credit_card"]
+    assert mortgages["amount"].median() > 10 * cards["amount"].median()
+
+
+def test_personal_accounts_look_like_a_salary_and_its_spending(personal_bank: Path) -> None:
+    clients = _read(personal_bank, CLIENTS)[["client_id", "segment"]]
+    history = _read(personal_bank, ACCOUNT_MONTHS).merge(clients, on="client_id")
+    persons = history[history["segment"] == Segment.PERSONAL.value]
+    firms = history[history["segment"] != Segment.PERSONAL.value]
+    monthly = persons["credit_turnover"].median()
+    assert 1_000 < monthly < 6_000, "a monthly salary"
+    assert monthly < firms["credit_turnover"].median() / 5
+    assert persons["n_credit_tx"].median() <= 4, "a salary or two a month, not a till"
+    assert (persons["payroll_outflow"] == 0).all()
+    assert (persons["acquiring_inflow"] == 0).all()
+    assert (persons["overdraft_limit"] == 0).all(), "no arranged overdraft among their products"
+    # the steadiness of a salary: inflows vary less month to month than a firm's
+    spread = history.groupby(["segment", "client_id"])["credit_turnover"].agg(
+        lambda s: s.std() / s.mean() if s.mean() > 0 else np.nan
+    )
+    by_segment = spread.groupby(level="segment").median()
+    assert by_segment[Segment.PERSONAL.value] < by_segment[Segment.SME.value]
+    holdings = _read(personal_bank, HOLDINGS)
+    cards = holdings[holdings["product_code"] == "credit_card"]
+    spans = cards.assign(end=cards["end_month"].fillna(date(2200, 1, 1)))
+    merged = persons[["client_id", "month", "card_spend"]].merge(spans, on="client_id")
+    inside = (merged["start_month"] <= merged["month"]) & (merged["month"] <= merged["end"])
+    with_card = set(zip(merged.loc[inside, "client_id"], merged.loc[inside, "month"], strict=True))
+    has_card = [
+        (c, m) in with_card for c, m in zip(persons["client_id"], persons["month"], strict=True)
+    ]
+    assert (persons.loc[has_card, "card_spend"] > 0).all()
+    assert (persons.loc[[not h for h in has_card], "card_spend"] == 0).all()
+
+
+def test_truth_covers_personal_clients_products(personal_bank: Path) -> None:
+    clients = _read(personal_bank, CLIENTS)[["client_id", "segment"]]
+    cross = pd.read_parquet(personal_bank / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet")
+    cross = cross.merge(clients, on="client_id")
+    is_person = cross["segment"] == Segment.PERSONAL.value
+    assert set(cross.loc[is_person, "product_code"]) == set(PERSONAL_PRODUCT_CODES)
+    assert set(cross.loc[~is_person, "product_code"]) == set(BUSINESS_PRODUCT_CODES)
+    assert cross["p_3m"].between(0.0, 1.0).all()
+    assert not cross.duplicated(["client_id", "month", "product_code"]).any()
+    # every person starts performing, so each has a 12-month PD (the credit truth covers
+    # every client; no credit spec uses the persons' part)
+    credit = pd.read_parquet(personal_bank / TRUTH_DIR / f"{TRUTH_CREDIT_PD}.parquet")
+    persons = set(clients.loc[clients["segment"] == Segment.PERSONAL.value, "client_id"])
+    assert persons <= set(credit["client_id"])
+
+
+def test_a_bank_with_personal_clients_passes_the_contract(personal_bank: Path) -> None:
+    validated = read_and_validate(personal_bank)  # raises DataContractError on any problem
+    assert len(validated.tables[CLIENTS.name].frame) == N_CLIENTS
+
+
+def test_personal_clients_are_deterministic_and_leave_the_firms_stream_alone(
+    tmp_path: Path, personal_bank: Path
+) -> None:
+    again = tmp_path / "again"
+    _generate(again, personal_share=PERSONAL_SHARE)
+    assert _hashes(again) == _hashes(personal_bank)
+
+
+def test_personal_rates_are_plausible(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    generate_bank(out, n_clients=3000, n_months=24, seed=3, personal_share=0.5)
+    clients = pd.read_parquet(out / f"{CLIENTS.name}.parquet")[["client_id", "segment"]]
+    persons = clients[clients["segment"] == Segment.PERSONAL.value]
+    credit = pd.read_parquet(out / TRUTH_DIR / f"{TRUTH_CREDIT_PD}.parquet")
+    mean_pd = credit.merge(persons, on="client_id")["pd_12m"].mean()
+    assert 0.004 <= mean_pd <= 0.03, "a retail book's default rate"
+    events = pd.read_parquet(out / f"{CREDIT_EVENTS.name}.parquet").merge(persons, on="client_id")
+    assert (events["event_type"] == EventType.DEFAULT.value).sum() > 0
+    cross = pd.read_parquet(out / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet")
+    by_product = cross.merge(persons, on="client_id").groupby("product_code")["p_3m"].mean()
+    assert set(by_product.index) == set(PERSONAL_PRODUCT_CODES)
+    assert by_product.between(0.002, 0.05).all()
+    holdings = pd.read_parquet(out / f"{HOLDINGS.name}.parquet").merge(persons, on="client_id")
+    held_at_start = holdings[pd.to_datetime(holdings["start_month"]) < pd.Timestamp(START)]
+    share = held_at_start.groupby("product_code")["client_id"].nunique() / len(persons)
+    assert share.between(0.05, 0.6).all(), share

@@ -150,6 +150,13 @@ def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
         financing = [code for code, terms in model.catalog.items() if terms.is_financing]
         frames.append(frame)
         parts.append(credit_aware(ranked, views, financing))
+    # the list names the models that answered for these clients, not every model served
+    used = set(models) | {
+        served.name
+        for served in (runtime.store.credit_for(c.segment) for c in eligible)
+        if served is not None
+    }
+    versions = {name: version for name, version in versions.items() if name in used}
     if not parts:
         return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, models, segment_of)
     ranked = pd.concat(parts, ignore_index=True).sort_values(
