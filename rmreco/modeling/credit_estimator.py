@@ -117,7 +117,7 @@ class CreditRiskEstimator:
         )
         card = WoeScorecard(
             bins=spec.model.scorecard.bins, C=spec.model.scorecard.C, random_state=spec.seed
-        ).fit(X_fit, y_fit, encoder.categorical_indices)
+        ).fit(X_fit, y_fit, encoder.categorical_indices, [f.direction for f in spec.features])
         self.scorecard_ = CreditRiskModel(
             kind="scorecard",
             scorecard=card,

@@ -436,6 +436,15 @@ class PropensityEstimator:
             self.logistic_.raw_score(rows.X_cal, rows.p_cal), rows.y_cal, rows.p_cal
         )
 
+    def rank_by_popularity(self, products: Sequence[str]) -> None:
+        """Serve ``products`` by their popularity rate instead of the model: the popularity
+        baseline's adoption rate of the product over the fit window (all segments, sampled
+        rows weighted back), the same propensity for every client. The choice is the
+        training job's (a product its model ranks no better than chance on the test window);
+        it is saved with :attr:`model_`."""
+        rates = self.popularity_.product_rates_
+        self.model_.use_popularity({str(c): float(rates.get(str(c), 0.0)) for c in products})
+
     def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Propensities of every fitted set-up and baseline on the rows of ``frame``."""
         X = self.encoder_.transform(frame)

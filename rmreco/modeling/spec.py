@@ -100,6 +100,33 @@ class GateSpec(Frozen):
     max_auc_drop: float = Field(0.01, ge=0, le=1)
 
 
+class ValidationSpec(Frozen):
+    """How a retrain's validation report measures the model (``rmreco.training.validation``)."""
+
+    #: bootstrap resamples (clients drawn with replacement) behind every confidence interval
+    bootstrap_resamples: int = Field(500, ge=20, le=10000)
+    #: two-sided level of the confidence intervals
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    #: quantile bins of a numeric variable in the population stability index (PSI)
+    psi_bins: int = Field(10, ge=2, le=50)
+
+
+class CreditValidationSpec(ValidationSpec):
+    #: the per-grade Jeffreys test flags a grade whose one-sided p-value is below this
+    jeffreys_level: float = Field(0.05, gt=0, lt=0.5)
+    #: clients of the test window whose PD is swept over each monotone feature's range
+    monotonicity_sample: int = Field(200, ge=1, le=100000)
+    #: quantiles of the feature's test-window values the sweep visits (0%, ..., 100%)
+    monotonicity_grid: int = Field(21, ge=2, le=201)
+    #: a PD moving against the declared direction by more than this is a violation
+    monotonicity_tolerance: float = Field(1e-6, ge=0, le=0.01)
+    #: the scorecard's points scale: ``base_score`` at good:bad odds ``base_odds``, ``pdo``
+    #: points to double the odds
+    base_score: float = 600.0
+    base_odds: float = Field(50.0, gt=0)
+    pdo: float = Field(20.0, gt=0)
+
+
 class CreditRiskSpec(Frozen):
     """A credit-risk (PD) model: what it reads, how it is fitted, graded, explained and gated.
 
@@ -120,6 +147,7 @@ class CreditRiskSpec(Frozen):
     grades: tuple[GradeBand, ...] = Field(min_length=2)
     reasons: ReasonSpec = ReasonSpec()
     gates: GateSpec = GateSpec()
+    validation: CreditValidationSpec = CreditValidationSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> CreditRiskSpec:
@@ -194,6 +222,10 @@ class RankingGateSpec(Frozen):
     metric: str = "oot_map_at_5"
     min_value: float = Field(0.2, ge=0, le=1)
     max_drop: float = Field(0.01, ge=0, le=1)
+    #: a product is ranked by its model only when the lower bound of the model's test-window
+    #: AUC interval for that product (``validation.confidence``) lies above this; otherwise
+    #: by its popularity rate, the same for every client
+    min_product_auc: float = Field(0.5, ge=0.5, lt=1)
 
 
 class CrossSellSpec(Frozen):
@@ -222,6 +254,7 @@ class CrossSellSpec(Frozen):
     credit_gate: CreditGateSpec = CreditGateSpec()
     reasons: ReasonSpec = ReasonSpec()
     gates: RankingGateSpec = RankingGateSpec()
+    validation: ValidationSpec = ValidationSpec()
 
     @field_validator("features")
     @classmethod

@@ -8,11 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rmreco.config import Settings
+from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
+from rmreco.features import FeatureInputs
 from rmreco.features.cross_sell import PRODUCT
+from rmreco.modeling.decisioning import load_policy
+from rmreco.modeling.propensity import PropensityModel
+from rmreco.modeling.spec import credit_specs
+from rmreco.training.registry import RegistryError
+from rmreco.training.scoring import (
+    client_propensities,
+    financing_decisions,
+    load_credit_models,
+    scored_clients,
+)
 
 
 def ndcg_at_k(relevance_in_order: Sequence[float], k: int = 3) -> float | None:
@@ -102,3 +117,45 @@ def financing_agreement(financing: pd.DataFrame, truth: pd.DataFrame, k: int = 3
         by_profit=float(np.mean(by_profit)),
         distinct_orders=len(orders),
     )
+
+
+def agreement_on_truth(
+    data: Path,
+    inputs: FeatureInputs,
+    model: PropensityModel,
+    month: date,
+    *,
+    settings: Settings,
+    tracking_uri: str | None,
+) -> tuple[Agreement | None, str]:
+    """The financing order's agreement (:func:`financing_agreement`) at ``month`` when ``data``
+    carries a truth of take-up (a synthetic bank's ``truth/cross_sell``): each client of a
+    credit champion's segments decided by batch scoring's own function, the options weighted by
+    ``model``'s propensities. None and why when it cannot be measured (no truth, no credit
+    champion for the model's segments, no client to judge)."""
+    path = data / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet"
+    if not path.exists():
+        return None, "the data holds no truth of take-up (only a synthetic bank does)"
+    names = [
+        s.name
+        for s in credit_specs(settings.resolved_models_dir)
+        if set(s.segments) & set(model.config.segments)
+    ]
+    try:
+        credit = load_credit_models(names, settings=settings, tracking_uri=tracking_uri)
+    except RegistryError as exc:
+        return None, f"the credit champions could not be loaded: {exc}"
+    if not credit:
+        return None, "no credit champion grades this model's segments yet"
+    scored = scored_clients(credit, inputs, [month], with_reasons=False)
+    panel = model.config.cross_sell_panel(inputs, months=[month])
+    financing = financing_decisions(
+        scored, inputs, month, load_policy(settings.policy_path), client_propensities(model, panel)
+    )
+    truth = pd.read_parquet(path, columns=["client_id", "month", PRODUCT, "p_3m"])
+    try:
+        found = financing_agreement(financing, truth)
+    except ValueError as exc:
+        return None, str(exc)
+    names_used = ", ".join(f"{c.name} v{c.version}" for c in credit)
+    return found, f"at {month:%Y-%m}, clients graded by {names_used}"

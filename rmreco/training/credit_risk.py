@@ -2,9 +2,11 @@
 
 One run fits the LightGBM PD model and the WoE scorecard baseline on the same rows
 (:class:`~rmreco.modeling.credit_estimator.CreditRiskEstimator`), calibrates both on the period
-after fitting, evaluates both on the latest period whose outcome is complete, and hands the
-model the spec registers to :func:`rmreco.training.run.record_training`, which logs the run,
-registers the model and moves ``champion`` only when the gates pass.
+after fitting, evaluates both on the latest period whose outcome is complete, validates the
+registered model there (:func:`rmreco.training.validation.validate_credit`: intervals,
+calibration per grade, stability, monotonicity, the scorecard's tables), and hands it to
+:func:`rmreco.training.run.record_training`, which logs the run and the report, registers the
+model and moves ``champion`` only when the gates pass (a violated monotone constraint vetoes).
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL
 from rmreco.modeling.credit_estimator import CreditRiskEstimator, credit_feature_config
 from rmreco.modeling.credit_model import CreditRiskModel
-from rmreco.modeling.master_scale import DEFAULT_GRADE
-from rmreco.modeling.metrics import auc, credit_metrics, gains_table, grade_table
+from rmreco.modeling.metrics import auc, credit_metrics, gains_table, score_psi
 from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CreditRiskSpec, load_credit_risk_spec
 from rmreco.training import plots, run
 from rmreco.training.registry import GateDecision
 from rmreco.training.splits import Split, TrainingDataError
+from rmreco.training.validation import (
+    CreditValidation,
+    TestWindow,
+    credit_card_section,
+    monotonicity_table,
+    psi_against,
+    validate_credit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +143,9 @@ def train_credit_risk(
     metrics = _evaluate(estimator, split, data)
     model, test = estimator.model_, split.test
     y_test = test[LABEL].to_numpy(dtype=int)
+    step("validating: intervals, calibration per grade, stability, monotonicity")
+    validation = _validate(estimator, split, spec)
+    metrics.update(validation.metrics())
     trained = run.TrainedModel(
         source=run.Source("train_credit_risk", spec, spec_path, data, validated.fingerprint),
         model=model,
@@ -145,13 +157,34 @@ def train_credit_risk(
         output_example=pd.DataFrame({"pd_12m": [0.01], "grade": ["5"], "reasons": ["[]"]}),
         gate=run.Gate("oot_auc", spec.gates.min_auc, spec.gates.max_auc_drop),
         score_on_test=lambda champion: _auc_of(champion, test, y_test),
-        write_report=lambda folder: _report(folder, estimator, test),
-        model_card=lambda report, gate, version: _model_card(
-            spec, validated.fingerprint, data, split, metrics, report, gate, version
+        write_report=lambda folder, champion: _report(
+            folder, estimator, test, validation, champion
         ),
+        model_card=lambda report, gate, version: _model_card(
+            spec, validated.fingerprint, data, split, metrics, report, gate, version, validation
+        ),
+        vetoes=(validation.veto,) if validation.veto else (),
     )
     return run.record_training(
         trained, settings=settings, tracking_uri=tracking_uri, experiment=experiment, step=step
+    )
+
+
+def _validate(
+    estimator: CreditRiskEstimator, split: Split, spec: CreditRiskSpec
+) -> CreditValidation:
+    """The validation of the registered model on the test window (see ``validation``)."""
+    scorecard = estimator.scorecard_.scorecard
+    assert scorecard is not None  # a scorecard model always has one
+    window = TestWindow(
+        "out_of_time",
+        split.describe()["test_period"],
+        len(split.test),
+        f"clients never fitted on ({spec.split.holdout_share:.0%} of clients, held out by a "
+        "hash of their id)",
+    )
+    return validate_credit(
+        estimator.model_, scorecard, split.fit, split.test, LABEL, spec=spec, window=window
     )
 
 
@@ -275,9 +308,15 @@ def _comparison(metrics: dict[str, float], registered: str) -> str:
     return text
 
 
-def _report(folder: Path, estimator: CreditRiskEstimator, test: pd.DataFrame) -> run.Report:
-    """Charts, tables and the test window's scores of a run."""
-    chosen, gbm, scale = estimator.model_, estimator.lightgbm_, estimator.model_.scale
+def _report(
+    folder: Path,
+    estimator: CreditRiskEstimator,
+    test: pd.DataFrame,
+    validation: CreditValidation,
+    champion: run.ChampionProfile,
+) -> run.Report:
+    """Charts, tables, the validation documents and the test window's scores of a run."""
+    chosen, gbm = estimator.model_, estimator.lightgbm_
     X_test = chosen.encoder.transform(test)
     y_test = test[LABEL].to_numpy(dtype=int)
     scored = chosen.predict_matrix(X_test)
@@ -285,7 +324,6 @@ def _report(folder: Path, estimator: CreditRiskEstimator, test: pd.DataFrame) ->
     pd_gbm = gbm.predict_pd(X_test)
     pd_card = estimator.scorecard_.predict_pd(X_test)
     features = list(chosen.features)
-    by_grade = grade_table(y_test, pd_chosen, scored.grade, [*scale.grades, DEFAULT_GRADE])
     gains = {"lightgbm": gains_table(y_test, pd_gbm), "scorecard": gains_table(y_test, pd_card)}
     assert gbm.booster is not None
     importance = pd.Series(
@@ -296,9 +334,13 @@ def _report(folder: Path, estimator: CreditRiskEstimator, test: pd.DataFrame) ->
     )
     contrib = gbm.contributions(X_test[sample])[:, :-1]
     mean_shap = pd.Series(np.abs(contrib).mean(axis=0), index=features, name="mean_abs_shap")
+    psi = psi_against(validation.psi, champion.profile, test, pd_chosen)
+    d = validation.discrimination
     charts = [
         plots.roc_chart(y_test, {"lightgbm": pd_gbm, "scorecard": pd_card}, folder / "roc.png"),
-        plots.calibration_by_grade_chart(by_grade, folder / "calibration_by_grade.png"),
+        plots.calibration_by_grade_chart(
+            validation.by_grade, folder / "calibration_by_grade.png", "out-of-time test window"
+        ),
         plots.gains_chart(gains, folder / "gains.png"),
         plots.bar_chart(
             importance,
@@ -307,6 +349,19 @@ def _report(folder: Path, estimator: CreditRiskEstimator, test: pd.DataFrame) ->
             folder / "feature_importance.png",
         ),
         plots.shap_summary_chart(contrib, X_test[sample], features, folder / "shap_summary.png"),
+        plots.bootstrap_chart(
+            d.replicates,
+            {k: (iv.value, iv.low, iv.high) for k, iv in d.intervals().items()},
+            folder / "bootstrap.png",
+        ),
+        plots.psi_chart(
+            psi,
+            {"psi": "fit window", "champion_psi": champion.note}
+            if champion.profile is not None
+            else {"psi": "fit window"},
+            folder / "psi.png",
+        ),
+        plots.monotonicity_chart(validation.sweeps, folder / "monotonicity.png"),
     ]
     scores = pd.DataFrame(
         {
@@ -318,12 +373,31 @@ def _report(folder: Path, estimator: CreditRiskEstimator, test: pd.DataFrame) ->
         }
     )
     tables = {
-        "grade_table": by_grade,
+        "grade_table": validation.by_grade,
+        "discrimination_ci": d.table(),
+        "psi": psi,
+        "monotonicity": monotonicity_table(validation.sweeps),
+        "scorecard_bins": validation.bins,
+        "scorecard_points": validation.points,
         "gains_lightgbm": gains["lightgbm"],
         "feature_importance": importance.sort_values(ascending=False).to_frame(),
         "mean_abs_shap": mean_shap.sort_values(ascending=False).to_frame(),
     }
-    return run.Report.write(folder, charts=charts, tables=tables, scores=scores)
+    document = {
+        **validation.document(),
+        "champion": {"version": champion.version, "note": champion.note},
+    }
+    metrics = {}
+    if champion.profile is not None:
+        metrics["psi_champion_score"] = score_psi(psi, "champion_psi")
+    return run.Report.write(
+        folder,
+        charts=charts,
+        tables=tables,
+        scores=scores,
+        documents={"validation.json": document, run.REFERENCE_PROFILE: validation.reference},
+        metrics=metrics,
+    )
 
 
 def _model_card(
@@ -335,8 +409,12 @@ def _model_card(
     report: run.Report,
     gate: GateDecision,
     version: str,
+    validation: CreditValidation,
 ) -> str:
     tables = report.tables
+    champion = report.documents["validation.json"]["champion"]
+    has_champion = bool(tables["psi"]["champion_psi"].notna().any())
+    section = credit_card_section(validation, tables["psi"], champion["note"], has_champion)
     comparison = _comparison(metrics, spec.model.registered)
     periods = split.describe()
     shown = [
@@ -352,10 +430,6 @@ def _model_card(
         "calibration_auc",
     ]
     metric_rows = "\n".join(f"| {k} | {metrics[k]:.4f} |" for k in shown if k in metrics)
-    grade_rows = "\n".join(
-        f"| {g} | {int(r.clients):,} | {r.mean_pd:.4f} | {r.default_rate:.4f} |"
-        for g, r in tables["grade_table"].iterrows()
-    )
     top = tables["mean_abs_shap"].head(10)
     driver_rows = "\n".join(
         f"| {name} | {FEATURE_DESCRIPTIONS.get(str(name), name)} | {row.mean_abs_shap:.4f} |"
@@ -386,15 +460,13 @@ without the policy rules and a human in the loop.
 calibration period; {len(spec.features)} features, monotone where the direction is known.
 
 ## Out-of-time metrics
+Measured on the {validation.window.describe()}.
+
 | metric | value |
 | --- | --- |
 {metric_rows}
 
-## Calibration by grade (test period)
-| grade | clients | mean PD | default rate |
-| --- | --- | --- | --- |
-{grade_rows}
-
+{section}
 ## Main drivers (mean absolute TreeSHAP contribution)
 | feature | meaning | mean abs contribution |
 | --- | --- | --- |

@@ -10,11 +10,16 @@ One run, on the same rows:
 - fits two baselines: product popularity (adoption rate among eligible non-holders by segment
   and product, from the fit window) and one logistic regression per product (standardised
   features, imputed missing values, calibrated per product like the model);
-- evaluates everything on the test window (the latest snapshots whose 3-month outcome is
-  complete): MAP@5, NDCG@5 and precision@1 of each client's ranked products (see
-  :func:`rmreco.modeling.metrics.ranking_metrics`: client-snapshots without an adoption are
-  left out), AUC and top-decile lift per product, and, on a synthetic bank, the same ranking
-  by the true probabilities (``oracle_oot_map_at_5``);
+- validates the chosen model per product on the test window (the latest snapshots whose
+  3-month outcome is complete; :func:`rmreco.training.validation.product_validation`): its AUC
+  with a bootstrap interval and its top-decile lift against popularity; a product the model
+  ranks no better than chance is ranked by its popularity rate instead, in the saved model
+  (``gates.min_product_auc``);
+- evaluates the model so served on the test window: MAP@5, NDCG@5 and precision@1 of each
+  client's ranked products (see :func:`rmreco.modeling.metrics.ranking_metrics`:
+  client-snapshots without an adoption are left out), AUC and top-decile lift per product,
+  population stability, and, on a synthetic bank, the same ranking by the true probabilities
+  (``oracle_oot_map_at_5``);
 - hands the chosen model to :func:`rmreco.training.run.record_training`, which logs it all to
   MLflow, registers the model and moves ``champion`` only through the gates.
 
@@ -37,9 +42,9 @@ from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
 from rmreco.features import FEATURE_DESCRIPTIONS, FeatureInputs
 from rmreco.features.builder import month_index
-from rmreco.features.cross_sell import LABEL, PRODUCT
+from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
 from rmreco.features.inputs import read_feature_inputs
-from rmreco.modeling.metrics import auc, gains_table, lift_at
+from rmreco.modeling.metrics import auc, gains_table, lift_at, score_psi
 from rmreco.modeling.propensity import PropensityModel, rank_offers, value_order
 from rmreco.modeling.propensity_estimator import (
     PropensityEstimator,
@@ -49,9 +54,18 @@ from rmreco.modeling.propensity_estimator import (
 from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CrossSellSpec, load_cross_sell_spec
 from rmreco.training import plots, run
+from rmreco.training.agreement import Agreement, agreement_on_truth
 from rmreco.training.registry import GateDecision
 from rmreco.training.scoring import credit_grades, load_credit_models
 from rmreco.training.splits import Split, TrainingDataError
+from rmreco.training.validation import (
+    CrossSellValidation,
+    TestWindow,
+    cross_sell_card_section,
+    product_validation,
+    psi_against,
+    validate_cross_sell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +162,17 @@ def _oracle(data: Path, test: pd.DataFrame) -> tuple[np.ndarray | None, float]:
 
 
 def _evaluate(
-    fitted: PropensityEstimator, split: Split, spec: CrossSellSpec, data: Path
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    fitted: PropensityEstimator,
+    split: Split,
+    spec: CrossSellSpec,
+    data: Path,
+    scores: dict[str, np.ndarray],
+) -> dict[str, float]:
+    """Ranking metrics of the served model (``scores["model"]``) and of the set-ups and
+    baselines in ``scores`` on the test window; adds the oracle's scores to ``scores``."""
     test, k = split.test, spec.ranking_k
     y = test[LABEL].to_numpy(int)
     codes = test[PRODUCT].astype(str).to_numpy(object)
-    scores = fitted.baseline_scores(test)
     metrics = ranking(test, np.nan_to_num(scores["model"], nan=-1.0), k, "oot_")
     for name in ("stacked", "per_product", "popularity", "logistic"):
         metrics[f"{name}_oot_map_at_{k}"] = ranking(
@@ -182,7 +201,7 @@ def _evaluate(
         metrics[f"oot_lift_top10_{code}"] = lift_at(y[rows], p[rows], 0.1)
         metrics[f"oot_adoption_rate_{code}"] = float(y[rows].mean())
         metrics[f"oot_mean_propensity_{code}"] = float(p[rows].mean())
-    return metrics, scores
+    return metrics
 
 
 def train_cross_sell(
@@ -218,9 +237,49 @@ def train_cross_sell(
         },
         on_step=step,
     )
-    step("evaluating on the out-of-time test window")
-    metrics, scores = _evaluate(fitted, split, spec, data)
     model, test = fitted.model_, split.test
+    step("validating per product on the out-of-time test window")
+    scores = fitted.baseline_scores(test)  # every set-up as fitted, before any fallback
+    products = product_validation(
+        test[LABEL].to_numpy(int),
+        scores["model"],
+        scores["popularity"],
+        test[PRODUCT].astype(str).to_numpy(object),
+        test["client_id"].astype(str).to_numpy(object),
+        model.products,
+        spec,
+    )
+    fitted.rank_by_popularity([str(c) for c, r in products["ranker"].items() if r == "popularity"])
+    scores["model"] = model.predict_propensity(model.encoder.transform(test))
+    validation = validate_cross_sell(
+        model,
+        split.fit,
+        test,
+        products,
+        spec=spec,
+        window=TestWindow(
+            "out_of_time",
+            split.describe()["test_period"],
+            len(test),
+            "every eligible (client, product) row of those months",
+        ),
+        weight=WEIGHT,
+    )
+    step("evaluating on the out-of-time test window")
+    metrics = _evaluate(fitted, split, spec, data, scores)
+    metrics.update(validation.metrics())
+    step("measuring the financing order against the data's truth of take-up, if it has one")
+    agreement = agreement_on_truth(
+        data,
+        inputs,
+        model,
+        pd.Timestamp(test["month"].max()).date(),
+        settings=settings,
+        tracking_uri=tracking_uri,
+    )
+    if agreement[0] is not None:
+        metrics["financing_ndcg_at_3"] = agreement[0].ranked
+        metrics["financing_ndcg_at_3_by_profit"] = agreement[0].by_profit
     rounds = [b.best_iteration or b.current_iteration() for b in model.boosters.values()]
     metrics["best_iteration"] = float(np.mean(rounds))
     trained = run.TrainedModel(
@@ -236,9 +295,21 @@ def train_cross_sell(
         ),
         gate=run.Gate(spec.gates.metric, spec.gates.min_value, spec.gates.max_drop),
         score_on_test=lambda champion: _test_value(champion, test, spec.gates.metric, spec),
-        write_report=lambda folder: _report(folder, fitted, test, scores),
+        write_report=lambda folder, champion: _report(
+            folder, fitted, test, scores, validation, champion
+        ),
         model_card=lambda report, gate, version: _model_card(
-            spec, validated.fingerprint, data, split, metrics, report, gate, version, fitted
+            spec,
+            validated.fingerprint,
+            data,
+            split,
+            metrics,
+            report,
+            gate,
+            version,
+            fitted,
+            validation,
+            agreement,
         ),
     )
     return run.record_training(
@@ -270,9 +341,16 @@ def _test_value(model: RmrecoModel, test: pd.DataFrame, metric: str, spec: Cross
 
 
 def _report(
-    folder: Path, fitted: PropensityEstimator, test: pd.DataFrame, scores: dict[str, np.ndarray]
+    folder: Path,
+    fitted: PropensityEstimator,
+    test: pd.DataFrame,
+    scores: dict[str, np.ndarray],
+    validation: CrossSellValidation,
+    champion: run.ChampionProfile,
 ) -> run.Report:
-    """Charts, tables and the test window's propensities of a run."""
+    """Charts, tables, the validation documents and the test window's propensities of a run
+    (``by_product``: the served model, fallbacks included; ``product_validation``: the model
+    before them, against popularity)."""
     y = test[LABEL].to_numpy(int)
     codes = test[PRODUCT].astype(str).to_numpy(object)
     p = np.nan_to_num(scores["model"], nan=0.0)
@@ -309,15 +387,39 @@ def _report(
             importance, "LightGBM feature importance", "total gain", folder / "importance.png"
         )
     )
+    psi = psi_against(validation.psi, champion.profile, test, scores["model"])
+    charts += [
+        plots.product_validation_chart(
+            validation.products, validation.min_auc, folder / "product_validation.png"
+        ),
+        plots.psi_chart(
+            psi,
+            {"psi": "fit window", "champion_psi": champion.note}
+            if champion.profile is not None
+            else {"psi": "fit window"},
+            folder / "psi.png",
+        ),
+    ]
     tables = {
         "by_product": by_product,
+        "product_validation": validation.products,
+        "psi": psi,
         "reliability": reliability,
         "feature_importance": importance.sort_values(ascending=False).to_frame(),
+    }
+    metrics = {}
+    if champion.profile is not None:
+        metrics["psi_champion_score"] = score_psi(psi, "champion_psi")
+    document = {
+        **validation.document(),
+        "champion": {"version": champion.version, "note": champion.note},
     }
     return run.Report.write(
         folder,
         charts=charts,
         tables=tables,
+        documents={"validation.json": document, run.REFERENCE_PROFILE: validation.reference},
+        metrics=metrics,
         scores=pd.DataFrame(
             {
                 "client_id": test["client_id"].astype(str).to_numpy(),
@@ -359,8 +461,13 @@ def _model_card(
     gate: GateDecision,
     version: str,
     fitted: PropensityEstimator,
+    validation: CrossSellValidation,
+    agreement: tuple[Agreement | None, str],
 ) -> str:
     tables = report.tables
+    champion = report.documents["validation.json"]["champion"]
+    has_champion = bool(tables["psi"]["champion_psi"].notna().any())
+    section = cross_sell_card_section(validation, tables["psi"], champion["note"], has_champion)
     periods = split.describe()
     k = spec.ranking_k
     shown = [
@@ -377,11 +484,6 @@ def _model_card(
         "oot_mean_propensity",
     ]
     metric_rows = "\n".join(f"| {m} | {metrics[m]:.4f} |" for m in shown if m in metrics)
-    product_rows = "\n".join(
-        f"| {code} | {int(r.rows):,} | {int(r.adoptions):,} | {r.adoption_rate:.4f} | "
-        f"{r.mean_propensity:.4f} | {r.auc:.3f} | {r.lift_top10:.2f} |"
-        for code, r in tables["by_product"].iterrows()
-    )
     descriptions = {**FEATURE_DESCRIPTIONS, **fitted.model_.descriptions}
     drivers = "\n".join(
         f"| {name} | {descriptions.get(str(name), name)} | {gain:,.0f} |"
@@ -396,7 +498,9 @@ Rank, for each performing client, the catalog products it does not hold and may 
 the expected annual margin of an offer (calibrated propensity x the product's annual margin),
 for relationship managers' call lists. Propensities are not promises: a list is a prompt for a
 conversation. Financing products are listed only when the client's credit grade is no worse than
-{spec.credit_gate.max_grade} (clients the credit model does not grade: {spec.credit_gate.ungraded}).
+{spec.credit_gate.max_grade} and the credit policy would not decline the client (clients the
+credit model does not grade: {spec.credit_gate.ungraded}). The same propensities rank a client's
+financing options (expected profit x propensity).
 
 ## Data
 - folder: `{data}`; content fingerprint `{fingerprint[:16]}`
@@ -414,15 +518,15 @@ calibrator). MAP@{k}: mean over client-snapshots with at least one adoption of t
 precision of the top {k} products; client-snapshots without an adoption are left out.
 
 ## Out-of-time metrics
+Measured on the {validation.window.describe()}, as served (products ranked by popularity
+included).
+
 | metric | value |
 | --- | --- |
 {metric_rows}
 
-## By product (test period)
-| product | rows | adoptions | adoption rate | mean propensity | AUC | top-decile lift |
-| --- | --- | --- | --- | --- | --- | --- |
-{product_rows}
-
+{section}
+{_agreement_section(agreement)}
 ## Main drivers (LightGBM total gain)
 | feature | meaning | gain |
 | --- | --- | --- |
@@ -439,6 +543,19 @@ precision of the top {k} products; client-snapshots without an adoption are left
 - Reasons are the features that raised the score most (TreeSHAP), not causes.
 - Specification: {json.dumps(spec.name)} fingerprint {spec.fingerprint()}.
 """
+
+
+def _agreement_section(agreement: tuple[Agreement | None, str]) -> str:
+    found, note = agreement
+    head = "## Financing order against the truth of take-up\n"
+    if found is None:
+        return head + f"Not measured: {note}.\n"
+    lines = "\n".join(f"- {line}" for line in found.lines())
+    return (
+        head + f"The financing options batch scoring ranks with this model's propensities, {note}, "
+        "against the data's own truth of each client's 3-month take-up (NDCG@3, relevance = "
+        "the true probability):\n\n" + lines + "\n"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Charts of credit-risk and cross-sell runs, drawn with matplotlib's object API (no pyplot, no
-display)."""
+"""This module owns the charts of credit-risk and cross-sell runs, drawn with matplotlib's object
+API (no pyplot, no display)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
+
+from rmreco.training.validation import MonotoneSweep
 
 
 def roc_chart(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
@@ -28,19 +31,139 @@ def roc_chart(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
-def calibration_by_grade_chart(table: pd.DataFrame, path: Path) -> Path:
-    """Mean predicted PD against observed default rate per grade (log scale)."""
+def calibration_by_grade_chart(table: pd.DataFrame, path: Path, window: str = "") -> Path:
+    """Per grade: mean predicted PD (markers) and observed default rate with its Jeffreys
+    interval (bars); a grade whose PD the Jeffreys test finds underestimated in red."""
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     x = np.arange(len(table))
-    ax.bar(x - 0.2, table["mean_pd"], width=0.4, label="mean predicted PD")
-    ax.bar(x + 0.2, table["default_rate"], width=0.4, label="observed default rate")
+    observed = table["default_rate"].to_numpy(float)
+    if "jeffreys_low" in table:
+        low = observed - table["jeffreys_low"].to_numpy(float)
+        high = table["jeffreys_high"].to_numpy(float) - observed
+        flagged = table["underestimated"].to_numpy(bool)
+        groups = ((~flagged, "tab:blue", "passes"), (flagged, "tab:red", "fails"))
+        for mask, colour, label in groups:
+            if mask.any():
+                ax.errorbar(
+                    x[mask],
+                    observed[mask],
+                    yerr=[np.maximum(low[mask], 0), np.maximum(high[mask], 0)],
+                    fmt="o",
+                    color=colour,
+                    capsize=3,
+                    label=f"observed default rate, Jeffreys interval ({label})",
+                )
+    else:
+        ax.plot(x, observed, "o", label="observed default rate")
+    ax.plot(x, table["mean_pd"], "_", markersize=18, color="black", label="mean predicted PD")
     ax.set_xticks(x, [str(g) for g in table.index])
     ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("grade")
-    ax.set_title("Calibration by grade, out-of-time test window")
-    ax.legend()
+    ax.set_title("Calibration by grade" + (f", {window}" if window else ""), fontsize=9)
+    ax.legend(fontsize=7)
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def psi_chart(table: pd.DataFrame, columns: dict[str, str], path: Path, top: int = 30) -> Path:
+    """PSI per variable (largest first) for each comparison in ``columns`` (column: label),
+    with the 0.1 (watch) and 0.25 (shift) bands."""
+    first = next(iter(columns))
+    shown = table.sort_values(first, ascending=False, na_position="last").head(top)[::-1]
+    fig = Figure(figsize=(7, max(3, 0.25 * len(shown))))
+    ax = fig.subplots()
+    y = np.arange(len(shown))
+    height = 0.8 / max(len(columns), 1)
+    for k, (column, label) in enumerate(columns.items()):
+        values = shown[column].to_numpy(float)
+        ax.barh(y + k * height, np.nan_to_num(values), height=height, label=label)
+    ax.set_yticks(y + height * (len(columns) - 1) / 2, [str(i) for i in shown.index], fontsize=7)
+    for limit, style in ((0.1, ":"), (0.25, "--")):
+        ax.axvline(limit, color="grey", linestyle=style, linewidth=1)
+    ax.set_xlabel("population stability index (0.1 watch, 0.25 shift)")
+    ax.set_title("PSI of the score and the features")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def bootstrap_chart(
+    replicates: dict[str, np.ndarray], intervals: dict[str, tuple[float, float, float]], path: Path
+) -> Path:
+    """Bootstrap distribution of each metric, with its point value and interval."""
+    fig, axes = _grid(len(replicates), width=3.2)
+    for ax, (name, values) in zip(axes, replicates.items(), strict=False):
+        point, low, high = intervals[name]
+        ax.hist(values[~np.isnan(values)], bins=30, color="tab:blue", alpha=0.7)
+        ax.axvline(point, color="black")
+        for bound in (low, high):
+            ax.axvline(bound, color="tab:red", linestyle="--")
+        ax.set_title(f"{name} {point:.3f} [{low:.3f}, {high:.3f}]", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("Bootstrap distributions (clients resampled), out-of-time test window")
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    return path
+
+
+def monotonicity_chart(sweeps: Sequence[MonotoneSweep], path: Path, lines: int = 30) -> Path:
+    """Small multiples, one per constrained feature: the PD of some clients of the sample as
+    the feature sweeps its range (others held), the median in black, clients whose PD moves
+    against the declared direction in red."""
+    fig, axes = _grid(max(len(sweeps), 1))
+    for ax, sweep in zip(axes, sweeps, strict=False):
+        grid, values = sweep.grid, sweep.pd_values
+        violating = np.asarray(sweep.steps_against.any(axis=1), dtype=bool)
+        if len(grid) >= 2 and len(values):
+            shown = np.r_[np.flatnonzero(violating)[:lines], np.arange(min(lines, len(values)))]
+            for i in np.unique(shown):
+                ax.plot(
+                    grid,
+                    values[i],
+                    color="tab:red" if violating[i] else "tab:blue",
+                    alpha=0.8 if violating[i] else 0.25,
+                    linewidth=0.8,
+                )
+            ax.plot(grid, np.median(values, axis=0), color="black", linewidth=1.5)
+        arrow = "up" if sweep.direction > 0 else "down"
+        ax.set_title(f"{sweep.feature} ({arrow}; {int(violating.sum())} against)", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("PD as each monotone feature sweeps its test-window range (others held)")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    return path
+
+
+def product_validation_chart(table: pd.DataFrame, min_auc: float, path: Path) -> Path:
+    """Per product: the model's AUC with its interval against the floor, and the top-decile
+    lift of the model beside popularity's; products ranked by popularity in grey."""
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    codes = [str(c) for c in table.index]
+    x = np.arange(len(codes))
+    auc = table["auc"].to_numpy(float)
+    fallback = (table["ranker"] == "popularity").to_numpy(bool)
+    colours = ["tab:grey" if f else "tab:blue" for f in fallback]
+    err = [
+        np.nan_to_num(np.maximum(auc - table["auc_low"].to_numpy(float), 0)),
+        np.nan_to_num(np.maximum(table["auc_high"].to_numpy(float) - auc, 0)),
+    ]
+    left.bar(x, np.nan_to_num(auc, nan=0.5) - 0.5, bottom=0.5, yerr=err, color=colours, capsize=3)
+    left.axhline(min_auc, color="tab:red", linestyle="--", linewidth=1)
+    left.set_xticks(x, codes, rotation=60, ha="right", fontsize=7)
+    left.set_ylabel("AUC (bootstrap interval); grey: popularity ranks it")
+    left.set_title("Model AUC per product", fontsize=9)
+    width = 0.4
+    right.bar(x - width / 2, np.nan_to_num(table["lift_top10"]), width, label="model")
+    right.bar(
+        x + width / 2, np.nan_to_num(table["popularity_lift_top10"]), width, label="popularity"
+    )
+    right.axhline(1.0, color="grey", linestyle=":")
+    right.set_xticks(x, codes, rotation=60, ha="right", fontsize=7)
+    right.set_title("Top-decile lift per product", fontsize=9)
+    right.legend(fontsize=7)
+    fig.suptitle("Cross-sell per product, out-of-time test window")
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     return path
 
 

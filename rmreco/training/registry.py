@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
@@ -50,16 +51,28 @@ def decide_gate(
     champion_value: float | None,
     champion_version: str | None,
     champion_error: str | None = None,
+    vetoes: Sequence[str] = (),
 ) -> GateDecision:
     """Apply the gates to a metric where higher is better (out-of-time AUC, MAP@5...): an
     absolute floor, and no worse than the champion beyond a tolerance.
 
     ``champion_value`` is the champion's value on the same test rows (None when there is no
     champion). ``champion_error`` says why an existing champion could not be evaluated; the
-    challenger is then refused, since it cannot be compared.
+    challenger is then refused, since it cannot be compared. ``vetoes`` are checks the model
+    failed whatever its metric (a monotone constraint it breaks): any refuses it, in their
+    words.
     """
     name = _label(metric)
     value = challenger_value
+    if vetoes:
+        return GateDecision(
+            False,
+            "refused: " + "; ".join(vetoes),
+            value,
+            champion_value,
+            champion_version,
+            metric,
+        )
     if value < min_value:
         return GateDecision(
             False,

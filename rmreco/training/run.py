@@ -8,6 +8,7 @@ A job (``credit_risk``, ``cross_sell``) splits, fits and evaluates, then hands a
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 #: The test window's rows as the trained model scored them (artifact ``scores/``)
 TEST_SCORES = "test_scores.parquet"
+#: The artifact folder of a run's validation report documents (JSON)
+REPORT_FOLDER = "report"
+#: The binned distribution of the run's training data, which the next run compares against
+#: (``rmreco.training.validation.profile_frame``), in :data:`REPORT_FOLDER`
+REFERENCE_PROFILE = "reference_profile.json"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class Report:
 
     files: dict[str, list[Path]] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: JSON documents by file name (artifact folder ``report/``)
+    documents: dict[str, Any] = field(default_factory=dict)
+    #: figures the report computed that the run logs as metrics besides the job's
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def write(
@@ -78,9 +88,11 @@ class Report:
         charts: list[Path],
         tables: dict[str, pd.DataFrame],
         scores: pd.DataFrame | None = None,
+        documents: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
     ) -> Report:
-        """Write ``tables`` as CSV (and the test window's ``scores`` as Parquet) into
-        ``folder``; ``charts`` are already there."""
+        """Write ``tables`` as CSV, ``documents`` as JSON (and the test window's ``scores`` as
+        Parquet) into ``folder``; ``charts`` are already there."""
         table_files = []
         for name, table in tables.items():
             path = folder / f"{name}.csv"
@@ -91,7 +103,24 @@ class Report:
             path = folder / TEST_SCORES
             scores.to_parquet(path, index=False)
             files["scores"] = [path]
-        return cls(files=files, tables=tables)
+        documents = dict(documents or {})
+        if documents:
+            files[REPORT_FOLDER] = []
+            for name, document in documents.items():
+                path = folder / name
+                path.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+                files[REPORT_FOLDER].append(path)
+        return cls(files=files, tables=tables, documents=documents, metrics=dict(metrics or {}))
+
+
+@dataclass(frozen=True)
+class ChampionProfile:
+    """The training data profile of the current champion (see :data:`REFERENCE_PROFILE`), or
+    why there is none to compare against."""
+
+    version: str | None
+    profile: dict[str, Any] | None
+    note: str
 
 
 @dataclass(frozen=True)
@@ -122,10 +151,12 @@ class TrainedModel:
     gate: Gate
     #: the gate's metric of another model (the champion) on the same test rows
     score_on_test: Callable[[RmrecoModel], float]
-    #: writes charts and tables into a folder (``write_report(folder)``)
-    write_report: Callable[[Path], Report]
+    #: writes charts and tables into a folder, given the champion's training data profile
+    write_report: Callable[[Path, ChampionProfile], Report]
     #: the model card's markdown, given the report, the gate's decision and the version
     model_card: Callable[[Report, GateDecision, str], str]
+    #: checks the model failed whatever its metric; any refuses promotion (see ``decide_gate``)
+    vetoes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,8 +217,12 @@ def record_training(
         step("logging the run to MLflow")
         _log_run(trained)
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            report = trained.write_report(folder)
+            folder = Path(tmp) / "report"
+            folder.mkdir()
+            champion = _champion_profile(client, spec.name, Path(tmp) / "champion")
+            report = trained.write_report(folder, champion)
+            if report.metrics:
+                mlflow.log_metrics(report.metrics)
             for subfolder, paths in report.files.items():
                 for path in paths:
                     mlflow.log_artifact(str(path), subfolder)
@@ -299,7 +334,36 @@ def _gate(client: MlflowClient, trained: TrainedModel, version: str) -> GateDeci
         champion_value=champion_value,
         champion_version=current,
         champion_error=error,
+        vetoes=trained.vetoes,
     )
+
+
+def _champion_profile(client: MlflowClient, name: str, folder: Path) -> ChampionProfile:
+    """The current champion's training data profile, read from its run's artifacts; a missing
+    one (no champion, a run from before profiles, an unreadable store) says why instead."""
+    version = champion_version(client, name)
+    if version is None:
+        return ChampionProfile(None, None, "no champion yet: nothing to compare against")
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        if not run_id:
+            return ChampionProfile(version, None, f"champion v{version} has no training run")
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=f"{REPORT_FOLDER}/{REFERENCE_PROFILE}",
+            dst_path=str(folder),
+        )
+        profile = json.loads(Path(local).read_text(encoding="utf-8"))
+    except (MlflowException, OSError, ValueError) as exc:
+        log.warning("champion v%s of %s: no training data profile (%s)", version, name, exc)
+        return ChampionProfile(
+            version,
+            None,
+            f"champion v{version}'s training data profile could not be found in its run's "
+            f"artifacts ({REPORT_FOLDER}/{REFERENCE_PROFILE}; runs before this report did not "
+            "record one): PSI against it not computed",
+        )
+    return ChampionProfile(version, profile, f"champion v{version}'s fit window")
 
 
 def load_registered(

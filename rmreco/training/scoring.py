@@ -378,7 +378,7 @@ def score_batch(
         }
         propensities: dict[str, dict[str, float]] = {}
         for name, (model, _) in xs_models.items():
-            propensities.update(_client_propensities(model, panels[name]))
+            propensities.update(client_propensities(model, panels[name]))
         financing = financing_decisions(scored, inputs, as_of, policy, propensities)
         views = credit_views(financing)
         parts = []
@@ -437,9 +437,7 @@ def credit_views(financing: pd.DataFrame) -> dict[str, CreditView]:
     }
 
 
-def _client_propensities(
-    model: PropensityModel, panel: pd.DataFrame
-) -> dict[str, dict[str, float]]:
+def client_propensities(model: PropensityModel, panel: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Each client's propensity by product over a cross-sell panel (the rows the model scores:
     eligible products the client does not hold)."""
     propensity = model.predict(panel, with_reasons=False).propensity

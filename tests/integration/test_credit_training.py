@@ -1,6 +1,9 @@
 """The credit-risk job end to end on a small synthetic bank: MLflow tracking and registry round
-trip (log, register, gate, load by alias, predict), the CLI, and batch scoring. Against the
-embedded SQLite store, and against a real ``mlflow server`` on PostgreSQL started here."""
+trip (log, register, gate, load by alias, predict), the validation report (intervals, the
+per-grade test, PSI against the fit window and the champion, monotonicity, the scorecard's
+tables), a model that breaks a monotone constraint refused by the gate, the CLI, and batch
+scoring. Against the embedded SQLite store, and against a real ``mlflow server`` on PostgreSQL
+started here."""
 
 from __future__ import annotations
 
@@ -19,13 +22,16 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
+import rmreco.modeling.credit_estimator as credit_estimator
 from rmreco.cli import app
 from rmreco.config import Settings
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.registry import CHALLENGER, CHAMPION
+from rmreco.training.run import REFERENCE_PROFILE
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "rmreco-sme-credit-risk"
@@ -37,6 +43,14 @@ REQUIRED_METRICS = (
     "oot_logloss",
     "baseline_oot_auc",
     "oracle_oot_auc",
+    "oot_auc_ci_low",
+    "oot_auc_ci_high",
+    "oot_gini_ci_low",
+    "oot_ks_ci_high",
+    "grades_underestimated",
+    "psi_score",
+    "psi_max_feature",
+    "monotonicity_violations",
 )
 
 pytestmark = pytest.mark.slow
@@ -91,8 +105,12 @@ def _round_trip(bank: Path, tmp_path: Path, tracking_uri: str) -> None:
         "gains.png",
         "feature_importance.png",
         "shap_summary.png",
+        "bootstrap.png",
+        "psi.png",
+        "monotonicity.png",
     } <= charts
     assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == first.version
+    _check_report(first.run_id, tracking_uri, tmp_path / "first", champion=None)
 
     # load by alias through MLflow's own pyfunc and predict
     mlflow.set_tracking_uri(tracking_uri)
@@ -116,6 +134,109 @@ def _round_trip(bank: Path, tmp_path: Path, tracking_uri: str) -> None:
     assert "below champion" in weak.gate.reason
     assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == first.version
     assert str(client.get_model_version_by_alias(NAME, CHALLENGER).version) == weak.version
+    # the second run measures its data against the champion's training data profile
+    _check_report(weak.run_id, tracking_uri, tmp_path / "weak", champion=first.version)
+    assert "psi_champion_score" in client.get_run(weak.run_id).data.metrics
+
+
+def _check_report(run_id: str, tracking_uri: str, folder: Path, champion: str | None) -> None:
+    """The validation report of a run: its documents, tables and what the model card quotes."""
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, tracking_uri=tracking_uri, dst_path=str(folder)
+        )
+    )
+    metrics = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.metrics
+    assert metrics["oot_auc_ci_low"] < metrics["oot_auc"] < metrics["oot_auc_ci_high"]
+    report = json.loads((local / "report" / "validation.json").read_text())
+    assert report["test_window"].startswith("out-of-time test window")
+    assert report["discrimination"]["resampled"] == "clients"
+    assert report["discrimination"]["auc"]["value"] == pytest.approx(metrics["oot_auc"])
+    assert report["champion"]["version"] == champion
+    spec = json.loads((local / "spec" / "resolved_spec.json").read_text())
+    constrained = {f["name"] for f in spec["features"] if f["monotone"] != "none"}
+    assert {row["feature"] for row in report["monotonicity"]} == constrained
+    assert report["monotonicity_veto"] is None
+    profile = json.loads((local / "report" / "reference_profile.json").read_text())
+    assert {f["name"] for f in spec["features"]} | {"(score)"} == set(profile["variables"])
+
+    grades = pd.read_csv(local / "tables" / "grade_table.csv", dtype={"grade": str})
+    assert {"clients", "defaults", "mean_pd", "jeffreys_low", "p_value", "underestimated"} <= set(
+        grades.columns
+    )
+    assert int(grades["clients"].sum()) == int(metrics["oot_rows"])
+    assert grades["p_value"].between(0, 1).all()
+    assert sorted(grades.loc[grades["underestimated"], "grade"]) == sorted(
+        report["grades_underestimated"]
+    )
+    psi = pd.read_csv(local / "tables" / "psi.csv", index_col=0)
+    assert set(psi.index) == set(profile["variables"])
+    assert psi["band"].isin(["stable", "watch", "shift"]).all()
+    assert psi["psi"].max() == pytest.approx(max(metrics["psi_max_feature"], metrics["psi_score"]))
+    assert psi["champion_psi"].notna().any() == (champion is not None)
+    bins = pd.read_csv(local / "tables" / "scorecard_bins.csv")
+    assert set(bins["feature"]) == {f["name"] for f in spec["features"]}
+    assert {"count", "event_rate", "woe", "iv"} <= set(bins.columns)
+    points = pd.read_csv(local / "tables" / "scorecard_points.csv")
+    assert len(points) == len(bins)
+    assert points["points"].notna().all()
+
+    card = (local / "model_card.md").read_text()
+    for text in (
+        "out-of-time test window",
+        "95% interval",
+        "Jeffreys",
+        "Population stability",
+        "Monotonicity of the registered model",
+        "No violation.",
+        "Scorecard (companion)",
+        f"{metrics['oot_auc_ci_low']:.4f}",
+    ):
+        assert text in card, text
+    if champion is None:
+        assert "no champion yet" in card
+    else:
+        assert f"champion v{champion}'s fit window" in card
+
+
+def test_a_model_that_breaks_a_monotone_constraint_is_refused(
+    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LightGBM fitted without its constraints (as when it does not honour them), and a spec
+    that says PD never falls as the business ages, which it does: the post-training check
+    finds it and the gate refuses the model, even with no champion to compare against."""
+    fit = credit_estimator.fit_binary_booster
+
+    def unconstrained(*args: object, **kwargs: object) -> object:
+        return fit(*args, **{**kwargs, "monotone": None})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(credit_estimator, "fit_binary_booster", unconstrained)
+    raw = yaml.safe_load(_spec(tmp_path).read_text())
+    for feature in raw["features"]:
+        if feature["name"] == "business_age_months":
+            feature["monotone"] = "increasing"
+    path = tmp_path / "wrong.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train_credit_risk(bank, spec_path=path, settings=_settings(tmp_path), tracking_uri=uri)
+    assert not result.gate.passed
+    assert result.gate.reason.startswith("refused: monotone constraint violated")
+    assert "business_age_months (increasing" in result.gate.reason
+    assert result.metrics["monotonicity_violations"] >= 1
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert str(client.get_model_version_by_alias(NAME, CHALLENGER).version) == result.version
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(NAME, CHAMPION)
+    art = str(tmp_path / "art")
+    local = Path(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, tracking_uri=uri, dst_path=art)
+    )
+    report = json.loads((local / "report" / "validation.json").read_text())
+    assert "business_age_months" in report["monotonicity_veto"]
+    table = pd.read_csv(local / "tables" / "monotonicity.csv", index_col=0)
+    assert table.loc["business_age_months", "clients_violating"] > 0
+    card = (local / "model_card.md").read_text()
+    assert "refused: monotone constraint violated" in card
 
 
 def test_round_trip_on_the_embedded_sqlite_store(bank: Path, tmp_path: Path) -> None:
@@ -189,7 +310,7 @@ def test_cli_train_list_promote_rollback_and_score_batch(
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
     runner = CliRunner()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    for _ in range(2):
+    for attempt in range(2):
         result = runner.invoke(
             app,
             [
@@ -206,10 +327,24 @@ def test_cli_train_list_promote_rollback_and_score_batch(
         assert result.exit_code == 0, result.output
         assert "oot_auc" in result.output
         assert "promoted" in result.output
+        if attempt == 0:  # the champion as a run from before training data profiles
+            profiles = list((tmp_path / "home").rglob(REFERENCE_PROFILE))
+            assert len(profiles) == 1
+            profiles[0].unlink()
     listed = runner.invoke(app, ["models", "list", "--tracking-uri", uri])
     assert listed.exit_code == 0
     assert NAME in listed.output
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # the second run says it could not compare against the champion's data, and went on
+    second = client.get_model_version(NAME, "2").run_id
+    local = mlflow.artifacts.download_artifacts(
+        run_id=second, artifact_path="report/validation.json", tracking_uri=uri,
+        dst_path=str(tmp_path / "second"),
+    )  # fmt: skip
+    champion = json.loads(Path(local).read_text())["champion"]
+    assert champion["version"] == "1"
+    assert "could not be found" in champion["note"]
+    assert "psi_champion_score" not in client.get_run(second).data.metrics
     assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == "2"
     rolled = runner.invoke(app, ["models", "rollback", NAME, "--tracking-uri", uri])
     assert rolled.exit_code == 0, rolled.output

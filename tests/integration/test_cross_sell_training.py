@@ -1,6 +1,8 @@
 """The cross-sell job end to end on a small synthetic bank: metrics logged by name, the gate
 moving the alias, loading by alias through MLflow's pyfunc, the CLI, batch scoring with and
-without a cross-sell champion, and the evaluation on another period."""
+without a cross-sell champion, the evaluation on another period, and the per-product report: a
+product whose adoptions were shuffled among clients is ranked by its popularity rate, in the
+report, the model card, the registered model and batch scoring alike."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -16,6 +19,8 @@ from typer.testing import CliRunner
 
 from rmreco.cli import app
 from rmreco.config import Settings
+from rmreco.modeling.propensity import PropensityModel
+from rmreco.modeling.pyfunc import download_model
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import evaluate_cross_sell, train_cross_sell
@@ -34,6 +39,9 @@ REQUIRED_METRICS = (
     "per_product_calibration_map_at_5",
 )
 AS_OF = "2023-06"
+#: a product whose holders are shuffled among the clients of their segment: whom it is adopted
+#: by says nothing about the client any more, so its model is at chance on the test window
+AT_CHANCE = "fx_hedging"
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +50,17 @@ pytestmark = pytest.mark.slow
 def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bank") / "bank"
     generate_bank(out, n_clients=1500, n_months=30, seed=5)
+    clients = pd.read_parquet(out / "clients.parquet")
+    holdings = pd.read_parquet(out / "holdings.parquet")
+    rng = np.random.default_rng(0)
+    moved: dict[str, str] = {}
+    for _, ids in clients.groupby("segment")["client_id"]:
+        # a permutation of whole clients: each client's spells move together, none overlap
+        moved.update(zip(ids, rng.permutation(ids.to_numpy()), strict=True))
+    rows = holdings["product_code"] == AT_CHANCE
+    assert rows.sum() > 100
+    holdings.loc[rows, "client_id"] = holdings.loc[rows, "client_id"].map(moved)
+    holdings.to_parquet(out / "holdings.parquet", index=False)
     return out
 
 
@@ -111,8 +130,15 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert "calibration-window MAP@5" in run.data.tags["comparison"]
     assert run.data.tags["data_fingerprint"]
     charts = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "charts")}
-    assert {"gains_by_product.png", "lift_by_product.png", "calibration_by_product.png"} <= charts
+    assert {
+        "gains_by_product.png",
+        "lift_by_product.png",
+        "calibration_by_product.png",
+        "product_validation.png",
+        "psi.png",
+    } <= charts
     assert "model_card.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    served = _check_fallback(run.info.run_id, uri, tmp_path / "report", version)
 
     # load by alias through MLflow's own pyfunc and predict
     mlflow.set_tracking_uri(uri)
@@ -142,6 +168,10 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert (offers.groupby("client_id")["rank"].min() == 1).all()
     top = offers.sort_values(["client_id", "rank"]).groupby("client_id")["expected_value"]
     assert top.apply(lambda s: s.is_monotonic_decreasing).all()
+    # batch scoring ranks the product at chance by its popularity rate, as the model says
+    flat = offers.loc[offers["product_code"] == AT_CHANCE, "propensity"]
+    assert len(flat) > 0
+    assert flat.to_numpy() == pytest.approx(served.popularity[AT_CHANCE])
     # no product the client holds at the as-of month
     holdings = pd.read_parquet(bank / "holdings.parquet")
     month = pd.Timestamp(f"{AS_OF}-01")
@@ -197,6 +227,48 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert [r.version for r in rows] == [weak.version, version]
     assert [r.aliases for r in rows] == [(CHALLENGER,), (CHAMPION,)]
     assert rows[1].metrics["oot_map_at_5"] == pytest.approx(metrics["oot_map_at_5"])
+
+
+def _check_fallback(run_id: str, uri: str, folder: Path, version: str) -> PropensityModel:
+    """The per-product report of a run, and the registered model it describes."""
+    local = Path(
+        mlflow.artifacts.download_artifacts(run_id=run_id, tracking_uri=uri, dst_path=str(folder))
+    )
+    table = pd.read_csv(local / "tables" / "product_validation.csv", index_col=0)
+    assert {"auc", "auc_low", "auc_high", "lift_top10", "popularity_lift_top10"} <= set(
+        table.columns
+    )
+    assert table.loc[AT_CHANCE, "ranker"] == "popularity"
+    assert table.loc[AT_CHANCE, "auc_low"] <= 0.5
+    assert (table["ranker"] == "model").any()  # the other products keep their model
+    assert (table.loc[table["ranker"] == "model", "auc_low"] > 0.5).all()
+    report = json.loads((local / "report" / "validation.json").read_text())
+    assert report["test_window"].startswith("out-of-time test window")
+    assert report["rankers"][AT_CHANCE]["ranker"] == "popularity"
+    assert "no better than chance" in report["rankers"][AT_CHANCE]["reason"]
+    metrics = MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
+    assert metrics["products_ranked_by_popularity"] == (table["ranker"] == "popularity").sum()
+    low = metrics[f"oot_model_auc_low_{AT_CHANCE}"]
+    assert low == pytest.approx(table.loc[AT_CHANCE, "auc_low"])
+    assert "psi_score" in metrics
+    card = (local / "model_card.md").read_text()
+    assert "### Products ranked by popularity" in card
+    assert f"- {AT_CHANCE}: AUC" in card
+    assert "Population stability" in card
+    # a credit champion grades the bank, which has a truth of take-up: the card judges the
+    # financing order against it beside the order by margin x limit
+    assert "## Financing order against the truth of take-up" in card
+    assert "NDCG@3 of the served order (profit x propensity)" in card
+    assert "NDCG@3 of the order by expected profit (margin x limit)" in card
+    assert 0 < metrics["financing_ndcg_at_3"] <= 1
+    mlflow.set_registry_uri(uri)
+    model = download_model(f"models:/{NAME}/{version}")
+    assert isinstance(model, PropensityModel)
+    assert model.rankers[AT_CHANCE] == "popularity"
+    assert {c for c, r in model.rankers.items() if r == "popularity"} == set(
+        table.index[table["ranker"] == "popularity"]
+    )
+    return model
 
 
 def test_a_bank_with_only_the_required_columns(bank: Path, tmp_path: Path) -> None:
