@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -88,7 +89,9 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not verbose:
-        # MLflow gives its logger its own INFO handler; its progress lines are noise here
+        # MLflow gives its logger its own INFO handler (configured when mlflow is imported,
+        # which the commands do lazily: hence the variable too); its progress lines are noise
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 

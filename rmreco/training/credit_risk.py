@@ -31,7 +31,7 @@ from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CreditRiskSpec, load_credit_risk_spec
 from rmreco.training import plots, run
 from rmreco.training.registry import GateDecision
-from rmreco.training.splits import Split, TrainingDataError
+from rmreco.training.splits import Split, TrainingDataError, require_segments
 from rmreco.training.validation import (
     CreditValidation,
     TestWindow,
@@ -133,6 +133,7 @@ def train_credit_risk(
     step("reading and validating the data")
     inputs, validated = read_feature_inputs(data)
     step("building point-in-time features and labels")
+    require_segments(inputs.clients, [str(s) for s in spec.segments])
     panel = credit_feature_config(spec).credit_panel(inputs)
     split = split_out_of_time(panel, spec)
     step(f"fitting LightGBM and the scorecard on {len(split.fit):,} snapshots")

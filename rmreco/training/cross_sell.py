@@ -57,7 +57,7 @@ from rmreco.training import plots, run
 from rmreco.training.agreement import Agreement, agreement_on_truth
 from rmreco.training.registry import GateDecision
 from rmreco.training.scoring import credit_grades, load_credit_models
-from rmreco.training.splits import Split, TrainingDataError
+from rmreco.training.splits import Split, TrainingDataError, require_segments
 from rmreco.training.validation import (
     CrossSellValidation,
     TestWindow,
@@ -111,8 +111,10 @@ def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
     """The three panels of the out-of-time split (the fit window's non-adopters sampled).
 
     Raises:
-        TrainingDataError: too few months, or a window without adoptions.
+        TrainingDataError: no client of the spec's segments, too few months, or a window
+            without adoptions.
     """
+    require_segments(inputs.clients, [str(s) for s in spec.segments])
     months = snapshot_months(
         inputs,
         spec.label.horizon_months,

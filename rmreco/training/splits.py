@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -30,3 +31,20 @@ class Split:
             "calibration_period": span(self.calibration),
             "test_period": span(self.test),
         }
+
+
+def require_segments(clients: pd.DataFrame, segments: Sequence[str]) -> None:
+    """Refuse data with no client of the spec's ``segments``, naming what it has.
+
+    Raises:
+        TrainingDataError: no client of those segments (the message counts the clients of
+            each segment the data has, and names the spec setting to change).
+    """
+    counts = clients["segment"].astype(str).value_counts()
+    if counts.reindex(list(segments)).fillna(0).sum() > 0:
+        return
+    has = ", ".join(f"{segment} {n:,}" for segment, n in counts.items()) or "no clients"
+    raise TrainingDataError(
+        f"the data has no client of the spec's segments ({', '.join(segments)}); its clients "
+        f"are: {has}. Set `segments` in the spec to segments the data has."
+    )
