@@ -333,30 +333,41 @@ class PropensityModel:
         return out
 
     def predict_matrix(
-        self, X: np.ndarray, turnover: np.ndarray, *, with_reasons: bool = True
+        self,
+        X: np.ndarray,
+        turnover: np.ndarray,
+        *,
+        with_reasons: bool = True,
+        currency: str | None = None,
     ) -> PropensityPredictions:
         """Propensity, expected value and reasons from an encoded matrix (see :attr:`encoder`)
-        and each row's annual turnover (see :func:`annual_turnover`). A product ranked by
-        popularity has no reasons: its propensity does not depend on the client."""
+        and each row's annual turnover (see :func:`annual_turnover`); ``currency`` (ISO 4217)
+        is named after amounts in the reasons."""
         codes = self.product_codes(X)
         propensity = self.calibrate(self.raw_score(X), codes)
         value = expected_value(codes, propensity, turnover, self.catalog)
-        reasons = self.reasons(X) if with_reasons else [[] for _ in range(len(X))]
-        if with_reasons and self.popularity:
-            by_popularity = np.isin(codes, list(self.popularity))
-            reasons = [
-                [] if flat else row for row, flat in zip(reasons, by_popularity, strict=True)
-            ]
+        reasons = (
+            self.reasons(X, currency=currency) if with_reasons else [[] for _ in range(len(X))]
+        )
         return PropensityPredictions(propensity=propensity, expected_value=value, reasons=reasons)
 
-    def predict(self, frame: pd.DataFrame, *, with_reasons: bool = True) -> PropensityPredictions:
+    def predict(
+        self, frame: pd.DataFrame, *, with_reasons: bool = True, currency: str | None = None
+    ) -> PropensityPredictions:
         """Propensity, expected value and reasons of every (client, product) row of a frame."""
         return self.predict_matrix(
-            self.encoder.transform(frame), annual_turnover(frame), with_reasons=with_reasons
+            self.encoder.transform(frame),
+            annual_turnover(frame),
+            with_reasons=with_reasons,
+            currency=currency,
         )
 
     def predict_records(
-        self, records: Sequence[dict[str, Any]], *, with_reasons: bool = True
+        self,
+        records: Sequence[dict[str, Any]],
+        *,
+        with_reasons: bool = True,
+        currency: str | None = None,
     ) -> PropensityPredictions:
         """:meth:`predict` of (client, product) dicts (the service's stored offer candidates),
         through the request path's encoder (``FeatureEncoder.transform_records``)."""
@@ -364,7 +375,10 @@ class PropensityModel:
             pd.DataFrame({c: [r.get(c) for r in records] for c in VALUE_INPUTS}, dtype=float)
         )
         return self.predict_matrix(
-            self.encoder.transform_records(records), turnover, with_reasons=with_reasons
+            self.encoder.transform_records(records),
+            turnover,
+            with_reasons=with_reasons,
+            currency=currency,
         )
 
     def reasons(
@@ -373,7 +387,8 @@ class PropensityModel:
         """The features that raised each propensity most, strongest first, in an RM's words
         and the reason catalogue's codes (``currency``, ISO 4217, is named after amounts).
         The product itself, and features that describe the extract rather than the client,
-        are not reasons."""
+        are not reasons; a product ranked by popularity has none (its propensity does not
+        depend on the client)."""
         top = self.top_reasons if top is None else top
         currency = currency or recorded_currency(self.metadata)
         contrib = np.nan_to_num(self.contributions(X)[:, :-1], nan=0.0)
@@ -381,10 +396,11 @@ class PropensityModel:
         contrib = np.where(eligible, contrib, -np.inf)
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
         products = {code: terms.name for code, terms in self.catalog.items()}
+        flat = np.isin(self.product_codes(X), list(self.popularity))
         out: list[list[Reason]] = []
         for i in range(len(X)):
             row: list[Reason] = []
-            for j in order[i]:
+            for j in order[i] if not flat[i] else ():
                 c = float(contrib[i, j])
                 if c <= MIN_CONTRIBUTION:
                     break
@@ -498,6 +514,7 @@ def rank_offers(
     scale: MasterScale | None = None,
     with_reasons: bool = False,
     group: Sequence[str] = ("client_id", "month"),
+    currency: str | None = None,
 ) -> pd.DataFrame:
     """Each client's offers ranked by expected value (rank 1 the highest), as batch scoring
     writes them.
@@ -511,7 +528,7 @@ def rank_offers(
         the ``group`` columns, ``product_code``, ``propensity``, ``expected_value``, ``rank``
         (and ``reasons`` as JSON when asked), plus the frame's index as ``row`` for joining back.
     """
-    result = model.predict(frame, with_reasons=with_reasons)
+    result = model.predict(frame, with_reasons=with_reasons, currency=currency)
     codes = np.asarray(frame[PRODUCT].astype(str), dtype=object)
     out = pd.DataFrame({name: frame[name].to_numpy() for name in group})
     out[PRODUCT] = codes

@@ -383,7 +383,9 @@ def score_batch(
         views = credit_views(financing)
         parts = []
         for name, (model, xs_version) in xs_models.items():
-            offers = cross_sell_offers(panels[name], model, as_of, views, credit[0].model.scale)
+            offers = cross_sell_offers(
+                panels[name], model, as_of, views, credit[0].model.scale, currency=currency
+            )
             offers["model_name"] = name
             offers["model_version"] = xs_version
             parts.append(offers)
@@ -456,6 +458,8 @@ def cross_sell_offers(
     as_of: date,
     views: Mapping[str, CreditView],
     scale: MasterScale,
+    *,
+    currency: str | None = None,
 ) -> pd.DataFrame:
     """The ranked offers of every client of ``panel`` (the model's cross-sell panel at
     ``as_of``, built with its own configuration; see the module docstring), credit-aware: each
@@ -471,6 +475,7 @@ def cross_sell_offers(
         scale=scale,
         with_reasons=True,
         group=("client_id",),
+        currency=currency,
     )
     financing = [code for code, terms in model.catalog.items() if terms.is_financing]
     ranked = credit_aware(ranked, views, financing)

@@ -443,6 +443,12 @@ def test_the_fallback_lives_in_the_model_on_every_predict_path_and_is_saved(
     assert served.propensity[noise] == pytest.approx(0.031)
     assert served.propensity[~noise] == pytest.approx(before[~noise])
     assert all(not served.reasons[i] for i in np.flatnonzero(noise))
+    # the service explains a list's page through reasons() alone: the same rule holds there
+    explained = model.reasons(model.encoder.transform(frame))
+    assert all(not explained[i] for i in np.flatnonzero(noise))
+    assert [r.code for r in explained[int(np.flatnonzero(~noise)[0])]] == [
+        r.code for r in served.reasons[int(np.flatnonzero(~noise)[0])]
+    ]
     fast = model.predict_propensity(model.encoder.transform(frame))
     records = model.predict_records(frame.to_dict("records"))
     assert fast == pytest.approx(served.propensity)
