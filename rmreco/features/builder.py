@@ -78,7 +78,7 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "intl_share_3m": "cross-border payments as a share of all payments over 3 months",
     "intl_growth_yoy": "growth of cross-border payments against a year earlier",
     "payroll_share_3m": "salary payments as a share of outflows over 3 months",
-    "card_spend_share_3m": "business card spending as a share of outflows over 3 months",
+    "card_spend_share_3m": "card spending as a share of outflows over 3 months",
     "acquiring_share_3m": "card-acquiring receipts as a share of inflows over 3 months",
     "segment": "client segment",
     "sector": "sector of activity",

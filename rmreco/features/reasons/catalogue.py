@@ -417,7 +417,7 @@ ENTRIES: tuple[ReasonEntry, ...] = (
     _e(
         "CRD03",
         "card_spend_share_3m",
-        "business card spending: {value} of outflows over the last 3 months",
+        "card spending: {value} of outflows over the last 3 months",
         "%",
         "percent",
     ),
