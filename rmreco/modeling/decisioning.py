@@ -1,17 +1,13 @@
-"""Credit decisioning: the policy decision, limits sized from cash flows, risk-based prices and
-the ranked financing options of one client. Used by the service and by batch scoring alike.
+"""Credit decisioning: the policy decision, limits sized from cash flows and the ranked
+financing options of one client, and the one orchestration (:func:`decide_financing`) the
+service's financing answer and batch scoring share. The policy file is
+:mod:`rmreco.modeling.policy`; prices and capital are :mod:`rmreco.modeling.pricing`.
 
-Pricing follows the usual cost build-up of a risk-based rate:
-
-    rate = funding cost + expected loss (PD x LGD) + capital charge + operating margin
-
-where the capital charge is the capital K of the Basel IRB formula for corporate exposures
-(with the firm-size adjustment for SMEs, BCBS CRE31.5 and CRE31.9) times the hurdle rate on
-that capital. Limits are the smallest of what the product allows (a share of annual turnover),
-what the client's cash flow can service (for amortising products: the principal whose annuity
-fits within cash flow / minimum DSCR) and, when asked, the requested amount; then scaled by
-grade. Options rank by expected risk-adjusted annual profit times the client's propensity to
-take the product.
+Limits are the smallest of what the product allows (a share of annual turnover), what the
+client's cash flow can service (for amortising products: the principal whose annuity fits
+within cash flow / minimum DSCR) and, when asked, the requested amount; then scaled by grade.
+Options rank by expected risk-adjusted annual profit times the client's propensity to take the
+product.
 """
 
 from __future__ import annotations
@@ -19,11 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from statistics import NormalDist
 from typing import Any, Literal
-
-from pydantic import Field, model_validator
 
 from rmreco.domain.contract import ProductKind
 from rmreco.features.reasons import (
@@ -41,182 +33,13 @@ from rmreco.modeling.adverse import (
     adverse_action_reasons,
     default_reason,
 )
-from rmreco.modeling.contact import ContactPolicy, Suppression
+from rmreco.modeling.contact import Suppression
 from rmreco.modeling.master_scale import DEFAULT_GRADE
-from rmreco.modeling.spec import Frozen, load_spec_file
+from rmreco.modeling.policy import CatalogDefaults, CreditPolicy
+from rmreco.modeling.pricing import Price, annuity_principal, price
 
 Outcome = Literal["approve", "refer", "decline"]
-_NORMAL = NormalDist()
 _SEVERITY = {"approve": 0, "refer": 1, "decline": 2}
-
-
-# --- the policy file -------------------------------------------------------------------------
-
-
-class DecisionBands(Frozen):
-    approve: tuple[str, ...]
-    refer: tuple[str, ...]
-    decline: tuple[str, ...]
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> DecisionBands:
-        seen = [*self.approve, *self.refer, *self.decline]
-        if len(seen) != len(set(seen)):
-            raise ValueError("a grade is in more than one decision band")
-        return self
-
-
-class HardRules(Frozen):
-    max_recent_dpd: int = Field(30, ge=0)
-    refer_dpd_12m: int = Field(60, ge=0)
-    refer_if_restructured: bool = True
-    min_business_age_months: int = Field(6, ge=0)
-
-
-class PricingPolicy(Frozen):
-    funding_cost: float = Field(ge=0, le=1)
-    hurdle_rate: float = Field(ge=0, le=1)
-    pd_floor: float = Field(0.0005, gt=0, lt=1)
-    default_maturity_years: float = Field(2.5, gt=0)
-    min_maturity_years: float = Field(1.0, gt=0)
-    max_maturity_years: float = Field(5.0, gt=0)
-    sme_turnover_floor_millions: float = Field(5.0, gt=0)
-    sme_turnover_cap_millions: float = Field(50.0, gt=0)
-
-
-class LimitPolicy(Frozen):
-    cash_flow_margin: float = Field(0.08, gt=0, le=1)
-    min_dscr: float = Field(1.25, ge=1)
-    grade_scale: dict[str, float]
-    utilisation: dict[str, float] = Field(default_factory=dict)
-    min_limit: float = Field(5000, ge=0)
-    amortising: tuple[str, ...] = ()
-
-
-class CatalogDefaults(Frozen):
-    """Terms assumed for a financing product whose catalog row leaves them empty (the
-    contract makes them optional); every option built on one says so in its notes."""
-
-    lgd: float = Field(0.45, gt=0, le=1)
-    margin_rate: float = Field(0.015, ge=0, le=1)
-    max_tenor_months: int = Field(12, ge=1)
-    limit_turnover_share: float = Field(0.1, ge=0)
-    min_age_months: int = Field(0, ge=0)
-
-
-class CreditPolicy(Frozen):
-    """The policy file: ``models/credit_policy.yaml``."""
-
-    version: str
-    decision: DecisionBands
-    hard_rules: HardRules = HardRules()
-    pricing: PricingPolicy
-    limits: LimitPolicy
-    catalog_defaults: CatalogDefaults = CatalogDefaults()
-    #: when a product may be put to a client again (financing and cross-sell alike)
-    contact: ContactPolicy
-    #: what a financing request may be for, and the financing products (codes of the bank's
-    #: catalog) that serve each purpose
-    purposes: dict[str, tuple[str, ...]]
-
-
-def load_policy(path: Path) -> CreditPolicy:
-    """Read and check the credit policy file.
-
-    Raises:
-        ConfigurationError: the file is missing, not YAML, or a field is wrong (named).
-    """
-    return load_spec_file(path, CreditPolicy)
-
-
-# --- capital and price -----------------------------------------------------------------------
-
-
-def irb_capital(
-    pd: float,
-    lgd: float,
-    maturity_years: float,
-    turnover_millions: float | None = None,
-    *,
-    pd_floor: float = 0.0005,
-    sme_floor: float = 5.0,
-    sme_cap: float = 50.0,
-) -> float:
-    """Capital requirement K per unit of exposure, Basel IRB corporate formula.
-
-    Correlation R falls from 0.24 to 0.12 as PD rises; firms with annual turnover below 50
-    million (``turnover_millions``, in EUR million) get the SME adjustment
-    ``- 0.04 * (1 - (S - 5) / 45)`` with S clipped to [5, 50]; K includes the maturity
-    adjustment. Risk weight = K x 12.5.
-    """
-    p = min(max(pd, pd_floor), 0.9999)
-    weight = (1 - math.exp(-50 * p)) / (1 - math.exp(-50))
-    r = 0.12 * weight + 0.24 * (1 - weight)
-    if turnover_millions is not None and turnover_millions < sme_cap:
-        s = min(max(turnover_millions, sme_floor), sme_cap)
-        r -= 0.04 * (1 - (s - 5) / 45)
-    b = (0.11852 - 0.05478 * math.log(p)) ** 2
-    conditional = _NORMAL.cdf(
-        (_NORMAL.inv_cdf(p) + math.sqrt(r) * _NORMAL.inv_cdf(0.999)) / math.sqrt(1 - r)
-    )
-    k = (lgd * conditional - p * lgd) * (1 + (maturity_years - 2.5) * b) / (1 - 1.5 * b)
-    return max(k, 0.0)
-
-
-@dataclass(frozen=True)
-class Price:
-    """An indicative annual rate and its build-up."""
-
-    rate: float
-    funding_cost: float
-    expected_loss: float
-    capital_charge: float
-    operating_margin: float
-    capital: float  # K per unit of exposure
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: round(v, 6) for k, v in self.__dict__.items()}
-
-
-def price(
-    pd: float,
-    lgd: float,
-    operating_margin: float,
-    maturity_years: float,
-    turnover_millions: float | None,
-    pricing: PricingPolicy,
-) -> Price:
-    """Risk-based rate = funding + PD x LGD + K x hurdle + operating margin."""
-    maturity = min(max(maturity_years, pricing.min_maturity_years), pricing.max_maturity_years)
-    p = max(pd, pricing.pd_floor)
-    k = irb_capital(
-        p,
-        lgd,
-        maturity,
-        turnover_millions,
-        pd_floor=pricing.pd_floor,
-        sme_floor=pricing.sme_turnover_floor_millions,
-        sme_cap=pricing.sme_turnover_cap_millions,
-    )
-    el = p * lgd
-    charge = k * pricing.hurdle_rate
-    return Price(
-        rate=pricing.funding_cost + el + charge + operating_margin,
-        funding_cost=pricing.funding_cost,
-        expected_loss=el,
-        capital_charge=charge,
-        operating_margin=operating_margin,
-        capital=k,
-    )
-
-
-def annuity_principal(payment_per_year: float, rate: float, years: float) -> float:
-    """The principal that ``payment_per_year`` repays with interest ``rate`` over ``years``."""
-    if payment_per_year <= 0 or years <= 0:
-        return 0.0
-    if rate <= 1e-9:
-        return payment_per_year * years
-    return payment_per_year * (1 - (1 + rate) ** -years) / rate
 
 
 # --- the decision ----------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import pandas as pd
 
 from rmreco.domain.contract import ProductKind
 from rmreco.features.cross_sell import PRODUCT
-from rmreco.modeling.decisioning import ClientFacts, CreditPolicy, Outcome, decide
+from rmreco.modeling.decisioning import ClientFacts, Outcome, decide
 from rmreco.modeling.master_scale import DEFAULT_GRADE
+from rmreco.modeling.policy import CreditPolicy
 
 #: Columns the credit view adds to each offer.
 CREDIT_VIEW_COLUMNS = ("pd_12m", "grade", "decision")

@@ -20,7 +20,7 @@ from rmreco.db import repository as repo
 from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.features.config import SnapshotParams
 from rmreco.features.snapshots import stored_params
-from rmreco.modeling.decisioning import load_policy
+from rmreco.modeling.policy import load_policy
 from rmreco.serving.errors import install_error_handlers
 from rmreco.serving.model_store import ModelStore
 from rmreco.serving.routes import ROUTERS

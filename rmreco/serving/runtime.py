@@ -22,7 +22,7 @@ from rmreco.config import Settings
 from rmreco.db import repository as repo
 from rmreco.domain.errors import ConfigurationError
 from rmreco.modeling.credit_model import CreditRiskModel
-from rmreco.modeling.decisioning import CreditPolicy
+from rmreco.modeling.policy import CreditPolicy
 from rmreco.modeling.propensity import PropensityModel
 from rmreco.modeling.spec import find_specs
 from rmreco.serving.errors import unavailable

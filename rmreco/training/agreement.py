@@ -18,7 +18,7 @@ from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
 from rmreco.features import FeatureInputs
 from rmreco.features.cross_sell import PRODUCT
-from rmreco.modeling.decisioning import load_policy
+from rmreco.modeling.policy import load_policy
 from rmreco.modeling.propensity import PropensityModel
 from rmreco.modeling.spec import credit_specs
 from rmreco.training.registry import RegistryError

@@ -39,9 +39,10 @@ from rmreco.features.config import snapshot_frame
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason
-from rmreco.modeling.decisioning import CreditPolicy, Outcome, decide_financing, load_policy
+from rmreco.modeling.decisioning import Outcome, decide_financing
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.offers import CreditView, credit_aware
+from rmreco.modeling.policy import CreditPolicy, load_policy
 from rmreco.modeling.propensity import PropensityModel, rank_offers
 from rmreco.training.registry import RegistryError
 from rmreco.training.run import load_champions

@@ -19,7 +19,7 @@ from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.reasons import entry_for, explain
 from rmreco.modeling.credit_estimator import CreditRiskEstimator, credit_feature_config
 from rmreco.modeling.credit_model import CreditRiskModel
-from rmreco.modeling.decisioning import load_policy
+from rmreco.modeling.policy import load_policy
 from rmreco.modeling.spec import CreditRiskSpec
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import split_out_of_time

@@ -16,10 +16,10 @@ from rmreco.modeling.decisioning import (
     Product,
     Request,
     financing_options,
-    load_policy,
     purpose_products,
 )
 from rmreco.modeling.offers import CreditView, credit_aware
+from rmreco.modeling.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "models" / "credit_policy.yaml")

@@ -11,17 +11,9 @@ import pytest
 from scipy.stats import norm
 
 from rmreco.domain.errors import ConfigurationError
-from rmreco.modeling.decisioning import (
-    ClientFacts,
-    Product,
-    Request,
-    annuity_principal,
-    decide,
-    financing_options,
-    irb_capital,
-    load_policy,
-    price,
-)
+from rmreco.modeling.decisioning import ClientFacts, Product, Request, decide, financing_options
+from rmreco.modeling.policy import load_policy
+from rmreco.modeling.pricing import annuity_principal, irb_capital, price
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "models" / "credit_policy.yaml")

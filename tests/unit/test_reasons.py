@@ -31,9 +31,10 @@ from rmreco.modeling.adverse import PolicyReason, adverse_action_reasons
 from rmreco.modeling.boosting import fit_binary_booster
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.credit_model import CreditRiskModel
-from rmreco.modeling.decisioning import decide_financing, load_policy
+from rmreco.modeling.decisioning import decide_financing
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
+from rmreco.modeling.policy import load_policy
 from rmreco.modeling.propensity_estimator import model_features
 from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 
