@@ -96,14 +96,23 @@ def ingest(
     ],
     db: DbOption = None,
 ) -> None:
-    """Validate a folder of input tables against the data contract and load it, all or nothing."""
-    from rmreco.data.ingest import ingest_folder
+    """Validate a folder of input tables against the data contract and load it, all or nothing.
 
+    A database without any table gets the schema first; one at an older schema revision is
+    refused with the `rmreco db upgrade` command to run."""
+    from rmreco.data.ingest import ingest_folder
+    from rmreco.db.migrate import create_if_empty
+
+    created = create_if_empty(database_url(db))
+    if created is not None:
+        out_console.print(f"the database was empty: created the schema (revision {created})")
     engine = open_engine(db)
     try:
         summary = ingest_folder(folder, engine, settings=current_settings())
     finally:
         engine.dispose()
+    for note in summary.notes:
+        out_console.print(note)
     _print_rows(summary.rows)
     out_console.print(f"loaded {folder} into the database (ingest run {summary.run_id})")
     refreshed = _refresh_features(db)

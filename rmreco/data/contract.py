@@ -21,6 +21,12 @@ and the natural key is unique. Across tables, plain pandas checks what one frame
   (``rmreco.data.ingest``), which knows the database.
 - the RM's role need not match the client's segment: real banks mix.
 
+Months may be any date within the month (read as the first day, ``rmreco.data.dates``). A table
+whose file carries a detail column (``account_months.account_id``) is checked row by row with
+that column in its key, then aggregated to its grain (``rmreco.data.accounts``) before the
+checks across tables and before anything reads it. What was normalised or aggregated is said
+once per column in :attr:`ValidatedTables.notes`, never once per row.
+
 Reading (``rmreco.data.tables``) comes first and reports cells that are not of their kind; the
 checks here then run on the typed frames. Problems are collected in full up to
 ``MAX_PROBLEMS_PER_COLUMN`` per column and check (pandera's ``n_failure_cases``); beyond that a
@@ -30,7 +36,7 @@ single problem counts the rest, so that ten million bad rows do not become ten m
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from rmreco.data.accounts import aggregate_details, row_key
+from rmreco.data.dates import is_month_column
 from rmreco.data.tables import (
     MAX_PROBLEMS_PER_COLUMN,
     InputTable,
@@ -77,6 +85,9 @@ class ValidatedTables:
     #: The clients.currency value, when the column is given; otherwise None.
     currency: str | None
     warnings: list[str] = field(default_factory=list)
+    #: What reading changed, once per column or table: months given as another day of the
+    #: month, rows of several accounts aggregated to the client-month.
+    notes: list[str] = field(default_factory=list)
 
     def frame(self, name: str) -> pd.DataFrame:
         """The frame of table ``name``; an empty frame for an optional table left out."""
@@ -123,15 +134,16 @@ def _key_is_first(key: tuple[str, ...]) -> Callable[[pd.DataFrame], pd.Series]:
     return check
 
 
-def build_schema(table: contract.Table) -> pa.DataFrameSchema:
+def build_schema(table: contract.Table, key: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
     """The pandera schema of one contract table, built from the contract.
 
-    Missing values are handled by an explicit ``not_null`` check rather than pandera's
-    ``nullable=False``, because checks cap their failure cases (``n_failure_cases``) and
-    pandera's built-in null check does not.
+    ``key`` is the key rows must be unique on (default: the table's; with a detail column such
+    as ``account_id``, the table's key plus that column). Missing values are handled by an
+    explicit ``not_null`` check rather than pandera's ``nullable=False``, because checks cap
+    their failure cases (``n_failure_cases``) and pandera's built-in null check does not.
     """
     columns: dict[str, pa.Column] = {}
-    for column in table.columns:
+    for column in (*table.columns, *table.detail_columns):
         checks = [
             pa.Check(
                 fn, name=name, ignore_na=name != "not_null", n_failure_cases=MAX_PROBLEMS_PER_COLUMN
@@ -147,7 +159,7 @@ def build_schema(table: contract.Table) -> pa.DataFrameSchema:
             name=column.name,
         )
     key_check = pa.Check(
-        _key_is_first(table.key),
+        _key_is_first(table.key if key is None else key),
         name="unique_key",
         ignore_na=False,
         n_failure_cases=MAX_PROBLEMS_PER_COLUMN,
@@ -159,7 +171,7 @@ def build_schema(table: contract.Table) -> pa.DataFrameSchema:
 
 def validate_table(table: InputTable) -> list[Problem]:
     """Check one table against its pandera schema; return every problem, located."""
-    schema = build_schema(table.table)
+    schema = build_schema(table.table, row_key(table))
     try:
         schema.validate(table.frame, lazy=True)
     except SchemaErrors as exc:
@@ -172,7 +184,7 @@ def _translate(table: InputTable, cases: pd.DataFrame) -> list[Problem]:
     problems: list[Problem] = []
     rules = {
         (c.name, name): (fn, message)
-        for c in table.table.columns
+        for c in (*table.table.columns, *table.table.detail_columns)
         for name, fn, message in _column_rules(c)
     }
     key_rows: set[int] = set()
@@ -200,7 +212,8 @@ def _translate(table: InputTable, cases: pd.DataFrame) -> list[Problem]:
             message = rules[(column, check)][1].format(value=show_value(failure_case))
             problems.append(Problem(file=file, row=row, column=column, message=message))
         elif check.startswith("dtype("):
-            kind = table.table.column(column).kind if column in table.table.column_names else "?"
+            kinds = {c.name: c.kind for c in (*table.table.columns, *table.table.detail_columns)}
+            kind = kinds.get(column or "", "?")
             problems.append(
                 Problem(
                     file=file,
@@ -228,7 +241,7 @@ def _translate(table: InputTable, cases: pd.DataFrame) -> list[Problem]:
 def _key_problems(table: InputTable, rows: list[int]) -> list[Problem]:
     if not rows:
         return []
-    key = list(table.table.key)
+    key = list(row_key(table))
     frame = table.frame
     firsts = (
         frame[key]
@@ -238,12 +251,14 @@ def _key_problems(table: InputTable, rows: list[int]) -> list[Problem]:
     )
     dup = frame.loc[rows, key].reset_index().merge(firsts, on=key, how="left")
     shown = ", ".join(key)
+    months = [k for k in key if is_month_column(k)]
+    hint = f" ({months[0]}: dates within a month count as that month)" if months else ""
     return [
         Problem(
             file=table.file,
             row=int(row),
             column=shown,
-            message=f"duplicate key ({shown}): the same values as row {int(first)}",
+            message=f"duplicate key ({shown}): the same values as row {int(first)}{hint}",
         )
         for row, first in zip(dup["row"].tolist(), dup["first_row"].tolist(), strict=True)
     ]
@@ -261,8 +276,9 @@ def _overflow_problems(
         if n_listed < MAX_PROBLEMS_PER_COLUMN:
             continue
         if check == "unique_key":
-            total = int(frame.duplicated(list(table.table.key), keep="first").sum())
-            shown = ", ".join(table.table.key)
+            key = list(row_key(table))
+            total = int(frame.duplicated(key, keep="first").sum())
+            shown = ", ".join(key)
             message = f"duplicate key ({shown})"
             column = shown
         elif column is not None and (column, check) in rules:
@@ -428,10 +444,29 @@ def load_currency(tables: Mapping[str, InputTable]) -> str | None:
 
 def validate_tables(tables: Mapping[str, InputTable]) -> list[Problem]:
     """Check typed input tables against the contract; return every problem found (or [])."""
+    return _validate_and_aggregate(tables)[0]
+
+
+def _validate_and_aggregate(
+    tables: Mapping[str, InputTable],
+) -> tuple[list[Problem], dict[str, InputTable], list[str]]:
+    """Check each table's rows, aggregate detail rows to the tables' grain, check across tables.
+
+    Returns the problems, the tables at their grain and a note per aggregated table.
+    """
     problems: list[Problem] = []
     for name in contract.TABLES_BY_NAME:
         if name in tables:
             problems.extend(validate_table(tables[name]))
+    aggregated = {name: aggregate_details(table) for name, table in tables.items()}
+    notes = [a.note for a in aggregated.values() if a.note is not None]
+    tables = {name: a.table for name, a in aggregated.items()}
+    problems.extend(_across_tables_problems(tables))
+    return problems, tables, notes
+
+
+def _across_tables_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
+    problems: list[Problem] = []
     problems.extend(_emptiness_problems(tables))
     problems.extend(_reference_problems(tables))
     problems.extend(_order_problems(tables))
@@ -470,14 +505,28 @@ def read_and_validate(folder: Path) -> ValidatedTables:
     Raises DataContractError carrying every problem (file, row, column) when anything is wrong.
     """
     read = read_input_folder(Path(folder))
-    problems = sort_problems(_drop_repeated_cells(read.problems + validate_tables(read.tables)))
+    found, tables, aggregated = _validate_and_aggregate(read.tables)
+    problems = sort_problems(_drop_repeated_cells(read.problems + found))
     if problems:
         logger.info("input %s refused: %d problems", folder, len(problems))
         raise DataContractError(problems)
+    notes = [*month_notes(read.tables.values()), *aggregated]
+    for note in notes:
+        logger.info("%s", note)
     return ValidatedTables(
         folder=read.folder,
-        tables=read.tables,
+        tables=tables,
         fingerprint=read.fingerprint,
-        currency=load_currency(read.tables),
+        currency=load_currency(tables),
         warnings=read.warnings,
+        notes=notes,
     )
+
+
+def month_notes(tables: Iterable[InputTable]) -> list[str]:
+    """One line per month column whose values named another day of the month."""
+    return [
+        f"{table.name}.{column}: {count:,} dates within their month read as that month"
+        for table in tables
+        for column, count in table.normalised_months.items()
+    ]

@@ -11,6 +11,8 @@ SQLite and PostgreSQL, sent in batches with executemany): loading the same folde
 changes nothing, a changed value is updated, and rows that are in the database but not in the
 folder are kept (a load adds and corrects; it does not replace). Optional columns left out of a
 file are left as they are in the database. Extra ``products`` columns go into ``products.params``.
+What is written is what reading made of the files: months as their first day, several accounts'
+rows as one client-month (``rmreco.data.contract``); the summary's ``notes`` say so.
 
 One currency per database: the load's currency is ``clients.currency`` when the column is given,
 else the ``RMRECO_CURRENCY`` setting; once the database holds a load, every later load must be in
@@ -62,6 +64,9 @@ class IngestSummary:
     rows: dict[str, int]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    #: What reading changed, once per column or table (months given as another day of the
+    #: month, accounts aggregated to the client-month); see ValidatedTables.notes.
+    notes: list[str] = field(default_factory=list)
 
 
 def ingest_folder(
@@ -96,6 +101,7 @@ def ingest_folder(
         rows=dict(run.row_counts),
         seconds=seconds,
         warnings=list(validated.warnings),
+        notes=list(validated.notes),
     )
 
 

@@ -19,7 +19,11 @@ Rules of the input format (also in the documented contract):
   because a column had gaps) are read as their decimal text: 1042 -> "1042".
 - Dates: in CSV exactly ``YYYY-MM-DD``; in Parquet a date, or a timestamp at midnight (a time
   zone, if any, is dropped keeping the wall-clock date). Month columns (``month`` and
-  ``*_month``) must be the first day of a month.
+  ``*_month``) take any date within a month and mean that month (``rmreco.data.dates``: month-end
+  dates, ``YYYY-MM``, timestamps); they are read as the month's first day, and how many values
+  were moved is counted per column (:attr:`InputFolder.normalised_months`).
+- ``account_months`` may carry the optional ``account_id`` column (several accounts per client);
+  it is read like the other columns and aggregated away by ``rmreco.data.accounts``.
 - Numbers must be finite; whole-number columns accept "12" and "12.0" but not "12.5".
 - Columns the contract does not know: in ``products`` they are kept (they go into the catalog's
   ``params``, numbers as numbers where the whole column is numeric); in every other table they
@@ -40,6 +44,7 @@ from typing import Any, Final, cast
 import numpy as np
 import pandas as pd
 
+from rmreco.data.dates import is_month_column, read_month_column
 from rmreco.domain import contract
 from rmreco.domain.errors import Problem
 
@@ -72,6 +77,8 @@ class InputTable:
     path: Path
     frame: pd.DataFrame
     extra_columns: tuple[str, ...] = ()
+    #: Per month column: values that named another day of their month, read as its first day.
+    normalised_months: dict[str, int] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -93,11 +100,6 @@ class InputFolder:
     #: sha256 over the files' names and bytes, in name order (the ingest run's fingerprint).
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
-
-
-def is_month_column(name: str) -> bool:
-    """Whether a date column holds months (first day of the month): ``month`` or ``*_month``."""
-    return name == "month" or name.endswith("_month")
 
 
 def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
@@ -201,7 +203,7 @@ def read_table(
     raw.columns = pd.Index(names)
     raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
 
-    known = set(table.column_names)
+    known = set(table.column_names) | {c.name for c in table.detail_columns}
     extra = tuple(n for n in names if n not in known)
     warnings: list[str] = []
     if extra and table.name != TABLE_KEEPING_EXTRA_COLUMNS:
@@ -211,12 +213,14 @@ def read_table(
 
     problems: list[Problem] = []
     columns: dict[str, pd.Series] = {}
-    for column in table.columns:
+    normalised: dict[str, int] = {}
+    for column in (*table.columns, *table.detail_columns):
         if column.name in raw.columns:
-            columns[column.name], column_problems = convert_column(
-                raw[column.name], column, file=file
-            )
-            problems.extend(column_problems)
+            converted = convert_column(raw[column.name], column, file=file)
+            columns[column.name] = converted.values
+            problems.extend(converted.problems)
+            if converted.normalised:
+                normalised[column.name] = converted.normalised
     kept_extra: tuple[str, ...] = ()
     if table.name == TABLE_KEEPING_EXTRA_COLUMNS:
         kept_extra = extra
@@ -224,7 +228,13 @@ def read_table(
             columns[name] = _extra_column(raw[name])
     frame = pd.DataFrame(columns, index=raw.index)
     return (
-        InputTable(table=table, path=path, frame=frame, extra_columns=kept_extra),
+        InputTable(
+            table=table,
+            path=path,
+            frame=frame,
+            extra_columns=kept_extra,
+            normalised_months=normalised,
+        ),
         problems,
         warnings,
     )
@@ -291,15 +301,27 @@ def show_value(value: Any) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-def convert_column(
-    series: pd.Series, column: contract.Column, *, file: str
-) -> tuple[pd.Series, list[Problem]]:
+@dataclass(frozen=True)
+class ConvertedColumn:
+    """One column converted to its contract kind."""
+
+    values: pd.Series
+    #: A problem for every cell that did not convert (capped, see MAX_PROBLEMS_PER_COLUMN).
+    problems: list[Problem]
+    #: Month columns: values moved to the first day of their month.
+    normalised: int = 0
+
+
+def convert_column(series: pd.Series, column: contract.Column, *, file: str) -> ConvertedColumn:
     """Convert one column to its contract kind; cells that do not convert become missing.
 
-    Returns the converted series and a problem for every cell that did not convert (capped
-    per column, see MAX_PROBLEMS_PER_COLUMN).
+    Month columns (``rmreco.data.dates.is_month_column``) read any date within a month as the
+    month's first day.
     """
     collector = ProblemCollector(file, column.name)
+    if column.kind == "date" and is_month_column(column.name):
+        months, moved = read_month_column(series, collector)
+        return ConvertedColumn(months, collector.problems, moved)
     converters = {
         "str": _to_str,
         "int": _to_int,
@@ -308,13 +330,7 @@ def convert_column(
         "bool": _to_bool,
     }
     converted = converters[column.kind](series, collector)
-    if column.kind == "date" and is_month_column(column.name):
-        collector.add(
-            converted,
-            converted.notna() & (converted.dt.day != 1),
-            "{value} is not the first day of a month",
-        )
-    return converted, collector.problems
+    return ConvertedColumn(converted, collector.problems)
 
 
 def _to_str(series: pd.Series, collector: ProblemCollector) -> pd.Series:

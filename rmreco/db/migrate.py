@@ -8,7 +8,11 @@ the same connection set-up as the application (except foreign keys, which are of
 migrating: a batch migration copies tables, and enforced foreign keys would refuse that).
 
 The CLI's ``rmreco db upgrade`` calls :func:`upgrade`; ingest and the service call
-:func:`require_head` before they touch the tables.
+:func:`require_head` before they touch the tables. ``rmreco ingest`` first calls
+:func:`create_if_empty`: a database without a single table (a new SQLite file, a new PostgreSQL
+database) gets the schema on its first load; a database at an older revision is never migrated
+behind the operator's back (a migration of a bank's database is a decision: backups, a window),
+it is refused with the command to run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.engine import make_url
 
 from rmreco.db.engine import create_engine_for
 from rmreco.domain.errors import DatabaseError
@@ -28,6 +33,8 @@ from rmreco.domain.errors import DatabaseError
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Alembic's table of the applied revision.
+VERSION_TABLE = "alembic_version"
 
 
 class SchemaNotCurrentError(DatabaseError):
@@ -107,13 +114,46 @@ def current(target: str | Engine | Connection) -> str | None:
             engine.dispose()
 
 
+def upgrade_command(url: str) -> str:
+    """The command that migrates the database at ``url`` (its password hidden)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    return f"rmreco db upgrade --db {shown}"
+
+
 def require_head(connection: Connection) -> None:
-    """Raise SchemaNotCurrentError unless the database is at the newest migration."""
+    """Raise SchemaNotCurrentError unless the database is at the newest migration.
+
+    The message names the revision the database is at, the one this rmreco needs and the
+    command that migrates it.
+    """
     at = MigrationContext.configure(connection).get_current_revision()
     head = head_revision()
     if at == head:
         return
-    state = "has no rmreco tables" if at is None else f"is at revision {at}, not {head}"
+    url = connection.engine.url.render_as_string(hide_password=False)
+    state = "has no rmreco schema" if at is None else f"is at schema revision {at}"
     raise SchemaNotCurrentError(
-        f"the database {state}; run `rmreco db upgrade` to migrate it first"
+        f"the database {state}; this version of rmreco needs revision {head}; "
+        f"run `{upgrade_command(url)}` to migrate it first"
     )
+
+
+def create_if_empty(url: str) -> str | None:
+    """Create the schema (migrate to the newest revision) when the database has no table at all.
+
+    Returns the revision created, or None when the database was not empty (nothing done). A
+    database with tables but at another revision is left as it is: :func:`require_head` refuses
+    it with the command to run. Raises sqlalchemy errors when the database cannot be reached.
+    """
+    engine = _migration_engine(url)
+    try:
+        with engine.connect() as connection:
+            # a database migrated down to "base" keeps Alembic's empty version table
+            tables = set(inspect(connection).get_table_names()) - {VERSION_TABLE}
+            is_empty = not tables and current(connection) is None
+    finally:
+        engine.dispose()
+    if not is_empty:
+        return None
+    logger.info("the database has no table: creating the schema")
+    return upgrade(url)

@@ -5,7 +5,9 @@ relational schema (``rmreco.db.schema``, checked against this by a test), the sy
 ``docs/data-format.md`` all follow it.
 
 Money columns are amounts in the bank's one currency (the optional ``clients.currency`` column
-or the ``RMRECO_CURRENCY`` setting says which). Months are dates on the first day of the month.
+or the ``RMRECO_CURRENCY`` setting says which). Months (columns ``month`` and ``*_month``) may be
+given as any date within the month -- the month's last day is the common bank convention -- and
+mean that month; they are read as the month's first day.
 Identifiers are strings; integer identifiers in input files are read as their decimal text.
 """
 
@@ -16,6 +18,8 @@ from enum import StrEnum
 from typing import Literal
 
 Kind = Literal["str", "date", "int", "float", "bool"]
+#: How rows finer than a table's grain (e.g. one per account) are combined into one row.
+Aggregation = Literal["sum", "max", "min"]
 
 #: Version of this contract. A trained model records the version it was trained on; a change
 #: that alters what a column means (not one that adds an optional column) raises it.
@@ -86,6 +90,12 @@ class Table:
     is_optional: bool = False
     #: (start, end) column pairs where end, when present, must not be before start.
     ordered: tuple[tuple[str, str], ...] = field(default=())
+    #: Optional identifier columns of a grain finer than the table's (``account_id``: one row
+    #: per account and month). When the file has one, its rows are aggregated to the table's
+    #: grain by ``aggregation`` as they are read; the column is neither stored nor a feature.
+    detail_columns: tuple[Column, ...] = field(default=())
+    #: For every column outside the key: (column, how, why) finer rows are aggregated.
+    aggregation: tuple[tuple[str, Aggregation, str], ...] = field(default=())
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -175,13 +185,24 @@ RELATIONSHIP_MANAGERS = Table(
     ),
 )
 
+_SUM_FLOW = "sum over the accounts"
+_SUM_BOUND = (
+    "sum over the accounts: the accounts' extremes need not fall on the same day, so the sum "
+    "approximates the extreme of the client's total balance (the sum of minima is at most the "
+    "lowest total, the sum of maxima at least the highest)"
+)
+
 ACCOUNT_MONTHS = Table(
     name="account_months",
-    grain="one row per client and calendar month",
+    grain="one row per client and calendar month (or per account and month, with account_id)",
     key=("client_id", "month"),
     columns=(
         Column("client_id", "str", "the client"),
-        Column("month", "date", "first day of the month the row describes"),
+        Column(
+            "month",
+            "date",
+            "the month the row describes: any date within it (e.g. its last day) means that month",
+        ),
         _money(
             "balance_avg",
             "average end-of-day balance over all current accounts (negative when overdrawn)",
@@ -205,6 +226,43 @@ ACCOUNT_MONTHS = Table(
         _money("acquiring_inflow", "card-acquiring settlements received"),
     ),
     references=(Reference("client_id", "clients", "client_id"),),
+    detail_columns=(
+        Column(
+            "account_id",
+            "str",
+            "the account the row describes, when the extract has one row per account and month "
+            "(current, card, loan accounts); rows are aggregated to the client-month, see "
+            "'Several accounts per client'",
+            required=False,
+        ),
+    ),
+    aggregation=(
+        ("balance_avg", "sum", "sum over the accounts (the client's average total balance)"),
+        ("balance_min", "sum", _SUM_BOUND),
+        ("balance_max", "sum", _SUM_BOUND),
+        ("credit_turnover", "sum", _SUM_FLOW),
+        ("debit_turnover", "sum", _SUM_FLOW),
+        ("n_credit_tx", "sum", _SUM_FLOW),
+        ("n_debit_tx", "sum", _SUM_FLOW),
+        ("overdraft_limit", "sum", "sum over the accounts (the client's total limit)"),
+        (
+            "overdraft_peak_use",
+            "sum",
+            "sum over the accounts (the peaks need not fall on the same day: at least the "
+            "client's largest total overdraft)",
+        ),
+        (
+            "days_in_overdraft",
+            "max",
+            "largest over the accounts (at least this many days some account was overdrawn)",
+        ),
+        ("dpd_max", "max", "largest over the accounts (the worst arrears)"),
+        ("returned_payments", "sum", _SUM_FLOW),
+        ("intl_payments", "sum", _SUM_FLOW),
+        ("payroll_outflow", "sum", _SUM_FLOW),
+        ("card_spend", "sum", _SUM_FLOW),
+        ("acquiring_inflow", "sum", _SUM_FLOW),
+    ),
 )
 
 PRODUCTS = Table(
@@ -281,9 +339,12 @@ HOLDINGS = Table(
     columns=(
         Column("client_id", "str", "the client"),
         Column("product_code", "str", "the product held"),
-        Column("start_month", "date", "first month the product was held"),
+        Column("start_month", "date", "first month the product was held (any date within it)"),
         Column(
-            "end_month", "date", "last month the product was held; empty while held", nullable=True
+            "end_month",
+            "date",
+            "last month the product was held (any date within it); empty while held",
+            nullable=True,
         ),
         _money("amount", "limit of a financing product or balance of a deposit at the start"),
     ),
@@ -300,7 +361,7 @@ CREDIT_EVENTS = Table(
     key=("client_id", "month", "event_type"),
     columns=(
         Column("client_id", "str", "the client"),
-        Column("month", "date", "month the event happened"),
+        Column("month", "date", "month the event happened (any date within it)"),
         Column(
             "event_type",
             "str",

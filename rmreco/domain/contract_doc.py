@@ -54,7 +54,7 @@ def render_table(table: Table) -> str:
         "| column | type | required | empty allowed | values | meaning |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for c in table.columns:
+    for c in (*table.columns, *table.detail_columns):
         lines.append(
             f"| `{c.name}` | {_type(c)} | {'yes' if c.required else 'no'} | "
             f"{'yes' if c.nullable else 'no'} | {_range(c)} | {c.description} |"
@@ -65,7 +65,34 @@ def render_table(table: Table) -> str:
             f"`{r.column}` -> `{r.target_table}.{r.target_column}`" for r in table.references
         )
         lines.append(f"References: {refs}.")
+    if table.detail_columns:
+        lines.extend(["", *render_aggregation(table)])
     return "\n".join(lines)
+
+
+def render_aggregation(table: Table) -> list[str]:
+    """How rows of a finer grain (e.g. one per account) are aggregated to the table's grain."""
+    details = ", ".join(f"`{c.name}`" for c in table.detail_columns)
+    key = ", ".join(table.key)
+    lines = [
+        f"#### Several accounts per client: aggregating `{table.name}`",
+        "",
+        f"When the file has {details}, each row describes one account of a client in a month "
+        f"and ({key}, {details.replace('`', '')}) must be unique. The rows of one "
+        f"({key}) are aggregated into one before anything else reads them (ingest, "
+        "training, batch scoring); the database holds the aggregate. Per column, missing "
+        "values are skipped (an account that does not report a column does not make the "
+        "client's figure unknown); the result is missing only when no account reports it. "
+        "Transfers between a client's own accounts count on both sides as in the extract; "
+        "remove them upstream if the turnover should exclude them. Without the column, "
+        f"two rows of one ({key}) are refused as duplicates.",
+        "",
+        "| column | aggregated as | rule |",
+        "| --- | --- | --- |",
+    ]
+    for column, how, why in table.aggregation:
+        lines.append(f"| `{column}` | {how} | {why} |")
+    return lines
 
 
 def render() -> str:

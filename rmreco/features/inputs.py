@@ -1,4 +1,10 @@
-"""Feature inputs from a validated input folder (the data contract's tables)."""
+"""Feature inputs from a validated input folder (the data contract's tables).
+
+This module owns handing the contract's tables to the feature builder. They come through the one
+read path that ingest also takes (``rmreco.data.contract.read_and_validate``), so training and
+batch scoring see the same months (any date within a month read as that month) and the same
+client-months (several accounts' rows aggregated by the contract's rules) as the database.
+"""
 
 from __future__ import annotations
 

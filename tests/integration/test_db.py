@@ -26,11 +26,13 @@ from rmreco.db.engine import (
 )
 from rmreco.db.migrate import (
     SchemaNotCurrentError,
+    create_if_empty,
     current,
     downgrade,
     head_revision,
     require_head,
     upgrade,
+    upgrade_command,
 )
 from rmreco.db.schema import (
     CONTRACT_MODELS,
@@ -187,6 +189,48 @@ def test_require_head_tells_to_upgrade(db_url: str) -> None:
         engine.dispose()
     assert isinstance(caught.value, RmrecoError)
     assert "rmreco db upgrade" in str(caught.value)
+
+
+def test_older_revision_is_refused_naming_both_revisions_and_the_command(db_url: str) -> None:
+    upgrade(db_url, "0003")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.connect() as connection, pytest.raises(SchemaNotCurrentError) as caught:
+            require_head(connection)
+    finally:
+        engine.dispose()
+    message = str(caught.value)
+    assert "at schema revision 0003" in message
+    assert f"needs revision {head_revision()}" in message
+    assert "`rmreco db upgrade --db " in message
+
+
+def test_upgrade_command_hides_the_password() -> None:
+    command = upgrade_command("postgresql+psycopg://rm:s3cret@db.bank:5432/rmreco")
+    assert command.startswith("rmreco db upgrade --db postgresql+psycopg://rm:")
+    assert "s3cret" not in command
+
+
+def test_create_if_empty_creates_only_on_an_empty_database(db_url: str) -> None:
+    assert create_if_empty(db_url) == head_revision()
+    assert current(db_url) == head_revision()
+    assert create_if_empty(db_url) is None  # at head: nothing to do
+    downgrade(db_url, "base")  # only Alembic's empty version table is left: empty again
+    assert create_if_empty(db_url) == head_revision()
+    downgrade(db_url, "0003")
+    assert create_if_empty(db_url) is None  # an older schema is left for `db upgrade`
+    assert current(db_url) == "0003"
+
+
+def test_create_if_empty_leaves_a_database_with_other_tables(db_url: str) -> None:
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE someone_elses (id INTEGER)"))
+    finally:
+        engine.dispose()
+    assert create_if_empty(db_url) is None
+    assert current(db_url) is None
 
 
 # --- constraints ----------------------------------------------------------------------------

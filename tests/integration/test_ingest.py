@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select, text
+from typer.testing import CliRunner, Result
 
 from rmreco.config import Settings
 from rmreco.data import ingest as ingest_module
 from rmreco.data.ingest import ingest_folder
 from rmreco.data.tables import InputTable
 from rmreco.db.engine import create_engine_for, session_factory
-from rmreco.db.migrate import SchemaNotCurrentError, upgrade
+from rmreco.db.migrate import SchemaNotCurrentError, current, head_revision, upgrade
 from rmreco.db.schema import Base, Client, IngestRun, Product
 from rmreco.domain import contract
 from rmreco.domain.errors import DataContractError
@@ -216,6 +218,104 @@ def test_database_must_be_migrated(db_url: str, tiny_bank: Path, settings: Setti
             ingest_folder(tiny_bank, engine, settings=settings)
     finally:
         engine.dispose()
+
+
+# --- a fresh database on the first ingest (the CLI) ----------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's settings in a temporary home, with an empty tracking store and no models."""
+    monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("RMRECO_MODELS_DIR", str(models))
+    monkeypatch.setenv("RMRECO_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _cli_ingest(folder: Path, db_url: str) -> Result:
+    from rmreco.cli.main import app
+
+    return CliRunner().invoke(app, ["ingest", str(folder), "--db", db_url])
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_ingest_creates_the_schema_of_an_empty_database(db_url: str, tiny_bank: Path) -> None:
+    assert current(db_url) is None
+    result = _cli_ingest(tiny_bank, db_url)
+    assert result.exit_code == 0, result.output
+    assert f"created the schema (revision {head_revision()})" in result.output
+    assert current(db_url) == head_revision()
+    engine = create_engine_for(db_url)
+    try:
+        assert counts(engine) == TINY_COUNTS
+    finally:
+        engine.dispose()
+    again = _cli_ingest(tiny_bank, db_url)  # at head: loads as before, nothing created
+    assert again.exit_code == 0, again.output
+    assert "created the schema" not in again.output
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_ingest_refuses_an_older_schema_naming_the_command(
+    db_url: str, tiny_bank: Path
+) -> None:
+    upgrade(db_url, "0003")
+    result = _cli_ingest(tiny_bank, db_url)
+    assert result.exit_code != 0
+    message = " ".join(result.output.split())
+    assert "revision 0003" in message
+    assert f"needs revision {head_revision()}" in message
+    assert "rmreco db upgrade --db" in message
+    assert current(db_url) == "0003"  # never migrated behind the operator's back
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_ingest_says_once_how_many_month_end_dates_were_read(
+    tiny_bank: Path, sqlite_url: str
+) -> None:
+    path = tiny_bank / "account_months.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame["month"] = (pd.to_datetime(frame["month"]) + pd.offsets.MonthEnd(0)).dt.strftime(
+        "%Y-%m-%d"
+    )
+    frame.to_csv(path, index=False)
+    result = _cli_ingest(tiny_bank, sqlite_url)
+    assert result.exit_code == 0, result.output
+    line = "account_months.month: 24 dates within their month read as that month"
+    assert result.output.count(line) == 1
+    assert "first day" not in result.output
+
+
+def test_month_ends_and_several_accounts_load_as_the_client_months(
+    engine: Engine, tiny_bank: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """The same bank sent with month-end dates and two accounts per client-month is stored as
+    the client-months of the plain shape, and the summary says what reading did, once."""
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_bank, plain)
+    path = tiny_bank / "account_months.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame["month"] = (pd.to_datetime(frame["month"]) + pd.offsets.MonthEnd(0)).dt.strftime(
+        "%Y-%m-%d"
+    )
+    current = frame.assign(account_id="CUR")
+    card = frame.assign(account_id="CARD")
+    for column, how, _ in contract.ACCOUNT_MONTHS.aggregation:
+        if how == "sum":  # the whole figure on the current account, none on the card
+            required = contract.ACCOUNT_MONTHS.column(column).required
+            card[column] = "0" if required else ""
+    pd.concat([card, current]).to_csv(path, index=False)
+
+    summary = ingest_folder(tiny_bank, engine, settings=settings)
+    assert summary.rows == TINY_COUNTS
+    assert summary.notes == [
+        "account_months.month: 48 dates within their month read as that month",
+        "account_months: 48 rows of one account_id each aggregated to 24 rows of client_id, month",
+    ]
+    shaped = snapshot(engine)
+    ingest_folder(plain, engine, settings=settings)  # the plain shape changes no row
+    assert snapshot(engine)["account_months"] == shaped["account_months"]
 
 
 def test_one_currency_per_database(engine: Engine, tiny_bank: Path, settings: Settings) -> None:

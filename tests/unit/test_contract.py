@@ -263,18 +263,23 @@ def test_duplicate_key(tiny_bank: Path) -> None:
     assert "row 8" in problem.message
 
 
-def test_month_not_first_of_month(tiny_bank: Path) -> None:
+def test_month_columns_take_any_date_within_the_month(tiny_bank: Path) -> None:
     set_cell(tiny_bank, "account_months", 6, "month", "2024-06-15")
     set_cell(tiny_bank, "holdings", 2, "start_month", "2024-03-31")
-    problems = problems_of(tiny_bank)
-    find(
-        problems,
-        file="account_months.csv",
-        row=6,
-        column="month",
-        text="'2024-06-15' is not the first day of a month",
+    validated = read_and_validate(tiny_bank)
+    assert validated.frame("account_months").loc[6, "month"] == pd.Timestamp("2024-06-01")
+    assert validated.frame("holdings").loc[2, "start_month"] == pd.Timestamp("2024-03-01")
+    assert "account_months.month: 1 dates within their month read as that month" in (
+        validated.notes
     )
-    find(problems, file="holdings.csv", row=2, column="start_month", text="first day")
+
+
+def test_month_that_is_not_a_date(tiny_bank: Path) -> None:
+    set_cell(tiny_bank, "account_months", 6, "month", "June 2024")
+    set_cell(tiny_bank, "holdings", 2, "start_month", "2024-02-30")
+    problems = problems_of(tiny_bank)
+    find(problems, file="account_months.csv", row=6, column="month", text="'June 2024'")
+    find(problems, file="holdings.csv", row=2, column="start_month", text="not a date")
 
 
 def test_dates_must_be_iso(tiny_bank: Path) -> None:
@@ -499,15 +504,17 @@ def test_parquet_dates_timestamps_and_integer_ids(tiny_bank: Path) -> None:
 
 
 def test_parquet_timestamp_with_time_of_day(tiny_bank: Path) -> None:
+    # a date that is not a month keeps its day: a time of day there is refused
     to_parquet(tiny_bank)
-    path = tiny_bank / "credit_events.parquet"
-    events = pd.read_parquet(path)
-    events["month"] = [pd.Timestamp(dt.datetime(2024, 5, 1, 13, 30))]
-    events.to_parquet(path)
+    path = tiny_bank / "clients.parquet"
+    clients = pd.read_parquet(path)
+    clients["founded"] = clients["founded"].astype("datetime64[us]")
+    clients.loc[0, "founded"] = pd.Timestamp(dt.datetime(2015, 3, 12, 13, 30))
+    clients.to_parquet(path)
     find(
         problems_of(tiny_bank),
-        file="credit_events.parquet",
+        file="clients.parquet",
         row=1,
-        column="month",
+        column="founded",
         text="time of day",
     )
