@@ -52,3 +52,10 @@ def test_imports_point_one_way() -> None:
 )
 def test_layout_of_the_design_card(path: str) -> None:
     assert (ROOT / path).exists(), f"{path} is part of the required layout"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test modules by basename (rootdir mode): two files of one name in
+    different folders stop the whole collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

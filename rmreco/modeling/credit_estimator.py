@@ -19,7 +19,7 @@ import pandas as pd
 
 from rmreco.features.config import FeatureConfig, SnapshotParams
 from rmreco.features.labels import LABEL
-from rmreco.modeling.boosting import fit_binary_booster
+from rmreco.modeling.boosting import fit_binary_booster, fit_set_warnings, has_split
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.encoding import FeatureEncoder
@@ -56,7 +56,13 @@ class CreditRiskEstimator:
         encoder_: the column order and categorical levels.
         lightgbm_, scorecard_: the two calibrated, graded models.
         model_: the one the spec registers (``model.registered``); ``baseline_`` the other.
+            With ``registered: best`` LightGBM until the training job, which measures both
+            out of time, calls :meth:`register`.
         best_iteration_: LightGBM's boosting rounds after early stopping.
+        lightgbm_params_: LightGBM's parameters as fitted (``min_data_in_leaf`` resolved for
+            the fit set's size); also in both models' metadata.
+        has_split_: whether LightGBM made any split (False: every tree a single leaf).
+        warnings_: what the fit set's size gives reason to doubt, in words.
     """
 
     def __init__(self, spec: CreditRiskSpec, *, threads: int = 1) -> None:
@@ -88,12 +94,23 @@ class CreditRiskEstimator:
         X_fit, X_cal = encoder.transform(fit), encoder.transform(calibration)
         y_fit, y_cal = fit[LABEL].to_numpy(dtype=int), calibration[LABEL].to_numpy(dtype=int)
         scale = MasterScale.from_bands(spec.master_scale_bands)
+        lgb_spec = spec.model.lightgbm
+        params = lgb_spec.resolved_params(len(fit))
+        min_leaf = lgb_spec.min_data_in_leaf(len(fit))
+        events = int(min(y_fit.sum(), len(y_fit) - y_fit.sum()))
+        self.warnings_ = fit_set_warnings(len(fit), events, min_leaf, "credit fit set")
+        self.lightgbm_params_ = params
         common: dict[str, Any] = {
             "config": config,
             "encoder": encoder,
             "scale": scale,
             "top_reasons": spec.reasons.top,
-            "metadata": {"name": spec.name, "spec_fingerprint": spec.fingerprint()}
+            "metadata": {
+                "name": spec.name,
+                "spec_fingerprint": spec.fingerprint(),
+                "min_data_in_leaf": min_leaf,
+                "fit_rows": len(fit),
+            }
             | (metadata or {}),
         }
         booster = fit_binary_booster(
@@ -103,7 +120,7 @@ class CreditRiskEstimator:
             y_cal,
             encoder=encoder,
             monotone=[f.direction for f in spec.features],
-            params={"num_threads": self.threads, **spec.model.lightgbm.params},
+            params={"num_threads": self.threads, **params},
             num_boost_round=spec.model.lightgbm.num_boost_round,
             early_stopping_rounds=spec.model.lightgbm.early_stopping_rounds,
             seed=spec.seed,
@@ -127,11 +144,28 @@ class CreditRiskEstimator:
         self.config_ = config
         self.encoder_ = encoder
         self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
-        if spec.model.registered == "lightgbm":
-            self.model_, self.baseline_ = self.lightgbm_, self.scorecard_
-        else:
-            self.model_, self.baseline_ = self.scorecard_, self.lightgbm_
+        self.has_split_ = has_split(booster)
+        if not self.has_split_:
+            self.warnings_.append(
+                f"LightGBM made no split (every tree a single leaf) with min_data_in_leaf "
+                f"{min_leaf:,} on {len(fit):,} fit rows"
+            )
+        self.register("scorecard" if spec.model.registered == "scorecard" else "lightgbm")
         return self
+
+    def register(self, kind: str) -> None:
+        """Make ``kind`` (``lightgbm`` or ``scorecard``) the served model, the other the
+        baseline: what ``registered: best`` resolves to once both are measured out of time.
+
+        Raises:
+            ValueError: ``kind`` is neither.
+        """
+        if kind == "lightgbm":
+            self.model_, self.baseline_ = self.lightgbm_, self.scorecard_
+        elif kind == "scorecard":
+            self.model_, self.baseline_ = self.scorecard_, self.lightgbm_
+        else:
+            raise ValueError(f"unknown model kind {kind!r}; use lightgbm or scorecard")
 
     def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
         """The served model's PD of every row of a features frame."""

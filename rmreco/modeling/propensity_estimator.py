@@ -40,7 +40,7 @@ from rmreco.features.cross_sell import (
     holdings_descriptions,
     holdings_feature_names,
 )
-from rmreco.modeling.boosting import fit_binary_booster
+from rmreco.modeling.boosting import fit_binary_booster, fit_set_warnings
 from rmreco.modeling.calibration import Calibrator, Method
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.metrics import ranking_metrics
@@ -84,8 +84,23 @@ def groups(frame: pd.DataFrame) -> np.ndarray:
 
 def ranking(frame: pd.DataFrame, scores: np.ndarray, k: int, prefix: str) -> dict[str, float]:
     """MAP@k, NDCG@k and precision@1 of each (client, month)'s products ordered by ``scores``
-    against the panel's adoptions, named with ``prefix``."""
-    m = ranking_metrics(groups(frame), frame[LABEL].to_numpy(), scores, k=k)
+    against the panel's adoptions, named with ``prefix``.
+
+    Only client-snapshots with at least two candidate products count: with one, any model
+    ranks it first and scores a perfect hit. ``ranking_groups`` counts those measured (with
+    two candidates or more and an adoption); when there are none, every measure is 0."""
+    group = groups(frame)
+    ranked = np.bincount(group)[group] >= 2
+    if not (ranked & (frame[LABEL].to_numpy() > 0)).any():
+        return {
+            f"{prefix}map_at_{k}": 0.0,
+            f"{prefix}ndcg_at_{k}": 0.0,
+            f"{prefix}precision_at_1": 0.0,
+            f"{prefix}ranking_groups": 0.0,
+        }
+    m = ranking_metrics(
+        group[ranked], frame[LABEL].to_numpy()[ranked], np.asarray(scores)[ranked], k=k
+    )
     return {
         f"{prefix}map_at_{k}": m[f"map_at_{k}"],
         f"{prefix}ndcg_at_{k}": m[f"ndcg_at_{k}"],
@@ -109,6 +124,17 @@ def client_half(frame: pd.DataFrame, seed: int) -> np.ndarray:
     """A fixed half of the clients (by a hash of the client id): True for the first half."""
     hashed = pd.util.hash_array(frame["client_id"].astype(str).to_numpy(object))
     return np.asarray((hashed + np.uint64(seed)) % np.uint64(2) == 0)
+
+
+def rare_products(fit: pd.DataFrame, codes: Sequence[str], min_adoptions: int) -> dict[str, int]:
+    """The catalog products (``codes``) with fewer than ``min_adoptions`` adoptions in the fit
+    window, and their adoption counts (rows of the sample, not weighted back)."""
+    taken = fit.loc[fit[LABEL] > 0, PRODUCT].astype(str).value_counts()
+    return {
+        str(c): int(taken.get(str(c), 0))
+        for c in codes
+        if int(taken.get(str(c), 0)) < min_adoptions
+    }
 
 
 # --- fitting ---------------------------------------------------------------------------------
@@ -291,6 +317,11 @@ class PropensityEstimator:
         model_: the one chosen (``model.choose``); ``baseline_`` the popularity baseline.
         popularity_, logistic_, logistic_calibrators_: the baselines.
         choice_metrics_, comparison_: how the choice was made, in figures and in words.
+        left_out_: catalog products with fewer than ``model.min_fit_adoptions`` adoptions in
+            the fit window, by adoption count: left out of every model of the run (not scored,
+            not in ``model_.products`` nor its catalog).
+        warnings_: what the run gives reason to doubt (left-out products, a tiny fit set), in
+            words.
     """
 
     def __init__(self, spec: CrossSellSpec, products: pd.DataFrame, *, threads: int = 1) -> None:
@@ -314,7 +345,31 @@ class PropensityEstimator:
         """
         step = on_step or (lambda _message: None)
         spec = self.spec
-        config = cross_sell_feature_config(spec, catalog_codes(self.products))
+        codes = catalog_codes(self.products)
+        self.left_out_ = rare_products(fit, codes, spec.model.min_fit_adoptions)
+        if len(self.left_out_) == len(codes):
+            raise ValueError(
+                f"every catalog product has fewer than {spec.model.min_fit_adoptions} adoptions "
+                f"in the fit window ({self.left_out_}); lower model.min_fit_adoptions"
+            )
+        self.warnings_ = [
+            f"product {code} left out of this run's model: {n} adoption"
+            f"{'s' if n != 1 else ''} in the fit window (model.min_fit_adoptions "
+            f"{spec.model.min_fit_adoptions}); it is not scored nor offered"
+            for code, n in self.left_out_.items()
+        ]
+        if self.left_out_:
+            fit = fit[~fit[PRODUCT].astype(str).isin(self.left_out_)].reset_index(drop=True)
+            calibration = calibration[
+                ~calibration[PRODUCT].astype(str).isin(self.left_out_)
+            ].reset_index(drop=True)
+        lgb_spec = spec.model.lightgbm
+        y = fit[LABEL].to_numpy(int)
+        events = int(min(y.sum(), len(y) - y.sum()))
+        self.warnings_ += fit_set_warnings(
+            len(fit), events, lgb_spec.min_data_in_leaf(len(fit)), "cross-sell fit set"
+        )
+        config = cross_sell_feature_config(spec, codes)
         encoder = FeatureEncoder.fit(
             fit, config.features, categorical=(*CATEGORICAL_FEATURES, PRODUCT)
         )
@@ -363,7 +418,11 @@ class PropensityEstimator:
             rows.y_cal[stop],
             weight=rows.w_fit[fit],
             encoder=self.encoder_,
-            params={"num_threads": self.threads, **lgb_spec.params, **extra},
+            params={
+                "num_threads": self.threads,
+                **lgb_spec.resolved_params(int(fit.sum())),
+                **extra,
+            },
             num_boost_round=lgb_spec.num_boost_round,
             early_stopping_rounds=lgb_spec.early_stopping_rounds,
             seed=self.spec.seed,
@@ -384,12 +443,16 @@ class PropensityEstimator:
             encoder=self.encoder_,
             boosters=boosters,
             calibrators={POOLED: Calibrator(method="platt")},
-            catalog=catalog_terms(self.products),
+            catalog={
+                code: terms
+                for code, terms in catalog_terms(self.products).items()
+                if code not in self.left_out_
+            },
             descriptions=holdings_descriptions(self.products),
             max_credit_grade=spec.credit_gate.max_grade,
             ungraded=spec.credit_gate.ungraded,
             top_reasons=spec.reasons.top,
-            metadata={**provenance, "kind": kind},
+            metadata={**provenance, "kind": kind, "left_out_products": dict(self.left_out_)},
         )
         draft.calibrators = self._calibrators(draft.raw_score(rows.X_cal), rows.y_cal, rows.p_cal)
         return draft

@@ -68,10 +68,50 @@ class FeatureSpec(Frozen):
         return {"increasing": 1, "decreasing": -1, "none": 0}[self.monotone]
 
 
+#: LightGBM's names of the fewest rows a leaf may hold (``min_data_in_leaf`` and its aliases)
+MIN_DATA_IN_LEAF_NAMES = ("min_data_in_leaf", "min_data_per_leaf", "min_data", "min_child_samples")
+
+
 class LightGbmSpec(Frozen):
+    """LightGBM's settings. The fewest rows a leaf may hold depends on the size of the fit set:
+    a spec states it either as a count in ``params`` (``min_data_in_leaf: 60``) or as a share
+    of the rows each model is fitted on (``min_data_in_leaf_share: 0.005`` with
+    ``min_data_in_leaf_floor: 20``), never both; :meth:`resolved_params` turns the share into
+    the count the fit uses, which the run logs and the model carries."""
+
     num_boost_round: int = Field(600, ge=1)
     early_stopping_rounds: int | None = Field(50, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: ``min_data_in_leaf`` as a share of the fit rows (None: ``params`` states it, or
+    #: LightGBM's default of 20 applies)
+    min_data_in_leaf_share: float | None = Field(None, gt=0, lt=0.5)
+    #: the least ``min_data_in_leaf`` the share resolves to
+    min_data_in_leaf_floor: int = Field(20, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LightGbmSpec:
+        stated = [n for n in MIN_DATA_IN_LEAF_NAMES if n in self.params]
+        if self.min_data_in_leaf_share is not None and stated:
+            raise ValueError(
+                f"min_data_in_leaf_share and params.{stated[0]} both state the fewest rows of a "
+                "leaf; keep one"
+            )
+        return self
+
+    def min_data_in_leaf(self, fit_rows: int) -> int:
+        """The fewest rows a leaf may hold for a fit set of ``fit_rows`` rows."""
+        if self.min_data_in_leaf_share is not None:
+            return max(self.min_data_in_leaf_floor, round(self.min_data_in_leaf_share * fit_rows))
+        for name in MIN_DATA_IN_LEAF_NAMES:
+            if name in self.params:
+                return int(self.params[name])
+        return 20  # LightGBM's own default
+
+    def resolved_params(self, fit_rows: int) -> dict[str, Any]:
+        """``params`` with the fewest rows of a leaf resolved for ``fit_rows`` fit rows."""
+        if self.min_data_in_leaf_share is None:
+            return dict(self.params)
+        return {**self.params, "min_data_in_leaf": self.min_data_in_leaf(fit_rows)}
 
 
 class ScorecardSpec(Frozen):
@@ -80,7 +120,9 @@ class ScorecardSpec(Frozen):
 
 
 class ModelSpec(Frozen):
-    registered: Literal["lightgbm", "scorecard"] = "lightgbm"
+    #: the model registered and served: one kind, or ``best``: the one with the better
+    #: out-of-time AUC in this run (a tie goes to the scorecard, the simpler model)
+    registered: Literal["lightgbm", "scorecard", "best"] = "lightgbm"
     calibration: Literal["platt", "isotonic"] = "platt"
     lightgbm: LightGbmSpec = LightGbmSpec()
     scorecard: ScorecardSpec = ScorecardSpec()
@@ -204,6 +246,9 @@ class CrossSellModelSpec(Frozen):
     calibration: Literal["platt", "isotonic"] = "platt"
     #: a product needs this many adoptions in the calibration window for a calibrator of its own
     min_calibration_adoptions: int = Field(20, ge=1)
+    #: a catalog product with fewer adoptions than this in the fit window is left out of the
+    #: run's model (not scored, not offered), with a warning naming it
+    min_fit_adoptions: int = Field(1, ge=1)
     lightgbm: LightGbmSpec = LightGbmSpec()
     #: parameters of the per-product models that differ from ``lightgbm.params``
     per_product_params: dict[str, Any] = Field(default_factory=dict)
@@ -226,6 +271,9 @@ class RankingGateSpec(Frozen):
     #: AUC interval for that product (``validation.confidence``) lies above this; otherwise
     #: by its popularity rate, the same for every client
     min_product_auc: float = Field(0.5, ge=0.5, lt=1)
+    #: the model's MAP@k on the test window must exceed popularity's by more than this (a
+    #: model that ranks no better than the adoption rates is refused)
+    min_lift_over_popularity: float = Field(0.0, ge=0, le=1)
 
 
 class CrossSellSpec(Frozen):

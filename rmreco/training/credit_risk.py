@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CREDIT_PD, TRUTH_DIR
-from rmreco.features import FEATURE_DESCRIPTIONS
+from rmreco.features import FEATURE_DESCRIPTIONS, FeatureInputs
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL
 from rmreco.modeling.credit_estimator import CreditRiskEstimator, credit_feature_config
@@ -30,8 +31,14 @@ from rmreco.modeling.metrics import auc, credit_metrics, gains_table, score_psi
 from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CreditRiskSpec, load_credit_risk_spec
 from rmreco.training import plots, run
-from rmreco.training.registry import GateDecision
-from rmreco.training.splits import Split, TrainingDataError, require_segments
+from rmreco.training.registry import GateDecision, constant_score_veto, no_split_veto
+from rmreco.training.splits import (
+    Split,
+    TrainingDataError,
+    require_both_outcomes,
+    require_outcome_months,
+    require_segments,
+)
 from rmreco.training.validation import (
     CreditValidation,
     TestWindow,
@@ -63,12 +70,12 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
     complete = panel[panel["label_complete"]]
     months = sorted(complete["month"].unique())
     need = spec.split.test_months + spec.split.calibration_months + 1
-    if len(months) < need:
-        raise TrainingDataError(
-            f"the data has {len(months)} snapshot months with a complete "
-            f"{spec.label.horizon_months}-month outcome; the split needs at least {need} "
-            f"({spec.split.test_months} test, {spec.split.calibration_months} calibration, 1 fit)"
-        )
+    require_outcome_months(
+        len(months),
+        horizon_months=spec.label.horizon_months,
+        test_months=spec.split.test_months,
+        calibration_months=spec.split.calibration_months,
+    )
     test_months = months[-spec.split.test_months :]
     cal_months = months[-need + 1 : -spec.split.test_months]
     fit_months = months[: -need + 1]
@@ -83,18 +90,23 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
         calibration=complete[complete["month"].isin(cal_months) & held_out],
         test=complete[complete["month"].isin(test_months) & held_out],
     )
-    for name, frame in (
-        ("fit", split.fit),
-        ("calibration", split.calibration),
-        ("test", split.test),
-    ):
-        positives = int(frame[LABEL].sum())
-        if positives == 0 or positives == len(frame):
-            raise TrainingDataError(
-                f"the {name} period has {len(frame)} rows and {positives} defaults; "
-                "both outcomes are needed"
-            )
+    require_both_outcomes(
+        (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
+        LABEL,
+        "defaults",
+    )
     return split
+
+
+def build_split(inputs: FeatureInputs, spec: CreditRiskSpec) -> Split:
+    """The out-of-time split of the credit panel of ``spec`` (see :func:`split_out_of_time`).
+
+    Raises:
+        TrainingDataError: no client of the spec's segments, too few labelled months, or a
+            period without defaulters.
+    """
+    require_segments(inputs.clients, [str(s) for s in spec.segments])
+    return split_out_of_time(credit_feature_config(spec).credit_panel(inputs), spec)
 
 
 def _oracle_auc(data: Path, test: pd.DataFrame) -> tuple[float | None, float]:
@@ -133,28 +145,35 @@ def train_credit_risk(
     step("reading and validating the data")
     inputs, validated = read_feature_inputs(data)
     step("building point-in-time features and labels")
-    require_segments(inputs.clients, [str(s) for s in spec.segments])
-    panel = credit_feature_config(spec).credit_panel(inputs)
-    split = split_out_of_time(panel, spec)
+    split = build_split(inputs, spec)
     step(f"fitting LightGBM and the scorecard on {len(split.fit):,} snapshots")
     estimator = CreditRiskEstimator(spec, threads=settings.resolved_threads).fit(
         split.fit, split.calibration, metadata={**split.describe(), **_windows(spec)}
     )
+    for warning in estimator.warnings_:
+        log.warning(warning)
+        step(f"warning: {warning}")
     step("evaluating on the out-of-time test window")
+    if spec.model.registered == "best":
+        estimator.register(_better_kind(estimator, split.test))
     metrics = _evaluate(estimator, split, data)
     model, test = estimator.model_, split.test
     y_test = test[LABEL].to_numpy(dtype=int)
     step("validating: intervals, calibration per grade, stability, monotonicity")
     validation = _validate(estimator, split, spec)
     metrics.update(validation.metrics())
+    vetoes = degenerate_vetoes(estimator, split)
+    if validation.veto:
+        vetoes.append(validation.veto)
+    comparison = _comparison(metrics, spec.model.registered, estimator.warnings_)
     trained = run.TrainedModel(
         source=run.Source("train_credit_risk", spec, spec_path, data, validated.fingerprint),
         model=model,
         test=test,
-        registered_kind=spec.model.registered,
-        comparison=_comparison(metrics, spec.model.registered),
+        registered_kind=model.kind,
+        comparison=comparison,
         metrics=metrics,
-        params=_params(spec, split),
+        params=_params(spec, split, estimator),
         output_example=pd.DataFrame({"pd_12m": [0.01], "grade": ["5"], "reasons": ["[]"]}),
         gate=run.Gate("oot_auc", spec.gates.min_auc, spec.gates.max_auc_drop),
         score_on_test=lambda champion: _auc_of(champion, test, y_test),
@@ -162,9 +181,18 @@ def train_credit_risk(
             folder, estimator, test, validation, champion
         ),
         model_card=lambda report, gate, version: _model_card(
-            spec, validated.fingerprint, data, split, metrics, report, gate, version, validation
+            spec,
+            validated.fingerprint,
+            data,
+            split,
+            metrics,
+            report,
+            gate,
+            version,
+            validation,
+            estimator,
         ),
-        vetoes=(validation.veto,) if validation.veto else (),
+        vetoes=tuple(vetoes),
     )
     return run.record_training(
         trained, settings=settings, tracking_uri=tracking_uri, experiment=experiment, step=step
@@ -189,22 +217,68 @@ def _validate(
     )
 
 
+def _better_kind(estimator: CreditRiskEstimator, test: pd.DataFrame) -> str:
+    """``lightgbm`` or ``scorecard``: the one with the better out-of-time AUC on ``test`` (a
+    tie goes to the scorecard, the simpler model): what ``registered: best`` registers."""
+    y = test[LABEL].to_numpy(dtype=int)
+    gbm = auc(y, estimator.lightgbm_.predict(test, with_reasons=False).pd_12m)
+    card = auc(y, estimator.scorecard_.predict(test, with_reasons=False).pd_12m)
+    return "lightgbm" if gbm > card else "scorecard"
+
+
+def degenerate_vetoes(estimator: CreditRiskEstimator, split: Split) -> list[str]:
+    """The gate's refusals of a degenerate registered model: a LightGBM model without a single
+    split, or PDs that do not vary over the test window (see
+    :func:`rmreco.training.registry.constant_score_veto`)."""
+    vetoes = []
+    model = estimator.model_
+    if model.kind == "lightgbm":
+        lgb_spec = estimator.spec.model.lightgbm
+        no_split = no_split_veto(
+            estimator.has_split_,
+            "the LightGBM model",
+            lgb_spec.min_data_in_leaf(len(split.fit)),
+            len(split.fit),
+        )
+        if no_split:
+            vetoes.append(no_split)
+    constant = constant_score_veto(estimator.predict_pd(split.test), f"the {model.kind} model")
+    if constant and not vetoes:  # a model without a split is constant too: say it once
+        vetoes.append(constant)
+    return vetoes
+
+
 def _windows(spec: CreditRiskSpec) -> dict[str, int]:
     """The split settings a backtest of the model reuses (``rmreco evaluate``)."""
     return {"test_months": spec.split.test_months}
 
 
-def _params(spec: CreditRiskSpec, split: Split) -> dict[str, object]:
-    """What the run logs besides the model's feature configuration (``run`` logs that)."""
+def _params(
+    spec: CreditRiskSpec, split: Split, estimator: CreditRiskEstimator
+) -> dict[str, object]:
+    """What the run logs besides the model's feature configuration (``run`` logs that);
+    LightGBM's parameters as fitted (``min_data_in_leaf`` resolved for the fit set)."""
+    lgb_spec = spec.model.lightgbm
+    shares = (
+        {
+            "lgb_min_data_in_leaf_share": lgb_spec.min_data_in_leaf_share,
+            "lgb_min_data_in_leaf_floor": lgb_spec.min_data_in_leaf_floor,
+        }
+        if lgb_spec.min_data_in_leaf_share is not None
+        else {}
+    )
     return {
-        "registered": spec.model.registered,
+        "registered": estimator.model_.kind,
+        "registered_rule": spec.model.registered,
         "calibration": spec.model.calibration,
         "rows_fit": len(split.fit),
         "rows_calibration": len(split.calibration),
         "rows_test": len(split.test),
         **split.describe(),
-        **{f"lgb_{k}": v for k, v in spec.model.lightgbm.params.items()},
-        "lgb_num_boost_round": spec.model.lightgbm.num_boost_round,
+        **{f"lgb_{k}": v for k, v in estimator.lightgbm_params_.items()},
+        "lgb_min_data_in_leaf": lgb_spec.min_data_in_leaf(len(split.fit)),
+        **shares,
+        "lgb_num_boost_round": lgb_spec.num_boost_round,
     }
 
 
@@ -300,13 +374,17 @@ def evaluate_credit_model(
     )
 
 
-def _comparison(metrics: dict[str, float], registered: str) -> str:
+def _comparison(metrics: dict[str, float], registered: str, warnings: Sequence[str] = ()) -> str:
+    """The two models' out-of-time AUCs and which is registered (``registered``: the spec's
+    rule), then the run's warnings, one a line."""
     gbm, card = metrics["lightgbm_oot_auc"], metrics["scorecard_oot_auc"]
-    better = "lightgbm" if gbm >= card else "scorecard"
+    better = "lightgbm" if gbm > card else "scorecard"
     text = f"out-of-time AUC: lightgbm {gbm:.4f}, scorecard {card:.4f}; {better} is better"
-    if better != registered:
-        text += f"; the spec registers {registered}: consider model.registered: {better}"
-    return text
+    if registered == "best":
+        text += f"; registered: {better} (model.registered: best)"
+    elif better != registered:
+        text += f"; the spec registers {registered}: consider model.registered: best"
+    return text + "".join(f"\nwarning: {w}" for w in warnings)
 
 
 def _report(
@@ -411,6 +489,7 @@ def _model_card(
     gate: GateDecision,
     version: str,
     validation: CreditValidation,
+    estimator: CreditRiskEstimator,
 ) -> str:
     tables = report.tables
     champion = report.documents["validation.json"]["champion"]
@@ -418,6 +497,8 @@ def _model_card(
     section = credit_card_section(validation, tables["psi"], champion["note"], has_champion)
     comparison = _comparison(metrics, spec.model.registered)
     periods = split.describe()
+    warnings = "".join(f"- {w}\n" for w in estimator.warnings_) or "- none\n"
+    min_leaf = estimator.model_.metadata.get("min_data_in_leaf")
     shown = [
         "oot_auc",
         "oot_gini",
@@ -457,9 +538,12 @@ without the policy rules and a human in the loop.
   snapshot are excluded
 
 ## Model
-{spec.model.registered} ({comparison}); calibration: {spec.model.calibration} on the
+{estimator.model_.kind} ({comparison}); calibration: {spec.model.calibration} on the
 calibration period; {len(spec.features)} features, monotone where the direction is known.
+LightGBM min_data_in_leaf {min_leaf} for {len(split.fit):,} fit rows.
 
+## Warnings
+{warnings}
 ## Out-of-time metrics
 Measured on the {validation.window.describe()}.
 

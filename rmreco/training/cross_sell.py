@@ -44,6 +44,7 @@ from rmreco.features import FEATURE_DESCRIPTIONS, FeatureInputs
 from rmreco.features.builder import month_index
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
 from rmreco.features.inputs import read_feature_inputs
+from rmreco.modeling.boosting import has_split
 from rmreco.modeling.metrics import auc, gains_table, lift_at, score_psi
 from rmreco.modeling.propensity import PropensityModel, rank_offers, value_order
 from rmreco.modeling.propensity_estimator import (
@@ -55,9 +56,21 @@ from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CrossSellSpec, load_cross_sell_spec
 from rmreco.training import plots, run
 from rmreco.training.agreement import Agreement, agreement_on_truth
-from rmreco.training.registry import GateDecision
+from rmreco.training.registry import (
+    GateDecision,
+    constant_score_veto,
+    lift_veto,
+    ranking_groups_veto,
+)
 from rmreco.training.scoring import credit_grades, load_credit_models
-from rmreco.training.splits import Split, TrainingDataError, require_segments
+from rmreco.training.splits import (
+    Split,
+    TrainingDataError,
+    complete_outcome_months,
+    require_both_outcomes,
+    require_outcome_months,
+    require_segments,
+)
 from rmreco.training.validation import (
     CrossSellValidation,
     TestWindow,
@@ -90,15 +103,16 @@ def snapshot_months(
     Raises:
         TrainingDataError: too few months with a complete outcome.
     """
-    index = np.unique(month_index(inputs.account_months["month"]))
-    complete = [int(m) for m in index if m + horizon_months <= index.max()]
+    complete = complete_outcome_months(month_index(inputs.account_months["month"]), horizon_months)
     gap = horizon_months - 1
     need = test_months + calibration_months + gap + 1
-    if len(complete) < need:
-        raise TrainingDataError(
-            f"the data has {len(complete)} snapshot months with a complete "
-            f"{horizon_months}-month outcome; the split needs at least {need}"
-        )
+    require_outcome_months(
+        len(complete),
+        horizon_months=horizon_months,
+        test_months=test_months,
+        calibration_months=calibration_months,
+        gap_months=gap,
+    )
     as_dates = [date(m // 12, m % 12 + 1, 1) for m in complete]
     return {
         "fit": as_dates[: -need + 1],
@@ -132,13 +146,7 @@ def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
         test=config.cross_sell_panel(inputs, months=months["test"]),
     )
     windows = (("fit", split.fit), ("calibration", split.calibration), ("test", split.test))
-    for name, frame in windows:
-        positives = int(frame[LABEL].sum()) if len(frame) else 0
-        if positives == 0 or positives == len(frame):
-            raise TrainingDataError(
-                f"the {name} period has {len(frame)} rows and {positives} adoptions; "
-                "both outcomes are needed"
-            )
+    require_both_outcomes(windows, LABEL, "adoptions")
     return split
 
 
@@ -229,16 +237,25 @@ def train_cross_sell(
     step("building the cross-sell panel (point-in-time features and adoption labels)")
     split = build_split(inputs, spec)
     assert inputs.products is not None  # the panel refused a missing catalog
-    fitted = PropensityEstimator(spec, inputs.products, threads=settings.resolved_threads).fit(
-        split.fit,
-        split.calibration,
-        metadata={
-            **split.describe(),
-            "test_months": spec.split.test_months,
-            "ranking_k": spec.ranking_k,
-        },
-        on_step=step,
-    )
+    try:
+        fitted = PropensityEstimator(spec, inputs.products, threads=settings.resolved_threads).fit(
+            split.fit,
+            split.calibration,
+            metadata={
+                **split.describe(),
+                "test_months": spec.split.test_months,
+                "ranking_k": spec.ranking_k,
+            },
+            on_step=step,
+        )
+    except ValueError as exc:
+        if not str(exc).startswith("every catalog product"):
+            raise
+        raise TrainingDataError(str(exc)) from None
+    for warning in fitted.warnings_:
+        log.warning(warning)
+        step(f"warning: {warning}")
+    split = _without(split, fitted.left_out_)
     model, test = fitted.model_, split.test
     step("validating per product on the out-of-time test window")
     scores = fitted.baseline_scores(test)  # every set-up as fitted, before any fallback
@@ -284,12 +301,14 @@ def train_cross_sell(
         metrics["financing_ndcg_at_3_by_profit"] = agreement[0].by_profit
     rounds = [b.best_iteration or b.current_iteration() for b in model.boosters.values()]
     metrics["best_iteration"] = float(np.mean(rounds))
+    metrics["products_left_out"] = float(len(fitted.left_out_))
+    comparison = fitted.comparison_ + "".join(f"\nwarning: {w}" for w in fitted.warnings_)
     trained = run.TrainedModel(
         source=run.Source("train_cross_sell", spec, spec_path, data, validated.fingerprint),
         model=model,
         test=test,
         registered_kind=model.kind,
-        comparison=fitted.comparison_,
+        comparison=comparison,
         metrics=metrics,
         params=_params(spec, split, model.kind),
         output_example=pd.DataFrame(
@@ -313,10 +332,59 @@ def train_cross_sell(
             validation,
             agreement,
         ),
+        vetoes=tuple(ranking_vetoes(model, metrics, scores["model"], spec, len(split.fit))),
     )
     return run.record_training(
         trained, settings=settings, tracking_uri=tracking_uri, experiment=experiment, step=step
     )
+
+
+def _without(split: Split, products: dict[str, int]) -> Split:
+    """The split without the rows of ``products`` (those left out of the run's model)."""
+    if not products:
+        return split
+
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[~frame[PRODUCT].astype(str).isin(products)].reset_index(drop=True)
+
+    return Split(fit=keep(split.fit), calibration=keep(split.calibration), test=keep(split.test))
+
+
+def ranking_vetoes(
+    model: PropensityModel,
+    metrics: dict[str, float],
+    scores: np.ndarray,
+    spec: CrossSellSpec,
+    fit_rows: int,
+) -> list[str]:
+    """The gate's refusals of a ranking model whatever its MAP@k: no client-snapshot with two
+    candidates to rank, no split in any of its LightGBM models, constant propensities on the
+    test window, or no lift over popularity (``gates.min_lift_over_popularity``)."""
+    k = spec.ranking_k
+    groups = ranking_groups_veto(metrics["oot_ranking_groups"], k)
+    if groups:
+        return [groups]
+    vetoes = []
+    if not any(has_split(b) for b in model.boosters.values()):
+        min_leaf = spec.model.lightgbm.min_data_in_leaf(fit_rows)
+        vetoes.append(
+            f"the {model.kind} model has no split in any of its LightGBM models (every tree a "
+            f"single leaf; model.lightgbm min_data_in_leaf {min_leaf:,} or "
+            "per_product_params): it ranks by nothing but its calibrators"
+        )
+    constant = constant_score_veto(scores, f"the {model.kind} model")
+    if constant:
+        vetoes.append(constant)
+    metric = f"oot_map_at_{k}"
+    lift = lift_veto(
+        metrics[metric],
+        metrics[f"popularity_oot_map_at_{k}"],
+        spec.gates.min_lift_over_popularity,
+        metric,
+    )
+    if lift:
+        vetoes.append(lift)
+    return vetoes
 
 
 def _params(spec: CrossSellSpec, split: Split, kind: str) -> dict[str, object]:
@@ -330,7 +398,8 @@ def _params(spec: CrossSellSpec, split: Split, kind: str) -> dict[str, object]:
         "rows_calibration": len(split.calibration),
         "rows_test": len(split.test),
         **split.describe(),
-        **{f"lgb_{k}": v for k, v in spec.model.lightgbm.params.items()},
+        **{f"lgb_{k}": v for k, v in spec.model.lightgbm.resolved_params(len(split.fit)).items()},
+        "lgb_min_data_in_leaf": spec.model.lightgbm.min_data_in_leaf(len(split.fit)),
         "lgb_num_boost_round": spec.model.lightgbm.num_boost_round,
     }
 
@@ -516,8 +585,12 @@ financing options (expected profit x propensity).
 ## Model
 {fitted.comparison_}. Calibration: {spec.model.calibration} per product on the calibration window
 (products with fewer than {spec.model.min_calibration_adoptions} adoptions there share a pooled
-calibrator). MAP@{k}: mean over client-snapshots with at least one adoption of the average
-precision of the top {k} products; client-snapshots without an adoption are left out.
+calibrator). MAP@{k}: mean over client-snapshots with at least one adoption and two or more
+candidate products of the average precision of the top {k} products; client-snapshots without
+an adoption, or with a single candidate (which any model ranks first), are left out.
+
+## Warnings
+{"".join(f"- {w}{chr(10)}" for w in fitted.warnings_) or "- none"}
 
 ## Out-of-time metrics
 Measured on the {validation.window.describe()}, as served (products ranked by popularity

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -121,6 +122,67 @@ def decide_gate(
         champion_value,
         champion_version,
         metric,
+    )
+
+
+#: scores whose standard deviation on the test window is below this are constant
+CONSTANT_SCORE_STD = 1e-9
+
+
+def constant_score_veto(scores: np.ndarray, what: str) -> str | None:
+    """The veto of a model whose test-window scores are constant (one distinct value, or a
+    standard deviation below :data:`CONSTANT_SCORE_STD`), in words naming ``what``; None when
+    the scores vary."""
+    finite = np.asarray(scores, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) == 0:
+        return f"{what} gives no score on the test window"
+    distinct = len(np.unique(finite))
+    if distinct < 2 or float(np.std(finite)) < CONSTANT_SCORE_STD:
+        return (
+            f"{what} gives every row of the test window the same score ({distinct} distinct "
+            f"value{'s' if distinct != 1 else ''}, std {float(np.std(finite)):.2g}): it ranks "
+            "nothing"
+        )
+    return None
+
+
+def no_split_veto(has_split: bool, what: str, min_data_in_leaf: int, fit_rows: int) -> str | None:
+    """The veto of a LightGBM model without a single split (every tree one leaf), naming the
+    likely cause: leaves that need more rows than the fit set can give. None when it splits."""
+    if has_split:
+        return None
+    return (
+        f"{what} has no split (every tree is a single leaf): min_data_in_leaf "
+        f"{min_data_in_leaf:,} on {fit_rows:,} fit rows; state it as a share of the fit rows "
+        "(model.lightgbm.min_data_in_leaf_share) or lower it"
+    )
+
+
+def lift_veto(
+    model_value: float, popularity_value: float, min_lift: float, metric: str
+) -> str | None:
+    """The veto of a ranking model that does not beat popularity on ``metric`` by more than
+    ``min_lift``; None when it does."""
+    lift = model_value - popularity_value
+    if lift > min_lift:
+        return None
+    return (
+        f"{_label(metric)} {model_value:.4f} does not beat popularity's {popularity_value:.4f} "
+        f"by more than {min_lift:.4f} (lift {lift:+.4f}): the model ranks no better than the "
+        "adoption rates"
+    )
+
+
+def ranking_groups_veto(groups: float, k: int) -> str | None:
+    """The veto of a ranking measured on no client-snapshot with two or more candidate
+    products (with one candidate, any model ranks it first); None when there are some."""
+    if groups > 0:
+        return None
+    return (
+        "no client-snapshot of the test window has two or more candidate products and an "
+        f"adoption: MAP@{k} measures no ranking (a catalog where clients have one candidate "
+        "cannot be judged)"
     )
 
 

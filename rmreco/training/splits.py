@@ -1,10 +1,15 @@
-"""A train / calibrate / test split of snapshot rows, shared by the training jobs."""
+"""This module owns the train / calibrate / test split of snapshot rows that the training jobs
+share, and the rules that refuse data a split cannot be made from (no client of the spec's
+segments, too few months with a complete outcome, a window with one outcome only). Each rule is
+one function, called by the jobs and by ``rmreco data check`` (:mod:`rmreco.training.feasibility`),
+and its refusal names what the data has and which setting would fit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from rmreco.domain.errors import RmrecoError
@@ -48,3 +53,88 @@ def require_segments(clients: pd.DataFrame, segments: Sequence[str]) -> None:
         f"the data has no client of the spec's segments ({', '.join(segments)}); its clients "
         f"are: {has}. Set `segments` in the spec to segments the data has."
     )
+
+
+def complete_outcome_months(month_indices: np.ndarray, horizon_months: int) -> list[int]:
+    """The distinct months (as month indices, year * 12 + month - 1) of ``month_indices`` whose
+    following ``horizon_months`` months the data still covers: their outcome is complete."""
+    index = np.unique(np.asarray(month_indices, dtype=np.int64))
+    if index.size == 0:
+        return []
+    last = int(index.max())
+    return [int(m) for m in index if m + horizon_months <= last]
+
+
+def require_outcome_months(
+    available: int,
+    *,
+    horizon_months: int,
+    test_months: int,
+    calibration_months: int,
+    gap_months: int = 0,
+) -> None:
+    """Refuse a split that needs more snapshot months with a complete outcome than the data has.
+
+    The split needs ``test_months + calibration_months + gap_months + 1`` such months (the gap
+    is an embargo between the fit and calibration windows; at least one month is fitted).
+
+    Raises:
+        TrainingDataError: ``available`` is below that; the message names the months the data
+            has, those the split needs, and the ``split`` / ``label`` settings that would fit.
+    """
+    need = test_months + calibration_months + gap_months + 1
+    if available >= need:
+        return
+    parts = f"{test_months} test, {calibration_months} calibration"
+    if gap_months:
+        parts += f", {gap_months} embargo"
+    fixes: list[str] = []
+    if available - calibration_months - gap_months - 1 >= 1:
+        fixes.append(f"set split.test_months <= {available - calibration_months - gap_months - 1}")
+    if available - test_months - gap_months - 1 >= 1:
+        fixes.append(f"set split.calibration_months <= {available - test_months - gap_months - 1}")
+    room = available - gap_months - 1
+    if not fixes and room >= 2:
+        fixes.append(
+            f"set split.test_months: {room // 2} and split.calibration_months: {room - room // 2}"
+        )
+    if not fixes:
+        fixes.append(
+            f"set a label.horizon_months shorter than {horizon_months} (more months then have "
+            "a complete outcome)"
+        )
+    fixes.append(f"give the data {need - available} more months of history")
+    raise TrainingDataError(
+        f"the data has {available} snapshot months with a complete {horizon_months}-month "
+        f"outcome; the split needs at least {need} ({parts}, 1 fit): " + ", or ".join(fixes)
+    )
+
+
+def require_both_outcomes(
+    windows: Sequence[tuple[str, pd.DataFrame]], label: str, outcomes: str
+) -> None:
+    """Refuse a split whose fit, calibration or test window lacks one of the two outcomes.
+
+    Args:
+        windows: (name, rows) of each window, in the split's order.
+        label: the 0/1 label column.
+        outcomes: what a positive label is, in the plural ("defaults", "adoptions").
+
+    Raises:
+        TrainingDataError: a window has no positive or no negative row; the message names
+            the first such window, its rows and positives, and the settings that widen it.
+    """
+    for name, frame in windows:
+        positives = int(frame[label].sum()) if len(frame) else 0
+        if positives == 0 or positives == len(frame):
+            widen = (
+                "more months before the calibration and test windows (fewer "
+                "split.test_months / split.calibration_months) or a lower "
+                "split.min_history_months"
+                if name == "fit"
+                else f"a longer split.{name}_months"
+            )
+            raise TrainingDataError(
+                f"the {name} period has {len(frame)} rows and {positives} {outcomes}; "
+                f"both outcomes are needed: {widen} may give it both"
+            )

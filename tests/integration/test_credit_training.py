@@ -212,6 +212,7 @@ def test_a_model_that_breaks_a_monotone_constraint_is_refused(
 
     monkeypatch.setattr(credit_estimator, "fit_binary_booster", unconstrained)
     raw = yaml.safe_load(_spec(tmp_path).read_text())
+    raw["model"]["registered"] = "lightgbm"  # the unconstrained model is the one served
     for feature in raw["features"]:
         if feature["name"] == "business_age_months":
             feature["monotone"] = "increasing"

@@ -31,6 +31,7 @@ runner = CliRunner()
 COMMANDS = {
     "generate",
     "ingest",
+    "data check",
     "db upgrade",
     "db current",
     "features refresh",
