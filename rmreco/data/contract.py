@@ -10,9 +10,11 @@ and the natural key is unique. Across tables, plain pandas checks what one frame
 - ordered pairs: ``holdings.end_month``, when present, is not before ``start_month``;
 - history: the last month of ``account_months`` is the end of the load's history. A holding may
   start before the history does (products opened long ago) but not after its end; a credit event
-  must not be after the end of the history, nor more than ``CREDIT_EVENT_GRACE_MONTHS`` after the
-  client's own last account month (a default is often recorded a few months after the account
-  went quiet; one a year later points at a wrong client id); a financial year must not be after
+  may be dated after the end of the history, since an extract may be an observation window and
+  then its outcomes: up to ``OUTCOME_WINDOW_MAX_MONTHS`` after it for a client whose history
+  reaches that end, and otherwise not more than ``CREDIT_EVENT_GRACE_MONTHS`` after the client's
+  own last account month (a default is often recorded a few months after the account went
+  quiet; one a year later points at a wrong client id); a financial year must not be after
   the year of the last month. ``end_month`` after the end of the history is allowed (a bank may
   export planned maturities; the product counts as held until then).
 - ``clients`` and ``account_months`` must have data rows;
@@ -62,6 +64,12 @@ logger = logging.getLogger(__name__)
 
 #: How many months after a client's last account month a credit event may still be dated.
 CREDIT_EVENT_GRACE_MONTHS = 12
+#: How many months after the extract's last account month a credit event of a client whose
+#: history reaches that month may be dated: the outcome window of an observation-window extract
+#: (statements, then the outcomes of the months after them). The contract does not know a
+#: model's label horizon, so it accepts outcomes up to the longest horizon a bank commonly uses
+#: for a PD (24 months); a longer gap is a wrong date.
+OUTCOME_WINDOW_MAX_MONTHS = 24
 CURRENCY_COLUMN = "currency"
 #: Tables that must have at least one data row.
 NON_EMPTY_TABLES: tuple[str, ...] = (contract.CLIENTS.name, contract.ACCOUNT_MONTHS.name)
@@ -374,15 +382,22 @@ def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
         month = events.frame["month"]
         shown = month.dt.strftime("%Y-%m-%d")
         collector = ProblemCollector(events.file, "month")
-        after_end = month > data_end
+        window_end = data_end + pd.DateOffset(months=OUTCOME_WINDOW_MAX_MONTHS)
+        too_late = month > window_end
         collector.add(
-            shown, after_end, f"{{value}} is after the last month of {accounts.file} ({end_text})"
+            shown,
+            too_late,
+            f"{{value}} is more than {OUTCOME_WINDOW_MAX_MONTHS} months after the last month "
+            f"of {accounts.file} ({end_text})",
         )
         if "client_id" in accounts.frame:
             last = accounts.frame.groupby("client_id", observed=True)["month"].max()
             client_last = events.frame["client_id"].map(last)
             limit = client_last + pd.DateOffset(months=CREDIT_EVENT_GRACE_MONTHS)
-            late = ~after_end & client_last.notna() & (month > limit)
+            # a client still in the extract at its end may have its outcome up to the window's
+            # end; one whose history stopped earlier only within the grace
+            in_window = (client_last == data_end).fillna(False).astype(bool)
+            late = ~too_late & ~in_window & client_last.notna() & (month > limit)
             collector.add(
                 shown,
                 late,

@@ -1,12 +1,18 @@
-"""Default status and the credit-risk training panel: point-in-time features and 12-month labels.
+"""This module owns default status and the credit-risk training panel: point-in-time features
+and 12-month labels.
 
 - In default at month t: a default, write-off or insolvency event in the last ``cure_months``
   months (t included), or any such event before t and days past due of 90 or more within the
   last ``cure_months`` months, or a write-off or insolvency at any time before. Clients in default
   at t are not scored and not used as training rows at t.
 - Label at t: a ``default`` event (the event types are configurable) in months t+1 .. t+horizon.
-  A snapshot is labelled only when the data reaches t+horizon (``label_complete``). A client whose
-  history ends before t+horizon without a default counts as not defaulted: the bank saw no default.
+  A snapshot is labelled only when the data's outcome coverage reaches t+horizon
+  (``label_complete``). The outcome coverage (:func:`outcome_end`) is the later of the last
+  account month and the last credit-event month: an extract may be an observation window (a few
+  monthly statements), then the outcomes of the months after it, so outcomes may lie after the
+  last account month. A client whose history ends before t+horizon without a default counts as
+  not defaulted: the bank saw no default.
+- Point in time: features at t use months <= t only, whatever the outcome coverage.
 """
 
 from __future__ import annotations
@@ -201,6 +207,17 @@ def performing_rows(
     )
 
 
+def outcome_end(inputs: FeatureInputs) -> int:
+    """The last month (as a month index) in which the data can observe an outcome: the later of
+    the last account month and the last credit-event month (events dated after the last account
+    month are the outcome window of an observation-window extract)."""
+    end = int(month_index(inputs.account_months[MONTH]).max())
+    events = inputs.credit_events
+    if events is not None and not events.empty and events[MONTH].notna().any():
+        end = max(end, int(month_index(events[MONTH].dropna()).max()))
+    return end
+
+
 def build_credit_panel(
     inputs: FeatureInputs,
     *,
@@ -213,16 +230,16 @@ def build_credit_panel(
     """Features and labels of performing clients at every snapshot month (or the given ones).
 
     Rows: clients with an account row at t that are not in default at t. Columns: the features,
-    ``default_12m`` (the label, 0/1) and ``label_complete`` (the data covers t+1 .. t+horizon,
-    so the label is final).
+    ``default_12m`` (the label, 0/1) and ``label_complete`` (the data's outcome coverage,
+    :func:`outcome_end`, covers t+1 .. t+horizon, so the label is final).
     """
     frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
     performing = performing_rows(frame, inputs, cure_months=cure_months)
     labelled = _labels(
         performing, _events(inputs, client_numbers(inputs)), horizon_months, label_events
     )
-    data_end = int(month_index(inputs.account_months[MONTH]).max())
+    covered = outcome_end(inputs)
     labelled = labelled.with_columns(
-        ((pl.col(_MI) + horizon_months) <= data_end).alias("label_complete")
+        ((pl.col(_MI) + horizon_months) <= covered).alias("label_complete")
     )
     return features_to_pandas(labelled, extra=(LABEL, "label_complete"))

@@ -1,4 +1,5 @@
-"""The credit-risk training job: panel, out-of-time split, fit, evaluate, report.
+"""The credit-risk training job: panel, split (out-of-time, or a stratified hold-out by client
+for data with one outcome window: ``split.kind``), fit, evaluate, report.
 
 One run fits the LightGBM PD model and the WoE scorecard baseline on the same rows
 (:class:`~rmreco.modeling.credit_estimator.CreditRiskEstimator`), calibrates both on the period
@@ -33,8 +34,12 @@ from rmreco.modeling.spec import CreditRiskSpec, load_credit_risk_spec
 from rmreco.training import plots, run
 from rmreco.training.registry import GateDecision, constant_score_veto, no_split_veto
 from rmreco.training.splits import (
+    CALIBRATION,
+    FIT,
+    TEST,
     Split,
     TrainingDataError,
+    client_holdout,
     require_both_outcomes,
     require_outcome_months,
     require_segments,
@@ -75,6 +80,7 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
         horizon_months=spec.label.horizon_months,
         test_months=spec.split.test_months,
         calibration_months=spec.split.calibration_months,
+        has_both_outcomes=complete[LABEL].nunique() == 2,
     )
     test_months = months[-spec.split.test_months :]
     cal_months = months[-need + 1 : -spec.split.test_months]
@@ -94,19 +100,77 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
         (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
         LABEL,
         "defaults",
+        otherwise=_CLIENT_SPLIT_HINT if complete[LABEL].nunique() == 2 else "",
     )
     return split
 
 
+_CLIENT_SPLIT_HINT = (
+    "set split.kind: client (a stratified hold-out by client over the same period; a weaker "
+    "test than out-of-time)"
+)
+
+
+def split_by_client(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
+    """A stratified hold-out by client (``split.kind: client``): every snapshot whose outcome
+    is complete; calibration and test rows are those of held-out clients (see
+    :func:`rmreco.training.splits.client_holdout`), fit rows those of the other clients with
+    ``split.min_history_months`` of history. All three span the same period.
+
+    Raises:
+        TrainingDataError: no snapshot with a complete outcome, or a set without defaulters.
+    """
+    complete = panel[panel["label_complete"]]
+    if complete.empty:
+        raise TrainingDataError(
+            f"the data has no snapshot with a complete {spec.label.horizon_months}-month "
+            "outcome: set a shorter label.horizon_months, or give the data the outcomes after "
+            "its last account month (credit events dated up to the end of the outcome window)"
+        )
+    sets = client_holdout(
+        complete["client_id"],
+        complete[LABEL],
+        holdout_share=spec.split.holdout_share,
+        seed=spec.seed,
+    )
+    where = complete["client_id"].astype(str).map(sets)
+    split = Split(
+        fit=complete[
+            (where == FIT) & (complete["history_months"] >= spec.split.min_history_months)
+        ],
+        calibration=complete[where == CALIBRATION],
+        test=complete[where == TEST],
+    )
+    require_both_outcomes(
+        (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
+        LABEL,
+        "defaults",
+        otherwise="a larger split.holdout_share or more clients that defaulted",
+    )
+    return split
+
+
+def split_credit_panel(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
+    """The split ``spec.split.kind`` names: :func:`split_out_of_time` or
+    :func:`split_by_client`.
+
+    Raises:
+        TrainingDataError: as those do.
+    """
+    if spec.split.kind == "client":
+        return split_by_client(panel, spec)
+    return split_out_of_time(panel, spec)
+
+
 def build_split(inputs: FeatureInputs, spec: CreditRiskSpec) -> Split:
-    """The out-of-time split of the credit panel of ``spec`` (see :func:`split_out_of_time`).
+    """The split of the credit panel of ``spec`` (see :func:`split_credit_panel`).
 
     Raises:
         TrainingDataError: no client of the spec's segments, too few labelled months, or a
-            period without defaulters.
+            period (or, split by client, a set) without defaulters.
     """
     require_segments(inputs.clients, [str(s) for s in spec.segments])
-    return split_out_of_time(credit_feature_config(spec).credit_panel(inputs), spec)
+    return split_credit_panel(credit_feature_config(spec).credit_panel(inputs), spec)
 
 
 def _oracle_auc(data: Path, test: pd.DataFrame) -> tuple[float | None, float]:
@@ -205,15 +269,31 @@ def _validate(
     """The validation of the registered model on the test window (see ``validation``)."""
     scorecard = estimator.scorecard_.scorecard
     assert scorecard is not None  # a scorecard model always has one
-    window = TestWindow(
+    window = validation_window(split, spec)
+    return validate_credit(
+        estimator.model_, scorecard, split.fit, split.test, LABEL, spec=spec, window=window
+    )
+
+
+def validation_window(split: Split, spec: CreditRiskSpec) -> TestWindow:
+    """What the report and the model card say the test figures are measured on: the
+    out-of-time window, or (``split.kind: client``) the weaker stratified hold-out."""
+    period = split.describe()["test_period"]
+    if spec.split.kind == "client":
+        clients = split.test["client_id"].nunique()
+        return TestWindow(
+            "stratified_holdout",
+            period,
+            len(split.test),
+            f"{clients:,} clients never fitted on ({spec.split.holdout_share / 2:.0%} of "
+            f"clients, drawn with seed {spec.seed} within defaulters and non-defaulters)",
+        )
+    return TestWindow(
         "out_of_time",
-        split.describe()["test_period"],
+        period,
         len(split.test),
         f"clients never fitted on ({spec.split.holdout_share:.0%} of clients, held out by a "
         "hash of their id)",
-    )
-    return validate_credit(
-        estimator.model_, scorecard, split.fit, split.test, LABEL, spec=spec, window=window
     )
 
 
@@ -497,6 +577,11 @@ def _model_card(
     section = credit_card_section(validation, tables["psi"], champion["note"], has_champion)
     comparison = _comparison(metrics, spec.model.registered)
     periods = split.describe()
+    test_name = (
+        "out-of-time test"
+        if validation.window.kind == "out_of_time"
+        else "stratified hold-out test"
+    )
     warnings = "".join(f"- {w}\n" for w in estimator.warnings_) or "- none\n"
     min_leaf = estimator.model_.metadata.get("min_data_in_leaf")
     shown = [
@@ -531,8 +616,8 @@ without the policy rules and a human in the loop.
 ## Data
 - folder: `{data}`; content fingerprint `{fingerprint[:16]}`
 - fit period {periods["fit_period"]} ({len(split.fit):,} snapshots), calibration period
-  {periods["calibration_period"]} ({len(split.calibration):,}), out-of-time test period
-  {periods["test_period"]} ({len(split.test):,})
+  {periods["calibration_period"]} ({len(split.calibration):,}), {test_name} period
+  {periods["test_period"]} ({len(split.test):,}); split: {spec.split.kind}
 - label: a {", ".join(str(e) for e in spec.label.events)} event in the
   {spec.label.horizon_months} months after the snapshot month; clients in default at the
   snapshot are excluded
@@ -544,7 +629,7 @@ LightGBM min_data_in_leaf {min_leaf} for {len(split.fit):,} fit rows.
 
 ## Warnings
 {warnings}
-## Out-of-time metrics
+## {test_name.capitalize()} metrics
 Measured on the {validation.window.describe()}.
 
 | metric | value |

@@ -26,6 +26,7 @@ from rmreco.domain.contract import EventType
 from rmreco.features import FeatureInputs
 from rmreco.features.builder import month_index
 from rmreco.features.inputs import read_feature_inputs
+from rmreco.features.labels import outcome_end
 from rmreco.modeling.spec import CreditRiskSpec, SpecFile, find_specs
 from rmreco.training import credit_risk, cross_sell
 from rmreco.training.splits import Split, TrainingDataError, complete_outcome_months
@@ -161,7 +162,11 @@ def profile_data(
         clients_by_segment=_counts(segments),
         rms_by_role=_counts(rms["role"].astype(str)) if "role" in rms else {},
         account_months=MonthSpan.of(months),
-        outcome_months={h: MonthSpan.of(complete_outcome_months(months, h)) for h in horizons},
+        # credit outcomes may lie after the last account month (an observation-window extract)
+        outcome_months={
+            h: MonthSpan.of(complete_outcome_months(months, h, last=outcome_end(inputs)))
+            for h in horizons
+        },
         defaults=_defaults(inputs.credit_events, segments, clients["client_id"]),
         adoptions=_adoptions(inputs, int(months.min()), int(months.max())),
         financials=_financials(inputs.financials, clients["client_id"]),

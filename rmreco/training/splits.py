@@ -1,8 +1,9 @@
 """This module owns the train / calibrate / test split of snapshot rows that the training jobs
-share, and the rules that refuse data a split cannot be made from (no client of the spec's
-segments, too few months with a complete outcome, a window with one outcome only). Each rule is
-one function, called by the jobs and by ``rmreco data check`` (:mod:`rmreco.training.feasibility`),
-and its refusal names what the data has and which setting would fit."""
+share (among them the stratified hold-out by client, :func:`client_holdout`), and the rules
+that refuse data a split cannot be made from (no client of the spec's segments, too few months
+with a complete outcome, a window with one outcome only). Each rule is one function, called by
+the jobs and by ``rmreco data check`` (:mod:`rmreco.training.feasibility`), and its refusal names
+what the data has and which setting would fit."""
 
 from __future__ import annotations
 
@@ -55,14 +56,20 @@ def require_segments(clients: pd.DataFrame, segments: Sequence[str]) -> None:
     )
 
 
-def complete_outcome_months(month_indices: np.ndarray, horizon_months: int) -> list[int]:
+def complete_outcome_months(
+    month_indices: np.ndarray, horizon_months: int, *, last: int | None = None
+) -> list[int]:
     """The distinct months (as month indices, year * 12 + month - 1) of ``month_indices`` whose
-    following ``horizon_months`` months the data still covers: their outcome is complete."""
+    following ``horizon_months`` months the data still covers: their outcome is complete.
+
+    ``last`` is the last month the data observes an outcome in (for credit,
+    :func:`rmreco.features.labels.outcome_end`, which may lie after the last account month);
+    by default the latest of ``month_indices``."""
     index = np.unique(np.asarray(month_indices, dtype=np.int64))
     if index.size == 0:
         return []
-    last = int(index.max())
-    return [int(m) for m in index if m + horizon_months <= last]
+    end = int(index.max()) if last is None else last
+    return [int(m) for m in index if m + horizon_months <= end]
 
 
 def require_outcome_months(
@@ -72,11 +79,14 @@ def require_outcome_months(
     test_months: int,
     calibration_months: int,
     gap_months: int = 0,
+    has_both_outcomes: bool = False,
 ) -> None:
     """Refuse a split that needs more snapshot months with a complete outcome than the data has.
 
     The split needs ``test_months + calibration_months + gap_months + 1`` such months (the gap
     is an embargo between the fit and calibration windows; at least one month is fitted).
+    ``has_both_outcomes``: the complete snapshots hold both outcomes, so a stratified hold-out
+    by client (``split.kind: client``) could be made from them; the refusal then proposes it.
 
     Raises:
         TrainingDataError: ``available`` is below that; the message names the months the data
@@ -104,6 +114,11 @@ def require_outcome_months(
             "a complete outcome)"
         )
     fixes.append(f"give the data {need - available} more months of history")
+    if has_both_outcomes and available >= 1:
+        fixes.append(
+            "set split.kind: client (a stratified hold-out by client over the same period, for "
+            "data with one outcome window; a weaker test than out-of-time)"
+        )
     raise TrainingDataError(
         f"the data has {available} snapshot months with a complete {horizon_months}-month "
         f"outcome; the split needs at least {need} ({parts}, 1 fit): " + ", or ".join(fixes)
@@ -111,7 +126,11 @@ def require_outcome_months(
 
 
 def require_both_outcomes(
-    windows: Sequence[tuple[str, pd.DataFrame]], label: str, outcomes: str
+    windows: Sequence[tuple[str, pd.DataFrame]],
+    label: str,
+    outcomes: str,
+    *,
+    otherwise: str = "",
 ) -> None:
     """Refuse a split whose fit, calibration or test window lacks one of the two outcomes.
 
@@ -119,6 +138,7 @@ def require_both_outcomes(
         windows: (name, rows) of each window, in the split's order.
         label: the 0/1 label column.
         outcomes: what a positive label is, in the plural ("defaults", "adoptions").
+        otherwise: another setting that may fit, appended to the refusal ("" for none).
 
     Raises:
         TrainingDataError: a window has no positive or no negative row; the message names
@@ -137,4 +157,50 @@ def require_both_outcomes(
             raise TrainingDataError(
                 f"the {name} period has {len(frame)} rows and {positives} {outcomes}; "
                 f"both outcomes are needed: {widen} may give it both"
+                + (f", or {otherwise}" if otherwise else "")
             )
+
+
+#: Where :func:`client_holdout` puts a client.
+FIT, CALIBRATION, TEST = "fit", "calibration", "test"
+
+
+def client_holdout(
+    client_ids: pd.Series, labels: pd.Series, *, holdout_share: float, seed: int
+) -> pd.Series:
+    """A stratified hold-out by client: which set (``fit``, ``calibration``, ``test``) each
+    client of ``client_ids`` belongs to, indexed by client id (as strings).
+
+    Clients are split in two strata: those with a positive label in any of their rows and the
+    others. Within each stratum, clients (sorted by id, then shuffled with ``seed``) go
+    ``holdout_share / 2`` to test, as many to calibration, the rest to fit; a stratum of three
+    clients or more puts at least one in each set. The same ids, labels and seed give the same
+    sets, and a client is in one set only.
+
+    Args:
+        client_ids: the client of each row.
+        labels: the 0/1 label of each row (aligned with ``client_ids``).
+        holdout_share: the share of clients held out of fitting (``0 < share < 1``).
+        seed: the random seed (the spec's).
+    """
+    ever = (
+        pd.DataFrame({"client": client_ids.astype(str).to_numpy(), "y": labels.to_numpy()})
+        .groupby("client", sort=True)["y"]
+        .max()
+        .fillna(0)
+        .astype(bool)
+    )
+    rng = np.random.default_rng(seed)
+    assignment = pd.Series(FIT, index=ever.index, dtype=object, name="set")
+    for positive in (True, False):  # a fixed order: the draws do not depend on the data's order
+        members = ever.index[ever.to_numpy() == positive].to_numpy()
+        if members.size == 0:
+            continue
+        shuffled = members[rng.permutation(members.size)]
+        per_set = round(members.size * holdout_share / 2)
+        if members.size >= 3:
+            per_set = max(per_set, 1)
+        per_set = min(per_set, (members.size - 1) // 2) if members.size >= 3 else 0
+        assignment[shuffled[:per_set]] = TEST
+        assignment[shuffled[per_set : 2 * per_set]] = CALIBRATION
+    return assignment

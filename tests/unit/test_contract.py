@@ -402,7 +402,8 @@ def test_end_before_start(tiny_bank: Path) -> None:
 
 def test_months_after_the_history(tiny_bank: Path) -> None:
     set_cell(tiny_bank, "holdings", 1, "start_month", "2024-07-01")
-    set_cell(tiny_bank, "credit_events", 1, "month", "2024-09-01")
+    # an outcome window may follow the history (events up to 24 months after its end)
+    set_cell(tiny_bank, "credit_events", 1, "month", "2026-07-01")
     set_cell(tiny_bank, "financials", 1, "year", "2025")
     problems = problems_of(tiny_bank)
     find(
@@ -412,7 +413,13 @@ def test_months_after_the_history(tiny_bank: Path) -> None:
         column="start_month",
         text="after the last month of account_months.csv (2024-06-01)",
     )
-    find(problems, file="credit_events.csv", row=1, column="month", text="after the last month")
+    find(
+        problems,
+        file="credit_events.csv",
+        row=1,
+        column="month",
+        text="more than 24 months after the last month of account_months.csv (2024-06-01)",
+    )
     find(problems, file="financials.csv", row=1, column="year", text="after the last month")
 
 
