@@ -222,7 +222,7 @@ ACCOUNT_MONTHS = Table(
         _count("returned_payments", "payments returned unpaid (bounced) in the month"),
         _money("intl_payments", "sum of cross-border payments, in and out"),
         _money("payroll_outflow", "sum of salary payments"),
-        _money("card_spend", "spending on the client's business cards"),
+        _money("card_spend", "spending on the client's cards (business or personal)"),
         _money("acquiring_inflow", "card-acquiring settlements received"),
     ),
     references=(Reference("client_id", "clients", "client_id"),),
