@@ -212,7 +212,15 @@ def train_credit_risk(
     split = build_split(inputs, spec)
     step(f"fitting LightGBM and the scorecard on {len(split.fit):,} snapshots")
     estimator = CreditRiskEstimator(spec, threads=settings.resolved_threads).fit(
-        split.fit, split.calibration, metadata={**split.describe(), **_windows(spec)}
+        split.fit,
+        split.calibration,
+        # the data's currency, named after amounts in the reasons of every path that does not
+        # pass its own (training's test scores, the registered pyfunc model)
+        metadata={
+            **split.describe(),
+            **_windows(spec),
+            "currency": validated.currency or settings.currency,
+        },
     )
     for warning in estimator.warnings_:
         log.warning(warning)

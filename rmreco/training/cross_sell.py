@@ -245,6 +245,7 @@ def train_cross_sell(
                 **split.describe(),
                 "test_months": spec.split.test_months,
                 "ranking_k": spec.ranking_k,
+                "currency": validated.currency or settings.currency,
             },
             on_step=step,
         )
