@@ -161,40 +161,86 @@ def account_months(
         0.0,
     )
 
-    # A few missing values, as real extracts have: one uniform decides which column is empty.
-    gap = rng.random((n, M), dtype=f32)
+    table = account_months_table(
+        rng,
+        bank,
+        ids,
+        present,
+        {
+            "balance_avg": balance_avg,
+            "balance_min": balance_min,
+            "balance_max": balance_max,
+            "credit_turnover": credit,
+            "debit_turnover": debit,
+            "n_credit_tx": n_credit,
+            "n_debit_tx": n_debit,
+            "overdraft_limit": facility_limit,
+            "overdraft_peak_use": peak,
+            "days_in_overdraft": days,
+            "dpd_max": dpd,
+            "returned_payments": returned,
+            "intl_payments": intl_pay,
+            "payroll_outflow": payroll,
+            "card_spend": card_spend,
+            "acquiring_inflow": acquiring,
+        },
+    )
+    return Observed(table, log_level)
+
+
+#: account_months columns written as whole numbers (counts, days); the rest are amounts
+_COUNTS = ("n_credit_tx", "n_debit_tx", "days_in_overdraft", "dpd_max", "returned_payments")
+#: amounts written as given (a limit is a round figure already); the others to the cent
+_UNROUNDED = ("overdraft_limit",)
+#: the share band of the one uniform per row that leaves each column empty, as real extracts
+#: have a few missing values (one column at most per row)
+_MISSING = {
+    "balance_min": (0.0, 0.004),
+    "balance_max": (0.0, 0.004),
+    "n_credit_tx": (0.004, 0.014),
+    "n_debit_tx": (0.014, 0.022),
+    "returned_payments": (0.022, 0.025),
+    "intl_payments": (0.025, 0.030),
+}
+
+
+def account_months_table(
+    rng: np.random.Generator,
+    bank: Bank,
+    ids: pa.Array,
+    present: Array,
+    months: dict[str, Array],
+) -> pa.Table:
+    """The ``account_months`` table of a chunk (firms or persons alike): one row per client and
+    month where ``present`` (client x month), each column from its client x month array in
+    ``months``, with a few values missing by one uniform drawn here per client-month.
+
+    Raises:
+        ValueError: ``months`` does not hold exactly the contract's account columns.
+    """
+    wanted = [c for c in ACCOUNT_MONTHS.column_names if c not in ("client_id", "month")]
+    if sorted(months) != sorted(wanted):
+        raise ValueError(f"account columns {sorted(months)} are not the contract's {wanted}")
+    n, M = present.shape
+    gap = rng.random((n, M), dtype=np.float32)
     rows = np.nonzero(present)  # C order: sorted by client, then month
     ci, mi = rows
-
-    def col(a: Array) -> Array:
-        out: Array = a[rows]
-        return out
-
-    g = col(gap)
-    table = pa.table(
-        {
-            "client_id": coded(ci, ids),
-            "month": dates(bank.month_days[mi]),
-            "balance_avg": floats(np.round(col(balance_avg), 2)),
-            "balance_min": floats(np.round(col(balance_min), 2), g < 0.004),
-            "balance_max": floats(np.round(col(balance_max), 2), g < 0.004),
-            "credit_turnover": floats(np.round(col(credit), 2)),
-            "debit_turnover": floats(np.round(col(debit), 2)),
-            "n_credit_tx": ints(col(n_credit), (g >= 0.004) & (g < 0.014)),
-            "n_debit_tx": ints(col(n_debit), (g >= 0.014) & (g < 0.022)),
-            "overdraft_limit": floats(col(facility_limit)),
-            "overdraft_peak_use": floats(np.round(col(peak), 2)),
-            "days_in_overdraft": ints(col(days)),
-            "dpd_max": ints(col(dpd)),
-            "returned_payments": ints(col(returned), (g >= 0.022) & (g < 0.025)),
-            "intl_payments": floats(np.round(col(intl_pay), 2), (g >= 0.025) & (g < 0.030)),
-            "payroll_outflow": floats(np.round(col(payroll), 2)),
-            "card_spend": floats(np.round(col(card_spend), 2)),
-            "acquiring_inflow": floats(np.round(col(acquiring), 2)),
-        }
-    )
+    g = gap[rows]
+    columns: dict[str, pa.Array] = {
+        "client_id": coded(ci, ids),
+        "month": dates(bank.month_days[mi]),
+    }
+    for name in wanted:
+        values = months[name][rows]
+        band = _MISSING.get(name)
+        missing = None if band is None else (g >= band[0]) & (g < band[1])
+        if name in _COUNTS:
+            columns[name] = ints(values, missing)
+        else:
+            columns[name] = floats(values if name in _UNROUNDED else np.round(values, 2), missing)
+    table = pa.table(columns)
     assert table.column_names == list(ACCOUNT_MONTHS.column_names)
-    return Observed(table, log_level)
+    return table
 
 
 def holdings_table(

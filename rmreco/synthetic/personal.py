@@ -26,18 +26,15 @@ from rmreco.domain.contract import (
 )
 from rmreco.synthetic.arrays import (
     Array,
-    coded,
     dates,
-    floats,
     geometric,
-    ints,
     logit,
     month_days,
     sigmoid,
 )
 from rmreco.synthetic.bank import Bank
 from rmreco.synthetic.lifecycle import Cohort, Life, live, mean_health
-from rmreco.synthetic.observed import events_table, holdings_table
+from rmreco.synthetic.observed import account_months_table, events_table, holdings_table
 from rmreco.synthetic.parameters import (
     ADULT_AGE_YEARS,
     CURRENCY,
@@ -242,38 +239,28 @@ def _account_months(
         0.0,
     )
 
-    # A few missing values, as real extracts have: one uniform decides which column is empty.
-    gap = rng.random((n, M), dtype=f32)
-    rows = np.nonzero(present)  # C order: sorted by client, then month
-    ci, mi = rows
-
-    def col(a: Array) -> Array:
-        out: Array = a[rows]
-        return out
-
-    g = col(gap)
-    zeros = np.zeros(ci.size)
-    table = pa.table(
+    none = np.zeros((n, M))
+    return account_months_table(
+        rng,
+        bank,
+        ids,
+        present,
         {
-            "client_id": coded(ci, ids),
-            "month": dates(bank.month_days[mi]),
-            "balance_avg": floats(np.round(col(balance_avg), 2)),
-            "balance_min": floats(np.round(col(balance_min), 2), g < 0.004),
-            "balance_max": floats(np.round(col(balance_max), 2), g < 0.004),
-            "credit_turnover": floats(np.round(col(credit), 2)),
-            "debit_turnover": floats(np.round(col(debit), 2)),
-            "n_credit_tx": ints(col(n_credit), (g >= 0.004) & (g < 0.014)),
-            "n_debit_tx": ints(col(n_debit), (g >= 0.014) & (g < 0.022)),
-            "overdraft_limit": floats(col(life.facility_limit)),
-            "overdraft_peak_use": floats(np.round(col(peak), 2)),
-            "days_in_overdraft": ints(col(days)),
-            "dpd_max": ints(col(dpd)),
-            "returned_payments": ints(col(returned), (g >= 0.022) & (g < 0.025)),
-            "intl_payments": floats(np.round(col(intl_pay), 2), (g >= 0.025) & (g < 0.030)),
-            "payroll_outflow": floats(zeros),  # persons pay no salaries
-            "card_spend": floats(np.round(col(card_spend), 2)),
-            "acquiring_inflow": floats(zeros),  # nor take card payments
-        }
+            "balance_avg": balance_avg,
+            "balance_min": balance_min,
+            "balance_max": balance_max,
+            "credit_turnover": credit,
+            "debit_turnover": debit,
+            "n_credit_tx": n_credit,
+            "n_debit_tx": n_debit,
+            "overdraft_limit": life.facility_limit,
+            "overdraft_peak_use": peak,
+            "days_in_overdraft": days,
+            "dpd_max": dpd,
+            "returned_payments": returned,
+            "intl_payments": intl_pay,
+            "payroll_outflow": none,  # persons pay no salaries
+            "card_spend": card_spend,
+            "acquiring_inflow": none,  # nor take card payments
+        },
     )
-    assert table.column_names == list(ACCOUNT_MONTHS.column_names)
-    return table
