@@ -118,6 +118,12 @@ class Decision:
         return tuple(r.text for r in self.policy_reasons)
 
 
+def graded(pd_12m: float, grade: str, *, in_default: bool) -> tuple[float, str]:
+    """The PD and grade a decision reads: a client in default is graded D with a PD of 1
+    whatever the model says."""
+    return (1.0, DEFAULT_GRADE) if in_default else (pd_12m, grade)
+
+
 def decide(grade: str, facts: ClientFacts, policy: CreditPolicy) -> Decision:
     """Approve, refer or decline by grade and hard rules; a decline always carries reasons,
     each with its rule's code (the catalogue's ``POL_*``, see ``docs/reasons.md``)."""
@@ -550,8 +556,7 @@ def decide_financing(
     product from the cross-sell model (None when none is served); ``suppressed`` the products
     the contact policy keeps from the client now; see :func:`financing_options`.
     """
-    if in_default:
-        pd_12m, grade = 1.0, DEFAULT_GRADE
+    pd_12m, grade = graded(pd_12m, grade, in_default=in_default)
     facts = ClientFacts.from_features(
         features,
         segment=segment,

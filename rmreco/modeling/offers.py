@@ -12,14 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmreco.domain.contract import ProductKind
 from rmreco.features.cross_sell import PRODUCT
-from rmreco.modeling.decisioning import ClientFacts, Outcome, decide
-from rmreco.modeling.master_scale import DEFAULT_GRADE
+from rmreco.modeling.decisioning import ClientFacts, Outcome, decide, graded
 from rmreco.modeling.policy import CreditPolicy
-
-#: Columns the credit view adds to each offer.
-CREDIT_VIEW_COLUMNS = ("pd_12m", "grade", "decision")
 
 
 @dataclass(frozen=True)
@@ -44,19 +39,11 @@ def credit_view(
     """The PD, grade and policy decision of one client, by the same rules as its financing
     answer (:func:`rmreco.modeling.decisioning.decide`): a client in default is graded D and
     declined whatever the model says."""
-    if in_default:
-        pd_12m, grade = 1.0, DEFAULT_GRADE
+    pd_12m, grade = graded(pd_12m, grade, in_default=in_default)
     facts = ClientFacts.from_features(
         features, segment=segment, declared_turnover=declared_turnover, in_default=in_default
     )
     return CreditView(pd_12m, grade, decide(grade, facts, policy).outcome)
-
-
-def financing_codes(catalog: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    """The product codes of the catalog's financing (credit) products."""
-    return frozenset(
-        str(row["product_code"]) for row in catalog if row.get("kind") == ProductKind.FINANCING
-    )
 
 
 def credit_aware(

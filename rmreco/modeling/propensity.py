@@ -252,6 +252,12 @@ class PropensityModel:
         return self.encoder.categories[PRODUCT]
 
     @property
+    def financing_products(self) -> list[str]:
+        """The catalog's credit products among those the model knows (the credit-aware view
+        and the credit grade rule apply to them)."""
+        return [code for code, terms in self.catalog.items() if terms.is_financing]
+
+    @property
     def rankers(self) -> dict[str, Ranker]:
         """The ranker of every product the model knows: its model, or its popularity rate."""
         return {c: "popularity" if c in self.popularity else "model" for c in self.products}
@@ -538,7 +544,7 @@ def rank_offers(
         out["reasons"] = [json.dumps([r.to_dict() for r in row]) for row in result.reasons]
     keep = ~np.isnan(result.propensity)
     if model.max_credit_grade is not None:
-        financing = np.isin(codes, [c for c, t in model.catalog.items() if t.is_financing])
+        financing = np.isin(codes, model.financing_products)
         row_grades = np.full(len(frame), None, dtype=object) if grades is None else grades
         if scale is None and grades is not None:
             raise ValueError("grades need the credit model's master scale")

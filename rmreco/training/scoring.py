@@ -478,8 +478,7 @@ def cross_sell_offers(
         group=("client_id",),
         currency=currency,
     )
-    financing = [code for code, terms in model.catalog.items() if terms.is_financing]
-    ranked = credit_aware(ranked, views, financing)
+    ranked = credit_aware(ranked, views, model.financing_products)
     return pd.DataFrame(
         {
             "client_id": ranked["client_id"].to_numpy(),

@@ -147,9 +147,8 @@ def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
             with_reasons=False,
             group=("client_id",),
         )
-        financing = [code for code, terms in model.catalog.items() if terms.is_financing]
         frames.append(frame)
-        parts.append(credit_aware(ranked, views, financing))
+        parts.append(credit_aware(ranked, views, model.financing_products))
     # the list names the models that answered for these clients, not every model served
     used = set(models) | {
         served.name
