@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(clients: int, months: int, seed: int, work: Path) -> dict[str, float]:
     from rmreco.config import Settings
     from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
+    from rmreco.modeling.credit_model import pd_column
     from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
     from rmreco.synthetic import generate_bank
     from rmreco.synthetic.truth import TRUTH_CROSS_SELL_COLUMNS
@@ -45,6 +46,7 @@ def _run(clients: int, months: int, seed: int, work: Path) -> dict[str, float]:
     uri = f"sqlite:///{work / 'mlflow.db'}"
     credit_spec = ROOT / "models" / "sme_credit_risk.yaml"
     cross_spec = ROOT / "models" / "cross_sell.yaml"
+    credit = load_credit_risk_spec(credit_spec)
     train_credit_risk(bank, spec_path=credit_spec, settings=settings, tracking_uri=uri)
     train_cross_sell(bank, spec_path=cross_spec, settings=settings, tracking_uri=uri)
     as_of = pd.to_datetime(pd.read_parquet(bank / "account_months.parquet")["month"]).max().date()
@@ -55,7 +57,7 @@ def _run(clients: int, months: int, seed: int, work: Path) -> dict[str, float]:
         out=out,
         settings=settings,
         tracking_uri=uri,
-        credit_models=[load_credit_risk_spec(credit_spec).name],
+        credit_models=[credit.name],
         cross_sell_models=[load_cross_sell_spec(cross_spec).name],
         policy_path=ROOT / "models" / "credit_policy.yaml",
     )
@@ -68,7 +70,9 @@ def _run(clients: int, months: int, seed: int, work: Path) -> dict[str, float]:
         print(f"  {line}")
     # twenty SMEs with different account behaviour (spread over the PD range)
     offered = financing.dropna(subset=["product_code"])
-    clients_pd = offered.drop_duplicates("client_id").sort_values("pd_12m")
+    clients_pd = offered.drop_duplicates("client_id").sort_values(
+        pd_column(credit.label.horizon_months)
+    )
     picked = clients_pd.iloc[:: max(1, len(clients_pd) // 20)].head(20)["client_id"]
     orders = {
         tuple(offered[offered["client_id"] == c].sort_values("rank")["product_code"])

@@ -44,6 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def _credit_model_uri() -> str:
+    """The SME credit model's champion, by the name its spec registers it under."""
+    from rmreco.modeling.spec import load_credit_risk_spec
+
+    name = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
+    return f"models:/{name}@champion"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -267,7 +275,7 @@ def main() -> None:
                 "models",
                 "serve",
                 "-m",
-                "models:/rmreco-sme-credit-risk@champion",
+                _credit_model_uri(),
                 "--env-manager",
                 "local",
                 "-h",
@@ -388,7 +396,7 @@ def main() -> None:
 def _signature_columns(env: dict[str, str], work: Path) -> list[str]:
     code = (
         "import mlflow, json; m = mlflow.models.get_model_info("
-        "'models:/rmreco-sme-credit-risk@champion'); "
+        f"{_credit_model_uri()!r}); "
         "print(json.dumps([c['name'] for c in m.signature.inputs.to_dict()]))"
     )
     out = (

@@ -15,9 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from rmreco.cli.main import current_settings, out_console, translate_errors
+from rmreco.domain import contract
 
 if TYPE_CHECKING:
-    from rmreco.training.feasibility import DataCheck, DataProfile
+    from rmreco.training.feasibility import DataCheck, DataProfile, MonthSpan
 
 #: Exit code of ``data check`` when the data is valid but some spec cannot train on it (0: every
 #: spec can; 3: the data breaks the contract; 4: the models folder or a spec is invalid).
@@ -70,6 +71,8 @@ def _print(result: DataCheck) -> None:
     profile = result.profile
     out_console.print(_overview(profile))
     out_console.print(_segments(profile))
+    if profile.extra_columns:
+        out_console.print(_extra_columns(profile))
     out_console.print(_adoptions(profile))
     verdicts = Table(title="Can each spec train on this data?", show_lines=True)
     verdicts.add_column("spec", no_wrap=True)  # whole names, to copy into train commands
@@ -89,6 +92,8 @@ def _print(result: DataCheck) -> None:
             text,
         )
     out_console.print(verdicts)
+    for note in profile.notes:
+        out_console.print(escape(note))
     for warning in profile.warnings:
         out_console.print(f"[yellow]warning:[/] {escape(warning)}")
 
@@ -97,9 +102,15 @@ def _overview(profile: DataProfile) -> Table:
     table = Table(title=f"Data in {escape(profile.folder)}", show_header=False)
     table.add_column("what")
     table.add_column("value")
-    span = profile.account_months
     table.add_row("currency", profile.currency or "(not stated)")
-    table.add_row("account months", f"{span.first}..{span.last} ({span.count} months)")
+    table.add_row("account months", _span(profile.account_months))
+    if profile.months_from != [contract.ACCOUNT_MONTHS.name]:
+        sources = ", ".join(profile.months_from) or "no dated table"
+        table.add_row("observation months", f"{_span(profile.observation_months)}, from {sources}")
+    if profile.as_of_months.count:
+        table.add_row("clients' as-of months", _span(profile.as_of_months))
+    if profile.extract_date is not None:
+        table.add_row("extract date (manifest)", profile.extract_date)
     for horizon, outcome in profile.outcome_months.items():
         months = f"{outcome.first}..{outcome.last}" if outcome.count else "none"
         table.add_row(
@@ -121,8 +132,22 @@ def _overview(profile: DataProfile) -> Table:
         if fin.clients
         else "none",
     )
-    table.add_row("tables", ", ".join(f"{k} {v:,}" for k, v in profile.tables.items()))
-    table.add_row("optional tables absent", ", ".join(profile.absent_tables) or "none")
+    table.add_row("tables given (rows)", ", ".join(f"{k} {v:,}" for k, v in profile.tables.items()))
+    table.add_row("tables not given", ", ".join(profile.absent_tables) or "none")
+    return table
+
+
+def _span(span: MonthSpan) -> str:
+    return f"{span.first}..{span.last} ({span.count} months)" if span.count else "none"
+
+
+def _extra_columns(profile: DataProfile) -> Table:
+    table = Table(title="The bank's own columns (used as features)")
+    for column in ("table", "column", "kind"):
+        table.add_column(column)
+    for name, kinds in profile.extra_columns.items():
+        for column, kind in kinds.items():
+            table.add_row(name, escape(column), kind)
     return table
 
 

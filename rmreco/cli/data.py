@@ -20,6 +20,7 @@ from rmreco.cli.main import (
     translate_errors,
 )
 from rmreco.synthetic.parameters import CORPORATE_SHARE, PERSONAL_SHARE
+from rmreco.synthetic.shape_options import SHAPE_HELP, Shape
 
 if TYPE_CHECKING:
     pass
@@ -59,16 +60,27 @@ def generate(
             "personal product).",
         ),
     ] = PERSONAL_SHARE,
+    shape: Annotated[
+        Shape,
+        typer.Option(
+            "--shape",
+            help="Shape of extract to write, from the same bank: "
+            + "; ".join(f"{s.value}: {text}" for s, text in SHAPE_HELP.items())
+            + ".",
+        ),
+    ] = Shape.FULL,
 ) -> None:
-    """Generate a synthetic bank: the contract's tables plus the ground truth under truth/."""
+    """Generate a synthetic bank: the contract's tables plus the ground truth under truth/,
+    in one of the shapes banks send (--shape)."""
     start_month = parse_month(start)
-    from rmreco.synthetic import generate_bank
+    from rmreco.synthetic.shapes import write_shape
 
     with progress_bar() as progress:
         task = progress.add_task("generating clients", total=clients)
         try:
-            summary = generate_bank(
+            summary = write_shape(
                 out,
+                shape,
                 n_clients=clients,
                 n_months=months,
                 seed=seed,
@@ -79,6 +91,8 @@ def generate(
             )
         except ValueError as exc:  # arguments the generator refuses, e.g. a non-empty --out
             raise typer.BadParameter(str(exc)) from None
+    for note in summary.notes:
+        out_console.print(note)
     _print_rows(summary.rows)
     out_console.print(f"wrote {summary.out_dir} in {summary.seconds:.1f} s")
 
@@ -113,7 +127,10 @@ def ingest(
         engine.dispose()
     for note in summary.notes:
         out_console.print(note)
-    _print_rows(summary.rows)
+    _print_rows(summary.rows, absent=summary.absent)
+    for table, kinds in summary.extra_columns.items():
+        listed = ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
+        out_console.print(f"{table}: the bank's own columns loaded: {listed}", markup=False)
     out_console.print(f"loaded {folder} into the database (ingest run {summary.run_id})")
     refreshed = _refresh_features(db)
     out_console.print(f"feature snapshots refreshed for {refreshed:,} clients")
@@ -155,6 +172,9 @@ def _refresh_features(db: str | None) -> int:
     return refresh_snapshots(database_url(db), current_settings())
 
 
-def _print_rows(rows: dict[str, int]) -> None:
+def _print_rows(rows: dict[str, int], *, absent: list[str] | None = None) -> None:
     for table, count in rows.items():
-        out_console.print(f"{table:>24}: {count:>12,} rows")
+        if absent and table in absent:
+            out_console.print(f"{table:>24}: {'not given':>17}")
+        else:
+            out_console.print(f"{table:>24}: {count:>12,} rows")

@@ -6,7 +6,9 @@ required values are not missing, numbers are within their ranges, codes are amon
 and the natural key is unique. Across tables, plain pandas checks what one frame cannot:
 
 - references: ``clients.rm_id`` -> relationship_managers, holdings -> clients and products,
-  account_months / credit_events / financials -> clients;
+  account_months / credit_events / financials -> clients. A reference to a table left out of
+  the folder is skipped while the column is empty; values in it are refused, naming both (an
+  RM id without the RM table cannot be checked);
 - ordered pairs: ``holdings.end_month``, when present, is not before ``start_month``;
 - history: the last month of ``account_months`` is the end of the load's history. A holding may
   start before the history does (products opened long ago) but not after its end; a credit event
@@ -14,10 +16,14 @@ and the natural key is unique. Across tables, plain pandas checks what one frame
   then its outcomes: up to ``OUTCOME_WINDOW_MAX_MONTHS`` after it for a client whose history
   reaches that end, and otherwise not more than ``CREDIT_EVENT_GRACE_MONTHS`` after the client's
   own last account month (a default is often recorded a few months after the account went
-  quiet; one a year later points at a wrong client id); a financial year must not be after
+  quiet; one a year later points at a wrong client id), except for an undated status dated at
+  the manifest's extract date (it says when the status was known, not when it began); a
+  financial year must not be after
   the year of the last month. ``end_month`` after the end of the history is allowed (a bank may
   export planned maturities; the product counts as held until then).
-- ``clients`` and ``account_months`` must have data rows;
+- ``clients`` must have data rows, and so must ``account_months`` when its file is given (a
+  header without rows is a failed export more often than a book without history; leave the file
+  out for that);
 - one currency per load: the optional ``clients.currency`` column, when present, holds one
   three-letter code. Whether it agrees with the database is checked by ingest
   (``rmreco.data.ingest``), which knows the database.
@@ -26,8 +32,9 @@ and the natural key is unique. Across tables, plain pandas checks what one frame
 Months may be any date within the month (read as the first day, ``rmreco.data.dates``). A table
 whose file carries a detail column (``account_months.account_id``) is checked row by row with
 that column in its key, then aggregated to its grain (``rmreco.data.accounts``) before the
-checks across tables and before anything reads it. What was normalised or aggregated is said
-once per column in :attr:`ValidatedTables.notes`, never once per row.
+checks across tables and before anything reads it. What was normalised, aggregated, filled from
+the manifest (undated credit status, observation month) or left out is said once per column or
+table in :attr:`ValidatedTables.notes`, never once per row.
 
 Reading (``rmreco.data.tables``) comes first and reports cells that are not of their kind; the
 checks here then run on the typed frames. Problems are collected in full up to
@@ -40,6 +47,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +58,12 @@ from pandera.errors import SchemaErrors
 
 from rmreco.data.accounts import aggregate_details, row_key
 from rmreco.data.dates import is_month_column
+from rmreco.data.manifest import Manifest
 from rmreco.data.tables import (
     MAX_PROBLEMS_PER_COLUMN,
     InputTable,
     ProblemCollector,
+    empty_frame,
     read_input_folder,
     show_value,
 )
@@ -71,7 +81,7 @@ CREDIT_EVENT_GRACE_MONTHS = 12
 #: for a PD (24 months); a longer gap is a wrong date.
 OUTCOME_WINDOW_MAX_MONTHS = 24
 CURRENCY_COLUMN = "currency"
-#: Tables that must have at least one data row.
+#: Tables that must have at least one data row when their file is given.
 NON_EMPTY_TABLES: tuple[str, ...] = (contract.CLIENTS.name, contract.ACCOUNT_MONTHS.name)
 
 _PANDERA_DTYPES: dict[str, Any] = {
@@ -94,19 +104,49 @@ class ValidatedTables:
     currency: str | None
     warnings: list[str] = field(default_factory=list)
     #: What reading changed, once per column or table: months given as another day of the
-    #: month, rows of several accounts aggregated to the client-month.
+    #: month, rows of several accounts aggregated to the client-month, empty months filled from
+    #: the manifest, tables left out.
     notes: list[str] = field(default_factory=list)
+    #: The folder's manifest.yaml; None when it has none.
+    manifest: Manifest | None = None
 
     def frame(self, name: str) -> pd.DataFrame:
-        """The frame of table ``name``; an empty frame for an optional table left out."""
+        """The frame of table ``name``; for a table left out, no rows and its contract columns
+        (each of its kind)."""
         if name in self.tables:
             return self.tables[name].frame
-        return pd.DataFrame(columns=list(contract.TABLES_BY_NAME[name].column_names))
+        return empty_frame(contract.TABLES_BY_NAME[name])
 
     @property
     def row_counts(self) -> dict[str, int]:
         """Data rows per table read."""
         return {name: len(t.frame) for name, t in self.tables.items()}
+
+    @property
+    def given_tables(self) -> list[str]:
+        """The contract's tables the folder has, in load order."""
+        return [t.name for t in contract.TABLES if t.name in self.tables]
+
+    @property
+    def absent_tables(self) -> list[str]:
+        """The contract's (optional) tables the folder does not have, in load order."""
+        return [t.name for t in contract.TABLES if t.name not in self.tables]
+
+    @property
+    def extra_columns(self) -> dict[str, dict[str, contract.ExtraKind]]:
+        """The bank's own feature columns by table: ``{"clients": {name: kind}, ...}``; a table
+        without any is left out (``{}`` when there are none)."""
+        return {
+            name: dict(table.extra_kinds)
+            for name, table in self.tables.items()
+            if table.table.extras == "features" and table.extra_kinds
+        }
+
+    @property
+    def outcome_end(self) -> date | None:
+        """The first day of the manifest's extract date's month: outcomes are known up to it.
+        None without an extract date."""
+        return None if self.manifest is None else self.manifest.extract_month()
 
 
 # --- per table: pandera ---------------------------------------------------------------------
@@ -322,6 +362,9 @@ def _reference_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
     for table in tables.values():
         for ref in table.table.references:
             target = tables.get(ref.target_table)
+            if target is None and ref.column in table.frame:
+                problems.extend(_absent_reference_problems(table, ref))
+                continue
             if (
                 target is None
                 or ref.column not in table.frame
@@ -338,6 +381,25 @@ def _reference_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
             )
             problems.extend(collector.problems)
     return problems
+
+
+def _absent_reference_problems(table: InputTable, ref: contract.Reference) -> list[Problem]:
+    """A reference to a table left out of the folder: fine while the column is empty."""
+    values = table.frame[ref.column]
+    given = int(values.notna().sum())
+    if not given:
+        return []
+    target = contract.TABLES_BY_NAME[ref.target_table]
+    required = "" if target.is_optional else " (a required table)"
+    return [
+        Problem(
+            file=table.file,
+            column=ref.column,
+            message=f"{given:,} rows name a {ref.target_table}.{ref.target_column}, but the "
+            f"folder has no {ref.target_table}.parquet or {ref.target_table}.csv{required} to "
+            f"check them against: give that table, or leave {ref.column} empty",
+        )
+    ]
 
 
 def _order_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
@@ -366,14 +428,19 @@ def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
     end_text = data_end.strftime("%Y-%m-%d")
     problems: list[Problem] = []
 
+    window_end = data_end + pd.DateOffset(months=OUTCOME_WINDOW_MAX_MONTHS)
     holdings = tables.get(contract.HOLDINGS.name)
     if holdings is not None and "start_month" in holdings.frame:
+        # products taken up after the last account month are the adoptions of an
+        # observation-window extract (statements, then what the clients took in the months
+        # after), as credit events after it are the defaults
         start = holdings.frame["start_month"]
         collector = ProblemCollector(holdings.file, "start_month")
         collector.add(
             start.dt.strftime("%Y-%m-%d"),
-            start > data_end,
-            f"{{value}} is after the last month of {accounts.file} ({end_text})",
+            start > window_end,
+            f"{{value}} is more than {OUTCOME_WINDOW_MAX_MONTHS} months after the last month "
+            f"of {accounts.file} ({end_text})",
         )
         problems.extend(collector.problems)
 
@@ -382,7 +449,6 @@ def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
         month = events.frame["month"]
         shown = month.dt.strftime("%Y-%m-%d")
         collector = ProblemCollector(events.file, "month")
-        window_end = data_end + pd.DateOffset(months=OUTCOME_WINDOW_MAX_MONTHS)
         too_late = month > window_end
         collector.add(
             shown,
@@ -395,9 +461,11 @@ def _history_problems(tables: Mapping[str, InputTable]) -> list[Problem]:
             client_last = events.frame["client_id"].map(last)
             limit = client_last + pd.DateOffset(months=CREDIT_EVENT_GRACE_MONTHS)
             # a client still in the extract at its end may have its outcome up to the window's
-            # end; one whose history stopped earlier only within the grace
+            # end; one whose history stopped earlier only within the grace. A status known at
+            # the extract date (an undated row) says nothing of when it began: no grace applies.
             in_window = (client_last == data_end).fillna(False).astype(bool)
-            late = ~too_late & ~in_window & client_last.notna() & (month > limit)
+            undated = events.frame.index.isin(events.filled_months.get("month", pd.Index([])))
+            late = ~too_late & ~in_window & ~undated & client_last.notna() & (month > limit)
             collector.add(
                 shown,
                 late,
@@ -525,7 +593,12 @@ def read_and_validate(folder: Path) -> ValidatedTables:
     if problems:
         logger.info("input %s refused: %d problems", folder, len(problems))
         raise DataContractError(problems)
-    notes = [*month_notes(read.tables.values()), *aggregated]
+    notes = [
+        *absent_notes(tables),
+        *month_notes(read.tables.values()),
+        *filled_notes(read.tables.values(), read.manifest),
+        *aggregated,
+    ]
     for note in notes:
         logger.info("%s", note)
     return ValidatedTables(
@@ -535,7 +608,39 @@ def read_and_validate(folder: Path) -> ValidatedTables:
         currency=load_currency(tables),
         warnings=read.warnings,
         notes=notes,
+        manifest=read.manifest,
     )
+
+
+def absent_notes(tables: Mapping[str, InputTable]) -> list[str]:
+    """One line naming the tables the folder left out (read as empty), if any."""
+    absent = [t.name for t in contract.TABLES if t.name not in tables]
+    if not absent:
+        return []
+    return [f"tables not given, read as empty: {', '.join(absent)}"]
+
+
+def filled_notes(tables: Iterable[InputTable], manifest: Manifest | None) -> list[str]:
+    """One line per month column whose empty cells the manifest filled."""
+    notes: list[str] = []
+    if manifest is None:
+        return notes
+    for table in tables:
+        for column, rows in table.filled_months.items():
+            key = table.table.column(column).filled_from
+            assert key is not None
+            month = manifest.month_of(key)
+            assert month is not None
+            what = (
+                "events without a month"
+                if table.name == contract.CREDIT_EVENTS.name
+                else ("empty values")
+            )
+            notes.append(
+                f"{table.name}.{column}: {len(rows):,} {what} dated {month:%Y-%m} "
+                f"({key} of {contract.MANIFEST_FILE})"
+            )
+    return notes
 
 
 def month_notes(tables: Iterable[InputTable]) -> list[str]:

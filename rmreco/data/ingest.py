@@ -10,9 +10,15 @@ A load is an upsert on the contract's natural keys (``INSERT ... ON CONFLICT DO 
 SQLite and PostgreSQL, sent in batches with executemany): loading the same folder twice
 changes nothing, a changed value is updated, and rows that are in the database but not in the
 folder are kept (a load adds and corrects; it does not replace). Optional columns left out of a
-file are left as they are in the database. Extra ``products`` columns go into ``products.params``.
-What is written is what reading made of the files: months as their first day, several accounts'
-rows as one client-month (``rmreco.data.contract``); the summary's ``notes`` say so.
+file are left as they are in the database, and so are tables left out of the folder. Extra
+``products`` columns go into ``products.params``. The bank's own columns of ``clients`` and
+``financials`` go into their ``extra`` JSON column as ``{name: value}`` (a load that has such
+columns replaces a row's ``extra``; one without leaves it), and their kinds into
+``extra_columns``: the first load that brings a column fixes its kind, and a later load that
+reads it as another kind is refused (declare the kind in the manifest). What is written is what
+reading made of the files: months as their first day, several accounts' rows as one
+client-month, undated credit status as events of the extract date's month
+(``rmreco.data.contract``); the summary's ``notes`` say so.
 
 One currency per database: the load's currency is ``clients.currency`` when the column is given,
 else the ``RMRECO_CURRENCY`` setting; once the database holds a load, every later load must be in
@@ -41,7 +47,7 @@ from rmreco.data.contract import CURRENCY_COLUMN, ValidatedTables, read_and_vali
 from rmreco.data.tables import InputTable
 from rmreco.db.engine import run_in_transaction, session_factory, transaction
 from rmreco.db.migrate import require_head
-from rmreco.db.schema import CONTRACT_MODELS, IngestRun, utcnow
+from rmreco.db.schema import CONTRACT_MODELS, ExtraColumn, IngestRun, utcnow
 from rmreco.domain import contract
 from rmreco.domain.errors import DataContractError, Problem
 
@@ -49,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Rows per executemany call: large enough to amortise round trips, small enough for memory.
 BATCH_ROWS = 5_000
-PARAMS_COLUMN = "params"
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,13 @@ class IngestSummary:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     #: What reading changed, once per column or table (months given as another day of the
-    #: month, accounts aggregated to the client-month); see ValidatedTables.notes.
+    #: month, accounts aggregated to the client-month, undated events, tables left out); see
+    #: ValidatedTables.notes.
     notes: list[str] = field(default_factory=list)
+    #: The contract's tables the folder did not have (nothing of them was written).
+    absent: list[str] = field(default_factory=list)
+    #: The bank's own columns loaded, by table: {"clients": {name: kind}, ...}.
+    extra_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def ingest_folder(
@@ -102,6 +112,8 @@ def ingest_folder(
         seconds=seconds,
         warnings=list(validated.warnings),
         notes=list(validated.notes),
+        absent=validated.absent_tables,
+        extra_columns={t: dict(kinds) for t, kinds in validated.extra_columns.items()},
     )
 
 
@@ -173,6 +185,7 @@ def write_tables(
     )
     session.add(run)
     session.flush()
+    record_extra_kinds(session, validated, run_id=run.id)
     for table in contract.TABLES:  # parents before children, for the foreign keys
         if table.name in validated.tables:
             upsert_table(session, validated.tables[table.name])
@@ -182,15 +195,51 @@ def write_tables(
     return run
 
 
+def record_extra_kinds(session: Session, validated: ValidatedTables, *, run_id: int) -> None:
+    """Record the kinds of the bank's own columns new to the database; never commits.
+
+    Raises DataContractError when a column the database knows arrives with another kind.
+    """
+    known = {
+        (row.table_name, row.column_name): row for row in session.scalars(select(ExtraColumn)).all()
+    }
+    problems: list[Problem] = []
+    for table_name, kinds in validated.extra_columns.items():
+        table = validated.tables[table_name]
+        declared = validated.manifest.declared(table_name) if validated.manifest else {}
+        for name, kind in kinds.items():
+            stored = known.get((table_name, name))
+            if stored is None:
+                session.add(
+                    ExtraColumn(
+                        table_name=table_name, column_name=name, kind=kind, ingest_run_id=run_id
+                    )
+                )
+            elif stored.kind != kind:
+                how = f"declared in {contract.MANIFEST_FILE}" if name in declared else "inferred"
+                problems.append(
+                    Problem(
+                        file=contract.MANIFEST_FILE if name in declared else table.file,
+                        column=None if name in declared else name,
+                        message=f"{table_name}.{name} is {stored.kind} in the database (since "
+                        f"ingest run {stored.ingest_run_id}) but {kind} in this load ({how}); "
+                        f"a column keeps its kind: declare it {stored.kind} under "
+                        f"columns.{table_name} in {contract.MANIFEST_FILE}, or give it another "
+                        "name",
+                    )
+                )
+    if problems:
+        raise DataContractError(problems)
+    session.flush()
+
+
 def upsert_table(session: Session, table: InputTable) -> int:
     """Insert or update the rows of one input table on its natural key; return the row count."""
     db_table = CONTRACT_MODELS[table.name].__table__
     assert isinstance(db_table, Table)
     columns = [c for c in table.table.column_names if c in table.frame.columns]
-    if table.extra_columns or table.name == contract.PRODUCTS.name:
-        columns_written = [*columns, PARAMS_COLUMN]
-    else:
-        columns_written = columns
+    extras_column = _extras_column_written(table)
+    columns_written = columns if extras_column is None else [*columns, extras_column]
     key = list(table.table.key)
     update = [c for c in columns_written if c not in key]
 
@@ -224,10 +273,20 @@ def _records(table: InputTable, columns: list[str]) -> Iterator[list[dict[str, A
                 values[name] = [None if pd.isna(v) else v.date() for v in series]
             else:
                 values[name] = series.astype(object).where(series.notna(), None).tolist()
-        if table.name == contract.PRODUCTS.name:
-            values[PARAMS_COLUMN] = _params(chunk, table.extra_columns)
+        extras_column = _extras_column_written(table)
+        if extras_column is not None:
+            values[extras_column] = _params(chunk, table.extra_columns)
         names = list(values)
         yield [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
+
+
+def _extras_column_written(table: InputTable) -> str | None:
+    """The JSON column this load writes the table's extra columns to, if any: the catalog's
+    ``params`` always (empty when there are none), ``extra`` of clients and financials only
+    when the load has such columns (a load without them leaves what the database holds)."""
+    if table.table.extras == "params" or (table.table.extras == "features" and table.extra_columns):
+        return table.table.extras_column
+    return None
 
 
 def _params(chunk: pd.DataFrame, extra: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -9,7 +9,12 @@ column, and the rest of the table is still read so that validation can report ev
 Rules of the input format (also in the documented contract):
 
 - Table ``t`` is ``t.parquet`` or ``t.csv`` in the folder; both present is an error (which one
-  would be meant?), a required table missing is an error, ``financials`` may be left out.
+  would be meant?). Only ``clients`` is required; every other table may be left out and then
+  reads as an empty frame with its contract columns (:func:`empty_frame`).
+- An optional ``manifest.yaml`` beside the tables (``rmreco.data.manifest``) fills empty month
+  cells of columns the contract marks ``filled_from`` (an undated credit status is an event of the
+  extract date's month; an empty ``clients.as_of_month`` the observation month), counted per
+  column (:attr:`InputTable.filled_months`), and declares the kinds of the bank's own columns.
 - Rows are numbered as the file's data rows, from 1, header not counted, for CSV and Parquet
   alike; the frames carry that number as their index (named ``row``) through validation.
 - Column names are matched after trimming spaces and lower-casing.
@@ -25,10 +30,17 @@ Rules of the input format (also in the documented contract):
 - ``account_months`` may carry the optional ``account_id`` column (several accounts per client);
   it is read like the other columns and aggregated away by ``rmreco.data.accounts``.
 - Numbers must be finite; whole-number columns accept "12" and "12.0" but not "12.5".
-- Columns the contract does not know: in ``products`` they are kept (they go into the catalog's
-  ``params``, numbers as numbers where the whole column is numeric); in every other table they
-  are dropped, and a warning lists them (a bank's extract often carries more than we use, and
-  refusing it for that would help no one).
+- Columns the contract does not know (``Table.extras``): in ``products`` they are kept as the
+  catalog's ``params`` (numbers as numbers where the whole column is numeric). In ``clients`` and
+  ``financials`` they are the bank's own features: a column declared in the manifest is converted
+  to its kind (numeric: finite numbers, each other cell a problem naming file, row and column;
+  categorical: trimmed text) and must be in the file; an undeclared one is numeric when every
+  non-empty value is a number, else categorical, and a warning lists them with their kinds. Their
+  names must be plain (``contract.EXTRA_COLUMN_NAME``); a column without any value is dropped
+  with a warning, a categorical one with more than ``EXTRA_CATEGORICAL_LEVELS_WARNING`` values is
+  kept with a warning (probably an identifier). In every other table they are dropped, and a
+  warning lists them (a bank's extract often carries more than we use, and refusing it for that
+  would help no one).
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from rmreco.data.dates import is_month_column, read_month_column
+from rmreco.data.manifest import Manifest, read_manifest
 from rmreco.domain import contract
 from rmreco.domain.errors import Problem
 
@@ -52,8 +65,6 @@ logger = logging.getLogger(__name__)
 
 CSV_SUFFIX = ".csv"
 PARQUET_SUFFIX = ".parquet"
-#: Table whose unknown columns are kept (as the catalog's extra parameters).
-TABLE_KEEPING_EXTRA_COLUMNS = contract.PRODUCTS.name
 #: Cell-level problems collected per column and kind of problem; the rest are counted only.
 MAX_PROBLEMS_PER_COLUMN = 100
 #: dtype of date columns after reading.
@@ -69,16 +80,24 @@ class InputTable:
     """One contract table as read from its file.
 
     ``frame`` holds the contract columns present in the file, converted to their kinds (str,
-    Int64, float64, datetime64, boolean), plus, for ``products`` only, the extra columns listed
-    in ``extra_columns``. Its index is the file's 1-based data row number.
+    Int64, float64, datetime64, boolean), plus the extra columns the table keeps
+    (``Table.extras``) listed in ``extra_columns``: the catalog's parameters in ``products``, the
+    bank's own features in ``clients`` and ``financials`` (numeric as float64, categorical as
+    object with None for missing; their kinds in ``extra_kinds``). Its index is the file's
+    1-based data row number.
     """
 
     table: contract.Table
     path: Path
     frame: pd.DataFrame
     extra_columns: tuple[str, ...] = ()
+    #: The bank's own feature columns (``clients``, ``financials``): name -> numeric/categorical.
+    extra_kinds: dict[str, contract.ExtraKind] = field(default_factory=dict)
     #: Per month column: values that named another day of their month, read as its first day.
     normalised_months: dict[str, int] = field(default_factory=dict)
+    #: Per month column with ``filled_from``: the rows (file row numbers) whose empty cell was
+    #: set to the manifest's month.
+    filled_months: dict[str, pd.Index] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -97,9 +116,12 @@ class InputFolder:
     folder: Path
     tables: dict[str, InputTable]
     problems: list[Problem]
-    #: sha256 over the files' names and bytes, in name order (the ingest run's fingerprint).
+    #: sha256 over the files' names and bytes (the manifest's too), in name order (the ingest
+    #: run's fingerprint).
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
+    #: The folder's manifest.yaml, None when it has none (or it was refused: see ``problems``).
+    manifest: Manifest | None = None
 
 
 def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
@@ -158,30 +180,65 @@ def read_input_folder(folder: Path) -> InputFolder:
     """
     folder = Path(folder)
     files, problems = find_table_files(folder)
+    manifest, manifest_problems = read_manifest(folder) if folder.is_dir() else (None, [])
+    problems.extend(manifest_problems)
     tables: dict[str, InputTable] = {}
     warnings: list[str] = []
     for name, path in files.items():
-        table, table_problems, table_warnings = read_table(contract.TABLES_BY_NAME[name], path)
+        table, table_problems, table_warnings = read_table(
+            contract.TABLES_BY_NAME[name], path, manifest=manifest
+        )
         problems.extend(table_problems)
         warnings.extend(table_warnings)
         if table is not None:
             tables[name] = table
+    if manifest is not None:
+        problems.extend(
+            Problem(
+                file=contract.MANIFEST_FILE,
+                message=f"key 'columns.{name}' declares columns of {name}, but the folder has "
+                f"no {name}{PARQUET_SUFFIX} or {name}{CSV_SUFFIX}",
+            )
+            for name, declared in manifest.columns.items()
+            if declared and name not in files
+        )
+    fingerprinted = list(files.values())
+    if (folder / contract.MANIFEST_FILE).is_file():
+        fingerprinted.append(folder / contract.MANIFEST_FILE)
     return InputFolder(
         folder=folder,
         tables=tables,
         problems=problems,
-        fingerprint=fingerprint_files(list(files.values())),
+        fingerprint=fingerprint_files(fingerprinted),
         warnings=warnings,
+        manifest=manifest,
+    )
+
+
+def empty_frame(table: contract.Table) -> pd.DataFrame:
+    """A table left out of the folder: no rows, its contract columns, each of its kind."""
+    dtypes = {
+        "str": "str",
+        "int": "Int64",
+        "float": "float64",
+        "date": DATE_DTYPE,
+        "bool": "boolean",
+    }
+    index = pd.RangeIndex(1, 1, name="row")
+    return pd.DataFrame(
+        {c.name: pd.Series(index=index, dtype=dtypes[c.kind]) for c in table.columns},
+        index=index,
     )
 
 
 def read_table(
-    table: contract.Table, path: Path
+    table: contract.Table, path: Path, *, manifest: Manifest | None = None
 ) -> tuple[InputTable | None, list[Problem], list[str]]:
     """Read one table's file and convert its contract columns to their kinds.
 
-    Returns the table (None when the file cannot be read at all), the problems found and
-    warnings (unknown columns dropped).
+    ``manifest`` (the folder's, if any) fills empty month cells (``Column.filled_from``) and
+    declares the kinds of the bank's own columns. Returns the table (None when the file cannot
+    be read at all), the problems found and warnings (unknown columns dropped, kinds inferred).
     """
     file = path.name
     try:
@@ -206,7 +263,7 @@ def read_table(
     known = set(table.column_names) | {c.name for c in table.detail_columns}
     extra = tuple(n for n in names if n not in known)
     warnings: list[str] = []
-    if extra and table.name != TABLE_KEEPING_EXTRA_COLUMNS:
+    if extra and table.extras == "ignored":
         message = f"{file}: columns not in the contract are ignored: {', '.join(extra)}"
         logger.warning(message)
         warnings.append(message)
@@ -214,18 +271,43 @@ def read_table(
     problems: list[Problem] = []
     columns: dict[str, pd.Series] = {}
     normalised: dict[str, int] = {}
+    filled: dict[str, pd.Index] = {}
     for column in (*table.columns, *table.detail_columns):
         if column.name in raw.columns:
             converted = convert_column(raw[column.name], column, file=file)
-            columns[column.name] = converted.values
+            values = converted.values
             problems.extend(converted.problems)
             if converted.normalised:
                 normalised[column.name] = converted.normalised
+            if column.filled_from is not None:
+                values, rows_filled, fill_problems = fill_from_manifest(
+                    values, raw[column.name], column, manifest, file=file
+                )
+                problems.extend(fill_problems)
+                if len(rows_filled):
+                    filled[column.name] = rows_filled
+            columns[column.name] = values
+        elif column.filled_from is not None and manifest is not None:
+            month = manifest.month_of(column.filled_from)
+            if month is not None and len(raw):  # a column left out is empty everywhere
+                columns[column.name] = pd.Series(
+                    pd.Timestamp(month), index=raw.index, dtype=DATE_DTYPE
+                )
+                filled[column.name] = raw.index
     kept_extra: tuple[str, ...] = ()
-    if table.name == TABLE_KEEPING_EXTRA_COLUMNS:
+    kinds: dict[str, contract.ExtraKind] = {}
+    if table.extras == "params":
         kept_extra = extra
         for name in extra:
             columns[name] = _extra_column(raw[name])
+    elif table.extras == "features":
+        declared = manifest.declared(table.name) if manifest is not None else {}
+        features = read_feature_columns(raw, extra, declared, file=file)
+        problems.extend(features.problems)
+        warnings.extend(features.warnings)
+        columns.update(features.columns)
+        kinds = features.kinds
+        kept_extra = tuple(kinds)
     frame = pd.DataFrame(columns, index=raw.index)
     return (
         InputTable(
@@ -233,11 +315,167 @@ def read_table(
             path=path,
             frame=frame,
             extra_columns=kept_extra,
+            extra_kinds=kinds,
             normalised_months=normalised,
+            filled_months=filled,
         ),
         problems,
         warnings,
     )
+
+
+def fill_from_manifest(
+    values: pd.Series,
+    raw: pd.Series,
+    column: contract.Column,
+    manifest: Manifest | None,
+    *,
+    file: str,
+) -> tuple[pd.Series, pd.Index, list[Problem]]:
+    """Set the empty cells of a ``filled_from`` month column to the manifest's month.
+
+    Only cells empty in the file are filled (a cell that did not read is a problem already).
+    Without the manifest's key, empty cells of a column that may not be empty are problems
+    naming the key to set. Returns the values, the rows filled and the problems.
+    """
+    key = column.filled_from
+    assert key is not None
+    empty = raw.isna() & values.isna()
+    month = manifest.month_of(key) if manifest is not None else None
+    if month is not None:
+        filled = values.mask(empty, pd.Timestamp(month)).astype(DATE_DTYPE)
+        return filled, values.index[empty.to_numpy()], []
+    if column.nullable:
+        return values, values.index[:0], []
+    collector = ProblemCollector(file, column.name)
+    collector.add(
+        raw,
+        empty,
+        f"is empty; it may be empty only when {contract.MANIFEST_FILE} gives the key '{key}' "
+        f"({column.fill_rule}): set {key} in {contract.MANIFEST_FILE}, or give the month",
+    )
+    return values, values.index[:0], collector.problems
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """The bank's own columns of a table, read as features."""
+
+    columns: dict[str, pd.Series]
+    kinds: dict[str, contract.ExtraKind]
+    problems: list[Problem]
+    warnings: list[str]
+
+
+def read_feature_columns(
+    raw: pd.DataFrame,
+    names: tuple[str, ...],
+    declared: dict[str, contract.ExtraKind],
+    *,
+    file: str,
+) -> FeatureColumns:
+    """Read the columns ``names`` (not in the contract) of a table that takes them as features.
+
+    A column ``declared`` (in the manifest) gets its kind, and one declared but missing from the
+    file is a problem; the others get an inferred kind (numeric when every non-empty value is a
+    number), listed in one warning. Names that are not plain are problems; columns without any
+    value are dropped with a warning; categorical ones with very many values are warned about.
+    """
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    columns: dict[str, pd.Series] = {}
+    kinds: dict[str, contract.ExtraKind] = {}
+    inferred: list[str] = []
+    empty: list[str] = []
+    for name in declared:
+        if name not in raw.columns:
+            problems.append(
+                Problem(
+                    file=file,
+                    column=name,
+                    message=f"declared in {contract.MANIFEST_FILE} but not in the file",
+                )
+            )
+    for name in names:
+        if not re.match(contract.EXTRA_COLUMN_NAME, name):
+            problems.append(
+                Problem(
+                    file=file,
+                    column=name,
+                    message="a column the contract does not know is used as a feature and "
+                    "needs a plain name (a lower-case letter, then lower-case letters, digits "
+                    "or '_', at most 63 characters): rename it, or leave it out of the file",
+                )
+            )
+            continue
+        series = raw[name]
+        if name not in declared and series.isna().all():
+            empty.append(name)
+            continue
+        collector = ProblemCollector(file, name)
+        kind = declared.get(name) or infer_kind(series)
+        if name not in declared:
+            inferred.append(name)
+        columns[name] = (
+            _to_float(series, collector) if kind == "numeric" else _categorical(series, collector)
+        )
+        kinds[name] = kind
+        problems.extend(collector.problems)
+        if kind == "categorical":
+            levels = int(columns[name].nunique(dropna=True))
+            if levels > contract.EXTRA_CATEGORICAL_LEVELS_WARNING:
+                warnings.append(
+                    f"{file}: column {name} is categorical with {levels:,} distinct values "
+                    f"(more than {contract.EXTRA_CATEGORICAL_LEVELS_WARNING}): probably an "
+                    "identifier, which no model can learn from; kept as a feature"
+                )
+    if inferred:
+        n = len(inferred)
+        listed = ", ".join(f"{name} ({kinds[name]})" for name in inferred)
+        warnings.append(
+            f"{file}: {n} column{'s' if n != 1 else ''} the contract does not know "
+            f"{'are' if n != 1 else 'is'} used as feature{'s' if n != 1 else ''}, "
+            f"kind{'s' if n != 1 else ''} inferred (declare them in {contract.MANIFEST_FILE} "
+            f"to fix them): {listed}"
+        )
+    if empty:
+        warnings.append(
+            f"{file}: columns the contract does not know without any value are dropped: "
+            + ", ".join(empty)
+        )
+    for message in warnings:
+        logger.warning(message)
+    return FeatureColumns(columns, kinds, problems, warnings)
+
+
+def infer_kind(series: pd.Series) -> contract.ExtraKind:
+    """The kind of an undeclared column: numeric when it is a numeric column (Parquet) or every
+    non-empty value is a finite number, else categorical (booleans and dates too)."""
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(
+        series.dtype
+    ):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return "numeric"  # an infinite value is then refused by the conversion, located
+    values = series.dropna()
+    if values.map(lambda v: isinstance(v, bool | np.bool_)).any():
+        return "categorical"
+    numbers = pd.to_numeric(values.astype("str").str.strip(), errors="coerce").astype("float64")
+    is_number = numbers.notna() & np.isfinite(numbers)
+    return "numeric" if bool(is_number.all()) else "categorical"
+
+
+def _categorical(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    """A categorical column as trimmed text: object dtype, None where missing."""
+    if pd.api.types.is_bool_dtype(series.dtype) or (
+        series.dtype == object and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
+    ):  # booleans read as CSV writes them
+        series = series.map(
+            lambda v: str(bool(v)).lower() if isinstance(v, bool | np.bool_) else v,
+            na_action="ignore",
+        ).astype(object)
+    text = _to_str(series, collector)
+    return text.astype(object).where(text.notna(), None)
 
 
 def _read_raw(path: Path) -> pd.DataFrame:

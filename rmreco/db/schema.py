@@ -10,6 +10,11 @@ exactly this schema (a test compares them). Two groups of tables:
   constraints for ranges, levels and ordered column pairs -- is generated from the contract by
   :func:`contract_table_args`, so it is spelled once. A test checks the written-out columns
   against the contract (names, kinds, nullability).
+  ``clients`` and ``financials`` also hold the bank's own columns beyond the contract, as JSON
+  ``{name: value}`` in ``extra`` (the contract's ``Table.extras_column``), and ``extra_columns``
+  records each such column's kind (numeric or categorical) once for the database: one row per
+  (table, column), so a column keeps one kind across loads by its primary key, and reading the
+  kinds back is one small query rather than a merge over every load's record.
 - The tables of the application: ``ingest_runs`` (one row per successful load),
   ``users`` (API keys stored hashed only), ``recommendations`` (the audit trail of everything
   served) and ``feedback`` (what the client did with an offer).
@@ -188,6 +193,9 @@ class Client(Base):
     rm_id: Mapped[str | None] = mapped_column(String)
     onboarded: Mapped[date | None] = mapped_column(Date)
     currency: Mapped[str | None] = mapped_column(String(3))
+    as_of_month: Mapped[date | None] = mapped_column(Date)
+    #: The bank's own columns of the client ({name: value}; kinds in ``extra_columns``).
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class AccountMonth(Base):
@@ -255,6 +263,8 @@ class Financial(Base):
     equity: Mapped[float | None] = mapped_column(Float)
     current_assets: Mapped[float | None] = mapped_column(Float)
     current_liabilities: Mapped[float | None] = mapped_column(Float)
+    #: The bank's own columns of the statement ({name: value}; kinds in ``extra_columns``).
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 #: ORM class of each contract table, by table name.
@@ -286,6 +296,27 @@ class IngestRun(Base):
     #: Data rows read per table, e.g. {"clients": 2000, "account_months": 72000}.
     row_counts: Mapped[dict[str, int]] = mapped_column(JsonType)
     status: Mapped[str] = mapped_column(String(16), default="running")
+
+
+class ExtraColumn(Base):
+    """One of the bank's own columns of ``clients`` or ``financials`` and its kind, fixed by the
+    load that first brought it; a later load with another kind for it is refused."""
+
+    __tablename__ = "extra_columns"
+    __table_args__ = (
+        _in_check(
+            "table_name",
+            tuple(t.name for t in contract.TABLES if t.extras == "features"),
+            "table_name_level",
+        ),
+        _in_check("kind", contract.EXTRA_KINDS, "kind_level"),
+    )
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    column_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The load that first brought the column.
+    ingest_run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
 
 
 class User(Base):

@@ -9,6 +9,14 @@ or the ``RMRECO_CURRENCY`` setting says which). Months (columns ``month`` and ``
 given as any date within the month -- the month's last day is the common bank convention -- and
 mean that month; they are read as the month's first day.
 Identifiers are strings; integer identifiers in input files are read as their decimal text.
+
+Only ``clients`` is required: every other table may be left out of a folder (a statements-only
+book has no account months, an application sample no holdings) and then reads as an empty table.
+``clients`` and ``financials`` may carry the bank's own columns beyond the contract (features:
+numeric or categorical, declared in the manifest or inferred); ``products`` keeps its own as
+catalog parameters. An optional ``manifest.yaml`` beside the tables states what the tables
+cannot: the extract date (undated credit status), the observation month (clients without
+account history) and the kinds of the bank's own columns.
 """
 
 from __future__ import annotations
@@ -18,6 +26,22 @@ from enum import StrEnum
 from typing import Literal
 
 Kind = Literal["str", "date", "int", "float", "bool"]
+#: Kind of a bank's own column of ``clients`` or ``financials`` (beyond the contract).
+ExtraKind = Literal["numeric", "categorical"]
+EXTRA_KINDS: tuple[ExtraKind, ...] = ("numeric", "categorical")
+#: Names a bank's own column must have: LightGBM feature names and JSON keys need plain names.
+EXTRA_COLUMN_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+#: A categorical column with more distinct values than this is kept, with a warning: it is
+#: probably an identifier, which no model can learn from.
+EXTRA_CATEGORICAL_LEVELS_WARNING = 200
+
+#: The optional manifest beside the tables of an input folder (see ``rmreco.data.manifest``).
+MANIFEST_FILE = "manifest.yaml"
+#: Manifest keys that fill empty month cells (``Column.filled_from``).
+MANIFEST_EXTRACT_DATE = "extract_date"
+MANIFEST_OBSERVATION_MONTH = "observation_month"
+#: What happens to a table's columns the contract does not know.
+ExtraPolicy = Literal["ignored", "params", "features"]
 #: How rows finer than a table's grain (e.g. one per account) are combined into one row.
 Aggregation = Literal["sum", "max", "min"]
 
@@ -67,6 +91,12 @@ class Column:
     le: float | None = None
     levels: tuple[str, ...] | None = None
     is_money: bool = False
+    #: A month column whose empty cells are set to the month of this manifest key when the
+    #: manifest gives it (e.g. ``credit_events.month`` from ``extract_date``). A column that is
+    #: not ``nullable`` may then be empty only when the manifest gives the key.
+    filled_from: str | None = None
+    #: Why the manifest key fills an empty cell, for the documentation.
+    fill_rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +126,13 @@ class Table:
     detail_columns: tuple[Column, ...] = field(default=())
     #: For every column outside the key: (column, how, why) finer rows are aggregated.
     aggregation: tuple[tuple[str, Aggregation, str], ...] = field(default=())
+    #: Columns the contract does not know: "ignored" (dropped with a warning), "params" (kept
+    #: as parameters in the JSON column ``extras_column``, e.g. the catalog's pricing terms) or
+    #: "features" (kept as the bank's own numeric or categorical features, stored in the JSON
+    #: column ``extras_column``).
+    extras: ExtraPolicy = "ignored"
+    #: The database's JSON column holding the kept extra columns of a row ({name: value}).
+    extras_column: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -141,14 +178,29 @@ CLIENTS = Table(
             "sector",
             "str",
             "NACE Rev. 2 section letter (A-U); unknown when empty",
+            required=False,
             nullable=True,
             levels=NACE_SECTIONS,
         ),
-        Column("region", "str", "the client's region, free text", nullable=True),
-        Column("founded", "date", "date the business was founded", nullable=True),
-        Column("employees", "int", "number of employees", nullable=True, ge=0),
-        Column("turnover", "float", "declared annual turnover", nullable=True, ge=0, is_money=True),
-        Column("rm_id", "str", "the client's primary relationship manager", nullable=True),
+        Column("region", "str", "the client's region, free text", nullable=True, required=False),
+        Column("founded", "date", "date the business was founded", nullable=True, required=False),
+        Column("employees", "int", "number of employees", nullable=True, ge=0, required=False),
+        Column(
+            "turnover",
+            "float",
+            "declared annual turnover",
+            required=False,
+            nullable=True,
+            ge=0,
+            is_money=True,
+        ),
+        Column(
+            "rm_id",
+            "str",
+            "the client's primary relationship manager",
+            nullable=True,
+            required=False,
+        ),
         Column(
             "onboarded",
             "date",
@@ -163,13 +215,27 @@ CLIENTS = Table(
             required=False,
             nullable=True,
         ),
+        Column(
+            "as_of_month",
+            "date",
+            "the month the client's attributes and statements describe (any date within it): "
+            "the snapshot month of a client without account history, as in application and "
+            "scorecard-development samples",
+            required=False,
+            nullable=True,
+            filled_from=MANIFEST_OBSERVATION_MONTH,
+            fill_rule="an empty cell is the manifest's observation month",
+        ),
     ),
     references=(Reference("rm_id", "relationship_managers", "rm_id"),),
+    extras="features",
+    extras_column="extra",
 )
 
 RELATIONSHIP_MANAGERS = Table(
     name="relationship_managers",
     grain="one row per relationship manager",
+    is_optional=True,
     key=("rm_id",),
     columns=(
         Column("rm_id", "str", "the RM's identifier"),
@@ -195,6 +261,7 @@ _SUM_BOUND = (
 ACCOUNT_MONTHS = Table(
     name="account_months",
     grain="one row per client and calendar month (or per account and month, with account_id)",
+    is_optional=True,
     key=("client_id", "month"),
     columns=(
         Column("client_id", "str", "the client"),
@@ -268,6 +335,7 @@ ACCOUNT_MONTHS = Table(
 PRODUCTS = Table(
     name="products",
     grain="one row per product of the catalog",
+    is_optional=True,
     key=("product_code",),
     columns=(
         Column("product_code", "str", "the product's code"),
@@ -330,11 +398,14 @@ PRODUCTS = Table(
             ge=0,
         ),
     ),
+    extras="params",
+    extras_column="params",
 )
 
 HOLDINGS = Table(
     name="holdings",
     grain="one row per spell of a client holding a product",
+    is_optional=True,
     key=("client_id", "product_code", "start_month"),
     columns=(
         Column("client_id", "str", "the client"),
@@ -358,10 +429,18 @@ HOLDINGS = Table(
 CREDIT_EVENTS = Table(
     name="credit_events",
     grain="one row per client, month and event type",
+    is_optional=True,
     key=("client_id", "month", "event_type"),
     columns=(
         Column("client_id", "str", "the client"),
-        Column("month", "date", "month the event happened (any date within it)"),
+        Column(
+            "month",
+            "date",
+            "month the event happened (any date within it)",
+            filled_from=MANIFEST_EXTRACT_DATE,
+            fill_rule="an empty cell is a status known at the extract date: the event is dated "
+            "the extract date's month",
+        ),
         Column(
             "event_type",
             "str",
@@ -389,6 +468,8 @@ FINANCIALS = Table(
         _money("current_liabilities", "current liabilities at year end"),
     ),
     references=(Reference("client_id", "clients", "client_id"),),
+    extras="features",
+    extras_column="extra",
 )
 
 #: Tables in load order: a table comes after every table it references.

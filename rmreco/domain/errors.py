@@ -49,5 +49,31 @@ class DataContractError(RmrecoError):
         super().__init__(f"input refused, {len(problems)} {noun}:\n{shown}{tail}")
 
 
+class PolicyCurrencyError(ConfigurationError):
+    """The data's money is in a currency the credit policy states no amounts for: a limit or a
+    turnover bound in one currency must not be applied to figures in another."""
+
+    def __init__(
+        self,
+        *,
+        currency: str,
+        policy_currencies: tuple[str, ...],
+        policy_file: str,
+        key: str,
+        amounts: tuple[str, ...],
+    ) -> None:
+        self.currency = currency
+        self.policy_currencies = policy_currencies
+        self.policy_file = policy_file
+        #: the key of the policy file to add, holding ``amounts`` in ``currency``
+        self.key = key
+        self.amounts = amounts
+        super().__init__(
+            f"the data's money is in {currency}, but the credit policy {policy_file} states its "
+            f"amounts in {', '.join(policy_currencies)} only; add {key} to it with "
+            f"{', '.join(amounts)} in {currency}"
+        )
+
+
 class DatabaseError(RmrecoError):
     """The database could not be reached or refused a write."""

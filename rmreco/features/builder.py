@@ -12,8 +12,8 @@ one bank's size mix carries over to another.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -106,8 +106,62 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
 
 
 def feature_names() -> list[str]:
-    """Names of every feature :func:`build_features` returns, in order."""
+    """Names of every feature :func:`build_features` returns, in order (besides the bank's own
+    columns, :func:`bank_features`)."""
     return list(FEATURE_DESCRIPTIONS)
+
+
+#: Prefix of the features made of a bank's own columns, by the table that carries them: the
+#: ``clients`` column ``legal_form`` is the feature ``clients__legal_form``; a ``financials``
+#: column is read from the client's latest known statements, like the ``fin_`` features.
+BANK_COLUMN_PREFIXES: dict[str, str] = {"clients": "clients__", "financials": "financials__"}
+#: The kinds a bank's own column may have.
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+
+
+def bank_features(extra_columns: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The features made of a bank's own columns (``FeatureInputs.extra_columns``), each with
+    its kind (``numeric`` or ``categorical``), in table then column order."""
+    out: dict[str, str] = {}
+    for table, prefix in BANK_COLUMN_PREFIXES.items():
+        for column, kind in extra_columns.get(table, {}).items():
+            if kind not in (NUMERIC, CATEGORICAL):
+                raise ValueError(f"{table}.{column}: unknown kind {kind!r}")
+            out[f"{prefix}{column}"] = kind
+    return out
+
+
+def is_bank_feature(name: str) -> bool:
+    """Whether ``name`` is a feature made of a bank's own column (:data:`BANK_COLUMN_PREFIXES`)."""
+    return any(
+        name.startswith(prefix) and len(name) > len(prefix)
+        for prefix in BANK_COLUMN_PREFIXES.values()
+    )
+
+
+def bank_feature_label(name: str) -> str | None:
+    """How a reason names a feature made of a bank's own column (None for other features):
+    ``financials__ratio_07`` is "ratio 07 in the latest accounts"."""
+    if not is_bank_feature(name):
+        return None
+    table, column = name.split("__", 1)
+    label = column.replace("_", " ")
+    return f"{label} in the latest accounts" if table == "financials" else label
+
+
+def _bank_column(frame: pd.DataFrame, column: str, kind: str) -> np.ndarray:
+    """A bank column as the builder carries it: floats, or text with None for missing."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan if kind == NUMERIC else None, dtype=object)
+    values = frame[column]
+    if kind == NUMERIC:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    text = values.astype(object).where(values.notna(), None)
+    return np.asarray([None if v is None else str(v) for v in text], dtype=object)
+
+
+def _bank_schema(kinds: Mapping[str, str]) -> dict[str, pl.DataType]:
+    return {name: pl.Float64() if kind == NUMERIC else pl.String() for name, kind in kinds.items()}
 
 
 @dataclass(frozen=True)
@@ -124,6 +178,80 @@ class FeatureInputs:
     credit_events: pd.DataFrame | None = None
     financials: pd.DataFrame | None = None
     products: pd.DataFrame | None = None
+    #: the bank's own columns of ``clients`` and ``financials`` beyond the contract, by table:
+    #: ``{"clients": {"legal_form": "categorical", "score": "numeric"}, "financials": {...}}``;
+    #: they are carried in those frames under their own (lower-case) names
+    extra_columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: the month the data's outcomes are known up to beyond its dated rows (the manifest's
+    #: extract date): a client without a default event by then did not default
+    outcome_end: date | None = None
+
+
+#: ``clients`` column: the month a client's attributes describe (contract, optional)
+AS_OF = "as_of_month"
+#: Marks the rows :func:`observation_months` adds (no account row behind them).
+SPINE = "_spine"
+
+
+def observation_months(inputs: FeatureInputs, financials_lag_months: int) -> pd.DataFrame:
+    """The months each client is observed: its account months; a client with no account row is
+    observed at each month its annual statements become known (December of the year plus
+    ``financials_lag_months``) and at its ``as_of_month``.
+
+    Returns ``account_months`` itself when every client with statements or an ``as_of_month``
+    has account rows; otherwise ``account_months`` with a row per added observation (client and
+    month only: every account column null there).
+    """
+    account_months = inputs.account_months
+    with_history = pd.Index(account_months[ID].astype(str).unique())
+    added: list[pd.DataFrame] = []
+    financials = inputs.financials
+    if financials is not None and len(financials):
+        ids = financials[ID].astype(str)
+        known = ~ids.isin(with_history).to_numpy()
+        if known.any():
+            years = pd.to_numeric(financials["year"]).to_numpy(dtype=np.int64)[known]
+            added.append(
+                pd.DataFrame(
+                    {ID: ids.to_numpy()[known], "_mi": years * 12 + 11 + financials_lag_months}
+                )
+            )
+    clients = inputs.clients
+    if AS_OF in clients.columns:
+        stamps = pd.to_datetime(clients[AS_OF], errors="coerce")
+        ids = clients[ID].astype(str)
+        known = (stamps.notna() & ~ids.isin(with_history)).to_numpy()
+        if known.any():
+            chosen = pd.DatetimeIndex(stamps[known])
+            added.append(
+                pd.DataFrame(
+                    {
+                        ID: ids.to_numpy()[known],
+                        "_mi": np.asarray(chosen.year * 12 + chosen.month - 1, dtype=np.int64),
+                    }
+                )
+            )
+    if not added:
+        return account_months
+    spine = pd.concat(added, ignore_index=True).drop_duplicates().sort_values([ID, "_mi"])
+    spine[MONTH] = pd.to_datetime(
+        pd.DataFrame({"year": spine["_mi"] // 12, "month": spine["_mi"] % 12 + 1, "day": 1})
+    )
+    spine = spine.drop(columns="_mi")
+    spine[SPINE] = True
+    if account_months.empty:
+        return spine.reset_index(drop=True)
+    return pd.concat([account_months, spine], ignore_index=True)
+
+
+def observed_inputs(inputs: FeatureInputs, financials_lag_months: int) -> FeatureInputs:
+    """``inputs`` whose ``account_months`` hold every observation month
+    (:func:`observation_months`): what the feature and label code lays its grid on. Applying it
+    twice changes nothing."""
+    months = observation_months(inputs, financials_lag_months)
+    if months is inputs.account_months:
+        return inputs
+    return replace(inputs, account_months=months)
 
 
 def month_index(values: pd.Series | Sequence[date]) -> np.ndarray:
@@ -172,6 +300,7 @@ def feature_frame(
     Keeps the internal columns ``_cid`` (dense client number) and ``_mi`` (month index) that
     label construction joins on.
     """
+    inputs = observed_inputs(inputs, financials_lag_months)
     last_mi: int | None = None
     wanted: np.ndarray | None = None
     if months is not None:
@@ -182,10 +311,14 @@ def feature_frame(
     # one lazy plan: polars shares common subexpressions and does not materialise a full copy
     # of the grid at every join
     grid = frame.lazy().with_columns(account_feature_expressions())
-    grid = _join_clients(grid, inputs.clients, ids)
+    extras = inputs.extra_columns
+    grid = _join_clients(grid, inputs.clients, ids, extras.get("clients", {}))
     grid = _join_holdings(grid, inputs.holdings, inputs.products, ids)
     grid = _join_events(grid, inputs.credit_events, ids)
-    grid = _join_financials(grid, inputs.financials, financials_lag_months, ids)
+    grid = _join_financials(
+        grid, inputs.financials, financials_lag_months, ids, extras.get("financials", {})
+    )
+    bank = bank_features(extras)
 
     if wanted is not None:
         months_wanted = pl.LazyFrame({_MI: wanted}, schema={_MI: pl.Int64})
@@ -201,24 +334,33 @@ def feature_frame(
             pl.col(name) if name in CATEGORICAL_FEATURES else pl.col(name).cast(pl.Float32)
             for name in FEATURE_DESCRIPTIONS
         ],
+        *[
+            pl.col(name) if kind == CATEGORICAL else pl.col(name).cast(pl.Float32)
+            for name, kind in bank.items()
+        ],
     )
 
 
 def features_to_pandas(frame: pl.LazyFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """The pandas edge: ``client_id``, ``month``, ``observed``, the features and ``extra``."""
+    """The pandas edge: ``client_id``, ``month``, ``observed``, the features (the bank's own
+    columns after the builder's) and ``extra``."""
+    schema = frame.collect_schema()
+    bank = [name for name in schema.names() if is_bank_feature(name)]
     out = (
         frame.select(
             pl.col(ID),
             month_from_index(pl.col(_MI)).alias(MONTH),
             pl.col("observed"),
             *[pl.col(name) for name in FEATURE_DESCRIPTIONS],
+            *[pl.col(name) for name in bank],
             *[pl.col(name) for name in extra],
         )
         .collect()
         .to_pandas()
     )
     out[MONTH] = pd.to_datetime(out[MONTH])
-    for name in CATEGORICAL_FEATURES:
+    categorical = [*CATEGORICAL_FEATURES, *(n for n in bank if schema[n] == pl.String)]
+    for name in categorical:
         out[name] = out[name].astype("category")
     return out
 
@@ -250,9 +392,16 @@ def _account_grid(
     for name in _ACCOUNT_COLUMNS:  # optional columns a bank did not send are all-null
         if name not in present:
             data = data.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
+    spine = (
+        account_months[SPINE].fillna(False).to_numpy(dtype=bool)
+        if SPINE in account_months.columns
+        else np.zeros(len(account_months), dtype=bool)
+    )
+    data = data.with_columns(
+        pl.lit(True).alias("observed"), pl.Series("_account", ~spine, dtype=pl.Boolean)
+    )
     if last_mi is not None:
         data = data.filter(pl.col(_MI) <= last_mi)
-    data = data.with_columns(pl.lit(True).alias("observed"))
 
     spans = data.group_by(_CID).agg(
         pl.col(_MI).min().alias("_first"), pl.col(_MI).max().alias("_last")
@@ -266,6 +415,7 @@ def _account_grid(
         .sort([_CID, _MI])
         .with_columns(
             pl.col("observed").fill_null(False),
+            pl.col("_account").fill_null(False),
             pl.int_range(pl.len()).over(_CID).alias(_POS),
         )
     )
@@ -337,7 +487,9 @@ def account_feature_expressions() -> list[pl.Expr]:
     flows3 = _mean(inflow + outflow, 3)
     intl3 = _mean("intl_payments", 3)
     return [
-        (pl.col("observed").cast(pl.Int32).cum_sum().over(_CID))
+        # months of account history: the months a client is observed by statements or
+        # attributes only are not
+        (pl.col("_account").cast(pl.Int32).cum_sum().over(_CID))
         .cast(pl.Float64)
         .alias("history_months"),
         _log(inflow).alias("inflow_1m_log"),
@@ -388,8 +540,16 @@ def account_feature_expressions() -> list[pl.Expr]:
 # --- clients ---------------------------------------------------------------------------------
 
 
-def _join_clients(grid: pl.LazyFrame, clients: pd.DataFrame, ids: pl.DataFrame) -> pl.LazyFrame:
+def _join_clients(
+    grid: pl.LazyFrame,
+    clients: pd.DataFrame,
+    ids: pl.DataFrame,
+    extra_columns: Mapping[str, str],
+) -> pl.LazyFrame:
     frame = pd.DataFrame({ID: clients[ID].astype(str).to_numpy()})
+    bank = {BANK_COLUMN_PREFIXES["clients"] + c: k for c, k in extra_columns.items()}
+    for column, kind in extra_columns.items():
+        frame[BANK_COLUMN_PREFIXES["clients"] + column] = _bank_column(clients, column, kind)
     for name in CATEGORICAL_FEATURES:
         values = clients[name] if name in clients else pd.Series(None, index=clients.index)
         frame[name] = values.astype(object).where(values.notna(), None).to_numpy()
@@ -410,13 +570,16 @@ def _join_clients(grid: pl.LazyFrame, clients: pd.DataFrame, ids: pl.DataFrame) 
                 "_onboarded_mi": pl.Float64,
                 "employees": pl.Float64,
                 "turnover": pl.Float64,
+                **_bank_schema(bank),
             },
         )
         .join(ids.select(_CID, ID), on=ID, how="inner")
         .drop(ID)
         .lazy()
     )
-    first_mi = pl.col(_MI).min().over(_CID).cast(pl.Float64)
+    first_mi = (
+        pl.when(pl.col("_account")).then(pl.col(_MI)).otherwise(None).min().over(_CID)
+    ).cast(pl.Float64)
     start = pl.min_horizontal(pl.col("_onboarded_mi"), first_mi)
     return grid.join(table, on=_CID, how="left", maintain_order="left").with_columns(
         (pl.col(_MI) - pl.col("_founded_mi")).clip(lower_bound=0).alias("business_age_months"),
@@ -612,11 +775,17 @@ _FIN_FEATURES = (
 
 
 def _join_financials(
-    grid: pl.LazyFrame, financials: pd.DataFrame | None, lag_months: int, ids: pl.DataFrame
+    grid: pl.LazyFrame,
+    financials: pd.DataFrame | None,
+    lag_months: int,
+    ids: pl.DataFrame,
+    extra_columns: Mapping[str, str],
 ) -> pl.LazyFrame:
+    bank = {BANK_COLUMN_PREFIXES["financials"] + c: k for c, k in extra_columns.items()}
     if financials is None or financials.empty:
         return grid.with_columns(
-            [pl.lit(None, dtype=pl.Float64).alias(name) for name in _FIN_FEATURES]
+            [pl.lit(None, dtype=pl.Float64).alias(name) for name in _FIN_FEATURES],
+            *[pl.lit(None, dtype=dtype).alias(n) for n, dtype in _bank_schema(bank).items()],
         )
     columns = (
         "revenue",
@@ -639,8 +808,10 @@ def _join_financials(
             if name in financials
             else math.nan
         )
+    for column, kind in extra_columns.items():
+        frame[BANK_COLUMN_PREFIXES["financials"] + column] = _bank_column(financials, column, kind)
     table = (
-        pl.from_pandas(frame, nan_to_null=True)
+        pl.from_pandas(frame, nan_to_null=True, schema_overrides=_bank_schema(bank))
         .join(ids.select(_CID, ID), on=ID, how="inner")
         .drop(ID)
         .lazy()
@@ -665,6 +836,7 @@ def _join_financials(
             .then(_ratio(pl.col("revenue"), pl.col("_revenue_prev")) - 1.0)
             .otherwise(None)
             .alias("fin_revenue_growth"),
+            *[pl.col(name) for name in bank],
         )
         .sort("_known_mi")
     )

@@ -19,13 +19,35 @@ import numpy as np
 import pandas as pd
 
 from rmreco.domain.contract import CONTRACT_VERSION, EventType
-from rmreco.domain.errors import ConfigurationError
-from rmreco.features.builder import DEFAULT_FINANCIALS_LAG_MONTHS, FeatureInputs, build_features
+from rmreco.domain.errors import ConfigurationError, RmrecoError
+from rmreco.features.builder import (
+    CATEGORICAL,
+    DEFAULT_FINANCIALS_LAG_MONTHS,
+    NUMERIC,
+    FeatureInputs,
+    bank_features,
+    build_features,
+    is_bank_feature,
+)
 from rmreco.features.cross_sell import build_cross_sell_panel
 from rmreco.features.labels import DEFAULT_CURE_MONTHS, build_credit_panel, default_status
 
 Family = Literal["credit_risk", "cross_sell"]
 FAMILIES: tuple[Family, ...] = ("credit_risk", "cross_sell")
+
+
+class FeatureMismatchError(RmrecoError):
+    """A frame or a data set given to a model lacks features the model needs."""
+
+
+def bank_column_kinds(frame: pd.DataFrame, features: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """The kind of each feature of ``features`` made of a bank's own column, as ``frame``
+    holds it (categorical columns are pandas categoricals)."""
+    return tuple(
+        (name, CATEGORICAL if isinstance(frame[name].dtype, pd.CategoricalDtype) else NUMERIC)
+        for name in features
+        if is_bank_feature(name) and name in frame.columns
+    )
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,9 @@ class FeatureConfig:
     #: credit events that count as the outcome (credit-risk models)
     label_events: tuple[str, ...] = ()
     contract_version: str = CONTRACT_VERSION
+    #: the features made of the bank's own columns, with their kind (numeric / categorical):
+    #: data to score must carry each of them, of the same kind
+    bank_columns: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -95,6 +120,30 @@ class FeatureConfig:
             mask = mask & ~frame["in_default"].fillna(False).astype(bool).to_numpy()
         return mask
 
+    def require_bank_columns(self, inputs: FeatureInputs) -> None:
+        """Refuse data that lacks a bank column the model reads, or gives it another kind.
+
+        Raises:
+            FeatureMismatchError: the message names the table, column and kind, and the fix.
+        """
+        given = bank_features(inputs.extra_columns)
+        problems = []
+        for name, kind in self.bank_columns:
+            table, column = name.split("__", 1)
+            if name not in given:
+                problems.append(f"{table}.{column} ({kind}) is not in the data")
+            elif given[name] != kind:
+                problems.append(
+                    f"{table}.{column} is {given[name]} in the data, {kind} in the model"
+                )
+        if problems:
+            raise FeatureMismatchError(
+                "the model reads the bank's own columns it was trained on: "
+                + "; ".join(problems)
+                + ". Give them with the same kind (declare kinds under `columns:` in the "
+                "data's manifest.yaml), or retrain on this data."
+            )
+
     # --- the frames the model reads -------------------------------------------------------------
 
     def credit_panel(
@@ -102,6 +151,7 @@ class FeatureConfig:
     ) -> pd.DataFrame:
         """Features and labels of the clients the (credit-risk) model scores at every snapshot
         month, or at ``months`` (see :func:`rmreco.features.build_credit_panel`)."""
+        self.require_bank_columns(inputs)
         panel = build_credit_panel(
             inputs,
             horizon_months=self.horizon_months,
@@ -122,6 +172,7 @@ class FeatureConfig:
     ) -> pd.DataFrame:
         """The (client, product) rows the (cross-sell) model scores at ``months``, with labels
         (see :func:`rmreco.features.cross_sell.build_cross_sell_panel`)."""
+        self.require_bank_columns(inputs)
         panel = build_cross_sell_panel(
             inputs,
             months=months,
@@ -144,6 +195,7 @@ class FeatureConfig:
             "snapshot": self.snapshot.to_dict(),
             "label_events": list(self.label_events),
             "contract_version": self.contract_version,
+            "bank_columns": dict(self.bank_columns),
         }
 
     @classmethod
@@ -163,6 +215,9 @@ class FeatureConfig:
                 snapshot=SnapshotParams.from_dict(data["snapshot"]),
                 label_events=tuple(str(e) for e in data.get("label_events", ())),
                 contract_version=str(data["contract_version"]),
+                bank_columns=tuple(
+                    (str(k), str(v)) for k, v in dict(data.get("bank_columns") or {}).items()
+                ),
             )
         except KeyError as exc:
             raise ValueError(f"the model's feature configuration lacks {exc}") from None
@@ -200,6 +255,10 @@ def snapshot_frame(
     features = build_features(
         inputs, months=months, financials_lag_months=params.financials_lag_months
     )
-    status = default_status(inputs, cure_months=params.cure_months)
+    status = default_status(
+        inputs,
+        cure_months=params.cure_months,
+        financials_lag_months=params.financials_lag_months,
+    )
     observed = features[features["observed"]]
     return observed.merge(status, on=["client_id", "month"], how="left").reset_index(drop=True)

@@ -9,7 +9,11 @@ t, see :func:`rmreco.features.labels.performing_rows`) and each catalog product 
   for a product with an age floor).
 
 Label ``adopt_3m``: p has a holding spell starting in t+1 .. t+horizon (3 by default). It is
-final only when the data reaches t+horizon (``label_complete``).
+final only when the data's outcome coverage reaches t+horizon (``label_complete``): the later of
+the last account month, the last holding start and the stated extract month
+(:func:`rmreco.features.labels.adoption_outcome_end`). Holdings may start after the last account
+month (an observation window, then the adoptions of the months after it); they label the
+snapshots before them and never reach a feature.
 
 Features, all from months <= t:
 
@@ -42,8 +46,14 @@ from rmreco.features.builder import (
     feature_frame,
     features_to_pandas,
     month_index,
+    observed_inputs,
 )
-from rmreco.features.labels import DEFAULT_CURE_MONTHS, client_numbers, performing_rows
+from rmreco.features.labels import (
+    DEFAULT_CURE_MONTHS,
+    adoption_outcome_end,
+    client_numbers,
+    performing_rows,
+)
 
 _MI = "_mi"
 _CID = "_cid"
@@ -128,6 +138,7 @@ def build_cross_sell_panel(
     if not 0 < negative_sample <= 1:
         raise ValueError("negative_sample must be in (0, 1]")
     codes = catalog_codes(inputs.products)
+    inputs = observed_inputs(inputs, financials_lag_months)
     assert inputs.products is not None  # catalog_codes refused a missing catalog
     frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
     performing = performing_rows(frame, inputs, cure_months=cure_months)
@@ -144,8 +155,11 @@ def build_cross_sell_panel(
     )
     candidates = _label(candidates, spells, horizon_months)
     candidates = _closed(candidates, spells)
+    # the outcome coverage, not the last account month: holdings may start after the history
+    # (an observation window, then the adoptions of the months after it)
+    covered = adoption_outcome_end(inputs)
     candidates = candidates.with_columns(
-        ((pl.col(_MI) + horizon_months) <= data_end).alias("label_complete")
+        ((pl.col(_MI) + horizon_months) <= covered).alias("label_complete")
     )
     candidates = _sample(candidates, negative_sample, seed)
 

@@ -4,6 +4,12 @@ This module owns handing the contract's tables to the feature builder. They come
 read path that ingest also takes (``rmreco.data.contract.read_and_validate``), so training and
 batch scoring see the same months (any date within a month read as that month) and the same
 client-months (several accounts' rows aggregated by the contract's rules) as the database.
+
+A table left out of the folder is an empty frame with its contract columns (``financials``:
+None, as the builder takes it). The bank's own columns of ``clients`` and ``financials`` stay in
+those frames under their names (numeric as float64, categorical as object with None for
+missing) and are listed with their kinds in ``FeatureInputs.extra_columns``; the manifest's
+extract date gives ``FeatureInputs.outcome_end``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ def feature_inputs(validated: ValidatedTables) -> FeatureInputs:
         credit_events=validated.frame("credit_events"),
         financials=financials if len(financials) else None,
         products=validated.frame("products"),
+        extra_columns=validated.extra_columns,
+        outcome_end=validated.outcome_end,
     )
 
 

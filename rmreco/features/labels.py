@@ -30,11 +30,13 @@ from rmreco.features.builder import (
     DEFAULT_TYPE_EVENTS,
     ID,
     MONTH,
+    SPINE,
     FeatureInputs,
     feature_frame,
     features_to_pandas,
     month_from_index,
     month_index,
+    observed_inputs,
 )
 
 _MI = "_mi"
@@ -139,13 +141,17 @@ def _status(inputs: FeatureInputs, ids: pl.DataFrame, cure_months: int) -> pl.Da
 
 
 def default_status(
-    inputs: FeatureInputs, *, cure_months: int = DEFAULT_CURE_MONTHS
+    inputs: FeatureInputs,
+    *,
+    cure_months: int = DEFAULT_CURE_MONTHS,
+    financials_lag_months: int = DEFAULT_FINANCIALS_LAG_MONTHS,
 ) -> pd.DataFrame:
     """Whether each client is in default at each month of its history.
 
     Returns ``client_id``, ``month`` (datetime64) and ``in_default`` (bool), one row per
-    account-month row of the input.
+    observation month (:func:`~rmreco.features.builder.observation_months`).
     """
+    inputs = observed_inputs(inputs, financials_lag_months)
     ids = client_numbers(inputs)
     status = _status(inputs, ids, cure_months).join(ids, on=_CID, how="left").sort([_CID, _MI])
     out = status.select(ID, month_from_index(pl.col(_MI)).alias(MONTH), "in_default").to_pandas()
@@ -211,10 +217,36 @@ def outcome_end(inputs: FeatureInputs) -> int:
     """The last month (as a month index) in which the data can observe an outcome: the later of
     the last account month and the last credit-event month (events dated after the last account
     month are the outcome window of an observation-window extract)."""
-    end = int(month_index(inputs.account_months[MONTH]).max())
+    months = inputs.account_months
+    if SPINE in months.columns:  # observed by statements or attributes: no outcome seen then
+        months = months[~months[SPINE].fillna(False).astype(bool)]
+    end = int(month_index(months[MONTH]).max()) if len(months) else -1
     events = inputs.credit_events
     if events is not None and not events.empty and events[MONTH].notna().any():
         end = max(end, int(month_index(events[MONTH].dropna()).max()))
+    if inputs.outcome_end is not None:  # the extract date: outcomes are known up to it
+        end = max(end, int(month_index([inputs.outcome_end])[0]))
+    return end
+
+
+def adoption_outcome_end(inputs: FeatureInputs) -> int:
+    """The last month (as a month index) in which the data can observe an adoption (a holding
+    that starts): the later of the last account month, the last holding start month and
+    ``inputs.outcome_end`` (the extract month the bank states outcomes are known up to) when
+    set. Holdings starting after the last account month are the outcome window of an
+    observation-window extract (statements, then the adoptions of the months after them).
+
+    End months do not count: an ``end_month`` after the history may be a planned maturity,
+    which observes nothing about the months before it."""
+    months = inputs.account_months
+    if SPINE in months.columns:  # observed by statements or attributes: no outcome seen then
+        months = months[~months[SPINE].fillna(False).astype(bool)]
+    end = int(month_index(months[MONTH]).max()) if len(months) else -1
+    holdings = inputs.holdings
+    if holdings is not None and not holdings.empty and holdings["start_month"].notna().any():
+        end = max(end, int(month_index(holdings["start_month"].dropna()).max()))
+    if inputs.outcome_end is not None:  # the extract date: outcomes are known up to it
+        end = max(end, int(month_index([inputs.outcome_end])[0]))
     return end
 
 
@@ -233,6 +265,7 @@ def build_credit_panel(
     ``default_12m`` (the label, 0/1) and ``label_complete`` (the data's outcome coverage,
     :func:`outcome_end`, covers t+1 .. t+horizon, so the label is final).
     """
+    inputs = observed_inputs(inputs, financials_lag_months)
     frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
     performing = performing_rows(frame, inputs, cure_months=cure_months)
     labelled = _labels(

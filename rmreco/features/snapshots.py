@@ -9,10 +9,12 @@ is trained is what is served.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -20,9 +22,12 @@ from sqlalchemy.orm import Session
 from rmreco.db import schema
 from rmreco.domain import contract
 from rmreco.features.builder import (
+    CATEGORICAL,
     CATEGORICAL_FEATURES,
     FEATURE_DESCRIPTIONS,
     FeatureInputs,
+    bank_features,
+    observed_inputs,
 )
 from rmreco.features.config import SnapshotParams, snapshot_frame
 from rmreco.features.cross_sell import (
@@ -38,16 +43,46 @@ BATCH_ROWS = 2000
 
 
 def read_inputs(session: Session, client_ids: list[str] | None = None) -> FeatureInputs:
-    """The contract's tables as stored in the DB (optionally for some clients only)."""
+    """The contract's tables as stored in the DB (optionally for some clients only).
+
+    The bank's own columns of ``clients`` and ``financials`` (stored as JSON in their
+    ``extras_column``) come back as columns of those frames with the kinds recorded at ingest
+    (numeric as float64, categorical as object with None for missing), listed in
+    ``FeatureInputs.extra_columns``; a database without any gives ``{}``.
+    """
     connection = session.connection()
+    kinds: dict[str, dict[str, str]] = {}
+    for table_name, column_name, kind in session.execute(
+        select(
+            schema.ExtraColumn.table_name, schema.ExtraColumn.column_name, schema.ExtraColumn.kind
+        ).order_by(schema.ExtraColumn.table_name, schema.ExtraColumn.column_name)
+    ):
+        kinds.setdefault(table_name, {})[column_name] = kind
 
     def frame(table: contract.Table) -> pd.DataFrame:
         model = schema.CONTRACT_MODELS[table.name]
-        columns = [getattr(model, c) for c in table.column_names]
-        query = select(*columns)
+        names = list(table.column_names)
+        extras = kinds.get(table.name, {}) if table.extras == "features" else {}
+        if extras and table.extras_column is not None:
+            names.append(table.extras_column)
+        query = select(*[getattr(model, c) for c in names])
         if client_ids is not None and "client_id" in table.column_names:
             query = query.where(model.client_id.in_(client_ids))  # type: ignore[attr-defined]
-        return pd.read_sql(query, connection)
+        read = pd.read_sql(query, connection)
+        if not extras or table.extras_column is None:
+            return read
+        stored = [_json_object(v) for v in read.pop(table.extras_column).tolist()]
+        for name, kind in extras.items():
+            values = [row.get(name) for row in stored]
+            if kind == "numeric":
+                read[name] = pd.Series(
+                    [np.nan if v is None else v for v in values], index=read.index, dtype="float64"
+                )
+            else:
+                read[name] = pd.Series(
+                    [None if v is None else str(v) for v in values], index=read.index, dtype=object
+                )
+        return read
 
     return FeatureInputs(
         account_months=frame(contract.ACCOUNT_MONTHS),
@@ -56,7 +91,22 @@ def read_inputs(session: Session, client_ids: list[str] | None = None) -> Featur
         credit_events=frame(contract.CREDIT_EVENTS),
         financials=frame(contract.FINANCIALS),
         products=frame(contract.PRODUCTS),
+        extra_columns={
+            name: dict(columns)
+            for name, columns in kinds.items()
+            if contract.TABLES_BY_NAME[name].extras == "features"
+        },
     )
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A stored JSON object (a dict, JSON text on some drivers, or null) as a dict."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return {}
+    if isinstance(value, str):
+        loaded = json.loads(value)
+        return loaded if isinstance(loaded, dict) else {}
+    return dict(value)
 
 
 def latest_features(inputs: FeatureInputs, params: SnapshotParams) -> pd.DataFrame:
@@ -83,12 +133,14 @@ def refresh_client_features(session: Session, params: SnapshotParams) -> int:
     Returns the number of clients written. The caller owns the transaction, so the table is
     replaced all at once or not at all.
     """
-    inputs = read_inputs(session)
+    inputs = observed_inputs(read_inputs(session), params.financials_lag_months)
     if inputs.account_months.empty:
         session.execute(delete(schema.ClientFeatures))
         return 0
     latest = latest_features(inputs, params)
-    names = list(FEATURE_DESCRIPTIONS)
+    bank = bank_features(inputs.extra_columns)
+    names = [*FEATURE_DESCRIPTIONS, *bank]
+    categorical = {*CATEGORICAL_FEATURES, *(n for n, k in bank.items() if k == CATEGORICAL)}
     rows = []
     for record in latest.to_dict(orient="records"):
         rows.append(
@@ -99,7 +151,7 @@ def refresh_client_features(session: Session, params: SnapshotParams) -> int:
                 "params": params.to_dict(),
                 "features": {
                     n: (None if pd.isna(record[n]) else str(record[n]))
-                    if n in CATEGORICAL_FEATURES
+                    if n in categorical
                     else json_ready(record[n])
                     for n in names
                 },
@@ -120,7 +172,8 @@ def offer_candidates(inputs: FeatureInputs, params: SnapshotParams) -> dict[str,
     ``ClientFeatures.offer_candidates``); empty without a catalog."""
     if inputs.products is None or inputs.products.empty:
         return {}
-    last = pd.to_datetime(inputs.account_months["month"]).max().date()
+    observed = observed_inputs(inputs, params.financials_lag_months)
+    last = pd.to_datetime(observed.account_months["month"]).max().date()
     panel = build_cross_sell_panel(
         inputs,
         months=[last],
@@ -130,15 +183,18 @@ def offer_candidates(inputs: FeatureInputs, params: SnapshotParams) -> dict[str,
     codes = catalog_codes(inputs.products)
     holding_columns = holdings_feature_names(codes)
     out: dict[str, dict[str, Any]] = {}
-    for client_id, rows in panel.groupby("client_id", sort=False, observed=True):
-        first = rows.iloc[0]
-        out[str(client_id)] = {
-            "holdings": {c: json_ready(first[c]) for c in holding_columns},
-            "products": {
-                str(r[PRODUCT]): {c: json_ready(r[c]) for c in PRODUCT_FEATURES}
-                for r in rows.to_dict(orient="records")
-            },
-        }
+    # one pass over plain Python rows: a pandas conversion per client costs a minute on a few
+    # thousand clients
+    columns = ["client_id", PRODUCT, *holding_columns, *PRODUCT_FEATURES]
+    names = {c: i for i, c in enumerate(columns)}
+    for row in panel[columns].astype(object).itertuples(index=False, name=None):
+        client = out.get(str(row[0]))
+        if client is None:  # the holdings are the client's, the same on each of its rows
+            client = out[str(row[0])] = {
+                "holdings": {c: json_ready(row[names[c]]) for c in holding_columns},
+                "products": {},
+            }
+        client["products"][str(row[1])] = {c: json_ready(row[names[c]]) for c in PRODUCT_FEATURES}
     return out
 
 

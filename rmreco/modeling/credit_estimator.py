@@ -12,12 +12,13 @@ pickle of the estimator.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
-from rmreco.features.config import FeatureConfig, SnapshotParams
+from rmreco.features.config import FeatureConfig, SnapshotParams, bank_column_kinds
 from rmreco.features.labels import LABEL
 from rmreco.modeling.boosting import fit_binary_booster, fit_set_warnings, has_split
 from rmreco.modeling.calibration import Calibrator
@@ -89,7 +90,10 @@ class CreditRiskEstimator:
                 raise ValueError(f"the {name} frame has no label column {LABEL!r}")
             if frame[LABEL].nunique() < 2:
                 raise ValueError(f"the {name} frame holds a single outcome class")
-        config = credit_feature_config(spec)
+        config = replace(
+            credit_feature_config(spec),
+            bank_columns=bank_column_kinds(fit, spec.feature_names),
+        )
         encoder = FeatureEncoder.fit(fit, config.features)
         X_fit, X_cal = encoder.transform(fit), encoder.transform(calibration)
         y_fit, y_cal = fit[LABEL].to_numpy(dtype=int), calibration[LABEL].to_numpy(dtype=int)
@@ -169,4 +173,4 @@ class CreditRiskEstimator:
 
     def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
         """The served model's PD of every row of a features frame."""
-        return np.asarray(self.model_.predict(frame, with_reasons=False).pd_12m)
+        return np.asarray(self.model_.predict(frame, with_reasons=False).pd)

@@ -91,11 +91,26 @@ def make_reason(
     )
 
 
+def pd_column(horizon_months: int) -> str:
+    """The name of a PD column in scored tables: the probability of default within
+    ``horizon_months`` months (``pd_12m``, ``pd_1m``), as the model that wrote it was trained."""
+    return f"pd_{horizon_months}m"
+
+
 @dataclass(frozen=True)
 class CreditPredictions:
-    pd_12m: np.ndarray
+    """Scores of some rows: ``pd`` is the probability of a default event within
+    ``horizon_months`` months after the row's month (the model's label horizon)."""
+
+    pd: np.ndarray
     grade: np.ndarray
     reasons: list[list[Reason]]
+    horizon_months: int
+
+    @property
+    def pd_column(self) -> str:
+        """The name of the PD column in scored tables (``pd_12m``)."""
+        return pd_column(self.horizon_months)
 
 
 class CreditRiskModel:
@@ -138,6 +153,11 @@ class CreditRiskModel:
         return self.encoder.features
 
     @property
+    def horizon_months(self) -> int:
+        """The months after a snapshot its PD covers (the label horizon it was trained on)."""
+        return self.config.horizon_months
+
+    @property
     def input_columns(self) -> list[str]:
         """Columns :meth:`predict` reads."""
         return list(self.features)
@@ -174,12 +194,17 @@ class CreditRiskModel:
             # One pass of the trees: TreeSHAP contributions and the bias add up to the raw score
             # exactly (as the scorecard's terms and intercept do), so the PD needs no second one.
             contrib = self.contributions(X)
-            pd_12m = self.calibrator.transform(contrib.sum(axis=1))
+            probability = self.calibrator.transform(contrib.sum(axis=1))
             reasons = self._reasons(X, contrib[:, :-1], self.top_reasons, currency)
         else:
-            pd_12m = self.predict_pd(X)
+            probability = self.predict_pd(X)
             reasons = [[] for _ in range(len(X))]
-        return CreditPredictions(pd_12m=pd_12m, grade=self.scale.grade(pd_12m), reasons=reasons)
+        return CreditPredictions(
+            pd=probability,
+            grade=self.scale.grade(probability),
+            reasons=reasons,
+            horizon_months=self.horizon_months,
+        )
 
     def predict(
         self, frame: pd.DataFrame, *, with_reasons: bool = True, currency: str | None = None

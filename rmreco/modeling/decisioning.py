@@ -118,10 +118,10 @@ class Decision:
         return tuple(r.text for r in self.policy_reasons)
 
 
-def graded(pd_12m: float, grade: str, *, in_default: bool) -> tuple[float, str]:
+def graded(pd: float, grade: str, *, in_default: bool) -> tuple[float, str]:
     """The PD and grade a decision reads: a client in default is graded D with a PD of 1
     whatever the model says."""
-    return (1.0, DEFAULT_GRADE) if in_default else (pd_12m, grade)
+    return (1.0, DEFAULT_GRADE) if in_default else (pd, grade)
 
 
 def decide(grade: str, facts: ClientFacts, policy: CreditPolicy) -> Decision:
@@ -514,11 +514,13 @@ def financing_options(
 
 @dataclass(frozen=True)
 class FinancingDecision:
-    """The whole answer to "what financing can this client get": the credit model's PD, grade
-    and reasons, the policy decision, the adverse-action reasons of a decline, and the ranked
-    options."""
+    """The whole answer to "what financing can this client get": the credit model's PD (of a
+    default within ``pd_horizon_months``), grade and reasons, the policy decision, the
+    adverse-action reasons of a decline, and the ranked options."""
 
-    pd_12m: float
+    pd: float
+    #: the months the PD covers: the credit model's label horizon
+    pd_horizon_months: int
     grade: str
     decision: Decision
     #: the model's reasons (``Reason.to_dict``); a client in default: the default only
@@ -535,7 +537,8 @@ def decide_financing(
     declared_turnover: float | None,
     in_default: bool,
     held_products: frozenset[str],
-    pd_12m: float,
+    pd: float,
+    pd_horizon_months: int,
     grade: str,
     reasons: Sequence[dict[str, Any]],
     catalog: Sequence[Mapping[str, Any]],
@@ -546,6 +549,8 @@ def decide_financing(
 ) -> FinancingDecision:
     """Decide one client's financing from its features and its credit score: the one
     orchestration the service's financing answer and batch scoring's financing output share.
+    ``pd`` is the credit model's probability of default within ``pd_horizon_months`` (its label
+    horizon), carried into the answer beside it.
 
     A client in default is graded D with a PD of 1 whatever the model says, and declined, with
     the default as its one reason (no feature). A decline carries the policy's coded reasons
@@ -556,7 +561,7 @@ def decide_financing(
     product from the cross-sell model (None when none is served); ``suppressed`` the products
     the contact policy keeps from the client now; see :func:`financing_options`.
     """
-    pd_12m, grade = graded(pd_12m, grade, in_default=in_default)
+    pd, grade = graded(pd, grade, in_default=in_default)
     facts = ClientFacts.from_features(
         features,
         segment=segment,
@@ -576,7 +581,7 @@ def decide_financing(
         if declined
         else financing_options(
             facts,
-            pd_12m,
+            pd,
             grade,
             products,
             policy,
@@ -597,7 +602,8 @@ def decide_financing(
         else ()
     )
     return FinancingDecision(
-        pd_12m=pd_12m,
+        pd=pd,
+        pd_horizon_months=pd_horizon_months,
         grade=grade,
         decision=decision,
         reasons=tuple(reasons),

@@ -14,12 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmreco.domain.errors import RmrecoError
 from rmreco.features.builder import CATEGORICAL_FEATURES
-
-
-class FeatureMismatchError(RmrecoError):
-    """A frame given to a model lacks features the model needs."""
+from rmreco.features.config import FeatureMismatchError
 
 
 @dataclass(frozen=True)
@@ -36,12 +32,13 @@ class FeatureEncoder:
         features: Sequence[str],
         categorical: Sequence[str] = CATEGORICAL_FEATURES,
     ) -> FeatureEncoder:
-        """Record the column order and, for categorical features (the builder's, or those
-        named in ``categorical``), the levels seen in ``frame``."""
+        """Record the column order and, for categorical features (those named in
+        ``categorical``, the builder's by default, and any column of ``frame`` held as a
+        pandas categorical, as the bank's own text columns are), the levels seen in ``frame``."""
         _require(frame, features)
         categories = {}
         for name in features:
-            if name in categorical:
+            if name in categorical or isinstance(frame[name].dtype, pd.CategoricalDtype):
                 levels = pd.Series(frame[name]).dropna().astype(str).unique()
                 categories[name] = tuple(sorted(levels))
         return cls(features=tuple(features), categories=categories)

@@ -19,9 +19,11 @@ from rmreco.modeling.policy import CreditPolicy
 
 @dataclass(frozen=True)
 class CreditView:
-    """A client's credit standing as the offers show it."""
+    """A client's credit standing as the offers show it: the PD of a default within
+    ``pd_horizon_months`` (its credit model's label horizon), grade and policy decision."""
 
-    pd_12m: float
+    pd: float
+    pd_horizon_months: int
     grade: str
     decision: Outcome
 
@@ -32,18 +34,19 @@ def credit_view(
     segment: str,
     declared_turnover: float | None,
     in_default: bool,
-    pd_12m: float,
+    pd: float,
+    pd_horizon_months: int,
     grade: str,
     policy: CreditPolicy,
 ) -> CreditView:
     """The PD, grade and policy decision of one client, by the same rules as its financing
     answer (:func:`rmreco.modeling.decisioning.decide`): a client in default is graded D and
     declined whatever the model says."""
-    pd_12m, grade = graded(pd_12m, grade, in_default=in_default)
+    probability, grade = graded(pd, grade, in_default=in_default)
     facts = ClientFacts.from_features(
         features, segment=segment, declared_turnover=declared_turnover, in_default=in_default
     )
-    return CreditView(pd_12m, grade, decide(grade, facts, policy).outcome)
+    return CreditView(probability, pd_horizon_months, grade, decide(grade, facts, policy).outcome)
 
 
 def credit_aware(
@@ -57,7 +60,8 @@ def credit_aware(
     ``group``) joined to their client's credit view, credit products of clients the policy
     declines left out, and ranks renumbered within ``group`` in the order given.
 
-    Every offer of a graded client carries its PD and grade; ``decision`` is set on credit
+    Every offer of a graded client carries its PD (``pd``) and its horizon in months
+    (``pd_horizon_months``) and grade; ``decision`` is set on credit
     products only (the policy decides credit, not services). Offers of ungraded clients (no
     credit model serves their segment) keep null PD, grade and decision; whether their credit
     products are offered at all is the cross-sell model's rule (``ungraded`` in its spec).
@@ -65,7 +69,10 @@ def credit_aware(
     out = ranked.copy()
     clients = out["client_id"].astype(str).to_numpy()
     found = [views.get(c) for c in clients]
-    out["pd_12m"] = np.array([np.nan if v is None else v.pd_12m for v in found], dtype=float)
+    out["pd"] = np.array([np.nan if v is None else v.pd for v in found], dtype=float)
+    out["pd_horizon_months"] = pd.Series(
+        [None if v is None else v.pd_horizon_months for v in found], index=out.index, dtype="Int64"
+    )
     out["grade"] = pd.Series(
         [None if v is None else v.grade for v in found], index=out.index, dtype=object
     )

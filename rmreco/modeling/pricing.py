@@ -32,17 +32,19 @@ def irb_capital(
 ) -> float:
     """Capital requirement K per unit of exposure, Basel IRB corporate formula.
 
-    Correlation R falls from 0.24 to 0.12 as PD rises; firms with annual turnover below 50
-    million (``turnover_millions``, in EUR million) get the SME adjustment
-    ``- 0.04 * (1 - (S - 5) / 45)`` with S clipped to [5, 50]; K includes the maturity
-    adjustment. Risk weight = K x 12.5.
+    Correlation R falls from 0.24 to 0.12 as PD rises; firms with annual turnover S below
+    ``sme_cap`` million (``turnover_millions``) get the SME adjustment
+    ``- 0.04 * (1 - (S - sme_floor) / (sme_cap - sme_floor))`` with S clipped to
+    [``sme_floor``, ``sme_cap``]: Basel's ``- 0.04 * (1 - (S - 5) / 45)`` for EUR 5 and 50
+    million, and the same line for the bounds of another currency (the credit policy states
+    them in the data's currency). K includes the maturity adjustment. Risk weight = K x 12.5.
     """
     p = min(max(pd, pd_floor), 0.9999)
     weight = (1 - math.exp(-50 * p)) / (1 - math.exp(-50))
     r = 0.12 * weight + 0.24 * (1 - weight)
     if turnover_millions is not None and turnover_millions < sme_cap:
         s = min(max(turnover_millions, sme_floor), sme_cap)
-        r -= 0.04 * (1 - (s - 5) / 45)
+        r -= 0.04 * (1 - (s - sme_floor) / (sme_cap - sme_floor))
     b = (0.11852 - 0.05478 * math.log(p)) ** 2
     conditional = _NORMAL.cdf(
         (_NORMAL.inv_cdf(p) + math.sqrt(r) * _NORMAL.inv_cdf(0.999)) / math.sqrt(1 - r)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import lightgbm as lgb
@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from rmreco.features.builder import CATEGORICAL_FEATURES
-from rmreco.features.config import FeatureConfig, SnapshotParams
+from rmreco.features.config import FeatureConfig, SnapshotParams, bank_column_kinds
 from rmreco.features.cross_sell import (
     LABEL,
     PRODUCT,
@@ -369,7 +369,10 @@ class PropensityEstimator:
         self.warnings_ += fit_set_warnings(
             len(fit), events, lgb_spec.min_data_in_leaf(len(fit)), "cross-sell fit set"
         )
-        config = cross_sell_feature_config(spec, codes)
+        config = replace(
+            cross_sell_feature_config(spec, codes),
+            bank_columns=bank_column_kinds(fit, spec.features),
+        )
         encoder = FeatureEncoder.fit(
             fit, config.features, categorical=(*CATEGORICAL_FEATURES, PRODUCT)
         )

@@ -59,7 +59,9 @@ def download_model(model_uri: str, *, dst: Path | None = None) -> RmrecoModel:
 
 
 class RmrecoCreditModel(PythonModel):
-    """pyfunc face of :class:`CreditRiskModel`: features in; pd_12m, grade and reasons out."""
+    """pyfunc face of :class:`CreditRiskModel`: features in; the PD (named by the model's
+    horizon: ``pd_12m`` for a 12-month model, ``pd_1m`` for a 1-month one), grade and reasons
+    out."""
 
     def load_context(self, context: PythonModelContext) -> None:
         self.model = CreditRiskModel.load(Path(context.artifacts[MODEL_ARTIFACT]))
@@ -73,7 +75,7 @@ class RmrecoCreditModel(PythonModel):
         result = self.model.predict(model_input)
         return pd.DataFrame(
             {
-                "pd_12m": result.pd_12m,
+                result.pd_column: result.pd,
                 "grade": result.grade.astype(str),
                 "reasons": [json.dumps([r.to_dict() for r in row]) for row in result.reasons],
             },

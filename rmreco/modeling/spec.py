@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rmreco.domain.contract import EventType, Segment
 from rmreco.domain.errors import ConfigurationError
-from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS
+from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS, is_bank_feature
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -27,6 +29,40 @@ class Frozen(BaseModel):
     """Base of every spec model: immutable, unknown keys refused."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+#: The word that names each family in a registered name
+_FAMILY_WORDS = {"credit_risk": "pd", "cross_sell": "cross-sell"}
+
+
+def fitting_name(family: str, segments: Sequence[str], horizon_months: int) -> str:
+    """A registered name that carries a spec's segments and label horizon, in the pattern of
+    the shipped specs: ``rmreco-sme-pd-12m`` (credit risk), ``rmreco-sme-corporate-cross-sell-3m``
+    (cross-sell)."""
+    words = ["rmreco", *(str(s) for s in segments), _FAMILY_WORDS[family], f"{horizon_months}m"]
+    return "-".join(words)
+
+
+def check_name(name: str, family: str, segments: Sequence[str], horizon_months: int) -> None:
+    """Refuse a registered name that does not carry each of the spec's segments and its label
+    horizon as ``{h}m``, each a word of the name (words are separated by anything but letters
+    and digits): a model's name says whom it scores and over what horizon.
+
+    Raises:
+        ValueError: naming the field ``name``, what it lacks and a name that would fit.
+    """
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    horizon = f"{horizon_months}m"
+    missing = [str(s) for s in segments if str(s) not in words]
+    if horizon not in words:
+        missing.append(horizon)
+    if missing:
+        raise ValueError(
+            f"name {name!r} must carry each of the spec's segments "
+            f"({', '.join(str(s) for s in segments)}) and its label horizon as {horizon}, each a "
+            f"word of the name; it lacks {', '.join(missing)}. A name that fits: "
+            f"name: {fitting_name(family, segments, horizon_months)}"
+        )
 
 
 class LabelSpec(Frozen):
@@ -68,8 +104,11 @@ class FeatureSpec(Frozen):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in FEATURE_DESCRIPTIONS:
-            raise ValueError(f"unknown feature {value!r}; see rmreco.features.feature_names()")
+        if value not in FEATURE_DESCRIPTIONS and not is_bank_feature(value):
+            raise ValueError(
+                f"unknown feature {value!r}; see rmreco.features.feature_names(), or name a "
+                "bank's own column as clients__<column> or financials__<column>"
+            )
         return value
 
     @model_validator(mode="after")
@@ -188,7 +227,8 @@ class CreditRiskSpec(Frozen):
     """A credit-risk (PD) model: what it reads, how it is fitted, graded, explained and gated.
 
     One spec per segment family (``segments``); a bank can run one model per segment side by
-    side, each registered under its spec's ``name``.
+    side, each registered under its spec's ``name``, which carries its segments and its label
+    horizon (:func:`check_name`).
     """
 
     kind: Literal["credit_risk"] = "credit_risk"
@@ -200,6 +240,9 @@ class CreditRiskSpec(Frozen):
     financials_lag_months: int = Field(6, ge=0, le=24)
     split: SplitSpec = SplitSpec()
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
+    #: the bank's own columns of clients and financials (declared in the data's manifest, or
+    #: inferred) are added to ``features`` (no monotone direction) in every run
+    bank_columns: bool = True
     model: ModelSpec = ModelSpec()
     grades: tuple[GradeBand, ...] = Field(min_length=2)
     reasons: ReasonSpec = ReasonSpec()
@@ -220,6 +263,7 @@ class CreditRiskSpec(Frozen):
         labels = [g.grade for g in self.grades]
         if len(set(labels)) != len(labels) or "D" in labels:
             raise ValueError("grade names must be unique; D is reserved for default")
+        check_name(self.name, self.kind, self.segments, self.label.horizon_months)
         return self
 
     @property
@@ -242,11 +286,30 @@ class CrossSellLabelSpec(Frozen):
 
 
 class CrossSellSplitSpec(Frozen):
+    """How the cross-sell panel is split into fit, calibration and test rows.
+
+    ``kind: out_of_time`` (the default): test on the latest ``test_months`` whose adoption
+    outcome is complete, calibrate on the ``calibration_months`` before them, and fit on the
+    months before those, an embargo of ``horizon - 1`` months apart. ``kind: client``: for data
+    with one outcome window (a few months of history, then the adoptions of the months after
+    it), a stratified hold-out by client over every snapshot whose outcome is complete: a
+    ``holdout_share`` of the clients, drawn with the spec's seed within those who adopted a
+    product in a labelled snapshot and within those who did not, is held out, half for
+    calibration, half for test; the rest are fitted on; ``test_months`` and
+    ``calibration_months`` are then unused. It is the weaker test (the test shares the fit's
+    months, so a drift over time goes unseen), and the report, the model card and the run's
+    ``comparison`` tag say so.
+    """
+
+    kind: Literal["out_of_time", "client"] = "out_of_time"
     test_months: int = Field(3, ge=1)
     calibration_months: int = Field(3, ge=1)
     min_history_months: int = Field(3, ge=1)
     #: share of the fit window's non-adopting rows kept (weighted back), to bound the fit's cost
     negative_sample: float = Field(1.0, gt=0, le=1)
+    #: with ``kind: client``: the share of clients held out of fitting, half for calibration,
+    #: half for test (unused out of time)
+    holdout_share: float = Field(0.4, gt=0, lt=1)
 
 
 class LogisticSpec(Frozen):
@@ -312,6 +375,9 @@ class CrossSellSpec(Frozen):
     #: the product itself are added when ``holdings_features`` is true
     features: tuple[str, ...] = Field(min_length=1)
     holdings_features: bool = True
+    #: the bank's own columns of clients and financials (declared in the data's manifest, or
+    #: inferred) are added to ``features`` in every run
+    bank_columns: bool = True
     model: CrossSellModelSpec = CrossSellModelSpec()
     ranking_k: int = Field(5, ge=1, le=20)
     credit_gate: CreditGateSpec = CreditGateSpec()
@@ -322,13 +388,18 @@ class CrossSellSpec(Frozen):
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [n for n in value if n not in FEATURE_DESCRIPTIONS]
+        unknown = [n for n in value if n not in FEATURE_DESCRIPTIONS and not is_bank_feature(n)]
         if unknown:
             raise ValueError(f"unknown features {unknown}; see rmreco.features.feature_names()")
         repeated = sorted({n for n in value if value.count(n) > 1})
         if repeated:
             raise ValueError(f"features listed twice: {repeated}")
         return value
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> CrossSellSpec:
+        check_name(self.name, self.kind, self.segments, self.label.horizon_months)
+        return self
 
     def fingerprint(self) -> str:
         """A short hash of the resolved spec, logged with every run."""

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from rmreco.domain.errors import PolicyCurrencyError
 from rmreco.serving.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,25 @@ def install_error_handlers(app: FastAPI) -> None:
             _body(exc.code, exc.message, exc.field, exc.details),
             status_code=exc.status,
             headers=exc.headers,
+        )
+
+    @app.exception_handler(PolicyCurrencyError)
+    async def policy_currency(_: Request, exc: PolicyCurrencyError) -> JSONResponse:
+        # the data and the credit policy disagree: no answer until the policy states amounts
+        # in the data's currency (the message names the file and the key to add)
+        return JSONResponse(
+            _body(
+                "policy_currency",
+                str(exc),
+                details={
+                    "currency": exc.currency,
+                    "policy_currencies": list(exc.policy_currencies),
+                    "policy_file": exc.policy_file,
+                    "key": exc.key,
+                    "amounts": list(exc.amounts),
+                },
+            ),
+            status_code=409,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -55,7 +55,7 @@ def check_credit_model(model: CreditRiskModel, rows: list[dict[str, Any]]) -> No
     if not rows:
         return
     result = model.predict_records(rows, with_reasons=True)
-    pds = np.asarray(result.pd_12m, dtype=float)
+    pds = np.asarray(result.pd, dtype=float)
     if len(pds) != len(rows):
         raise ValueError(f"{len(pds)} answers for {len(rows)} clients")
     if np.isnan(pds).any() or (pds < 0).any() or (pds > 1).any():

@@ -120,7 +120,14 @@ class FinancingOption(BaseModel):
 class FinancingAnswer(BaseModel):
     client_id: str
     as_of: date
-    pd_12m: float
+    pd: float = Field(
+        description="The client's probability of a default event within pd_horizon_months "
+        "after as_of, from the credit model of its segment (1 for a client in default)."
+    )
+    pd_horizon_months: int = Field(
+        description="The months the PD covers: the credit model's label horizon (12 for a "
+        "12-month PD)."
+    )
     grade: str
     decision: Literal["approve", "refer", "decline"]
     decision_reasons: list[PolicyReason]
@@ -292,9 +299,12 @@ class CrossSellItem(BaseModel):
         description="Propensity x the product's annual margin; null when the catalog gives no "
         "margin for the product (such offers come after those with a value, by propensity)."
     )
-    pd_12m: float | None = Field(
-        description="The client's 12-month probability of default from the credit model of "
-        "its segment; null when no credit model grades the segment."
+    pd: float | None = Field(
+        description="The client's probability of a default event within pd_horizon_months, "
+        "from the credit model of its segment; null when no credit model grades the segment."
+    )
+    pd_horizon_months: int | None = Field(
+        description="The months the PD covers: the credit model's label horizon (null: ungraded)."
     )
     grade: str | None = Field(description="The client's risk grade (null: ungraded).")
     decision: Literal["approve", "refer", "decline"] | None = Field(

@@ -9,7 +9,11 @@ relationship managers), ``truth`` (the exact probabilities behind defaults and a
 ``lifecycle`` (a chunk of one population, month by month), ``personal`` (persons: traits,
 accounts, tables), ``simulation`` (one chunk: firms and persons, merged in client order) and
 ``generator`` (the entry point: arguments, the atomic output folder, the streaming Parquet
-writer).
+writer). Beside them, the shapes of extract banks send, written from the same bank:
+``shape_options`` (their names and knobs), ``ratios`` (the statements' extra ratio columns),
+``extracts`` (month-end dates, one row per account), ``applications`` (an application sample's
+client attributes) and ``shapes`` (:func:`~rmreco.synthetic.shapes.write_shape`; imported from
+there, not from this package, as it needs pandas).
 """
 
 from __future__ import annotations

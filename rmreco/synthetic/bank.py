@@ -83,6 +83,17 @@ _LAST_NAMES = (
 
 
 @dataclass(frozen=True)
+class Statements:
+    """What the firms' annual statements hold. The defaults are the bank as it always was: about
+    nine in ten corporates and two in three SMEs file, with the contract's seven fields."""
+
+    #: Every firm present at a year end files that year's statement (a statements-only book).
+    every_firm_files: bool = False
+    #: The statements carry the bank's 40 extra ratio columns (``rmreco.synthetic.ratios``).
+    with_ratios: bool = False
+
+
+@dataclass(frozen=True)
 class Bank:
     """What every chunk of clients shares: the window, the common factors, each client's
     segment, region and RM, and the catalog the bank offers."""
@@ -101,6 +112,8 @@ class Bank:
     id_width: int
     #: the products the bank offers, in the order of the products table
     catalog: tuple[ProductSpec, ...]
+    #: who files annual statements and what they hold
+    statements: Statements = Statements()
 
     @property
     def product_codes(self) -> tuple[str, ...]:

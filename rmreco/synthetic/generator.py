@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmreco.domain.contract import PRODUCTS, RELATIONSHIP_MANAGERS
-from rmreco.synthetic.bank import build_bank, products_table
+from rmreco.synthetic.bank import Statements, build_bank, products_table
 from rmreco.synthetic.parameters import (
     BUSINESS,
     CORPORATE_SHARE,
@@ -62,6 +62,8 @@ def generate_bank(
     chunk_clients: int = DEFAULT_CHUNK_CLIENTS,
     corporate_share: float = CORPORATE_SHARE,
     personal_share: float = PERSONAL_SHARE,
+    every_firm_files: bool = False,
+    statement_ratios: bool = False,
     on_progress: Callable[[int], None] | None = None,
 ) -> GenerationSummary:
     """Generate a synthetic bank into ``out_dir`` (Parquet, one file per table, plus truth/).
@@ -82,6 +84,12 @@ def generate_bank(
             personal RMs (PRMs) and offered the personal products; the rest after corporates
             and persons are SMEs. With 0 (the default) the bank has no PRM and no personal
             product, and its files are those of a bank generated before persons existed.
+        every_firm_files: every firm present at a year end files that year's statement (a
+            statements-only book), not only the usual nine in ten corporates and two in three
+            SMEs. The other tables are the same as without it.
+        statement_ratios: the statements carry 40 extra ratio columns ``ratio_01`` ..
+            ``ratio_40`` (``rmreco.synthetic.ratios``), as a bank's wide extract does. The other
+            tables, and the seven contract fields, are the same as without it.
         on_progress: called after each chunk with the number of clients just finished.
 
     Raises:
@@ -113,6 +121,7 @@ def generate_bank(
             start_month,
             chunk_clients,
             (corporate_share, personal_share),
+            Statements(every_firm_files=every_firm_files, with_ratios=statement_ratios),
             on_progress,
         )
         if out_dir.exists():
@@ -160,6 +169,13 @@ _WRITE_OPTIONS: dict[str, Any] = {
 }
 
 
+def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A writer of one generated table: dictionary-encoded except floating columns, snappy, no
+    Arrow schema (the options of every file of a synthetic bank)."""
+    dictionary_columns = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    return pq.ParquetWriter(path, schema, use_dictionary=dictionary_columns, **_WRITE_OPTIONS)
+
+
 class _Writers:
     """One ParquetWriter per table, fed by a background thread so encoding overlaps the
     simulation of the next chunk (numpy and Parquet both release the GIL)."""
@@ -176,8 +192,7 @@ class _Writers:
     def _open(self, name: str, schema: pa.Schema) -> pq.ParquetWriter:
         path = self.root / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        dictionary_columns = [f.name for f in schema if not pa.types.is_floating(f.type)]
-        return pq.ParquetWriter(path, schema, use_dictionary=dictionary_columns, **_WRITE_OPTIONS)
+        return parquet_writer(path, schema)
 
     def write_now(self, tables: dict[str, pa.Table]) -> None:
         for name, table in tables.items():
@@ -226,12 +241,14 @@ def _generate_into(
     start_month: date,
     chunk_clients: int,
     shares: tuple[float, float],
+    statements: Statements,
     on_progress: Callable[[int], None] | None,
 ) -> dict[str, int]:
     corporate_share, personal_share = shares
     bank, rm_table = build_bank(
         n_clients, n_months, seed, start_month, corporate_share, personal_share
     )
+    bank = replace(bank, statements=statements)
     truth_grids(BUSINESS)
     if personal_share > 0:
         truth_grids(PERSONAL_POPULATION)

@@ -31,6 +31,7 @@ from rmreco.synthetic.parameters import (
     S_TX,
     SECTOR_TABLE,
 )
+from rmreco.synthetic.ratios import RATIO_COLUMNS, statement_ratios, statement_year
 
 
 @dataclass
@@ -301,11 +302,20 @@ def financials_table(
     Y: Array,
     log_level: Array,
 ) -> pa.Table:
-    """Annual statements for each calendar year whose December the client is present in."""
+    """Annual statements for each calendar year whose December the client is present in.
+
+    About nine in ten corporates and two in three SMEs file; with
+    ``bank.statements.every_firm_files`` every firm does, and with
+    ``bank.statements.with_ratios`` the statements carry the extra ratio columns of
+    ``rmreco.synthetic.ratios``. Both draw from a stream spawned off ``rng`` without drawing
+    from ``rng`` itself, so the usual filers' statements, and every table drawn from ``rng``
+    after this one, are the same with and without them."""
     n, M = present.shape
-    t = SECTOR_TABLE
+    options = bank.statements
     files = rng.random(n) < np.where(seg == 1, 0.92, 0.67)
+    extra = rng.spawn(1)[0] if options.every_firm_files or options.with_ratios else None
     parts: list[dict[str, Array]] = []
+    previous_revenue = np.full(n, np.nan)
     first_year = bank.start_abs // 12
     for year in range(first_year, (bank.start_abs + M - 1) // 12 + 1):
         dec = year * 12 + 11 - bank.start_abs
@@ -313,46 +323,25 @@ def financials_table(
             continue
         months = slice(max(0, dec - 11), dec + 1)
         rows = np.flatnonzero(files & present[:, dec])
-        k = rows.size
-        h_year = mu[rows] + Y[rows, months, 0].mean(axis=1)
-        revenue = turnover[rows] * np.exp(
-            log_level[rows, months].mean(axis=1) + rng.normal(0.0, 0.05, k)
-        )
-        margin = t[sector[rows], S_MARGIN] + 0.05 * h_year + rng.normal(0.0, 0.02, k)
-        assets = revenue * t[sector[rows], S_ASSETS] * np.exp(rng.normal(0.0, 0.2, k))
-        leverage = sigmoid(-0.6 - 0.7 * h_year + rng.normal(0.0, 0.3, k))
-        debt = assets * leverage * 0.9
-        equity = assets - debt - 0.25 * assets
-        current_assets = assets * sigmoid(rng.normal(-0.2, 0.3, k))
-        current_liabilities = current_assets / np.exp(
-            0.25 + 0.35 * h_year + rng.normal(0.0, 0.2, k)
-        )
-        parts.append(
-            {
-                "client": rows,
-                "year": np.full(k, year),
-                "revenue": revenue,
-                "ebitda": revenue * margin,
-                "total_assets": assets,
-                "total_debt": debt,
-                "equity": equity,
-                "current_assets": current_assets,
-                "current_liabilities": current_liabilities,
-            }
-        )
+        part = _statements(rng, rows, months, sector, turnover, mu, Y, log_level)
+        if extra is not None and options.every_firm_files:
+            late = np.flatnonzero(~files & present[:, dec])
+            more = _statements(extra, late, months, sector, turnover, mu, Y, log_level)
+            part = {key: np.concatenate([part[key], more[key]]) for key in part}
+        part["year"] = np.full(part["client"].size, year)
+        if extra is not None and options.with_ratios:
+            values = {name: np.round(part[name], 0) for name in FINANCIALS.column_names[2:]}
+            statements = statement_year(
+                extra, values, previous_revenue[part["client"]], part["health"]
+            )
+            part.update(statement_ratios(extra, statements))
+            previous_revenue[:] = np.nan  # a statement follows only the year just before it
+            previous_revenue[part["client"]] = values["revenue"]
+        parts.append(part)
+    names = [*FINANCIALS.column_names[2:], *(RATIO_COLUMNS if options.with_ratios else ())]
     cols = {
         key: (np.concatenate([p[key] for p in parts]) if parts else np.zeros(0))
-        for key in (
-            "client",
-            "year",
-            "revenue",
-            "ebitda",
-            "total_assets",
-            "total_debt",
-            "equity",
-            "current_assets",
-            "current_liabilities",
-        )
+        for key in ("client", "year", *names)
     }
     order = np.lexsort((cols["year"], cols["client"]))
     table = pa.table(
@@ -362,7 +351,49 @@ def financials_table(
             **{
                 name: floats(np.round(cols[name][order], 0)) for name in FINANCIALS.column_names[2:]
             },
+            **{
+                name: floats(cols[name][order], np.isnan(cols[name][order]))
+                for name in names[len(FINANCIALS.column_names) - 2 :]
+            },
         }
     )
-    assert table.column_names == list(FINANCIALS.column_names)
+    assert table.column_names[: len(FINANCIALS.column_names)] == list(FINANCIALS.column_names)
     return table
+
+
+def _statements(
+    rng: np.random.Generator,
+    rows: Array,
+    months: slice,
+    sector: Array,
+    turnover: Array,
+    mu: Array,
+    Y: Array,
+    log_level: Array,
+) -> dict[str, Array]:
+    """One year's statements of the firms ``rows`` (``months``: the financial year's months of
+    the window): the contract's fields, the client and the firms' health of the year."""
+    t = SECTOR_TABLE
+    k = rows.size
+    h_year = mu[rows] + Y[rows, months, 0].mean(axis=1)
+    revenue = turnover[rows] * np.exp(
+        log_level[rows, months].mean(axis=1) + rng.normal(0.0, 0.05, k)
+    )
+    margin = t[sector[rows], S_MARGIN] + 0.05 * h_year + rng.normal(0.0, 0.02, k)
+    assets = revenue * t[sector[rows], S_ASSETS] * np.exp(rng.normal(0.0, 0.2, k))
+    leverage = sigmoid(-0.6 - 0.7 * h_year + rng.normal(0.0, 0.3, k))
+    debt = assets * leverage * 0.9
+    equity = assets - debt - 0.25 * assets
+    current_assets = assets * sigmoid(rng.normal(-0.2, 0.3, k))
+    current_liabilities = current_assets / np.exp(0.25 + 0.35 * h_year + rng.normal(0.0, 0.2, k))
+    return {
+        "client": rows,
+        "health": h_year,
+        "revenue": revenue,
+        "ebitda": revenue * margin,
+        "total_assets": assets,
+        "total_debt": debt,
+        "equity": equity,
+        "current_assets": current_assets,
+        "current_liabilities": current_liabilities,
+    }

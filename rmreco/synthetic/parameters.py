@@ -95,6 +95,9 @@ YOUNG_ADULT_HEALTH_SHIFT = -0.2
 
 # Streams of the seed sequence.
 STREAM_COMMON, STREAM_CLIENTS, STREAM_RMS, STREAM_CHUNK, STREAM_PERSONAL_CHUNK = range(5)
+#: The stream of the shapes a bank is rewritten into (``rmreco.synthetic.shapes``), keyed further
+#: by shape: never drawn from when the bank is written as generated.
+STREAM_SHAPES = 5
 OPEN_ENDED = np.iinfo(np.int64).max
 #: Width of the tenor table (the most tenors a product draws from).
 MAX_TENORS = 5

@@ -27,11 +27,12 @@ from rmreco.features import FEATURE_DESCRIPTIONS, FeatureInputs
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL
 from rmreco.modeling.credit_estimator import CreditRiskEstimator, credit_feature_config
-from rmreco.modeling.credit_model import CreditRiskModel
+from rmreco.modeling.credit_model import CreditRiskModel, pd_column
 from rmreco.modeling.metrics import auc, credit_metrics, gains_table, score_psi
 from rmreco.modeling.pyfunc import RmrecoModel
-from rmreco.modeling.spec import CreditRiskSpec, load_credit_risk_spec
+from rmreco.modeling.spec import CreditRiskSpec, FeatureSpec, load_credit_risk_spec
 from rmreco.training import plots, run
+from rmreco.training.data_features import FeatureChoice, choose_features
 from rmreco.training.registry import GateDecision, constant_score_veto, no_split_veto
 from rmreco.training.splits import (
     CALIBRATION,
@@ -40,6 +41,7 @@ from rmreco.training.splits import (
     Split,
     TrainingDataError,
     client_holdout,
+    enough_history,
     require_both_outcomes,
     require_outcome_months,
     require_segments,
@@ -89,7 +91,7 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
     fit = complete[
         complete["month"].isin(fit_months)
         & ~held_out
-        & (complete["history_months"] >= spec.split.min_history_months)
+        & enough_history(complete, spec.split.min_history_months)
     ]
     split = Split(
         fit=fit,
@@ -135,9 +137,7 @@ def split_by_client(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
     )
     where = complete["client_id"].astype(str).map(sets)
     split = Split(
-        fit=complete[
-            (where == FIT) & (complete["history_months"] >= spec.split.min_history_months)
-        ],
+        fit=complete[(where == FIT) & enough_history(complete, spec.split.min_history_months)],
         calibration=complete[where == CALIBRATION],
         test=complete[where == TEST],
     )
@@ -210,6 +210,12 @@ def train_credit_risk(
     inputs, validated = read_feature_inputs(data)
     step("building point-in-time features and labels")
     split = build_split(inputs, spec)
+    choice = choose_features(
+        spec.feature_names, split.fit, inputs.extra_columns, bank_columns=spec.bank_columns
+    )
+    spec = fitted_spec(spec, choice)
+    for note in choice.notes():
+        step(f"note: {note}")
     step(f"fitting LightGBM and the scorecard on {len(split.fit):,} snapshots")
     estimator = CreditRiskEstimator(spec, threads=settings.resolved_threads).fit(
         split.fit,
@@ -245,8 +251,10 @@ def train_credit_risk(
         registered_kind=model.kind,
         comparison=comparison,
         metrics=metrics,
-        params=_params(spec, split, estimator),
-        output_example=pd.DataFrame({"pd_12m": [0.01], "grade": ["5"], "reasons": ["[]"]}),
+        params=_params(spec, split, estimator) | _choice_params(choice),
+        output_example=pd.DataFrame(
+            {pd_column(spec.label.horizon_months): [0.01], "grade": ["5"], "reasons": ["[]"]}
+        ),
         gate=run.Gate("oot_auc", spec.gates.min_auc, spec.gates.max_auc_drop),
         score_on_test=lambda champion: _auc_of(champion, test, y_test),
         write_report=lambda folder, champion: _report(
@@ -254,6 +262,7 @@ def train_credit_risk(
         ),
         model_card=lambda report, gate, version: _model_card(
             spec,
+            choice,
             validated.fingerprint,
             data,
             split,
@@ -309,8 +318,8 @@ def _better_kind(estimator: CreditRiskEstimator, test: pd.DataFrame) -> str:
     """``lightgbm`` or ``scorecard``: the one with the better out-of-time AUC on ``test`` (a
     tie goes to the scorecard, the simpler model): what ``registered: best`` registers."""
     y = test[LABEL].to_numpy(dtype=int)
-    gbm = auc(y, estimator.lightgbm_.predict(test, with_reasons=False).pd_12m)
-    card = auc(y, estimator.scorecard_.predict(test, with_reasons=False).pd_12m)
+    gbm = auc(y, estimator.lightgbm_.predict(test, with_reasons=False).pd)
+    card = auc(y, estimator.scorecard_.predict(test, with_reasons=False).pd)
     return "lightgbm" if gbm > card else "scorecard"
 
 
@@ -336,9 +345,9 @@ def degenerate_vetoes(estimator: CreditRiskEstimator, split: Split) -> list[str]
     return vetoes
 
 
-def _windows(spec: CreditRiskSpec) -> dict[str, int]:
+def _windows(spec: CreditRiskSpec) -> dict[str, int | str]:
     """The split settings a backtest of the model reuses (``rmreco evaluate``)."""
-    return {"test_months": spec.split.test_months}
+    return {"test_months": spec.split.test_months, "split_kind": spec.split.kind}
 
 
 def _params(
@@ -373,7 +382,7 @@ def _params(
 def _auc_of(model: RmrecoModel, test: pd.DataFrame, y: np.ndarray) -> float:
     if not isinstance(model, CreditRiskModel):
         raise ValueError("the champion is not a credit-risk model")
-    return auc(y, model.predict(test, with_reasons=False).pd_12m)
+    return auc(y, model.predict(test, with_reasons=False).pd)
 
 
 def _evaluate(estimator: CreditRiskEstimator, split: Split, data: Path) -> dict[str, float]:
@@ -381,7 +390,7 @@ def _evaluate(estimator: CreditRiskEstimator, split: Split, data: Path) -> dict[
     test, cal = split.test, split.calibration
     y_test, y_cal = test[LABEL].to_numpy(dtype=int), cal[LABEL].to_numpy(dtype=int)
     pd_model = estimator.predict_pd(test)
-    pd_base = np.asarray(estimator.baseline_.predict(test, with_reasons=False).pd_12m)
+    pd_base = np.asarray(estimator.baseline_.predict(test, with_reasons=False).pd)
     metrics = credit_metrics(y_test, pd_model, prefix="oot_")
     metrics.update(
         {
@@ -423,7 +432,8 @@ def evaluate_credit_model(
 
     The panel is built with the model's own feature configuration (horizon, label events,
     cure months, financials lag, segments); the window is the latest ``test_months`` (default:
-    the model's own test window) whose outcome is complete, every client. The result says how
+    the model's own test window; every month for a model trained on one outcome window, with
+    ``split.kind: client``) whose outcome is complete, every client. The result says how
     the model holds up on data it never saw: a backtest, or a check that it carries to another
     population. Reads the registry, writes nothing.
 
@@ -436,12 +446,16 @@ def evaluate_credit_model(
     )
     if not isinstance(model, CreditRiskModel):
         raise TrainingDataError(f"model {model_name!r} is not a credit-risk model")
-    window = test_months or int(model.metadata.get("test_months", 6))
     inputs, _ = read_feature_inputs(data)
     panel = model.config.credit_panel(inputs)
     # another bank's clients (or later data) were never fitted on: every client counts
     complete = panel[panel["label_complete"]]
     months = sorted(complete["month"].unique())
+    if test_months is None and model.metadata.get("split_kind") == "client":
+        # trained on one outcome window: the data to evaluate on has one too, all of it tested
+        window = max(len(months), 1)
+    else:
+        window = test_months or int(model.metadata.get("test_months", 6))
     if len(months) < window:
         raise TrainingDataError(
             f"the data has {len(months)} snapshot months with a complete "
@@ -449,7 +463,7 @@ def evaluate_credit_model(
         )
     test = complete[complete["month"].isin(months[-window:])]
     y = test[LABEL].to_numpy(dtype=int)
-    metrics = credit_metrics(y, model.predict(test, with_reasons=False).pd_12m, prefix="oot_")
+    metrics = credit_metrics(y, model.predict(test, with_reasons=False).pd, prefix="oot_")
     oracle, coverage = _oracle_auc(data, test)
     if oracle is not None:
         metrics["oracle_oot_auc"] = oracle
@@ -487,7 +501,7 @@ def _report(
     X_test = chosen.encoder.transform(test)
     y_test = test[LABEL].to_numpy(dtype=int)
     scored = chosen.predict_matrix(X_test)
-    pd_chosen = scored.pd_12m
+    pd_chosen = scored.pd
     pd_gbm = gbm.predict_pd(X_test)
     pd_card = estimator.scorecard_.predict_pd(X_test)
     features = list(chosen.features)
@@ -534,7 +548,7 @@ def _report(
         {
             "client_id": test["client_id"].astype(str).to_numpy(),
             "month": pd.to_datetime(test["month"]).to_numpy(),
-            "pd_12m": pd_chosen,
+            scored.pd_column: pd_chosen,
             "grade": scored.grade.astype(str),
             "reasons": [json.dumps([r.to_dict() for r in row]) for row in scored.reasons],
         }
@@ -567,8 +581,24 @@ def _report(
     )
 
 
+def fitted_spec(spec: CreditRiskSpec, choice: FeatureChoice) -> CreditRiskSpec:
+    """``spec`` with the features this run fits on (see :mod:`rmreco.training.data_features`):
+    the model carries it, so scoring computes exactly these."""
+    listed = {f.name: f for f in spec.features}
+    features = tuple(listed.get(name) or FeatureSpec(name=name) for name in choice.used)
+    return spec.model_copy(update={"features": features})
+
+
+def _choice_params(choice: FeatureChoice) -> dict[str, object]:
+    return {
+        "features_left_out": ", ".join(choice.left_out) or "none",
+        "features_added": ", ".join(choice.added) or "none",
+    }
+
+
 def _model_card(
     spec: CreditRiskSpec,
+    choice: FeatureChoice,
     fingerprint: str,
     data: Path,
     split: Split,
@@ -591,6 +621,7 @@ def _model_card(
         else "stratified hold-out test"
     )
     warnings = "".join(f"- {w}\n" for w in estimator.warnings_) or "- none\n"
+    feature_notes = "".join(f"- {n}\n" for n in choice.notes()) or "- every feature of the spec\n"
     min_leaf = estimator.model_.metadata.get("min_data_in_leaf")
     shown = [
         "oot_auc",
@@ -634,6 +665,9 @@ without the policy rules and a human in the loop.
 {estimator.model_.kind} ({comparison}); calibration: {spec.model.calibration} on the
 calibration period; {len(spec.features)} features, monotone where the direction is known.
 LightGBM min_data_in_leaf {min_leaf} for {len(split.fit):,} fit rows.
+
+Features fitted to this data:
+{feature_notes}
 
 ## Warnings
 {warnings}

@@ -1,4 +1,5 @@
-"""The cross-sell training job: panel, out-of-time split, fit, choose, calibrate, evaluate, gate.
+"""The cross-sell training job: panel, split (out-of-time, or a stratified hold-out by client for
+data with one outcome window: ``split.kind``), fit, choose, calibrate, evaluate, gate.
 
 One run, on the same rows:
 
@@ -11,7 +12,8 @@ One run, on the same rows:
   and product, from the fit window) and one logistic regression per product (standardised
   features, imputed missing values, calibrated per product like the model);
 - validates the chosen model per product on the test window (the latest snapshots whose
-  3-month outcome is complete; :func:`rmreco.training.validation.product_validation`): its AUC
+  3-month outcome is complete, or with ``split.kind: client`` the held-out test clients;
+  :func:`rmreco.training.validation.product_validation`): its AUC
   with a bootstrap interval and its top-decile lift against popularity; a product the model
   ranks no better than chance is ranked by its popularity rate instead, in the saved model
   (``gates.min_product_auc``);
@@ -41,9 +43,10 @@ import pandas as pd
 from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
 from rmreco.features import FEATURE_DESCRIPTIONS, FeatureInputs
-from rmreco.features.builder import month_index
+from rmreco.features.builder import month_index, observed_inputs
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
 from rmreco.features.inputs import read_feature_inputs
+from rmreco.features.labels import adoption_outcome_end
 from rmreco.modeling.boosting import has_split
 from rmreco.modeling.metrics import auc, gains_table, lift_at, score_psi
 from rmreco.modeling.propensity import PropensityModel, rank_offers, value_order
@@ -56,6 +59,7 @@ from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CrossSellSpec, load_cross_sell_spec
 from rmreco.training import plots, run
 from rmreco.training.agreement import Agreement, agreement_on_truth
+from rmreco.training.data_features import choose_features
 from rmreco.training.registry import (
     GateDecision,
     constant_score_veto,
@@ -64,9 +68,15 @@ from rmreco.training.registry import (
 )
 from rmreco.training.scoring import credit_grades, load_credit_models
 from rmreco.training.splits import (
+    CALIBRATION,
+    CLIENT_SPLIT_HINT,
+    FIT,
+    TEST,
     Split,
     TrainingDataError,
+    client_holdout,
     complete_outcome_months,
+    enough_history,
     require_both_outcomes,
     require_outcome_months,
     require_segments,
@@ -100,10 +110,15 @@ def snapshot_months(
     and was 0.02 worse on the test window. The calibration and test windows may share
     adoptions; only a few scalars (early stopping, calibrators, the choice) are set there.
 
+    A month's outcome is complete when the data's outcome coverage
+    (:func:`rmreco.features.labels.adoption_outcome_end`: holdings may start after the last
+    account month) reaches its horizon.
+
     Raises:
-        TrainingDataError: too few months with a complete outcome.
+        TrainingDataError: too few months with a complete outcome (the refusal proposes
+            ``split.kind: client`` when those months saw adoptions).
     """
-    complete = complete_outcome_months(month_index(inputs.account_months["month"]), horizon_months)
+    complete = complete_months(inputs, horizon_months)
     gap = horizon_months - 1
     need = test_months + calibration_months + gap + 1
     require_outcome_months(
@@ -112,6 +127,7 @@ def snapshot_months(
         test_months=test_months,
         calibration_months=calibration_months,
         gap_months=gap,
+        has_both_outcomes=_has_adoptions(inputs, complete, horizon_months),
     )
     as_dates = [date(m // 12, m % 12 + 1, 1) for m in complete]
     return {
@@ -121,14 +137,49 @@ def snapshot_months(
     }
 
 
+def complete_months(inputs: FeatureInputs, horizon_months: int) -> list[int]:
+    """The account months (as month indices) whose ``horizon_months``-month adoption outcome the
+    data covers (see :func:`rmreco.features.labels.adoption_outcome_end`), in order."""
+    return complete_outcome_months(
+        month_index(inputs.account_months["month"]),
+        horizon_months,
+        last=adoption_outcome_end(inputs),
+    )
+
+
+def _has_adoptions(inputs: FeatureInputs, complete: Sequence[int], horizon_months: int) -> bool:
+    """Whether a holding starts within the label window of one of the ``complete`` months
+    (month indices): the labelled snapshots then hold both outcomes, so a hold-out by client
+    could be made from them."""
+    holdings = inputs.holdings
+    if not complete or holdings is None or holdings.empty:
+        return False
+    starts = month_index(holdings["start_month"].dropna())
+    return bool(((starts > min(complete)) & (starts <= max(complete) + horizon_months)).any())
+
+
 def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
+    """The split ``spec.split.kind`` names: :func:`split_out_of_time` or
+    :func:`split_by_client`.
+
+    Raises:
+        TrainingDataError: no client of the spec's segments, or as those do.
+    """
+    require_segments(inputs.clients, [str(s) for s in spec.segments])
+    # the months clients are observed: account months, or statements and as-of months
+    inputs = observed_inputs(inputs, spec.financials_lag_months)
+    if spec.split.kind == "client":
+        return split_by_client(inputs, spec)
+    return split_out_of_time(inputs, spec)
+
+
+def split_out_of_time(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
     """The three panels of the out-of-time split (the fit window's non-adopters sampled).
 
     Raises:
-        TrainingDataError: no client of the spec's segments, too few months, or a window
-            without adoptions.
+        TrainingDataError: too few months, or a window without adoptions (both refusals
+            propose ``split.kind: client`` when the data would allow it).
     """
-    require_segments(inputs.clients, [str(s) for s in spec.segments])
     months = snapshot_months(
         inputs,
         spec.label.horizon_months,
@@ -139,15 +190,114 @@ def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
     fit = config.cross_sell_panel(
         inputs, months=months["fit"], negative_sample=spec.split.negative_sample, seed=spec.seed
     )
-    fit = fit[fit["history_months"] >= spec.split.min_history_months]
+    fit = fit[enough_history(fit, spec.split.min_history_months)]
     split = Split(
         fit=fit.reset_index(drop=True),
         calibration=config.cross_sell_panel(inputs, months=months["calibration"]),
         test=config.cross_sell_panel(inputs, months=months["test"]),
     )
     windows = (("fit", split.fit), ("calibration", split.calibration), ("test", split.test))
-    require_both_outcomes(windows, LABEL, "adoptions")
+    adoptions = sum(int(frame[LABEL].sum()) for _, frame in windows)
+    require_both_outcomes(
+        windows, LABEL, "adoptions", otherwise=CLIENT_SPLIT_HINT if adoptions else ""
+    )
     return split
+
+
+def split_by_client(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
+    """A stratified hold-out by client (``split.kind: client``) over every snapshot month whose
+    adoption outcome is complete: calibration and test rows are those of held-out clients (see
+    :func:`rmreco.training.splits.client_holdout`, strata: clients with an adoption in any of
+    their rows and the others), fit rows those of the other clients with enough history
+    (:func:`rmreco.training.splits.enough_history`), their non-adopters sampled at
+    ``split.negative_sample``. All three span the same months.
+
+    Raises:
+        TrainingDataError: no snapshot with a complete outcome, or a set without adoptions.
+    """
+    horizon = spec.label.horizon_months
+    complete = [date(m // 12, m % 12 + 1, 1) for m in complete_months(inputs, horizon)]
+    if not complete:
+        raise TrainingDataError(
+            f"the data has no snapshot month with a complete {horizon}-month adoption outcome: "
+            "set a shorter label.horizon_months, or give the data the adoptions of the months "
+            f"after its last account month (holdings starting up to {horizon} months after it)"
+        )
+    config = cross_sell_feature_config(spec)
+    panel = config.cross_sell_panel(inputs, months=complete)
+    sets = client_holdout(
+        panel["client_id"], panel[LABEL], holdout_share=spec.split.holdout_share, seed=spec.seed
+    )
+    fit = panel
+    if spec.split.negative_sample < 1:
+        # the same deterministic sample of non-adopting rows as out of time (kept rows are
+        # weighted back); calibration and test keep every row
+        fit = config.cross_sell_panel(
+            inputs, months=complete, negative_sample=spec.split.negative_sample, seed=spec.seed
+        )
+
+    def of(frame: pd.DataFrame, part: str) -> pd.Series:
+        return frame["client_id"].astype(str).map(sets).eq(part)
+
+    fit = fit[of(fit, FIT) & enough_history(fit, spec.split.min_history_months)]
+    split = Split(
+        fit=fit.reset_index(drop=True),
+        calibration=panel[of(panel, CALIBRATION)].reset_index(drop=True),
+        test=panel[of(panel, TEST)].reset_index(drop=True),
+    )
+    require_both_outcomes(
+        (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
+        LABEL,
+        "adoptions",
+        otherwise="a larger split.holdout_share or more clients that adopted a product",
+    )
+    return split
+
+
+def split_note(spec: CrossSellSpec) -> str:
+    """Which split a run used, in one line (the run's ``comparison`` tag and the CLI)."""
+    if spec.split.kind == "client":
+        return (
+            f"split: client (a stratified hold-out of {spec.split.holdout_share:.0%} of clients "
+            "by whether they adopted, over the same months as the fit: a weaker test than "
+            "out-of-time)"
+        )
+    return "split: out_of_time (tested on later snapshots than any used in fitting)"
+
+
+def window_name(spec: CrossSellSpec) -> str:
+    """What the test rows of a run of ``spec`` are called in its steps and model card."""
+    return "stratified hold-out test" if spec.split.kind == "client" else "out-of-time test window"
+
+
+def _test_months(split: Split, spec: CrossSellSpec) -> int:
+    """The test window's length in months, which a backtest of the model reuses (``rmreco
+    evaluate``): the spec's out of time; the months the test clients span with a client split."""
+    if spec.split.kind == "client":
+        return int(split.test["month"].nunique())
+    return spec.split.test_months
+
+
+def validation_window(split: Split, spec: CrossSellSpec) -> TestWindow:
+    """What the report and the model card say the test figures are measured on: the
+    out-of-time window, or (``split.kind: client``) the weaker stratified hold-out."""
+    period = split.describe()["test_period"]
+    if spec.split.kind == "client":
+        clients = split.test["client_id"].nunique()
+        return TestWindow(
+            "stratified_holdout",
+            period,
+            len(split.test),
+            f"every eligible (client, product) row of {clients:,} clients never fitted on "
+            f"({spec.split.holdout_share / 2:.0%} of clients, drawn with seed {spec.seed} "
+            "within adopters and non-adopters)",
+        )
+    return TestWindow(
+        "out_of_time",
+        period,
+        len(split.test),
+        "every eligible (client, product) row of those months",
+    )
 
 
 def _oracle(data: Path, test: pd.DataFrame) -> tuple[np.ndarray | None, float]:
@@ -236,6 +386,12 @@ def train_cross_sell(
     inputs, validated = read_feature_inputs(data)
     step("building the cross-sell panel (point-in-time features and adoption labels)")
     split = build_split(inputs, spec)
+    choice = choose_features(
+        spec.features, split.fit, inputs.extra_columns, bank_columns=spec.bank_columns
+    )
+    spec = spec.model_copy(update={"features": choice.used})
+    for note in choice.notes():
+        step(f"note: {note}")
     assert inputs.products is not None  # the panel refused a missing catalog
     try:
         fitted = PropensityEstimator(spec, inputs.products, threads=settings.resolved_threads).fit(
@@ -243,7 +399,7 @@ def train_cross_sell(
             split.calibration,
             metadata={
                 **split.describe(),
-                "test_months": spec.split.test_months,
+                "test_months": _test_months(split, spec),
                 "ranking_k": spec.ranking_k,
                 "currency": validated.currency or settings.currency,
             },
@@ -258,7 +414,8 @@ def train_cross_sell(
         step(f"warning: {warning}")
     split = _without(split, fitted.left_out_)
     model, test = fitted.model_, split.test
-    step("validating per product on the out-of-time test window")
+    window = validation_window(split, spec)
+    step(f"validating per product on the {window_name(spec)}")
     scores = fitted.baseline_scores(test)  # every set-up as fitted, before any fallback
     products = product_validation(
         test[LABEL].to_numpy(int),
@@ -277,15 +434,10 @@ def train_cross_sell(
         test,
         products,
         spec=spec,
-        window=TestWindow(
-            "out_of_time",
-            split.describe()["test_period"],
-            len(test),
-            "every eligible (client, product) row of those months",
-        ),
+        window=window,
         weight=WEIGHT,
     )
-    step("evaluating on the out-of-time test window")
+    step(f"evaluating on the {window_name(spec)}")
     metrics = _evaluate(fitted, split, spec, data, scores)
     metrics.update(validation.metrics())
     step("measuring the financing order against the data's truth of take-up, if it has one")
@@ -303,7 +455,11 @@ def train_cross_sell(
     rounds = [b.best_iteration or b.current_iteration() for b in model.boosters.values()]
     metrics["best_iteration"] = float(np.mean(rounds))
     metrics["products_left_out"] = float(len(fitted.left_out_))
-    comparison = fitted.comparison_ + "".join(f"\nwarning: {w}" for w in fitted.warnings_)
+    comparison = (
+        fitted.comparison_
+        + f"\n{split_note(spec)}"
+        + "".join(f"\nwarning: {w}" for w in fitted.warnings_)
+    )
     trained = run.TrainedModel(
         source=run.Source("train_cross_sell", spec, spec_path, data, validated.fingerprint),
         model=model,
@@ -390,10 +546,13 @@ def ranking_vetoes(
 
 def _params(spec: CrossSellSpec, split: Split, kind: str) -> dict[str, object]:
     """What the run logs besides the model's feature configuration (``run`` logs that)."""
+    holdout = {"holdout_share": spec.split.holdout_share} if spec.split.kind == "client" else {}
     return {
         "choose": spec.model.choose,
         "registered": kind,
         "calibration": spec.model.calibration,
+        "split_kind": spec.split.kind,
+        **holdout,
         "negative_sample": spec.split.negative_sample,
         "rows_fit": len(split.fit),
         "rows_calibration": len(split.calibration),
@@ -541,6 +700,7 @@ def _model_card(
     has_champion = bool(tables["psi"]["champion_psi"].notna().any())
     section = cross_sell_card_section(validation, tables["psi"], champion["note"], has_champion)
     periods = split.describe()
+    name = window_name(spec)
     k = spec.ranking_k
     shown = [
         f"oot_map_at_{k}",
@@ -578,8 +738,8 @@ financing options (expected profit x propensity).
 - folder: `{data}`; content fingerprint `{fingerprint[:16]}`
 - fit period {periods["fit_period"]} ({len(split.fit):,} rows, non-adopters sampled at
   {spec.split.negative_sample:g} and weighted back), calibration period
-  {periods["calibration_period"]} ({len(split.calibration):,}), out-of-time test period
-  {periods["test_period"]} ({len(split.test):,})
+  {periods["calibration_period"]} ({len(split.calibration):,}), {name} period
+  {periods["test_period"]} ({len(split.test):,}); {split_note(spec)}
 - rows: (client, month, product) for performing clients and eligible products not held;
   label: the product started in the {spec.label.horizon_months} months after the snapshot
 
@@ -593,7 +753,7 @@ an adoption, or with a single candidate (which any model ranks first), are left 
 ## Warnings
 {"".join(f"- {w}{chr(10)}" for w in fitted.warnings_) or "- none"}
 
-## Out-of-time metrics
+## {name[0].upper() + name[1:]} metrics
 Measured on the {validation.window.describe()}, as served (products ranked by popularity
 included).
 
@@ -678,7 +838,16 @@ def evaluate_cross_sell(
     config = model.config
     window = int(model.metadata.get("test_months", 3))
     inputs, _ = read_feature_inputs(data)
-    months = snapshot_months(inputs, config.horizon_months, window, 1)["test"]
+    # nothing is fitted here: the latest ``window`` months whose outcome is complete suffice
+    complete = complete_months(inputs, config.horizon_months)
+    if len(complete) < window:
+        raise TrainingDataError(
+            f"the data has {len(complete)} snapshot months with a complete "
+            f"{config.horizon_months}-month adoption outcome; the model's test window needs "
+            f"{window}: give the data {window - len(complete)} more months of history, or the "
+            "adoptions of the months after its last account month"
+        )
+    months = [date(m // 12, m % 12 + 1, 1) for m in complete[-window:]]
     test = config.cross_sell_panel(inputs, months=months)
     credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
     grades = credit_grades(credit, inputs, test) if credit else None

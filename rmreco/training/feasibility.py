@@ -1,7 +1,12 @@
 """This module owns ``rmreco data check``'s answer: a read-only profile of a data folder (clients
 per segment, RMs per role, months, outcome months per horizon, defaults, adoptions, currency,
-tables present, financials coverage) and, for every spec of a models folder, whether it can
-train on that data and, when it cannot, why and which setting would fit.
+tables given and not given, the bank's own columns with their kinds, financials coverage) and,
+for every spec of a models folder, whether it can train on that data and, when it cannot, why
+and which setting would fit.
+
+Months come from whatever dates the data has: account months, else the months the features
+observe a client without account history at (its statements' years, its ``as_of_month``: see
+:func:`rmreco.features.builder.observation_months`).
 
 The verdicts run the training jobs' own data preparation (:func:`rmreco.training.credit_risk.
 build_split`, :func:`rmreco.training.cross_sell.build_split`, whose refusals are the rules of
@@ -12,6 +17,7 @@ written; on a large book the check takes as long as the jobs' panel building.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,12 +30,20 @@ from rmreco.data.contract import ValidatedTables
 from rmreco.domain import contract
 from rmreco.domain.contract import EventType
 from rmreco.features import FeatureInputs
-from rmreco.features.builder import month_index
+from rmreco.features.builder import (
+    DEFAULT_FINANCIALS_LAG_MONTHS,
+    month_index,
+    observed_inputs,
+)
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import outcome_end
 from rmreco.modeling.spec import CreditRiskSpec, SpecFile, find_specs
 from rmreco.training import credit_risk, cross_sell
 from rmreco.training.splits import Split, TrainingDataError, complete_outcome_months
+
+logger = logging.getLogger(__name__)
+
+AS_OF_MONTH = "as_of_month"
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,19 @@ class DataProfile:
     tables: dict[str, int]
     absent_tables: list[str]
     warnings: list[str] = field(default_factory=list)
+    #: the months a client is observed at: its account months, or, without account history,
+    #: its statements' and ``as_of_month`` months (what the feature builder lays its grid on)
+    observation_months: MonthSpan = field(default_factory=lambda: MonthSpan(None, None, 0))
+    #: where those months come from: "account_months", "financials.year", "clients.as_of_month"
+    months_from: list[str] = field(default_factory=list)
+    #: ``clients.as_of_month`` (given or filled from the manifest's observation month)
+    as_of_months: MonthSpan = field(default_factory=lambda: MonthSpan(None, None, 0))
+    #: the bank's own columns of clients and financials with their kinds, by table
+    extra_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the manifest's extract date (YYYY-MM-DD), when it gives one
+    extract_date: str | None = None
+    #: what reading changed, once per column or table (see ValidatedTables.notes)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -153,27 +180,63 @@ def profile_data(
     which to count months with a complete outcome."""
     clients = inputs.clients
     segments = clients["segment"].astype(str)
-    months = month_index(inputs.account_months["month"])
+    account_months = month_index(inputs.account_months["month"])
+    observed = observed_inputs(inputs, DEFAULT_FINANCIALS_LAG_MONTHS)
+    months = month_index(observed.account_months["month"])
     rms = validated.frame(contract.RELATIONSHIP_MANAGERS.name)
     present = {name: len(table.frame) for name, table in validated.tables.items()}
+    as_of = clients[AS_OF_MONTH].dropna() if AS_OF_MONTH in clients else pd.Series([])
+    extract = validated.manifest.extract_date if validated.manifest is not None else None
     return DataProfile(
         folder=str(validated.folder),
         currency=validated.currency,
         clients_by_segment=_counts(segments),
         rms_by_role=_counts(rms["role"].astype(str)) if "role" in rms else {},
-        account_months=MonthSpan.of(months),
+        account_months=MonthSpan.of(account_months),
         # credit outcomes may lie after the last account month (an observation-window extract)
         outcome_months={
-            h: MonthSpan.of(complete_outcome_months(months, h, last=outcome_end(inputs)))
+            h: MonthSpan.of(
+                complete_outcome_months(months, h, last=outcome_end(observed))
+                if len(months)
+                else []
+            )
             for h in horizons
         },
         defaults=_defaults(inputs.credit_events, segments, clients["client_id"]),
-        adoptions=_adoptions(inputs, int(months.min()), int(months.max())),
+        adoptions=_adoptions(inputs, int(months.min()), int(months.max()))
+        if len(months)
+        else _adoptions(inputs, None, None),
         financials=_financials(inputs.financials, clients["client_id"]),
         tables=present,
         absent_tables=[t.name for t in contract.TABLES if t.name not in present],
         warnings=list(validated.warnings),
+        observation_months=MonthSpan.of(months),
+        months_from=_months_from(inputs, account_months, as_of),
+        as_of_months=MonthSpan.of(month_index(as_of) if len(as_of) else []),
+        extra_columns={t: dict(kinds) for t, kinds in validated.extra_columns.items()},
+        extract_date=None if extract is None else extract.isoformat(),
+        notes=list(validated.notes),
     )
+
+
+def _months_from(inputs: FeatureInputs, account_months: np.ndarray, as_of: pd.Series) -> list[str]:
+    """Which tables the observation months come from."""
+    sources: list[str] = []
+    with_history = set(inputs.account_months["client_id"].astype(str))
+    if len(account_months):
+        sources.append(f"{contract.ACCOUNT_MONTHS.name}")
+    financials = inputs.financials
+    if (
+        financials is not None
+        and len(financials)
+        and not set(financials["client_id"].astype(str)) <= with_history
+    ):
+        sources.append(f"{contract.FINANCIALS.name}.year")
+    if len(as_of):
+        with_as_of = set(inputs.clients.loc[as_of.index, "client_id"].astype(str))
+        if not with_as_of <= with_history:
+            sources.append(f"{contract.CLIENTS.name}.{AS_OF_MONTH}")
+    return sources
 
 
 def spec_verdict(inputs: FeatureInputs, found: SpecFile) -> SpecVerdict:
@@ -191,6 +254,14 @@ def spec_verdict(inputs: FeatureInputs, found: SpecFile) -> SpecVerdict:
         periods = split.describe()
     except TrainingDataError as refused:
         reasons.append(str(refused))
+    except Exception as failed:  # one spec's failure must not hide the others
+        # A job that fails on this shape of data without a refusal of its own: the check still
+        # answers for every other spec, and says which error the job would raise.
+        logger.debug("data check: spec %s failed on the data", spec.name, exc_info=True)
+        reasons.append(
+            f"the {spec.kind} job fails on this data before fitting "
+            f"({type(failed).__name__}: {failed})"
+        )
     return SpecVerdict(
         name=spec.name,
         kind=spec.kind,
@@ -228,15 +299,15 @@ def _defaults(events: pd.DataFrame | None, segments: pd.Series, ids: pd.Series) 
     )
 
 
-def _adoptions(inputs: FeatureInputs, first: int, last: int) -> dict[str, Adoptions]:
+def _adoptions(inputs: FeatureInputs, first: int | None, last: int | None) -> dict[str, Adoptions]:
     """Per catalog product (and any other product held): starts after the first month of the
-    history and not after its last."""
+    history and not after its last (none without months)."""
     codes: list[str] = []
     if inputs.products is not None and len(inputs.products):
         codes = [str(c) for c in inputs.products["product_code"]]
     holdings = inputs.holdings
     out: dict[str, Adoptions] = {}
-    if holdings is not None and len(holdings):
+    if holdings is not None and len(holdings) and first is not None and last is not None:
         starts = month_index(holdings["start_month"])
         inside = (starts > first) & (starts <= last)
         product = holdings["product_code"].astype(str).to_numpy()

@@ -4,18 +4,31 @@ Each model reads features built with its own feature configuration (the one it w
 with), and scores the population it was trained for: each client is graded by the credit-risk
 champion of its segment.
 
-Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_12m, grade, reasons, reason_codes,
+Writes ``OUTDIR/credit.parquet`` (client_id, as_of, pd_{h}m, grade, reasons, reason_codes,
 segment, model_name, model_version), ``OUTDIR/financing.parquet`` (each client's policy
 decision with its coded reasons and adverse-action reasons, and ranked financing options, by
 the same function as the service's financing answer) and
 ``OUTDIR/cross_sell.parquet`` (client_id, as_of, product_code, propensity, expected_value, rank,
-pd_12m, grade, decision, reasons, reason_codes, model_name, model_version): each client's
+pd_{h}m, grade, decision, reasons, reason_codes, model_name, model_version): each client's
 eligible products it does not hold, by the cross-sell champion of its segment, ranked by
 expected value (rank 1 the highest), credit-aware as the service's lists are (PD and grade on
 every offer of a graded client, the policy's decision on credit products, none the policy
 declines). Without a cross-sell champion the credit file is still written and the summary
 says cross-sell was skipped. Each output is written to a temporary file and renamed into place,
 so a failed run leaves no partial file.
+
+The PD column is named by the credit model's label horizon: ``pd_12m`` for a 12-month model,
+``pd_1m`` for a 1-month one (:func:`rmreco.modeling.credit_model.pd_column`). When the credit
+champions of a book have different horizons (a 12-month SME model beside a 1-month personal
+one), each file has one PD column per horizon, in increasing order where the PD stands, and a
+row's PD is in its own model's column (the others null): a PD never changes meaning with the
+row, and one run still scores the whole book. In memory (the frames of :func:`score_table`,
+:func:`financing_decisions` and :func:`cross_sell_offers`) a row holds ``pd`` and
+``pd_horizon_months``; :func:`horizon_columns` spreads them when a file is written.
+
+The credit policy is read in the data's currency before anything is scored
+(:meth:`rmreco.modeling.policy.CreditPolicy.in_currency`): a currency the policy states no
+amounts for is refused before any file is written.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,10 +48,11 @@ import pandas as pd
 from rmreco.config import Settings
 from rmreco.domain.errors import RmrecoError
 from rmreco.features import FeatureInputs
+from rmreco.features.builder import observation_months
 from rmreco.features.config import snapshot_frame
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.inputs import read_feature_inputs
-from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason
+from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason, pd_column
 from rmreco.modeling.decisioning import Outcome, decide_financing
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.offers import CreditView, credit_aware
@@ -125,9 +139,9 @@ def scored_clients(
 def score_table(scored: Sequence[ScoredClients]) -> pd.DataFrame:
     """The scores of :func:`scored_clients` as one table.
 
-    Returns ``client_id``, ``month``, ``segment``, ``pd_12m``, ``grade``, ``reasons`` (JSON),
-    ``reason_codes`` (their catalogue codes, strongest first), ``model_name`` and
-    ``model_version``.
+    Returns ``client_id``, ``month``, ``segment``, ``pd``, ``pd_horizon_months`` (the months
+    the PD covers: its model's label horizon), ``grade``, ``reasons`` (JSON), ``reason_codes``
+    (their catalogue codes, strongest first), ``model_name`` and ``model_version``.
     """
     parts = [
         pd.DataFrame(
@@ -135,7 +149,8 @@ def score_table(scored: Sequence[ScoredClients]) -> pd.DataFrame:
                 "client_id": part.frame["client_id"].astype(str).to_numpy(),
                 "month": pd.to_datetime(part.frame["month"]).to_numpy(),
                 "segment": part.frame["segment"].astype(str).to_numpy(),
-                "pd_12m": part.result.pd_12m,
+                "pd": part.result.pd,
+                "pd_horizon_months": part.result.horizon_months,
                 "grade": part.result.grade.astype(str),
                 "reasons": [json.dumps(_reason_dicts(row)) for row in part.result.reasons],
                 "reason_codes": [[r.code for r in row] for row in part.result.reasons],
@@ -180,7 +195,8 @@ def financing_decisions(
                 declared_turnover=turnover.get(client_id),
                 in_default=False,
                 held_products=held.get(client_id, frozenset()),
-                pd_12m=float(part.result.pd_12m[i]),
+                pd=float(part.result.pd[i]),
+                pd_horizon_months=part.result.horizon_months,
                 grade=str(part.result.grade[i]),
                 reasons=_reason_dicts(part.result.reasons[i]),
                 catalog=catalog,
@@ -190,7 +206,8 @@ def financing_decisions(
             shared = {
                 "client_id": client_id,
                 "as_of": as_of,
-                "pd_12m": answer.pd_12m,
+                "pd": answer.pd,
+                "pd_horizon_months": answer.pd_horizon_months,
                 "grade": answer.grade,
                 "decision": answer.decision.outcome,
                 "decision_reasons": json.dumps(
@@ -235,7 +252,8 @@ _NO_OPTION: dict[str, Any] = {
 FINANCING_COLUMNS = (
     "client_id",
     "as_of",
-    "pd_12m",
+    "pd",
+    "pd_horizon_months",
     "grade",
     "decision",
     "decision_reasons",
@@ -277,11 +295,13 @@ def _declared_turnover(clients: pd.DataFrame) -> dict[str, float]:
     return dict(zip(known["client_id"].astype(str), known["turnover"].astype(float), strict=True))
 
 
-#: Columns of ``credit.parquet``
+#: Columns of ``credit.parquet`` (``pd`` and ``pd_horizon_months`` spread by
+#: :func:`horizon_columns`)
 CREDIT_COLUMNS = (
     "client_id",
     "as_of",
-    "pd_12m",
+    "pd",
+    "pd_horizon_months",
     "grade",
     "reasons",
     "reason_codes",
@@ -293,13 +313,38 @@ SCORE_COLUMNS = (
     "client_id",
     "month",
     "segment",
-    "pd_12m",
+    "pd",
+    "pd_horizon_months",
     "grade",
     "reasons",
     "reason_codes",
     "model_name",
     "model_version",
 )
+
+
+def horizon_columns(frame: pd.DataFrame, horizons: Iterable[int]) -> pd.DataFrame:
+    """``frame`` as a file holds it: its ``pd`` and ``pd_horizon_months`` columns replaced, where
+    ``pd`` stands, by one column per horizon of ``horizons`` in increasing order (``pd_12m``,
+    see :func:`pd_column`): each row's PD in the column of its own model's horizon, null in the
+    others (and in all of them for a row without a PD).
+
+    Raises:
+        ValueError: a row's horizon is not one of ``horizons``.
+    """
+    spans = pd.to_numeric(frame["pd_horizon_months"], errors="coerce").to_numpy(dtype=float)
+    wanted = sorted({int(h) for h in horizons})
+    stray = sorted({int(h) for h in spans[~np.isnan(spans)]} - set(wanted))
+    if stray:
+        raise ValueError(
+            f"rows with a PD over {stray} months, but the credit models' horizons are {wanted}"
+        )
+    values = frame["pd"].to_numpy(dtype=float)
+    at = list(frame.columns).index("pd")
+    out = frame.drop(columns=["pd", "pd_horizon_months"])
+    for k, horizon in enumerate(wanted):
+        out.insert(at + k, pd_column(horizon), np.where(spans == horizon, values, np.nan))
+    return out
 
 
 def credit_grades(
@@ -340,34 +385,47 @@ def score_batch(
     Raises:
         DataContractError: the data folder breaks the contract.
         ScoringError: no credit champion is registered, or ``as_of`` is outside the data.
+        PolicyCurrencyError: the credit policy states no amounts in the data's currency
+            (nothing is written).
     """
     inputs, validated = read_feature_inputs(data)
     # the load's own currency, else the setting: as ingest decides it for the service
     currency = validated.currency or settings.currency
-    months = pd.to_datetime(inputs.account_months["month"])
-    if not (months.min() <= pd.Timestamp(as_of) <= months.max()):
-        raise ScoringError(
-            f"as-of month {as_of:%Y-%m} is outside the data ({months.min():%Y-%m}.."
-            f"{months.max():%Y-%m})"
-        )
+    # the policy's amounts in that currency, or a refusal before anything is written
+    policy = load_policy(policy_path).in_currency(currency)
     try:
         credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
     except RegistryError as exc:
         raise ScoringError(str(exc)) from None
     if not credit:
         raise ScoringError(f"no champion of {', '.join(map(repr, credit_models))} is registered")
+    # the months clients are observed (account months; statements or as-of months where a
+    # book has no account history), with the statements' lag of each model
+    months = pd.to_datetime(
+        pd.concat(
+            [
+                observation_months(inputs, lag)["month"]
+                for lag in {c.model.config.snapshot.financials_lag_months for c in credit}
+            ]
+        )
+    )
+    if not (months.min() <= pd.Timestamp(as_of) <= months.max()):
+        raise ScoringError(
+            f"as-of month {as_of:%Y-%m} is outside the data: it observes its clients in "
+            f"{months.min():%Y-%m}..{months.max():%Y-%m}"
+        )
+    horizons = sorted({c.model.horizon_months for c in credit})
     scored = scored_clients(credit, inputs, [as_of], currency=currency)
     scores = score_table(scored)
     credit_frame = scores.assign(as_of=pd.Series([as_of] * len(scores), dtype="object"))[
         list(CREDIT_COLUMNS)
     ]
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(credit_frame, out / CREDIT_FILE)
+    _write_atomically(horizon_columns(credit_frame, horizons), out / CREDIT_FILE)
     files = {CREDIT_FILE: len(credit_frame)}
     versions = {c.name: c.version for c in credit}
     skipped: dict[str, str] = {}
     xs_models, reasons = _cross_sell_champions(cross_sell_models, settings, tracking_uri)
-    policy = load_policy(policy_path)
     if not xs_models:
         financing = financing_decisions(scored, inputs, as_of, policy, None)
         skipped[CROSS_SELL_FILE] = "cross-sell skipped: " + "; ".join(reasons)
@@ -392,13 +450,13 @@ def score_batch(
             parts.append(offers)
             versions[name] = xs_version
         offers = pd.concat(parts, ignore_index=True)
-        _write_atomically(offers, out / CROSS_SELL_FILE)
+        _write_atomically(horizon_columns(offers, horizons), out / CROSS_SELL_FILE)
         files[CROSS_SELL_FILE] = len(offers)
         if reasons:
             skipped[f"{CROSS_SELL_FILE} (partly)"] = "cross-sell partly skipped: " + "; ".join(
                 reasons
             )
-    _write_atomically(financing, out / FINANCING_FILE)
+    _write_atomically(horizon_columns(financing, horizons), out / FINANCING_FILE)
     files[FINANCING_FILE] = len(financing)
     return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)
 
@@ -429,13 +487,19 @@ def _cross_sell_champions(
 
 
 def credit_views(financing: pd.DataFrame) -> dict[str, CreditView]:
-    """Each client's PD, grade and policy decision, read from its financing decision (the
-    rows of :func:`financing_decisions`): the credit-aware view the offers carry."""
+    """Each client's PD (and its horizon), grade and policy decision, read from its financing
+    decision (the rows of :func:`financing_decisions`): the credit-aware view the offers
+    carry."""
     first = financing.drop_duplicates("client_id")
     return {
-        str(c): CreditView(float(p), str(g), cast(Outcome, d))
-        for c, p, g, d in zip(
-            first["client_id"], first["pd_12m"], first["grade"], first["decision"], strict=True
+        str(c): CreditView(float(p), int(h), str(g), cast(Outcome, d))
+        for c, p, h, g, d in zip(
+            first["client_id"],
+            first["pd"],
+            first["pd_horizon_months"],
+            first["grade"],
+            first["decision"],
+            strict=True,
         )
     }
 
@@ -487,7 +551,8 @@ def cross_sell_offers(
             "propensity": ranked["propensity"].to_numpy(),
             "expected_value": ranked["expected_value"].to_numpy(),
             "rank": ranked["rank"].to_numpy(dtype=np.int64),
-            "pd_12m": ranked["pd_12m"].to_numpy(dtype=float),
+            "pd": ranked["pd"].to_numpy(dtype=float),
+            "pd_horizon_months": pd.Series(ranked["pd_horizon_months"].to_numpy(), dtype="Int64"),
             "grade": pd.Series(ranked["grade"].to_numpy(dtype=object), dtype=object),
             "decision": pd.Series(ranked["decision"].to_numpy(dtype=object), dtype=object),
             "reasons": ranked["reasons"].to_numpy(),

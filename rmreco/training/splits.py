@@ -39,6 +39,15 @@ class Split:
         }
 
 
+def enough_history(frame: pd.DataFrame, min_months: int) -> pd.Series:
+    """Rows a model may be fitted on by the length of their account history: at least
+    ``min_months`` months (``split.min_history_months``), or none at all -- a client observed
+    by its statements or attributes only (a statements-only book, an application sample) has no
+    account history to be short of."""
+    months = frame["history_months"]
+    return (months >= min_months) | (months == 0)
+
+
 def require_segments(clients: pd.DataFrame, segments: Sequence[str]) -> None:
     """Refuse data with no client of the spec's ``segments``, naming what it has.
 
@@ -163,6 +172,11 @@ def require_both_outcomes(
 
 #: Where :func:`client_holdout` puts a client.
 FIT, CALIBRATION, TEST = "fit", "calibration", "test"
+#: The setting a refusal of an out-of-time split proposes when the data holds both outcomes.
+CLIENT_SPLIT_HINT = (
+    "set split.kind: client (a stratified hold-out by client over the same period; a weaker "
+    "test than out-of-time)"
+)
 
 
 def client_holdout(

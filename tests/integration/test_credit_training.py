@@ -27,14 +27,17 @@ from typer.testing import CliRunner
 
 import rmreco.modeling.credit_estimator as credit_estimator
 from rmreco.cli import app
+from rmreco.cli.main import EXIT_CONFIGURATION
 from rmreco.config import Settings
+from rmreco.domain.errors import ConfigurationError
+from rmreco.modeling.spec import load_credit_risk_spec
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.registry import CHALLENGER, CHAMPION
-from rmreco.training.run import REFERENCE_PROFILE
+from rmreco.training.run import REFERENCE_PROFILE, TEST_SCORES
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "rmreco-sme-credit-risk"
+NAME = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
 REQUIRED_METRICS = (
     "oot_auc",
     "oot_gini",
@@ -400,6 +403,70 @@ def test_cli_train_list_promote_rollback_and_score_batch(
     )
     assert outside.exit_code == 1
     assert "outside the data" in outside.output
+
+
+def test_a_one_month_model_is_named_and_scored_by_its_horizon(
+    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1-month spec must carry 1m in its registered name; its test scores, its registered
+    pyfunc model and score-batch name the PD ``pd_1m``; and score-batch refuses a policy that
+    states no amounts in the data's currency before it writes anything."""
+    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
+    raw["label"]["horizon_months"] = 1
+    raw["model"]["lightgbm"]["num_boost_round"] = 80
+    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
+    raw["gates"]["min_auc"] = 0.5  # a month's defaults are few in this book: not the point here
+    models = tmp_path / "models"
+    models.mkdir()
+    spec = models / "sme_pd_1m.yaml"
+    spec.write_text(yaml.safe_dump(raw))  # still the 12-month name
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = _settings(tmp_path)
+    with pytest.raises(
+        ConfigurationError, match=r"lacks 1m\. A name that fits: name: rmreco-sme-pd-1m"
+    ):
+        train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri)
+    raw["name"] = "rmreco-sme-pd-1m"
+    spec.write_text(yaml.safe_dump(raw))
+    trained = train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri)
+    assert trained.gate.passed, trained.gate.reason
+    local = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="scores", tracking_uri=uri,
+        dst_path=str(tmp_path / "scores-artifact"),
+    )  # fmt: skip
+    test_scores = pd.read_parquet(Path(local) / TEST_SCORES)
+    assert list(test_scores.columns[:4]) == ["client_id", "month", "pd_1m", "grade"]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/rmreco-sme-pd-1m@{CHAMPION}")
+    assert pyfunc.input_example is not None
+    assert list(pyfunc.predict(pyfunc.input_example).columns) == ["pd_1m", "grade", "reasons"]
+
+    (models / "credit_policy.yaml").write_text(
+        (ROOT / "models" / "credit_policy.yaml")
+        .read_text()
+        .replace("\ncurrency: EUR\n", "\ncurrency: PLN\n", 1)
+    )
+    monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RMRECO_MODELS_DIR", str(models))
+    out = tmp_path / "out"
+    command = ["score-batch", "--data", str(bank), "--as-of", "2023-06", "--out", str(out)]
+    runner = CliRunner()
+    refused = runner.invoke(app, [*command, "--tracking-uri", uri])
+    assert refused.exit_code == EXIT_CONFIGURATION, refused.output
+    assert "the data's money is in EUR" in refused.output
+    assert "add other_currencies.EUR" in refused.output
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    (models / "credit_policy.yaml").write_text((ROOT / "models" / "credit_policy.yaml").read_text())
+    scored = runner.invoke(app, [*command, "--tracking-uri", uri])
+    assert scored.exit_code == 0, scored.output
+    credit = pd.read_parquet(out / "credit.parquet")
+    assert list(credit.columns[:5]) == ["client_id", "as_of", "pd_1m", "grade", "reasons"]
+    assert credit["pd_1m"].between(0, 1).all()
+    assert set(credit["model_name"]) == {"rmreco-sme-pd-1m"}
+    financing = pd.read_parquet(out / "financing.parquet")
+    assert "pd_1m" in financing.columns
+    assert not {"pd", "pd_12m", "pd_horizon_months"} & set(financing.columns)
 
 
 def test_mlproject_entry_point_runs_the_same_job(bank: Path, tmp_path: Path) -> None:

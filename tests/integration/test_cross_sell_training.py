@@ -21,13 +21,15 @@ from rmreco.cli import app
 from rmreco.config import Settings
 from rmreco.modeling.propensity import PropensityModel
 from rmreco.modeling.pyfunc import download_model
+from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import evaluate_cross_sell, train_cross_sell
 from rmreco.training.registry import CHALLENGER, CHAMPION, list_versions
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "rmreco-cross-sell"
+NAME = load_cross_sell_spec(ROOT / "models" / "cross_sell.yaml").name
+CREDIT = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
 REQUIRED_METRICS = (
     "oot_map_at_5",
     "oot_ndcg_at_5",
@@ -185,16 +187,20 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     ])  # fmt: skip
     graded = offers[offers["product_code"].isin(financing) & offers["grade"].notna()]
     assert not graded["grade"].isin(["9", "10", "D"]).any()
+    # the PD of a graded client's offers under its credit model's horizon, none without a grade
+    assert not {"pd", "pd_horizon_months"} & set(offers.columns)
+    assert offers.loc[offers["grade"].notna(), "pd_12m"].between(0, 1).all()
+    assert offers.loc[offers["grade"].isna(), "pd_12m"].isna().all()
 
     evaluation = evaluate_cross_sell(
         bank,
         model_name=NAME,
         settings=settings,
         tracking_uri=uri,
-        credit_models=["rmreco-sme-credit-risk"],
+        credit_models=[CREDIT],
     )
     assert evaluation.model_version == version
-    assert evaluation.credit_versions == {"rmreco-sme-credit-risk": credit.version}
+    assert evaluation.credit_versions == {CREDIT: credit.version}
     assert 0 < evaluation.metrics["oot_map_at_5"] <= 1
     assert "value_oot_map_at_5" in evaluation.metrics
     # measured against the version's own training run, which logged both orders
@@ -285,7 +291,7 @@ def test_a_bank_with_only_the_required_columns(bank: Path, tmp_path: Path) -> No
     bare.mkdir()
     for table in contract.TABLES:
         source = bank / f"{table.name}.parquet"
-        if table.is_optional or not source.exists():
+        if table.name == contract.FINANCIALS.name or not source.exists():
             continue
         frame = pd.read_parquet(source)[list(table.required_columns)]
         frame.to_csv(bare / f"{table.name}.csv", index=False)

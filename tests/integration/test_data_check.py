@@ -13,15 +13,12 @@ from typer.testing import CliRunner
 from rmreco.cli.check import EXIT_CANNOT_TRAIN, app
 from rmreco.cli.main import EXIT_INPUT_REFUSED, EXIT_USAGE
 from rmreco.config import shipped_models_dir
+from rmreco.modeling.spec import find_specs, load_cross_sell_spec
 from rmreco.synthetic import generate_bank
 
 runner = CliRunner()
-SHIPPED = [
-    "rmreco-corporate-credit-risk",
-    "rmreco-cross-sell",
-    "rmreco-personal-cross-sell",
-    "rmreco-sme-credit-risk",
-]
+SHIPPED = sorted(found.spec.name for found in find_specs(shipped_models_dir()))
+PERSONAL = load_cross_sell_spec(shipped_models_dir() / "personal_cross_sell.yaml").name
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +72,7 @@ def test_a_spec_that_cannot_train_exits_with_its_own_code(tiny_bank: Path) -> No
     assert as_json.exit_code == EXIT_CANNOT_TRAIN
     check = json.loads(as_json.output)
     assert check["can_all_train"] is False
-    personal = next(v for v in check["verdicts"] if v["name"] == "rmreco-personal-cross-sell")
+    personal = next(v for v in check["verdicts"] if v["name"] == PERSONAL)
     assert personal["can_train"] is False
     assert "segments" in personal["reasons"][0]
     assert check["profile"]["currency"] == "EUR"

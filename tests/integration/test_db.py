@@ -66,7 +66,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.mark.parametrize("table", contract.TABLES, ids=lambda t: t.name)
 def test_schema_follows_the_contract(table: contract.Table) -> None:
     db_table = Base.metadata.tables[table.name]
-    extra = {"params"} if table.name == contract.PRODUCTS.name else set()
+    extra = {table.extras_column} if table.extras_column else set()
     assert set(db_table.columns.keys()) == set(table.column_names) | extra
     for column in table.columns:
         db_column = db_table.columns[column.name]

@@ -14,6 +14,7 @@ from rmreco.db import repository as repo
 from rmreco.db import schema
 from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.demo import prepare_demo
+from rmreco.modeling.spec import load_cross_sell_spec
 from rmreco.serving.security import key_matches, key_prefix
 
 pytestmark = pytest.mark.slow  # an MLflow store and two loads of a bank
@@ -105,7 +106,7 @@ def test_a_demo_bank_without_personal_clients_skips_the_personal_model(tmp_path:
 
     assert not any(s.startswith("generating") for s in steps)
     (outcome,) = summary.models
-    assert outcome.name == "rmreco-personal-cross-sell"
+    assert outcome.name == load_cross_sell_spec(spec).name
     assert not outcome.was_trained
     assert "no personal client" in outcome.skipped
     assert summary.user("demo-prm").rm_id is None

@@ -47,8 +47,8 @@ from rmreco.training.cross_sell import train_cross_sell
 from rmreco.training.run import TEST_SCORES
 
 ROOT = Path(__file__).resolve().parents[2]
-CREDIT = "parity-credit-risk"
-CROSS_SELL = "parity-cross-sell"
+CREDIT = "parity-sme-pd-12m"
+CROSS_SELL = "parity-sme-corporate-cross-sell-3m"
 LAG, CURE = 9, 5  # neither is a builder default (checked below)
 NEW_LAG = 2
 CLIENTS_COMPARED = 40
@@ -278,8 +278,15 @@ def test_credit_scores_agree_from_training_to_batch_to_registry_to_service(
             else:
                 assert abs(served["propensity"] - batch_row.propensity) <= 1e-9
         expected = a.loc[client_id]
-        for source in (b.loc[client_id], c.loc[client_id], d):
-            assert abs(float(source["pd_12m"]) - float(expected["pd_12m"])) <= 1e-9
+        # training's test scores, batch scoring and the registered model name the PD column by
+        # the model's horizon; the service states it beside the PD
+        assert d["pd_horizon_months"] == 12
+        for source, column in (
+            (b.loc[client_id], "pd_12m"),
+            (c.loc[client_id], "pd_12m"),
+            (d, "pd"),
+        ):
+            assert abs(float(source[column]) - float(expected["pd_12m"])) <= 1e-9
             assert str(source["grade"]) == str(expected["grade"])
         # the same reasons, codes, values, units and texts, the data's currency named alike:
         # batch and service pass it, training's scores and the registry's model record it
@@ -417,7 +424,7 @@ def test_a_new_lag_reaches_batch_and_service_with_no_other_edit(
     model = load_credit_model(f"models:/{CREDIT}/{new[CREDIT]}")
     frame = snapshot_frame(inputs, SnapshotParams(NEW_LAG, CURE), months=[month])
     frame = frame[model.config.scored(frame)]
-    direct = pd.Series(model.predict(frame, with_reasons=False).pd_12m, index=frame["client_id"])
+    direct = pd.Series(model.predict(frame, with_reasons=False).pd, index=frame["client_id"])
     np.testing.assert_allclose(
         batch.loc[direct.index, "pd_12m"].to_numpy(), direct.to_numpy(), rtol=0, atol=1e-12
     )
@@ -426,4 +433,4 @@ def test_a_new_lag_reaches_batch_and_service_with_no_other_edit(
             f"/v1/clients/{client_id}/financing-options", headers=service.headers
         ).json()
         assert answer["model_versions"] == new
-        assert abs(answer["pd_12m"] - float(batch.loc[client_id, "pd_12m"])) <= 1e-9
+        assert abs(answer["pd"] - float(batch.loc[client_id, "pd_12m"])) <= 1e-9

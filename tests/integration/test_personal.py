@@ -83,7 +83,7 @@ def test_the_personal_spec_trains_on_persons_and_beats_popularity(
 ) -> None:
     spec = load_cross_sell_spec(SPEC)
     assert spec.segments == (Segment.PERSONAL,)
-    assert spec.name == "rmreco-personal-cross-sell"
+    assert spec.name == "rmreco-personal-cross-sell-3m"
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     trained = CliRunner().invoke(

@@ -18,13 +18,14 @@ from rmreco.cli import app as cli
 from rmreco.config import Settings
 from rmreco.db import repository
 from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.modeling.spec import load_credit_risk_spec
 from rmreco.serving.app import create_app
 from rmreco.serving.security import issue_key
 from rmreco.synthetic import generate_bank
 
 ROOT = Path(__file__).resolve().parents[2]
-SME = "rmreco-sme-credit-risk"
-CORPORATE = "rmreco-corporate-credit-risk"
+SME = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
+CORPORATE = load_credit_risk_spec(ROOT / "models" / "corporate_credit_risk.yaml").name
 
 pytestmark = pytest.mark.slow
 

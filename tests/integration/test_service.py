@@ -42,6 +42,8 @@ from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.db.migrate import upgrade
 from rmreco.features.config import SnapshotParams
 from rmreco.features.snapshots import refresh_client_features
+from rmreco.modeling.policy import load_policy
+from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 from rmreco.serving.app import create_app
 from rmreco.serving.security import issue_key
 from rmreco.synthetic import generate_bank
@@ -49,6 +51,9 @@ from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import train_cross_sell
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the registered names, as the shipped specs spell them
+CREDIT = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
+CROSS_SELL = load_cross_sell_spec(ROOT / "models" / "cross_sell.yaml").name
 pytestmark = pytest.mark.slow
 
 
@@ -261,12 +266,12 @@ def test_health_and_models(service: Service) -> None:
     assert ready["ready"]
     assert ready["database"] == "ok"
     assert ready["registry"] == "ok"
-    assert ready["models"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
+    assert ready["models"] == {CREDIT: "1", CROSS_SELL: "1"}
     models = _get(service, "ds", "/v1/models").json()
     by_name = {m["name"]: m for m in models["models"]}
-    assert by_name["rmreco-sme-credit-risk"]["version"] == "1"
-    assert "oot_auc" in by_name["rmreco-sme-credit-risk"]["metrics"]
-    assert "oot_map_at_5" in by_name["rmreco-cross-sell"]["metrics"]
+    assert by_name[CREDIT]["version"] == "1"
+    assert "oot_auc" in by_name[CREDIT]["metrics"]
+    assert "oot_map_at_5" in by_name[CROSS_SELL]["metrics"]
 
 
 def test_financing_options_are_answered_and_audited(service: Service) -> None:
@@ -282,10 +287,12 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["client_id"] == client
-    assert 0 <= body["pd_12m"] <= 1
+    assert 0 <= body["pd"] <= 1
+    assert body["pd_horizon_months"] == 12  # the SME model's label horizon
+    assert "pd_12m" not in body  # a field's name does not change with the model
     assert body["decision"] in ("approve", "refer", "decline")
     # the credit model of the client's segment, and the cross-sell model for the propensities
-    assert body["model_versions"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
+    assert body["model_versions"] == {CREDIT: "1", CROSS_SELL: "1"}
     assert body["currency"] == "EUR"  # the loaded data's currency names every amount
     # reasons carry the catalogue's codes (docs/reasons.md); a decline states one to four
     for reason in body["reasons"]:
@@ -326,6 +333,8 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
         assert row.output is not None
         for key in ("reasons", "decision_reasons", "adverse_action_reasons"):
             assert row.output[key] == body[key]  # the audit row states the same coded reasons
+        # the PD is stored with its horizon, on the decision row and on every option
+        assert (row.output["pd"], row.output["pd_horizon_months"]) == (body["pd"], 12)
         for option in body["options"]:
             stored = session.get(schema.Recommendation, option["recommendation_id"])
             assert stored is not None
@@ -335,6 +344,8 @@ def test_financing_options_are_answered_and_audited(service: Service) -> None:
             assert stored.request is None
             assert stored.product_code == option["product_code"]
             assert stored.rank == option["rank"]
+            assert stored.output is not None
+            assert (stored.output["pd"], stored.output["pd_horizon_months"]) == (body["pd"], 12)
     # a client in default is declined with the default as its one reason, and no feature
     with service.db() as session:
         snapshot = session.get(schema.ClientFeatures, client)
@@ -491,7 +502,7 @@ def test_restart_with_the_registry_unreachable_serves_the_local_copy(service: Se
         )
         assert ready["ready"], ready
         assert ready["registry"] == "unreachable"
-        assert ready["models"] == {"rmreco-sme-credit-risk": "1", "rmreco-cross-sell": "1"}
+        assert ready["models"] == {CREDIT: "1", CROSS_SELL: "1"}
 
 
 def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: Service) -> None:
@@ -506,7 +517,7 @@ def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: 
     assert [i["rank"] for i in items] == list(range(1, len(items) + 1))
     _assert_ranked_by_expected_value(items)
     assert all(0 <= i["propensity"] <= 1 for i in items)
-    assert set(body["model_versions"]) == {"rmreco-cross-sell", "rmreco-sme-credit-risk"}
+    assert set(body["model_versions"]) == {CROSS_SELL, CREDIT}
     assert body["currency"] == "EUR"
     assert {i["client_id"] for i in items} <= set(service.clients[rm]) | _portfolio(service, rm)
     assert _count(service, schema.Recommendation) - before == len(items)
@@ -670,6 +681,54 @@ def test_a_declined_product_is_suppressed_until_the_cool_off_ends(service: Servi
         runtime.clock = real
 
 
+def test_a_policy_without_amounts_in_the_data_currency_refuses_financing(
+    service: Service, tmp_path: Path
+) -> None:
+    """Limits and turnover bounds in one currency are never applied to figures in another: a
+    policy stating its amounts in PLN answers the EUR book's financing request with a 409 that
+    names the currency, the file and the key to add, and records nothing; once the file gives
+    EUR amounts, the answer comes."""
+    runtime = service.app.state.runtime
+    text = (ROOT / "models" / "credit_policy.yaml").read_text()
+    assert "\ncurrency: EUR\n" in text
+    path = tmp_path / "policy_pln.yaml"
+    path.write_text(text.replace("\ncurrency: EUR\n", "\ncurrency: PLN\n", 1))
+    client = service.clients[service.rms[0]][0]
+    before = _count(service, schema.Recommendation)
+    shipped = runtime.policy
+    try:
+        runtime.policy = load_policy(path)
+        refused = _post(service, "brm_a", f"/v1/clients/{client}/financing-options")
+        assert _count(service, schema.Recommendation) == before
+        path.write_text(
+            text.replace(
+                "\ncurrency: EUR\n",
+                "\ncurrency: PLN\nother_currencies:\n  EUR: {min_limit: 5000, "
+                "sme_turnover_floor_millions: 5.0, sme_turnover_cap_millions: 50.0}\n",
+                1,
+            )
+        )
+        runtime.policy = load_policy(path)
+        answered = _post(service, "brm_a", f"/v1/clients/{client}/financing-options")
+    finally:
+        runtime.policy = shipped
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "policy_currency"
+    assert "the data's money is in EUR" in error["message"]
+    assert f"credit policy {path}" in error["message"]
+    assert "add other_currencies.EUR" in error["message"]
+    assert error["details"] == {
+        "currency": "EUR",
+        "policy_currencies": ["PLN"],
+        "policy_file": str(path),
+        "key": "other_currencies.EUR",
+        "amounts": ["min_limit", "sme_turnover_floor_millions", "sme_turnover_cap_millions"],
+    }
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["currency"] == "EUR"
+
+
 def test_the_request_purpose_shapes_the_options(service: Service) -> None:
     runtime = service.app.state.runtime
     client, _, _ = _offered_financing(service, service.rms[0])
@@ -693,14 +752,16 @@ def test_cross_sell_rows_are_credit_aware(service: Service) -> None:
             p["product_code"] for p in repository.catalog(session) if p["kind"] == "financing"
         }
     assert items
-    assert all(i["grade"] is not None and 0 < i["pd_12m"] <= 1 for i in items)  # SMEs: graded
+    assert all(i["grade"] is not None and 0 < i["pd"] <= 1 for i in items)  # SMEs: graded
+    assert all(i["pd_horizon_months"] == 12 for i in items)
     credit = [i for i in items if i["product_code"] in financing]
     assert all(i["decision"] in ("approve", "refer") for i in credit)
     assert all(i["decision"] is None for i in items if i["product_code"] not in financing)
     # the same client's financing answer agrees on PD, grade and decision
     for item in credit[:3]:
         answer = _financing(service, item["client_id"])
-        assert answer["pd_12m"] == pytest.approx(item["pd_12m"], abs=1e-12)
+        assert answer["pd"] == pytest.approx(item["pd"], abs=1e-12)
+        assert answer["pd_horizon_months"] == item["pd_horizon_months"]
         assert (answer["grade"], answer["decision"]) == (item["grade"], item["decision"])
 
 

@@ -12,12 +12,13 @@ import yaml
 from mlflow import MlflowClient
 
 from rmreco.config import Settings
+from rmreco.modeling.spec import load_credit_risk_spec
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.registry import CHALLENGER
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "rmreco-sme-credit-risk"
+NAME = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
 CAUSES = ("no split", "same score", "below the floor")
 
 pytestmark = pytest.mark.slow

@@ -128,7 +128,12 @@ def test_outcomes_after_the_last_account_month_complete_the_labels() -> None:
     observed = full.account_months[
         pd.to_datetime(full.account_months["month"]) <= pd.Timestamp(after[6])
     ]
-    bank = replace(full, account_months=observed, credit_events=None)
+    # the extract holds the clients of the window (a client seen only later would otherwise be
+    # observed by its statements)
+    statements = full.financials
+    if statements is not None:
+        statements = statements[statements["client_id"].isin(observed["client_id"])]
+    bank = replace(full, account_months=observed, financials=statements, credit_events=None)
     assert not build_credit_panel(bank, horizon_months=12)["label_complete"].any()
     events = pd.DataFrame(
         {"client_id": ["C001", "C002"], "month": [after[10], after[18]], "event_type": "default"}

@@ -105,16 +105,18 @@ def test_the_service_follows_one_model_per_family_and_segment(tmp_path: Path) ->
 
     kinds = served_kinds(shipped_models_dir())
     assert sorted((k.family, k.name) for k in kinds) == [
-        ("credit_risk", "rmreco-corporate-credit-risk"),
-        ("credit_risk", "rmreco-sme-credit-risk"),
-        ("cross_sell", "rmreco-cross-sell"),
-        ("cross_sell", "rmreco-personal-cross-sell"),
+        ("credit_risk", "rmreco-corporate-pd-12m"),
+        ("credit_risk", "rmreco-sme-pd-12m"),
+        ("cross_sell", "rmreco-personal-cross-sell-3m"),
+        ("cross_sell", "rmreco-sme-corporate-cross-sell-3m"),
     ]
     for name in (CROSS_SELL_SPEC_FILE, "personal_cross_sell.yaml"):
         (tmp_path / name).write_text((shipped_models_dir() / name).read_text())
     text = (tmp_path / "personal_cross_sell.yaml").read_text()
     (tmp_path / "personal_cross_sell.yaml").write_text(
-        text.replace("[personal]", "[personal, sme]")
+        text.replace("[personal]", "[personal, sme]").replace(
+            "rmreco-personal-cross-sell-3m", "rmreco-personal-sme-cross-sell-3m"
+        )
     )
     with pytest.raises(ConfigurationError, match=r"cross_sell.*personal_cross_sell\.yaml.*'sme'"):
         served_kinds(tmp_path)

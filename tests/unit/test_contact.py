@@ -201,13 +201,15 @@ def test_credit_aware_offers_drop_declined_credit_products_and_renumber() -> Non
         }
     )
     views = {
-        "a": CreditView(0.4, "10", "decline"),
-        "b": CreditView(0.01, "3", "approve"),
+        "a": CreditView(0.4, 12, "10", "decline"),
+        "b": CreditView(0.01, 12, "3", "approve"),
     }
     out = credit_aware(ranked, views, {"term_loan", "overdraft"})
     rows = list(zip(out["client_id"], out["product_code"], out["rank"], strict=True))
     assert rows == [("a", "payroll", 1), ("b", "term_loan", 1), ("b", "payroll", 2), ("c", "fx", 1)]
     assert out["decision"].tolist() == [None, "approve", None, None]
     assert out["grade"].tolist() == ["10", "3", "3", None]
-    assert out["pd_12m"].iloc[0] == 0.4
-    assert pd.isna(out["pd_12m"].iloc[3])
+    assert out["pd"].iloc[0] == 0.4
+    assert out["pd_horizon_months"].iloc[0] == 12
+    assert pd.isna(out["pd"].iloc[3])
+    assert pd.isna(out["pd_horizon_months"].iloc[3])

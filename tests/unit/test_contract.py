@@ -126,11 +126,19 @@ def test_column_names_are_trimmed_and_lower_cased(tiny_bank: Path) -> None:
     assert "client_id" in read_and_validate(tiny_bank).frame("clients").columns
 
 
-def test_unknown_columns_are_ignored_with_a_warning_except_in_products(tiny_bank: Path) -> None:
-    edit_csv(tiny_bank, "clients", lambda f: f.assign(internal_score="7"))
+def test_unknown_columns_are_ignored_with_a_warning_where_no_one_uses_them(
+    tiny_bank: Path,
+) -> None:
+    """account_months, holdings, credit_events and relationship_managers drop what they do not
+    know; products keep it as parameters, clients and financials as features
+    (tests/unit/test_manifest.py)."""
+    edit_csv(tiny_bank, "account_months", lambda f: f.assign(internal_score="7"))
     validated = read_and_validate(tiny_bank)
-    assert "internal_score" not in validated.frame("clients").columns
-    assert any("internal_score" in w and "clients.csv" in w for w in validated.warnings)
+    assert "internal_score" not in validated.frame("account_months").columns
+    assert any(
+        "internal_score" in w and "account_months.csv" in w and "ignored" in w
+        for w in validated.warnings
+    )
     assert "collateral" in validated.frame("products").columns
 
 
@@ -138,14 +146,14 @@ def test_unknown_columns_are_ignored_with_a_warning_except_in_products(tiny_bank
 
 
 def test_required_file_missing(tiny_bank: Path) -> None:
-    (tiny_bank / "holdings.csv").unlink()
+    (tiny_bank / "clients.csv").unlink()
     problems = problems_of(tiny_bank)
     find(
         problems,
-        file="holdings.parquet or holdings.csv",
+        file="clients.parquet or clients.csv",
         row=None,
         column=None,
-        text="required table 'holdings' is missing",
+        text="required table 'clients' is missing",
     )
 
 
@@ -401,7 +409,9 @@ def test_end_before_start(tiny_bank: Path) -> None:
 
 
 def test_months_after_the_history(tiny_bank: Path) -> None:
-    set_cell(tiny_bank, "holdings", 1, "start_month", "2024-07-01")
+    # an outcome window may follow the history (adoptions up to 24 months after its end)
+    set_cell(tiny_bank, "holdings", 1, "start_month", "2026-07-01")
+    set_cell(tiny_bank, "holdings", 2, "start_month", "2026-06-01")
     # an outcome window may follow the history (events up to 24 months after its end)
     set_cell(tiny_bank, "credit_events", 1, "month", "2026-07-01")
     set_cell(tiny_bank, "financials", 1, "year", "2025")
@@ -411,8 +421,9 @@ def test_months_after_the_history(tiny_bank: Path) -> None:
         file="holdings.csv",
         row=1,
         column="start_month",
-        text="after the last month of account_months.csv (2024-06-01)",
+        text="more than 24 months after the last month of account_months.csv (2024-06-01)",
     )
+    assert not [p for p in problems if p.file == "holdings.csv" and p.row == 2]
     find(
         problems,
         file="credit_events.csv",

@@ -464,7 +464,7 @@ def test_popularity_baseline_rates_by_segment_and_product() -> None:
 
 def test_the_shipped_spec_loads() -> None:
     spec = load_cross_sell_spec(SPEC)
-    assert spec.name == "rmreco-cross-sell"
+    assert spec.name == "rmreco-sme-corporate-cross-sell-3m"
     assert spec.gates.metric == "oot_map_at_5"
     assert "intl_share_3m" in spec.features
 

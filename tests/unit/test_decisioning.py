@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import norm
 
-from rmreco.domain.errors import ConfigurationError
+from rmreco.domain.errors import ConfigurationError, PolicyCurrencyError
 from rmreco.modeling.decisioning import ClientFacts, Product, Request, decide, financing_options
 from rmreco.modeling.policy import load_policy
 from rmreco.modeling.pricing import annuity_principal, irb_capital, price
@@ -257,6 +257,67 @@ def test_policy_errors_name_the_field(tmp_path: Path) -> None:
     bad.write_text(text.replace("funding_cost: 0.035", "funding_cost: -1"))
     with pytest.raises(ConfigurationError, match=r"pricing\.funding_cost"):
         load_policy(bad)
+
+
+PLN = {"min_limit": 21500, "sme_turnover_floor_millions": 21.5, "sme_turnover_cap_millions": 215}
+
+
+def _policy_with(tmp_path: Path, edit: str) -> Path:
+    text = (ROOT / "models" / "credit_policy.yaml").read_text()
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.replace("currency: EUR\n", edit, 1))
+    return path
+
+
+def test_the_policy_states_its_currency_and_refuses_another(tmp_path: Path) -> None:
+    assert POLICY.currency == "EUR"
+    assert POLICY.in_currency("EUR") is POLICY
+    with pytest.raises(PolicyCurrencyError) as refused:
+        POLICY.in_currency("PLN")
+    message = str(refused.value)
+    assert "the data's money is in PLN" in message
+    assert str(ROOT / "models" / "credit_policy.yaml") in message
+    assert "add other_currencies.PLN" in message
+    assert "min_limit, sme_turnover_floor_millions, sme_turnover_cap_millions in PLN" in message
+    assert isinstance(refused.value, ConfigurationError)  # the CLI's exit 4
+    assert (refused.value.currency, refused.value.key) == ("PLN", "other_currencies.PLN")
+    with pytest.raises(ConfigurationError, match=r"currency is missing.*e\.g\. currency: EUR"):
+        load_policy(_policy_with(tmp_path, ""))
+    with pytest.raises(ConfigurationError, match=r"currency: String should match"):
+        load_policy(_policy_with(tmp_path, "currency: euro\n"))
+    with pytest.raises(ConfigurationError, match=r"other_currencies\.EUR repeats"):
+        load_policy(_policy_with(tmp_path, f"currency: EUR\nother_currencies: {{EUR: {PLN}}}\n"))
+    with pytest.raises(ConfigurationError, match=r"\['pln'\] are not ISO 4217"):
+        load_policy(_policy_with(tmp_path, f"currency: EUR\nother_currencies: {{pln: {PLN}}}\n"))
+    bounds = {**PLN, "sme_turnover_floor_millions": 300}
+    with pytest.raises(ConfigurationError, match="must be below sme_turnover_cap_millions"):
+        load_policy(_policy_with(tmp_path, f"currency: EUR\nother_currencies: {{PLN: {bounds}}}\n"))
+
+
+def test_amounts_for_another_currency_size_and_price_in_it(tmp_path: Path) -> None:
+    policy = load_policy(
+        _policy_with(tmp_path, f"currency: EUR\nother_currencies: {{PLN: {PLN}}}\n")
+    )
+    assert policy.in_currency("EUR") == policy
+    pln = policy.in_currency("PLN")
+    assert pln.currency == "PLN"
+    assert pln.amounts.model_dump() == PLN
+    assert pln.limits.min_limit == 21500
+    assert pln.in_currency("EUR").amounts == policy.amounts  # and back
+    assert pln.source == str(tmp_path / "policy.yaml")
+    # the SME adjustment follows the bounds: a firm of 43 million PLN (4.3 to the euro) carries
+    # the capital of a firm of 10 million EUR, not that of a 43 million one
+    eur_firm = price(0.02, 0.4, 0.015, 3.0, 10.0, policy.pricing)
+    pln_firm = price(0.02, 0.4, 0.015, 3.0, 43.0, pln.pricing)
+    assert pln_firm.capital == pytest.approx(eur_firm.capital, rel=1e-12)
+    assert pln_firm.capital < price(0.02, 0.4, 0.015, 3.0, 43.0, policy.pricing).capital
+    # the smallest limit worth offering is the PLN one: an option the EUR minimum keeps is
+    # dropped below 21,500 PLN
+    small = replace(FACTS, annual_inflows=120_000.0, declared_turnover=120_000.0, ebitda=None)
+    eur_options = financing_options(small, 0.01, "3", [OVERDRAFT], policy)
+    assert eur_options
+    assert 5_000 <= eur_options[0].limit < 21_500
+    assert financing_options(small, 0.01, "3", [OVERDRAFT], pln) == []
 
 
 def test_a_product_already_held_is_flagged_not_hidden() -> None:

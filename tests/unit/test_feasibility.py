@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rmreco.config import shipped_models_dir
+from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 from rmreco.synthetic import generate_bank
 from rmreco.training.feasibility import DataCheck, check_data
 from rmreco.training.splits import (
@@ -22,6 +23,8 @@ from rmreco.training.splits import (
 )
 
 SPECS = shipped_models_dir()
+SME = load_credit_risk_spec(SPECS / "sme_credit_risk.yaml").name
+PERSONAL = load_cross_sell_spec(SPECS / "personal_cross_sell.yaml").name
 
 
 def _verdict(check: DataCheck, name: str) -> tuple[bool, str]:
@@ -87,11 +90,11 @@ def test_profile_of_the_tiny_bank(tiny_bank: Path) -> None:
     assert profile.financials.share_of_clients == 0.75
     assert profile.absent_tables == []
     assert not check.can_all_train
-    can, why = _verdict(check, "rmreco-sme-credit-risk")
+    can, why = _verdict(check, SME)
     assert not can
     assert "the data has 0 snapshot months with a complete 12-month outcome" in why
     assert "10 more months of history" in why
-    can, why = _verdict(check, "rmreco-personal-cross-sell")
+    can, why = _verdict(check, PERSONAL)
     assert not can
     assert "sme 2, corporate 2" in why
     assert "`segments`" in why
@@ -120,7 +123,7 @@ def test_no_personal_clients_the_personal_spec_says_which_segments_the_data_has(
     segments = check.profile.clients_by_segment
     assert "personal" not in segments
     assert segments["sme"] > 0
-    can, why = _verdict(check, "rmreco-personal-cross-sell")
+    can, why = _verdict(check, PERSONAL)
     assert not can
     assert "no client of the spec's segments (personal)" in why
     assert f"sme {segments['sme']:,}" in why
@@ -134,13 +137,14 @@ def test_a_short_history_names_its_months_and_the_setting_that_fits(tmp_path: Pa
     models.mkdir()
     spec = yaml.safe_load((SPECS / "sme_credit_risk.yaml").read_text(encoding="utf-8"))
     spec["label"]["horizon_months"] = 3
+    spec["name"] = "rmreco-sme-pd-3m"  # the name carries the horizon
     spec["split"]["test_months"] = 9
     (models / "sme_credit_risk.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     shutil.copy(SPECS / "cross_sell.yaml", models / "cross_sell.yaml")
     check = check_data(bank, models)
     assert check.profile.account_months.count == 13
     assert check.profile.outcome_months[3].count == 10
-    can, why = _verdict(check, "rmreco-sme-credit-risk")
+    can, why = _verdict(check, "rmreco-sme-pd-3m")
     assert not can
     assert "the data has 10 snapshot months with a complete 3-month outcome" in why
     assert "needs at least 13 (9 test, 3 calibration, 1 fit)" in why

@@ -134,20 +134,20 @@ def test_pd_never_falls_when_days_past_due_rise(fitted: CreditRiskModel) -> None
     frame, _ = _frame(300, seed=5)
     previous = None
     for dpd in (0.0, 5.0, 15.0, 35.0, 65.0, 120.0):
-        pds = fitted.predict(frame.assign(dpd_12m=dpd), with_reasons=False).pd_12m
+        pds = fitted.predict(frame.assign(dpd_12m=dpd), with_reasons=False).pd
         if previous is not None:
             assert np.all(pds >= previous - 1e-12)
         previous = pds
-    low = fitted.predict(frame.assign(dpd_12m=0.0), with_reasons=False).pd_12m
+    low = fitted.predict(frame.assign(dpd_12m=0.0), with_reasons=False).pd
     assert np.all(previous > low)  # and the rise is real, not flat
 
 
 def test_fields_the_model_does_not_read_do_not_move_scores(fitted: CreditRiskModel) -> None:
     frame, _ = _frame(200, seed=6)
-    before = fitted.predict(frame, with_reasons=False).pd_12m
-    after = fitted.predict(frame.assign(region="Elsewhere"), with_reasons=False).pd_12m
+    before = fitted.predict(frame, with_reasons=False).pd
+    after = fitted.predict(frame.assign(region="Elsewhere"), with_reasons=False).pd
     assert after == pytest.approx(before)
-    unknown_sector = fitted.predict(frame.assign(sector="Z"), with_reasons=False).pd_12m
+    unknown_sector = fitted.predict(frame.assign(sector="Z"), with_reasons=False).pd
     assert np.all((unknown_sector > 0) & (unknown_sector < 1))
 
 
@@ -156,7 +156,7 @@ def test_pd_with_reasons_is_the_pd_without(fitted: CreditRiskModel) -> None:
     frame, _ = _frame(300, seed=8)
     plain = fitted.predict(frame, with_reasons=False)
     explained = fitted.predict(frame, with_reasons=True)
-    assert explained.pd_12m == pytest.approx(plain.pd_12m, rel=1e-9, abs=1e-12)
+    assert explained.pd == pytest.approx(plain.pd, rel=1e-9, abs=1e-12)
     assert list(explained.grade) == list(plain.grade)
     assert any(explained.reasons)
 
@@ -188,7 +188,8 @@ def test_saved_model_predicts_the_same(fitted: CreditRiskModel, tmp_path: Path) 
     frame, _ = _frame(100, seed=7)
     loaded = CreditRiskModel.load(fitted.save(tmp_path / "m"))
     a, b = fitted.predict(frame), loaded.predict(frame)
-    assert b.pd_12m == pytest.approx(a.pd_12m)
+    assert b.pd == pytest.approx(a.pd)
+    assert a.horizon_months == b.horizon_months == fitted.config.horizon_months
     assert list(b.grade) == list(a.grade)
     assert [[r.to_dict() for r in row] for row in b.reasons] == [
         [r.to_dict() for r in row] for row in a.reasons
@@ -250,7 +251,7 @@ def test_gates() -> None:
 
 def test_the_shipped_spec_loads() -> None:
     spec = load_credit_risk_spec(SPEC)
-    assert spec.name == "rmreco-sme-credit-risk"
+    assert spec.name == "rmreco-sme-pd-12m"
     assert "dpd_12m" in spec.feature_names
     assert len(spec.fingerprint()) == 16
 
@@ -272,6 +273,43 @@ def test_bad_spec_is_refused_naming_the_field(tmp_path: Path, change: object, me
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigurationError, match=message):
         load_credit_risk_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "lacks", "fits"),
+    [
+        # a 1-month model must not be registered under the 12-month name
+        (lambda s: s["label"].update(horizon_months=1), "1m", "rmreco-sme-pd-1m"),
+        (lambda s: s.update(segments=["corporate"]), "corporate", "rmreco-corporate-pd-12m"),
+        (lambda s: s.update(name="rmreco-sme-credit-risk"), "12m", "rmreco-sme-pd-12m"),
+        # a word of the name, not any substring: "112m" is not "12m", "smes" is not "sme"
+        (lambda s: s.update(name="rmreco-smes-pd-112m"), "sme, 12m", "rmreco-sme-pd-12m"),
+    ],
+)
+def test_a_registered_name_without_its_segments_and_horizon_is_refused(
+    tmp_path: Path, change: object, lacks: str, fits: str
+) -> None:
+    raw = yaml.safe_load(SPEC.read_text())
+    change(raw)  # type: ignore[operator]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigurationError) as refused:
+        load_credit_risk_spec(path)
+    message = str(refused.value)
+    assert f"name {raw['name']!r} must carry" in message
+    assert f"it lacks {lacks}." in message
+    assert f"name: {fits}" in message
+    raw["name"] = fits  # the name the error proposes is taken
+    path.write_text(yaml.safe_dump(raw))
+    assert load_credit_risk_spec(path).name == fits
+
+
+def test_a_name_may_spell_segments_and_horizon_in_any_order_and_case(tmp_path: Path) -> None:
+    raw = yaml.safe_load(SPEC.read_text())
+    raw["name"] = "bank_12M.SME.default"
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_credit_risk_spec(path).name == "bank_12M.SME.default"
 
 
 def test_missing_spec_file(tmp_path: Path) -> None:

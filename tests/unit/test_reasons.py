@@ -275,7 +275,8 @@ def _decide(**changes: Any) -> Any:
         "declared_turnover": 1_800_000.0,
         "in_default": False,
         "held_products": frozenset(),
-        "pd_12m": 0.4,
+        "pd": 0.4,
+        "pd_horizon_months": 12,
         "grade": "10",
         "reasons": [_reason(c, w) for c, w in [("A", 0.5), ("B", 0.4), ("C", 0.3)]],
         "catalog": [],
@@ -290,18 +291,19 @@ def test_financing_decisions_carry_coded_policy_and_adverse_reasons() -> None:
     assert declined.decision.outcome == "decline"
     assert [r.code for r in declined.decision.policy_reasons] == ["POL_GRADE_DECLINE"]
     assert [r.code for r in declined.adverse_action_reasons] == ["A", "B", "C"]
-    approved = _decide(grade="3", pd_12m=0.003)
+    approved = _decide(grade="3", pd=0.003)
     assert approved.decision.outcome == "approve"
     assert approved.adverse_action_reasons == ()
     in_default = _decide(in_default=True, reasons=[_reason("PRD01", 0.9)])
     assert in_default.grade == "D"
+    assert (in_default.pd, in_default.pd_horizon_months) == (1.0, 12)
     assert [r.code for r in in_default.adverse_action_reasons] == [DEFAULT_CODE]
     # the default is its one reason: no feature such as "number of products held"
     assert [r["code"] for r in in_default.reasons] == [DEFAULT_CODE]
     # a hard-rule decline of a low-PD client whose features all lowered the PD
     young = _decide(
         grade="2",
-        pd_12m=0.002,
+        pd=0.002,
         features=FEATURES | {"business_age_months": 3.0},
         reasons=[_reason("A", -0.1)],
     )

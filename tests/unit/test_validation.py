@@ -398,7 +398,7 @@ def test_a_product_at_chance_falls_back_to_popularity_and_the_others_keep_their_
     popularity = np.select(
         [test[PRODUCT] == c for c in PRODUCTS], [0.1, 0.12, 0.08], 0.0
     )  # a rate per product, as the popularity baseline gives within a segment
-    spec = CrossSellSpec(name="t", features=("history_months",), seed=1)
+    spec = CrossSellSpec(name="t-sme-corporate-3m", features=("history_months",), seed=1)
     table = product_validation(
         y, p, popularity, test[PRODUCT].to_numpy(object), test["client_id"].to_numpy(object),
         PRODUCTS, spec,

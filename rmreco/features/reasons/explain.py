@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER
+from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER, bank_feature_label
 from rmreco.features.reasons.catalogue import (
     AMOUNT,
     ENTRIES,
@@ -89,7 +89,12 @@ def entry_for(
                 zero=f"does not hold {name}",
                 missing=f"months {name} has been held: not known",
             )
-    label = (descriptions or {}).get(feature) or FEATURE_DESCRIPTIONS.get(feature) or feature
+    label = (
+        (descriptions or {}).get(feature)
+        or FEATURE_DESCRIPTIONS.get(feature)
+        or bank_feature_label(feature)
+        or feature
+    )
     return ReasonEntry(
         f"{GENERATED_PREFIX}{_code_part(feature)}",
         feature,
@@ -141,7 +146,11 @@ def explain(
     if value is not None and not isinstance(value, str):
         value = float(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        label = FEATURE_DESCRIPTIONS.get(feature) or feature.replace("_", " ")
+        label = (
+            FEATURE_DESCRIPTIONS.get(feature)
+            or bank_feature_label(feature)
+            or feature.replace("_", " ")
+        )
         return Explanation(
             entry.code, feature, None, unit, entry.missing or f"{label}: not known", entry.is_reason
         )

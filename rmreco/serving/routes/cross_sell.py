@@ -85,7 +85,8 @@ def _credit_views(runtime: Runtime, clients: list[repo.ClientView]) -> dict[str,
                 segment=client.segment,
                 declared_turnover=client.turnover,
                 in_default=client.in_default,
-                pd_12m=float(result.pd_12m[i]),
+                pd=float(result.pd[i]),
+                pd_horizon_months=result.horizon_months,
                 grade=str(result.grade[i]),
                 policy=runtime.policy,
             )
@@ -223,6 +224,11 @@ def _number_or_none(value: Any) -> float | None:
     return None if np.isnan(number) else number
 
 
+def _int_or_none(value: Any) -> int | None:
+    """An int for JSON: None where the value is missing (None, NaN or pandas' NA)."""
+    return None if pd.isna(value) else int(value)
+
+
 def _text_or_none(value: Any) -> str | None:
     """A string for JSON: None where the value is missing (None or NaN)."""
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
@@ -263,7 +269,8 @@ def _page(
             PRODUCT: item[PRODUCT],
             "propensity": float(item["propensity"]),
             "expected_value": _number_or_none(item["expected_value"]),
-            "pd_12m": _number_or_none(item["pd_12m"]),
+            "pd": _number_or_none(item["pd"]),
+            "pd_horizon_months": _int_or_none(item["pd_horizon_months"]),
             "grade": _text_or_none(item["grade"]),
             "decision": _text_or_none(item["decision"]),
             "rank": position,

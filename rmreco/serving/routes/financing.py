@@ -77,10 +77,11 @@ async def financing(
         )
     name, version, model = _credit(runtime, client.segment)
     currency = runtime.currency(session)  # named after the amounts in the reasons
+    # the policy's amounts in the data's currency (PolicyCurrencyError, a 409: none stated)
+    policy = runtime.policy.in_currency(currency)
     scored = model.predict_records([client.features], currency=currency)
     versions = {name: version}
     propensities = _propensities(runtime, client, versions)
-    policy = runtime.policy
     try:
         purpose_products(policy, request.purpose)
     except ValueError as exc:
@@ -91,7 +92,8 @@ async def financing(
         declared_turnover=client.turnover,
         in_default=client.in_default,
         held_products=frozenset(repo.held_products(session, [client_id]).get(client_id, set())),
-        pd_12m=float(scored.pd_12m[0]),
+        pd=float(scored.pd[0]),
+        pd_horizon_months=scored.horizon_months,
         grade=str(scored.grade[0]),
         reasons=[r.to_dict() for r in scored.reasons[0]],
         catalog=runtime.catalog(session),
@@ -122,7 +124,8 @@ async def financing(
     return FinancingAnswer(
         client_id=client_id,
         as_of=client.month,
-        pd_12m=answer.pd_12m,
+        pd=answer.pd,
+        pd_horizon_months=answer.pd_horizon_months,
         grade=answer.grade,
         decision=answer.decision.outcome,
         **_reasons(answer),
@@ -190,7 +193,8 @@ def _audit_rows(
                 "rank": rank,
                 "output": {
                     **data,
-                    "pd_12m": answer.pd_12m,
+                    "pd": answer.pd,
+                    "pd_horizon_months": answer.pd_horizon_months,
                     "grade": answer.grade,
                     "decision_id": decision_id,
                 },
@@ -198,7 +202,8 @@ def _audit_rows(
         )
         options.append({"recommendation_id": rec_id, "rank": rank, **data})
     summary = {
-        "pd_12m": answer.pd_12m,
+        "pd": answer.pd,
+        "pd_horizon_months": answer.pd_horizon_months,
         "grade": answer.grade,
         "decision": answer.decision.outcome,
         **_reasons(answer),
