@@ -5,12 +5,8 @@ rolling windows are computed with polars (measured: ~15x faster than pandas ``ro
 client-month panel).
 """
 
-from rmreco.features.builder import (
-    FEATURE_DESCRIPTIONS,
-    FeatureInputs,
-    build_features,
-    feature_names,
-)
+from rmreco.features.builder import FEATURE_DESCRIPTIONS, build_features, feature_names
+from rmreco.features.inputs import FeatureInputs
 from rmreco.features.labels import build_credit_panel, default_status
 
 __all__ = [

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -21,14 +20,22 @@ import pandas as pd
 import polars as pl
 
 from rmreco.domain.contract import ACCOUNT_MONTHS, EventType, ProductKind
+from rmreco.features.bank_columns import (
+    BANK_COLUMN_PREFIXES,
+    CATEGORICAL,
+    bank_column_values,
+    bank_features,
+    is_bank_feature,
+    polars_schema,
+)
+from rmreco.features.inputs import ID, MONTH, FeatureInputs
+from rmreco.features.observations import SPINE, observed_inputs
 
 #: Months after a financial year's end before its statements are assumed to be known.
 DEFAULT_FINANCIALS_LAG_MONTHS = 6
 #: Stand-in for "never happened in the history" in recency features (months).
 NEVER = 99.0
 
-ID = "client_id"
-MONTH = "month"
 _MI = "_mi"  # month index: year * 12 + month - 1
 _POS = "_pos"  # position of the row in the client's grid, 0 for the first month
 _CID = "_cid"  # dense client number: window functions partition on it
@@ -109,149 +116,6 @@ def feature_names() -> list[str]:
     """Names of every feature :func:`build_features` returns, in order (besides the bank's own
     columns, :func:`bank_features`)."""
     return list(FEATURE_DESCRIPTIONS)
-
-
-#: Prefix of the features made of a bank's own columns, by the table that carries them: the
-#: ``clients`` column ``legal_form`` is the feature ``clients__legal_form``; a ``financials``
-#: column is read from the client's latest known statements, like the ``fin_`` features.
-BANK_COLUMN_PREFIXES: dict[str, str] = {"clients": "clients__", "financials": "financials__"}
-#: The kinds a bank's own column may have.
-NUMERIC, CATEGORICAL = "numeric", "categorical"
-
-
-def bank_features(extra_columns: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """The features made of a bank's own columns (``FeatureInputs.extra_columns``), each with
-    its kind (``numeric`` or ``categorical``), in table then column order."""
-    out: dict[str, str] = {}
-    for table, prefix in BANK_COLUMN_PREFIXES.items():
-        for column, kind in extra_columns.get(table, {}).items():
-            if kind not in (NUMERIC, CATEGORICAL):
-                raise ValueError(f"{table}.{column}: unknown kind {kind!r}")
-            out[f"{prefix}{column}"] = kind
-    return out
-
-
-def is_bank_feature(name: str) -> bool:
-    """Whether ``name`` is a feature made of a bank's own column (:data:`BANK_COLUMN_PREFIXES`)."""
-    return any(
-        name.startswith(prefix) and len(name) > len(prefix)
-        for prefix in BANK_COLUMN_PREFIXES.values()
-    )
-
-
-def bank_feature_label(name: str) -> str | None:
-    """How a reason names a feature made of a bank's own column (None for other features):
-    ``financials__ratio_07`` is "ratio 07 in the latest accounts"."""
-    if not is_bank_feature(name):
-        return None
-    table, column = name.split("__", 1)
-    label = column.replace("_", " ")
-    return f"{label} in the latest accounts" if table == "financials" else label
-
-
-def _bank_column(frame: pd.DataFrame, column: str, kind: str) -> np.ndarray:
-    """A bank column as the builder carries it: floats, or text with None for missing."""
-    if column not in frame.columns:
-        return np.full(len(frame), np.nan if kind == NUMERIC else None, dtype=object)
-    values = frame[column]
-    if kind == NUMERIC:
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    text = values.astype(object).where(values.notna(), None)
-    return np.asarray([None if v is None else str(v) for v in text], dtype=object)
-
-
-def _bank_schema(kinds: Mapping[str, str]) -> dict[str, pl.DataType]:
-    return {name: pl.Float64() if kind == NUMERIC else pl.String() for name, kind in kinds.items()}
-
-
-@dataclass(frozen=True)
-class FeatureInputs:
-    """The contract's tables the features read, as pandas frames (as read by ``rmreco.data``).
-
-    Only ``account_months`` and ``clients`` are required; a missing optional table gives null
-    features where it would have contributed (``products`` tells credit from service products).
-    """
-
-    account_months: pd.DataFrame
-    clients: pd.DataFrame
-    holdings: pd.DataFrame | None = None
-    credit_events: pd.DataFrame | None = None
-    financials: pd.DataFrame | None = None
-    products: pd.DataFrame | None = None
-    #: the bank's own columns of ``clients`` and ``financials`` beyond the contract, by table:
-    #: ``{"clients": {"legal_form": "categorical", "score": "numeric"}, "financials": {...}}``;
-    #: they are carried in those frames under their own (lower-case) names
-    extra_columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    #: the month the data's outcomes are known up to beyond its dated rows (the manifest's
-    #: extract date): a client without a default event by then did not default
-    outcome_end: date | None = None
-
-
-#: ``clients`` column: the month a client's attributes describe (contract, optional)
-AS_OF = "as_of_month"
-#: Marks the rows :func:`observation_months` adds (no account row behind them).
-SPINE = "_spine"
-
-
-def observation_months(inputs: FeatureInputs, financials_lag_months: int) -> pd.DataFrame:
-    """The months each client is observed: its account months; a client with no account row is
-    observed at each month its annual statements become known (December of the year plus
-    ``financials_lag_months``) and at its ``as_of_month``.
-
-    Returns ``account_months`` itself when every client with statements or an ``as_of_month``
-    has account rows; otherwise ``account_months`` with a row per added observation (client and
-    month only: every account column null there).
-    """
-    account_months = inputs.account_months
-    with_history = pd.Index(account_months[ID].astype(str).unique())
-    added: list[pd.DataFrame] = []
-    financials = inputs.financials
-    if financials is not None and len(financials):
-        ids = financials[ID].astype(str)
-        known = ~ids.isin(with_history).to_numpy()
-        if known.any():
-            years = pd.to_numeric(financials["year"]).to_numpy(dtype=np.int64)[known]
-            added.append(
-                pd.DataFrame(
-                    {ID: ids.to_numpy()[known], "_mi": years * 12 + 11 + financials_lag_months}
-                )
-            )
-    clients = inputs.clients
-    if AS_OF in clients.columns:
-        stamps = pd.to_datetime(clients[AS_OF], errors="coerce")
-        ids = clients[ID].astype(str)
-        known = (stamps.notna() & ~ids.isin(with_history)).to_numpy()
-        if known.any():
-            chosen = pd.DatetimeIndex(stamps[known])
-            added.append(
-                pd.DataFrame(
-                    {
-                        ID: ids.to_numpy()[known],
-                        "_mi": np.asarray(chosen.year * 12 + chosen.month - 1, dtype=np.int64),
-                    }
-                )
-            )
-    if not added:
-        return account_months
-    spine = pd.concat(added, ignore_index=True).drop_duplicates().sort_values([ID, "_mi"])
-    spine[MONTH] = pd.to_datetime(
-        pd.DataFrame({"year": spine["_mi"] // 12, "month": spine["_mi"] % 12 + 1, "day": 1})
-    )
-    spine = spine.drop(columns="_mi")
-    spine[SPINE] = True
-    if account_months.empty:
-        return spine.reset_index(drop=True)
-    return pd.concat([account_months, spine], ignore_index=True)
-
-
-def observed_inputs(inputs: FeatureInputs, financials_lag_months: int) -> FeatureInputs:
-    """``inputs`` whose ``account_months`` hold every observation month
-    (:func:`observation_months`): what the feature and label code lays its grid on. Applying it
-    twice changes nothing."""
-    months = observation_months(inputs, financials_lag_months)
-    if months is inputs.account_months:
-        return inputs
-    return replace(inputs, account_months=months)
 
 
 def month_index(values: pd.Series | Sequence[date]) -> np.ndarray:
@@ -549,7 +413,7 @@ def _join_clients(
     frame = pd.DataFrame({ID: clients[ID].astype(str).to_numpy()})
     bank = {BANK_COLUMN_PREFIXES["clients"] + c: k for c, k in extra_columns.items()}
     for column, kind in extra_columns.items():
-        frame[BANK_COLUMN_PREFIXES["clients"] + column] = _bank_column(clients, column, kind)
+        frame[BANK_COLUMN_PREFIXES["clients"] + column] = bank_column_values(clients, column, kind)
     for name in CATEGORICAL_FEATURES:
         values = clients[name] if name in clients else pd.Series(None, index=clients.index)
         frame[name] = values.astype(object).where(values.notna(), None).to_numpy()
@@ -570,7 +434,7 @@ def _join_clients(
                 "_onboarded_mi": pl.Float64,
                 "employees": pl.Float64,
                 "turnover": pl.Float64,
-                **_bank_schema(bank),
+                **polars_schema(bank),
             },
         )
         .join(ids.select(_CID, ID), on=ID, how="inner")
@@ -785,7 +649,7 @@ def _join_financials(
     if financials is None or financials.empty:
         return grid.with_columns(
             [pl.lit(None, dtype=pl.Float64).alias(name) for name in _FIN_FEATURES],
-            *[pl.lit(None, dtype=dtype).alias(n) for n, dtype in _bank_schema(bank).items()],
+            *[pl.lit(None, dtype=dtype).alias(n) for n, dtype in polars_schema(bank).items()],
         )
     columns = (
         "revenue",
@@ -809,9 +673,11 @@ def _join_financials(
             else math.nan
         )
     for column, kind in extra_columns.items():
-        frame[BANK_COLUMN_PREFIXES["financials"] + column] = _bank_column(financials, column, kind)
+        frame[BANK_COLUMN_PREFIXES["financials"] + column] = bank_column_values(
+            financials, column, kind
+        )
     table = (
-        pl.from_pandas(frame, nan_to_null=True, schema_overrides=_bank_schema(bank))
+        pl.from_pandas(frame, nan_to_null=True, schema_overrides=polars_schema(bank))
         .join(ids.select(_CID, ID), on=ID, how="inner")
         .drop(ID)
         .lazy()

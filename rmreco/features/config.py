@@ -20,16 +20,10 @@ import pandas as pd
 
 from rmreco.domain.contract import CONTRACT_VERSION, EventType
 from rmreco.domain.errors import ConfigurationError, RmrecoError
-from rmreco.features.builder import (
-    CATEGORICAL,
-    DEFAULT_FINANCIALS_LAG_MONTHS,
-    NUMERIC,
-    FeatureInputs,
-    bank_features,
-    build_features,
-    is_bank_feature,
-)
+from rmreco.features.bank_columns import CATEGORICAL, NUMERIC, bank_features, is_bank_feature
+from rmreco.features.builder import DEFAULT_FINANCIALS_LAG_MONTHS, build_features
 from rmreco.features.cross_sell import build_cross_sell_panel
+from rmreco.features.inputs import FeatureInputs
 from rmreco.features.labels import DEFAULT_CURE_MONTHS, build_credit_panel, default_status
 
 Family = Literal["credit_risk", "cross_sell"]

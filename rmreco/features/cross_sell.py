@@ -39,21 +39,19 @@ import polars as pl
 from rmreco.domain.errors import RmrecoError
 from rmreco.features.builder import (
     DEFAULT_FINANCIALS_LAG_MONTHS,
-    ID,
-    MONTH,
     NEVER,
-    FeatureInputs,
     feature_frame,
     features_to_pandas,
     month_index,
-    observed_inputs,
 )
+from rmreco.features.inputs import ID, MONTH, FeatureInputs
 from rmreco.features.labels import (
     DEFAULT_CURE_MONTHS,
     adoption_outcome_end,
     client_numbers,
     performing_rows,
 )
+from rmreco.features.observations import observed_inputs
 
 _MI = "_mi"
 _CID = "_cid"

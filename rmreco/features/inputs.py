@@ -1,6 +1,7 @@
 """Feature inputs from a validated input folder (the data contract's tables).
 
-This module owns handing the contract's tables to the feature builder. They come through the one
+This module owns the frames the feature code reads (:class:`FeatureInputs`) and handing the
+contract's tables to it. They come through the one
 read path that ingest also takes (``rmreco.data.contract.read_and_validate``), so training and
 batch scoring see the same months (any date within a month read as that month) and the same
 client-months (several accounts' rows aggregated by the contract's rules) as the database.
@@ -14,10 +15,43 @@ extract date gives ``FeatureInputs.outcome_end``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from rmreco.data.contract import ValidatedTables, read_and_validate
-from rmreco.features.builder import FeatureInputs
+
+#: The key columns of every frame the features read and give: client and month.
+ID = "client_id"
+MONTH = "month"
+
+
+@dataclass(frozen=True)
+class FeatureInputs:
+    """The contract's tables the features read, as pandas frames (as read by ``rmreco.data``).
+
+    Only ``clients`` holds rows in every book: ``account_months`` may be empty (a
+    statements-only book, an application sample; see :mod:`rmreco.features.observations`), and
+    a missing optional table gives null features where it would have contributed
+    (``products`` tells credit from service products).
+    """
+
+    account_months: pd.DataFrame
+    clients: pd.DataFrame
+    holdings: pd.DataFrame | None = None
+    credit_events: pd.DataFrame | None = None
+    financials: pd.DataFrame | None = None
+    products: pd.DataFrame | None = None
+    #: the bank's own columns of ``clients`` and ``financials`` beyond the contract, by table:
+    #: ``{"clients": {"legal_form": "categorical", "score": "numeric"}, "financials": {...}}``;
+    #: they are carried in those frames under their own (lower-case) names
+    extra_columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: the month the data's outcomes are known up to beyond its dated rows (the manifest's
+    #: extract date): a client without a default event by then did not default
+    outcome_end: date | None = None
 
 
 def feature_inputs(validated: ValidatedTables) -> FeatureInputs:

@@ -28,16 +28,13 @@ from rmreco.domain.contract import EventType
 from rmreco.features.builder import (
     DEFAULT_FINANCIALS_LAG_MONTHS,
     DEFAULT_TYPE_EVENTS,
-    ID,
-    MONTH,
-    SPINE,
-    FeatureInputs,
     feature_frame,
     features_to_pandas,
     month_from_index,
     month_index,
-    observed_inputs,
 )
+from rmreco.features.inputs import ID, MONTH, FeatureInputs
+from rmreco.features.observations import SPINE, observed_inputs
 
 _MI = "_mi"
 _CID = "_cid"

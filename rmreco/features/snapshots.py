@@ -21,14 +21,8 @@ from sqlalchemy.orm import Session
 
 from rmreco.db import schema
 from rmreco.domain import contract
-from rmreco.features.builder import (
-    CATEGORICAL,
-    CATEGORICAL_FEATURES,
-    FEATURE_DESCRIPTIONS,
-    FeatureInputs,
-    bank_features,
-    observed_inputs,
-)
+from rmreco.features.bank_columns import CATEGORICAL, bank_features
+from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS
 from rmreco.features.config import SnapshotParams, snapshot_frame
 from rmreco.features.cross_sell import (
     PRODUCT,
@@ -37,6 +31,8 @@ from rmreco.features.cross_sell import (
     catalog_codes,
     holdings_feature_names,
 )
+from rmreco.features.inputs import FeatureInputs
+from rmreco.features.observations import observed_inputs
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 2000

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rmreco.domain.contract import EventType, Segment
 from rmreco.domain.errors import ConfigurationError
-from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS, is_bank_feature
+from rmreco.features.bank_columns import is_bank_feature
+from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from rmreco.features.builder import bank_features
+from rmreco.features.bank_columns import bank_features
 from rmreco.training.splits import TrainingDataError
 
 

@@ -9,7 +9,7 @@ observe a client without account history at (its statements' years, its ``as_of_
 :func:`rmreco.features.builder.observation_months`).
 
 The verdicts run the training jobs' own data preparation (:func:`rmreco.training.credit_risk.
-build_split`, :func:`rmreco.training.cross_sell.build_split`, whose refusals are the rules of
+build_split`, :func:`rmreco.training.cross_sell_split.build_split`, whose refusals are the rules of
 :mod:`rmreco.training.splits`): a spec this check passes builds the same split in training, and
 one it refuses is refused by training with the same message. Nothing is fitted and nothing is
 written; on a large book the check takes as long as the jobs' panel building.
@@ -30,15 +30,12 @@ from rmreco.data.contract import ValidatedTables
 from rmreco.domain import contract
 from rmreco.domain.contract import EventType
 from rmreco.features import FeatureInputs
-from rmreco.features.builder import (
-    DEFAULT_FINANCIALS_LAG_MONTHS,
-    month_index,
-    observed_inputs,
-)
+from rmreco.features.builder import DEFAULT_FINANCIALS_LAG_MONTHS, month_index
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import outcome_end
+from rmreco.features.observations import observed_inputs
 from rmreco.modeling.spec import CreditRiskSpec, SpecFile, find_specs
-from rmreco.training import credit_risk, cross_sell
+from rmreco.training import credit_risk, cross_sell_split
 from rmreco.training.splits import Split, TrainingDataError, complete_outcome_months
 
 logger = logging.getLogger(__name__)
@@ -249,7 +246,7 @@ def spec_verdict(inputs: FeatureInputs, found: SpecFile) -> SpecVerdict:
         split: Split = (
             credit_risk.build_split(inputs, spec)
             if isinstance(spec, CreditRiskSpec)
-            else cross_sell.build_split(inputs, spec)
+            else cross_sell_split.build_split(inputs, spec)
         )
         periods = split.describe()
     except TrainingDataError as refused:

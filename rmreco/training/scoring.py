@@ -48,10 +48,10 @@ import pandas as pd
 from rmreco.config import Settings
 from rmreco.domain.errors import RmrecoError
 from rmreco.features import FeatureInputs
-from rmreco.features.builder import observation_months
 from rmreco.features.config import snapshot_frame
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.inputs import read_feature_inputs
+from rmreco.features.observations import observation_months
 from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason, pd_column
 from rmreco.modeling.decisioning import Outcome, decide_financing
 from rmreco.modeling.master_scale import MasterScale

@@ -26,7 +26,8 @@ from rmreco.features.inputs import read_feature_inputs
 from rmreco.modeling.propensity_estimator import cross_sell_feature_config
 from rmreco.modeling.spec import load_cross_sell_spec
 from rmreco.synthetic import generate_bank
-from rmreco.training.cross_sell import build_split, train_cross_sell
+from rmreco.training.cross_sell import train_cross_sell
+from rmreco.training.cross_sell_split import build_split
 from rmreco.training.splits import TrainingDataError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,9 +27,9 @@ from rmreco.cli import app
 from rmreco.config import Settings
 from rmreco.db import repository
 from rmreco.db.engine import create_engine_for, session_factory, transaction
-from rmreco.features.builder import observation_months
 from rmreco.features.config import SnapshotParams
 from rmreco.features.inputs import read_feature_inputs
+from rmreco.features.observations import observation_months
 from rmreco.features.snapshots import refresh_client_features
 from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 from rmreco.serving.app import create_app

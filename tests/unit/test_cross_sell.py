@@ -511,7 +511,7 @@ def test_gate_on_a_ranking_metric() -> None:
 
 
 def test_split_leaves_a_gap_so_no_adoption_labels_both_fit_and_calibration_rows() -> None:
-    from rmreco.training.cross_sell import snapshot_months
+    from rmreco.training.cross_sell_split import snapshot_months
 
     spec = load_cross_sell_spec(SPEC)
     bank = random_bank(n_clients=12, n_months=30, seed=0)

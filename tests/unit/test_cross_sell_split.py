@@ -21,7 +21,7 @@ from rmreco.features.builder import month_index
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT, build_cross_sell_panel
 from rmreco.features.labels import adoption_outcome_end
 from rmreco.modeling.spec import CrossSellSpec, load_cross_sell_spec
-from rmreco.training.cross_sell import (
+from rmreco.training.cross_sell_split import (
     build_split,
     split_by_client,
     split_note,

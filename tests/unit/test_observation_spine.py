@@ -12,7 +12,8 @@ import pytest
 
 from rmreco.domain.contract import ACCOUNT_MONTHS, EventType
 from rmreco.features import FeatureInputs, build_credit_panel, build_features
-from rmreco.features.builder import bank_features, observation_months
+from rmreco.features.bank_columns import bank_features
+from rmreco.features.observations import observation_months
 
 
 def _no_accounts() -> pd.DataFrame:

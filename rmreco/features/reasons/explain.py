@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER, bank_feature_label
+from rmreco.features.bank_columns import bank_feature_label
+from rmreco.features.builder import FEATURE_DESCRIPTIONS, NEVER
 from rmreco.features.reasons.catalogue import (
     AMOUNT,
     ENTRIES,
