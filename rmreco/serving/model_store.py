@@ -78,10 +78,32 @@ def check_propensity_model(model: PropensityModel, rows: list[dict[str, Any]]) -
         raise ValueError("propensities outside [0, 1]")
 
 
+def missing_bank_columns(model: RmrecoModel, rows: list[dict[str, Any]]) -> str | None:
+    """Why ``model`` cannot be served from snapshots ``rows`` (a sample of the stored features)
+    for lack of the bank's own columns it was trained on (None: it can). Without them every
+    client would be scored as if the bank never sent those columns."""
+    if not rows:
+        return None
+    stored = set().union(*(row.keys() for row in rows))
+    missing = [name for name, _ in model.config.bank_columns if name not in stored]
+    if not missing:
+        return None
+    columns = ", ".join(name.replace("__", ".", 1) for name in missing)
+    return (
+        f"trained on the bank's own columns {columns}, which the stored feature snapshots do "
+        "not hold; load data that carries them (`rmreco ingest`) and refresh the snapshots "
+        "(`rmreco features refresh`)"
+    )
+
+
 def check_model(model: RmrecoModel, family: Family, rows: list[dict[str, Any]]) -> None:
-    """Raise ValueError unless ``model`` is of ``family`` and answers ``rows`` soundly."""
+    """Raise ValueError unless ``model`` is of ``family``, finds the bank's own columns it reads
+    in the stored snapshots, and answers ``rows`` soundly."""
     if model.config.family != family:
         raise ValueError(f"the registered model is a {model.config.family} model, not {family}")
+    missing = missing_bank_columns(model, rows)
+    if missing is not None:
+        raise ValueError(missing)
     if isinstance(model, CreditRiskModel):
         check_credit_model(model, rows)
     else:

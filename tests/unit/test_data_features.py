@@ -59,3 +59,26 @@ def test_a_bank_column_the_spec_lists_keeps_its_place() -> None:
 def test_no_informative_feature_is_refused_naming_the_tables_to_give() -> None:
     with pytest.raises(TrainingDataError, match="none of the tables or columns"):
         choose_features(["inflow_3m_log", "history_months"], _fit(), {}, bank_columns=True)
+
+
+def test_the_service_refuses_a_model_whose_bank_columns_the_snapshots_lack() -> None:
+    from types import SimpleNamespace
+
+    from rmreco.serving.model_store import missing_bank_columns
+
+    model = SimpleNamespace(
+        config=SimpleNamespace(
+            bank_columns=(
+                ("financials__ratio_01", "numeric"),
+                ("clients__legal_form", "categorical"),
+            )
+        )
+    )
+    stored = [{"fin_equity_ratio": 0.3, "financials__ratio_01": None}]
+    why = missing_bank_columns(model, stored)  # type: ignore[arg-type]
+    assert why is not None
+    assert "clients.legal_form" in why
+    assert "financials.ratio_01" not in why
+    assert "rmreco features refresh" in why
+    assert missing_bank_columns(model, [{**stored[0], "clients__legal_form": "llc"}]) is None  # type: ignore[arg-type]
+    assert missing_bank_columns(model, []) is None  # type: ignore[arg-type]
