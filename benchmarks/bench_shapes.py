@@ -11,9 +11,10 @@ MLflow store; with the overrides the shape needs: ``split.kind: client`` where t
 outcome window, and fewer bootstrap resamples, which only the intervals read), and reads the
 test AUC of the registered model and of rmreco's LightGBM and scorecard. Then fits a plain
 LightGBM (default parameters, early stopping on the AUC of the same calibration rows) on the
-same fit rows and the same feature columns rmreco used, and scores the same test rows. Prints
-both AUCs and
-the difference per shape; a shape the pipeline refuses prints the refusal instead.
+same fit rows and the same feature columns rmreco used, and scores the same test rows; and a
+second LightGBM with rmreco's own parameters but no monotone constraints (what the constraints
+cost). Prints the AUCs and the difference per shape; a shape the pipeline refuses prints the
+refusal instead.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Outcome:
     rmreco_lightgbm_auc: float | None = None
     scorecard_auc: float | None = None
     plain_auc: float | None = None
+    same_params_auc: float | None = None
     registered: str = ""
     features: int = 0
     rows: str = ""
@@ -65,10 +67,15 @@ def _spec(shape: str, work: Path) -> Path:
 
 
 def _plain_lightgbm(
-    fit: pd.DataFrame, calibration: pd.DataFrame, test: pd.DataFrame, columns: list[str], seed: int
+    fit: pd.DataFrame,
+    calibration: pd.DataFrame,
+    test: pd.DataFrame,
+    columns: list[str],
+    seed: int,
+    tuned: dict[str, Any] | None = None,
 ) -> float:
-    """Test AUC of LightGBM with its default parameters, early-stopped on the AUC of
-    ``calibration``."""
+    """Test AUC of LightGBM with its default parameters (or ``tuned`` over them), early-stopped
+    on the AUC of ``calibration``."""
     import lightgbm as lgb
 
     from rmreco.features.labels import LABEL
@@ -91,6 +98,7 @@ def _plain_lightgbm(
         "metric": "auc",
         "verbosity": -1,
         "seed": seed,
+        **(tuned or {}),
     }
     booster = lgb.train(
         params,
@@ -143,6 +151,16 @@ def _run(shape: str, args: argparse.Namespace, work: Path) -> Outcome:
     plain = _plain_lightgbm(
         split.fit, split.calibration, split.test, list(choice.used), seed=spec.seed
     )
+    # the same trees rmreco grows (its spec's parameters, leaves sized for the fit set) without
+    # its monotone constraints: what the constraints cost, or give
+    own = {
+        k: v
+        for k, v in spec.model.lightgbm.resolved_params(len(split.fit)).items()
+        if not k.startswith("monotone") and k not in ("objective", "metric")
+    }
+    same_params = _plain_lightgbm(
+        split.fit, split.calibration, split.test, list(choice.used), seed=spec.seed, tuned=own
+    )
     metrics = result.metrics
     return Outcome(
         shape,
@@ -150,6 +168,7 @@ def _run(shape: str, args: argparse.Namespace, work: Path) -> Outcome:
         rmreco_auc=metrics["oot_auc"],
         rmreco_lightgbm_auc=metrics["lightgbm_oot_auc"],
         plain_auc=plain,
+        same_params_auc=same_params,
         scorecard_auc=metrics["scorecard_oot_auc"],
         registered=result.registered_kind,
         warnings=tuple(
@@ -180,6 +199,7 @@ def _print(outcomes: list[Outcome]) -> None:
         "rmreco scorecard",
         "plain LightGBM",
         "rmreco - plain",
+        "rmreco params, no monotone",
         "features",
         "fit/cal/test rows",
         "s",
@@ -193,6 +213,7 @@ def _print(outcomes: list[Outcome]) -> None:
             _number(o.scorecard_auc),
             _number(o.plain_auc),
             _difference(o),
+            _number(o.same_params_auc),
             str(o.features) if o.features else "-",
             o.rows or "-",
             f"{o.seconds:.0f}",
@@ -212,7 +233,7 @@ def _print(outcomes: list[Outcome]) -> None:
             table.add_column(name, justify="left" if name == "shape" else "right")
         for row in rows:
             table.add_row(*row)
-        Console(width=150).print(table)
+        Console(width=180).print(table)
     for o in outcomes:
         if o.refusal:
             print(f"{o.shape}: refused: {o.refusal}")
