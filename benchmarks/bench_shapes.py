@@ -24,10 +24,12 @@ import logging
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -190,7 +192,7 @@ def _difference(outcome: Outcome) -> str:
     return f"{outcome.rmreco_auc - outcome.plain_auc:+.4f}"
 
 
-def _print(outcomes: list[Outcome]) -> None:
+def _print(outcomes: list[Outcome], title: str) -> None:
     header = (
         "shape",
         "clients",
@@ -224,11 +226,12 @@ def _print(outcomes: list[Outcome]) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
+        print(title)
         print(" | ".join(header))
         for row in rows:
             print(" | ".join(row))
     else:
-        table = Table(title="credit model per shape of extract (test AUC)")
+        table = Table(title=f"credit model per shape of extract (test AUC), {title}")
         for name in header:
             table.add_column(name, justify="left" if name == "shape" else "right")
         for row in rows:
@@ -251,6 +254,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=3000)
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="banks to run per shape (seeds --seed, --seed+1, ...); with more than one, a last "
+        "table gives each shape's median AUCs (the small one-window books' test sets hold 10-15 "
+        "defaults, so one seed is noisy)",
+    )
     parser.add_argument("--small-book", type=int, default=1300)
     parser.add_argument(
         "--shapes", nargs="+", default=[s.value for s in Shape], choices=[s.value for s in Shape]
@@ -260,18 +271,53 @@ def main() -> None:
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    outcomes = []
-    for shape in args.shapes:
-        print(f"{shape}: {args.clients:,} clients x {args.months} months, seed {args.seed}")
-        with tempfile.TemporaryDirectory() as tmp:
-            outcome = _run(shape, args, Path(tmp))
-        outcomes.append(outcome)
-        print(
-            f"  rmreco {_number(outcome.rmreco_auc)}, plain LightGBM {_number(outcome.plain_auc)}"
-            f" ({outcome.seconds:.0f} s)"
-            + (f"; refused: {outcome.refusal}" if outcome.refusal else "")
-        )
-    _print(outcomes)
+    first = args.seed
+    by_seed: list[list[Outcome]] = []
+    for seed in range(first, first + args.seeds):
+        args.seed = seed
+        outcomes = []
+        for shape in args.shapes:
+            print(f"{shape}: {args.clients:,} clients x {args.months} months, seed {seed}")
+            with tempfile.TemporaryDirectory() as tmp:
+                outcome = _run(shape, args, Path(tmp))
+            outcomes.append(outcome)
+            print(
+                f"  rmreco {_number(outcome.rmreco_auc)}, plain LightGBM "
+                f"{_number(outcome.plain_auc)} ({outcome.seconds:.0f} s)"
+                + (f"; refused: {outcome.refusal}" if outcome.refusal else "")
+            )
+        _print(outcomes, f"seed {seed}")
+        by_seed.append(outcomes)
+    if len(by_seed) > 1:
+        _print([_median(list(runs)) for runs in zip(*by_seed, strict=True)], "median over seeds")
+
+
+def _median(runs: list[Outcome]) -> Outcome:
+    """One shape's median figures over its runs (refused runs left out)."""
+    done = [r for r in runs if not r.refusal]
+    if not done:
+        return runs[0]
+
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return float(np.median(known)) if known else None
+
+    return Outcome(
+        done[0].shape,
+        done[0].clients,
+        rmreco_auc=median([r.rmreco_auc for r in done]),
+        rmreco_lightgbm_auc=median([r.rmreco_lightgbm_auc for r in done]),
+        scorecard_auc=median([r.scorecard_auc for r in done]),
+        plain_auc=median([r.plain_auc for r in done]),
+        same_params_auc=median([r.same_params_auc for r in done]),
+        registered=", ".join(
+            f"{kind} in {n} of {len(runs)} runs"
+            for kind, n in Counter(r.registered for r in done).most_common()
+        ),
+        features=done[0].features,
+        rows=done[0].rows,
+        seconds=float(np.median([r.seconds for r in done])),
+    )
 
 
 if __name__ == "__main__":
