@@ -54,6 +54,17 @@ class Outcome:
     seconds: float = 0.0
     refusal: str = ""
     warnings: tuple[str, ...] = ()
+    #: rmreco's AUC minus each baseline's; set for a median over seeds (the median of the
+    #: paired differences, not the difference of the medians), else computed from the run
+    gap_plain: float | None = None
+    gap_same_params: float | None = None
+
+    def gap(self, baseline: float | None, stored: float | None) -> float | None:
+        if stored is not None:
+            return stored
+        if self.rmreco_auc is None or baseline is None:
+            return None
+        return self.rmreco_auc - baseline
 
 
 def _spec(shape: str, work: Path) -> Path:
@@ -186,10 +197,8 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _difference(outcome: Outcome) -> str:
-    if outcome.rmreco_auc is None or outcome.plain_auc is None:
-        return "-"
-    return f"{outcome.rmreco_auc - outcome.plain_auc:+.4f}"
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
 
 
 def _print(outcomes: list[Outcome], title: str) -> None:
@@ -202,6 +211,7 @@ def _print(outcomes: list[Outcome], title: str) -> None:
         "plain LightGBM",
         "rmreco - plain",
         "rmreco params, no monotone",
+        "rmreco - that",
         "features",
         "fit/cal/test rows",
         "s",
@@ -214,8 +224,9 @@ def _print(outcomes: list[Outcome], title: str) -> None:
             _number(o.rmreco_lightgbm_auc),
             _number(o.scorecard_auc),
             _number(o.plain_auc),
-            _difference(o),
+            _signed(o.gap(o.plain_auc, o.gap_plain)),
             _number(o.same_params_auc),
+            _signed(o.gap(o.same_params_auc, o.gap_same_params)),
             str(o.features) if o.features else "-",
             o.rows or "-",
             f"{o.seconds:.0f}",
@@ -236,7 +247,7 @@ def _print(outcomes: list[Outcome], title: str) -> None:
             table.add_column(name, justify="left" if name == "shape" else "right")
         for row in rows:
             table.add_row(*row)
-        Console(width=180).print(table)
+        Console(width=200).print(table)
     for o in outcomes:
         if o.refusal:
             print(f"{o.shape}: refused: {o.refusal}")
@@ -310,6 +321,8 @@ def _median(runs: list[Outcome]) -> Outcome:
         scorecard_auc=median([r.scorecard_auc for r in done]),
         plain_auc=median([r.plain_auc for r in done]),
         same_params_auc=median([r.same_params_auc for r in done]),
+        gap_plain=median([r.gap(r.plain_auc, None) for r in done]),
+        gap_same_params=median([r.gap(r.same_params_auc, None) for r in done]),
         registered=", ".join(
             f"{kind} in {n} of {len(runs)} runs"
             for kind, n in Counter(r.registered for r in done).most_common()
