@@ -52,6 +52,7 @@ from rmreco.training.validation import (
     credit_card_section,
     monotonicity_table,
     psi_against,
+    split_window,
     validate_credit,
 )
 
@@ -295,22 +296,16 @@ def _validate(
 def validation_window(split: Split, spec: CreditRiskSpec) -> TestWindow:
     """What the report and the model card say the test figures are measured on: the
     out-of-time window, or (``split.kind: client``) the weaker stratified hold-out."""
-    period = split.describe()["test_period"]
-    if spec.split.kind == "client":
-        clients = split.test["client_id"].nunique()
-        return TestWindow(
-            "stratified_holdout",
-            period,
-            len(split.test),
-            f"{clients:,} clients never fitted on ({spec.split.holdout_share / 2:.0%} of "
-            f"clients, drawn with seed {spec.seed} within defaulters and non-defaulters)",
-        )
-    return TestWindow(
-        "out_of_time",
-        period,
-        len(split.test),
-        f"clients never fitted on ({spec.split.holdout_share:.0%} of clients, held out by a "
-        "hash of their id)",
+    return split_window(
+        split.test,
+        split.describe()["test_period"],
+        by_client=spec.split.kind == "client",
+        holdout_share=spec.split.holdout_share,
+        seed=spec.seed,
+        rows="",
+        strata="defaulters and non-defaulters",
+        out_of_time=f"clients never fitted on ({spec.split.holdout_share:.0%} of clients, held "
+        "out by a hash of their id)",
     )
 
 

@@ -35,6 +35,7 @@ from rmreco.training.splits import (
 )
 from rmreco.training.validation import (
     TestWindow,
+    split_window,
 )
 
 
@@ -224,20 +225,13 @@ def test_months_of(split: Split, spec: CrossSellSpec) -> int:
 def validation_window(split: Split, spec: CrossSellSpec) -> TestWindow:
     """What the report and the model card say the test figures are measured on: the
     out-of-time window, or (``split.kind: client``) the weaker stratified hold-out."""
-    period = split.describe()["test_period"]
-    if spec.split.kind == "client":
-        clients = split.test["client_id"].nunique()
-        return TestWindow(
-            "stratified_holdout",
-            period,
-            len(split.test),
-            f"every eligible (client, product) row of {clients:,} clients never fitted on "
-            f"({spec.split.holdout_share / 2:.0%} of clients, drawn with seed {spec.seed} "
-            "within adopters and non-adopters)",
-        )
-    return TestWindow(
-        "out_of_time",
-        period,
-        len(split.test),
-        "every eligible (client, product) row of those months",
+    return split_window(
+        split.test,
+        split.describe()["test_period"],
+        by_client=spec.split.kind == "client",
+        holdout_share=spec.split.holdout_share,
+        seed=spec.seed,
+        rows="every eligible (client, product) row of",
+        strata="adopters and non-adopters",
+        out_of_time="every eligible (client, product) row of those months",
     )

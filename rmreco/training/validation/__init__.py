@@ -37,7 +37,7 @@ from rmreco.training.validation.monotone import (
 )
 from rmreco.training.validation.products import Ranker, RankerChoice, choose_rankers, product_table
 from rmreco.training.validation.scorecard_tables import scorecard_bins, scorecard_points
-from rmreco.training.validation.window import TestWindow, WindowKind, psi_summary
+from rmreco.training.validation.window import TestWindow, WindowKind, psi_summary, split_window
 
 __all__ = [
     "CreditValidation",
@@ -59,6 +59,7 @@ __all__ = [
     "psi_summary",
     "scorecard_bins",
     "scorecard_points",
+    "split_window",
     "validate_credit",
     "validate_cross_sell",
 ]

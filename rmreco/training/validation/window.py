@@ -39,6 +39,35 @@ class TestWindow:
         return f"{text}; {self.population}" if self.population else text
 
 
+def split_window(
+    test: pd.DataFrame,
+    period: str,
+    *,
+    by_client: bool,
+    holdout_share: float,
+    seed: int,
+    rows: str,
+    strata: str,
+    out_of_time: str,
+) -> TestWindow:
+    """The window of a job's test rows ``test`` spanning ``period``: with ``by_client``
+    (``split.kind: client``) a stratified hold-out of half of ``holdout_share`` of the clients,
+    drawn with ``seed`` within ``strata`` (e.g. "defaulters and non-defaulters"), whose ``rows``
+    (e.g. "every eligible (client, product) row of") are tested; otherwise out of time, the
+    population said by ``out_of_time``."""
+    if not by_client:
+        return TestWindow("out_of_time", period, len(test), out_of_time)
+    clients = test["client_id"].nunique()
+    lead = f"{rows} " if rows else ""
+    return TestWindow(
+        "stratified_holdout",
+        period,
+        len(test),
+        f"{lead}{clients:,} clients never fitted on ({holdout_share / 2:.0%} of clients, drawn "
+        f"with seed {seed} within {strata})",
+    )
+
+
 def psi_summary(table: pd.DataFrame, top: int = 10) -> str:
     """The variables outside the stable band, in words (the ``top`` worst first)."""
     moved = table[table["band"].isin(["watch", "shift"])].sort_values("psi", ascending=False)
