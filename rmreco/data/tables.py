@@ -67,6 +67,9 @@ CSV_SUFFIX = ".csv"
 PARQUET_SUFFIX = ".parquet"
 #: Cell-level problems collected per column and kind of problem; the rest are counted only.
 MAX_PROBLEMS_PER_COLUMN = 100
+#: The largest whole number a whole-number column holds (the databases' 32-bit integers): no
+#: count, day or year of the contract comes near it.
+MAX_WHOLE_NUMBER: Final = 2**31 - 1
 #: dtype of date columns after reading.
 DATE_DTYPE: Final = "datetime64[us]"
 
@@ -572,6 +575,16 @@ def convert_column(series: pd.Series, column: contract.Column, *, file: str) -> 
 
 
 def _to_str(series: pd.Series, collector: ProblemCollector) -> pd.Series:
+    text = _text(series)
+    # a NUL character is no text a database stores (PostgreSQL refuses it mid-load)
+    has_nul = text.str.contains("\x00", regex=False).fillna(False).astype(bool)
+    collector.add(
+        text.str.replace("\x00", "\\x00", regex=False), has_nul, "{value} holds a NUL character"
+    )
+    return text.where(~has_nul, np.nan)
+
+
+def _text(series: pd.Series) -> pd.Series:
     if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("Int64").astype("str").where(series.notna(), np.nan)
     if pd.api.types.is_float_dtype(series.dtype):
@@ -612,12 +625,20 @@ def _to_float(series: pd.Series, collector: ProblemCollector) -> pd.Series:
 
 def _to_int(series: pd.Series, collector: ProblemCollector) -> pd.Series:
     if pd.api.types.is_integer_dtype(series.dtype):
-        return series.astype("Int64")
-    numbers = _to_float(series, collector)
-    fractional = numbers.notna() & (numbers != np.floor(numbers))
-    collector.add(series, fractional, "{value} is not a whole number")
-    too_big = numbers.abs() >= 2.0**63
-    collector.add(series, too_big, "{value} is too large")
+        numbers = series.astype("Float64")
+        fractional = pd.Series(False, index=series.index)
+    else:
+        numbers = _to_float(series, collector)
+        fractional = numbers.notna() & (numbers != np.floor(numbers))
+        collector.add(series, fractional, "{value} is not a whole number")
+    too_big = (numbers.abs() > MAX_WHOLE_NUMBER).fillna(False).astype(bool)
+    collector.add(
+        series,
+        too_big,
+        f"{{value}} is beyond {MAX_WHOLE_NUMBER:,}, the largest whole number stored",
+    )
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype("Int64").mask(too_big)
     return numbers.where(~(fractional | too_big), np.nan).astype("Int64")
 
 

@@ -25,9 +25,19 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+#: The largest amount a request or a feedback may state, in the data's currency: far beyond any
+#: loan in any currency, far below what sums of them overflow (a KPI of 1e308 was null).
+MAX_AMOUNT = 1e15
+
+
 class FinancingRequest(Strict):
     amount: float | None = Field(
-        None, gt=0, description="Amount the client asks for.", examples=[250000]
+        None,
+        gt=0,
+        le=MAX_AMOUNT,
+        allow_inf_nan=False,
+        description="Amount the client asks for.",
+        examples=[250000],
     )
     tenor_months: int | None = Field(None, ge=1, le=360, examples=[36])
     purpose: str | None = Field(
@@ -146,6 +156,7 @@ class FeedbackRequest(Strict):
     amount: float | None = Field(
         None,
         ge=0,
+        le=MAX_AMOUNT,
         allow_inf_nan=False,
         description="Amount booked, when accepted (default: the offer's limit, when it has one).",
     )

@@ -402,6 +402,10 @@ def test_a_repeated_final_outcome_is_answered_not_stored(bank: Bank, api: TestCl
     }
     same_amount = api.post(path, json={"outcome": "accepted", "amount": 80000}, headers=ann)
     assert same_amount.status_code == 200
+    # an amount no loan has (1e308 made the KPI null) is refused before anything is stored
+    huge = api.post(path, json={"outcome": "accepted", "amount": 1e308}, headers=ann)
+    assert huge.status_code == 422, huge.text
+    assert "amount" in huge.text
     other_amount = api.post(path, json={"outcome": "accepted", "amount": 90000}, headers=ann)
     assert other_amount.status_code == 409
     assert other_amount.json()["error"]["field"] == "amount"
@@ -449,6 +453,11 @@ def test_kpis_answer_and_authorisation(bank: Bank, api: TestClient) -> None:
     bad = api.get("/v1/rms/R1/kpis", params={"from": "2024-02-01", "to": "2024-01-01"},
                   headers=_auth(bank, "ann"))  # fmt: skip
     assert bad.status_code == 422
+    # a period's last day whose next day is no date was a 500: refused naming the field
+    for field, day in (("to", "9999-12-31"), ("from", "0001-01-01")):
+        far = api.get("/v1/rms/R1/kpis", params={field: day}, headers=_auth(bank, "ann"))
+        assert far.status_code == 422, far.text
+        assert field in far.text
     # the team view: admins only
     assert api.get("/v1/kpis", headers=_auth(bank, "ann")).status_code == 403
     assert api.get("/v1/kpis", headers=_auth(bank, "ds")).status_code == 403

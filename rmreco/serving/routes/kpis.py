@@ -30,10 +30,24 @@ router = APIRouter(tags=["kpis"], responses=ERROR_RESPONSES)
 #: The period when the request names no first day: this many days before the last.
 DEFAULT_PERIOD_DAYS = 90
 
+#: The days a KPI period may span: any business the service records lies within them, and the
+#: day after the last one is still a date (``to=9999-12-31`` was a 500).
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 FirstDay = Annotated[
-    date | None, Query(alias="from", description="First day (default: 90 days before the last).")
+    date | None,
+    Query(
+        alias="from",
+        ge=EARLIEST_DAY,
+        le=LATEST_DAY,
+        description="First day (default: 90 days before the last).",
+    ),
 ]
-LastDay = Annotated[date | None, Query(alias="to", description="Last day (default: today, UTC).")]
+LastDay = Annotated[
+    date | None,
+    Query(
+        alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Last day (default: today, UTC)."
+    ),
+]
 #: Admins only (``require`` with no role admits admins alone).
 AdminDep = Annotated[Principal, require()]
 
