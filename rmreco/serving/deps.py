@@ -68,15 +68,29 @@ async def _session(runtime: RuntimeDep) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(_session)]
 
 
+#: The challenge of a 401 (RFC 6750): the scheme the service takes.
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 async def _principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
-        raise ApiError(401, "unauthenticated", "an API key is needed: Authorization: Bearer <key>")
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "an API key is needed: Authorization: Bearer <key>",
+            headers=CHALLENGE,
+        )
     prefix = key_prefix(key.strip())
     user = repo.user_by_key_prefix(session, prefix) if prefix else None
     if user is None or user.is_revoked or not key_matches(key.strip(), user.api_key_hash):
-        raise ApiError(401, "unauthenticated", "the API key is not valid")
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "the API key is not valid",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     # the key was checked inside the transaction the route goes on with: a key revoked after
     # this read is refused from the next request on
     return Principal(user_id=user.id, name=user.name, role=UserRole(user.role), rm_id=user.rm_id)

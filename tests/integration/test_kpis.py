@@ -461,7 +461,12 @@ def test_kpis_answer_and_authorisation(bank: Bank, api: TestClient) -> None:
     # the team view: admins only
     assert api.get("/v1/kpis", headers=_auth(bank, "ann")).status_code == 403
     assert api.get("/v1/kpis", headers=_auth(bank, "ds")).status_code == 403
-    assert api.get("/v1/kpis").status_code == 401
+    nobody = api.get("/v1/kpis")
+    assert nobody.status_code == 401
+    assert nobody.headers["WWW-Authenticate"] == "Bearer"  # the scheme to use (RFC 6750)
+    forged = api.get("/v1/kpis", headers={"Authorization": "Bearer rmr_x_y"})
+    assert forged.status_code == 401
+    assert forged.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     team = api.get("/v1/kpis", params=half_year, headers=_auth(bank, "admin"))
     assert team.status_code == 200, team.text
     everyone = team.json()

@@ -401,6 +401,7 @@ def test_every_scoped_endpoint_is_404_for_another_portfolio_and_401_for_no_one(
         for who in (None, "gone"):  # no key, a revoked key
             r = _post(service, who, path, payload) if method == "POST" else _get(service, who, path)
             assert r.status_code == 401, (who, path, r.text)
+            assert r.headers["WWW-Authenticate"].startswith("Bearer"), (who, path)
     bad = httpx.get(f"{service.url}/v1/models", headers={"Authorization": "Bearer rmr_x_y"})
     assert bad.status_code == 401
     assert _post(service, "ds", f"/v1/clients/{other_client}/financing-options").status_code == 403
