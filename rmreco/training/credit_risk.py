@@ -36,6 +36,7 @@ from rmreco.training.data_features import FeatureChoice, choose_features
 from rmreco.training.registry import GateDecision, constant_score_veto, no_split_veto
 from rmreco.training.splits import (
     CALIBRATION,
+    CLIENT_SPLIT_HINT,
     FIT,
     TEST,
     Split,
@@ -103,15 +104,9 @@ def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
         (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
         LABEL,
         "defaults",
-        otherwise=_CLIENT_SPLIT_HINT if complete[LABEL].nunique() == 2 else "",
+        otherwise=CLIENT_SPLIT_HINT if complete[LABEL].nunique() == 2 else "",
     )
     return split
-
-
-_CLIENT_SPLIT_HINT = (
-    "set split.kind: client (a stratified hold-out by client over the same period; a weaker "
-    "test than out-of-time)"
-)
 
 
 def split_by_client(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
