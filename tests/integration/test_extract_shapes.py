@@ -211,6 +211,8 @@ def test_each_shape_loads_trains_scores_and_answers(
     assert body["grade"] is not None
     assert body["decision"] in ("approve", "refer", "decline")
     expected = credit.set_index("client_id").loc[str(sme["client_id"]), "pd_12m"]
-    if pd.Timestamp(body["as_of"]) == as_of:
-        assert body["pd"] == pytest.approx(float(expected), rel=1e-6)
+    # the client was scored at the latest month SMEs are observed, which is its own latest
+    # snapshot: the service answers from the same month, with the same PD (train = batch = serve)
+    assert pd.Timestamp(body["as_of"]) == as_of
+    assert body["pd"] == pytest.approx(float(expected), rel=1e-6)
     json.dumps(body)  # the whole answer is plain JSON
