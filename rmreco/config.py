@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,57 @@ class Settings(BaseSettings):
     currency: str = Field("EUR", description="ISO 4217 currency of all money in the input data.")
     threads: int | None = Field(
         None, ge=1, description="Threads for model fitting; default all cores but one."
+    )
+
+    # --- the service's limits: what one caller, one request and one stuck database may cost ---
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1_024,
+        description="Largest request body the service reads (bytes); a larger one is a 413, "
+        "refused before the body is read and before the caller is authenticated.",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests one API key may make per minute (then 429)."
+    )
+    auth_failures_before_lockout: int = Field(
+        20,
+        ge=1,
+        description="Invalid keys one client address may present in a row before it is locked "
+        "out (429) for lockout_seconds.",
+    )
+    lockout_seconds: float = Field(
+        300.0, gt=0, description="How long a client address that kept presenting bad keys waits."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a connection has to send a request's headers."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="How long an idle keep-alive connection stays open."
+    )
+    db_pool_size: int = Field(
+        8,
+        ge=1,
+        description="Database connections per service worker; the threads that run database "
+        "work are as many, so a request never waits for a connection on the event loop.",
+    )
+    db_pool_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long a request waits for a free connection before a 503."
+    )
+    db_lock_timeout_ms: int = Field(
+        3_000,
+        ge=1,
+        description="How long the service's database work waits for a lock (PostgreSQL "
+        "lock_timeout, SQLite busy_timeout) before a 503.",
+    )
+    db_statement_timeout_ms: int = Field(
+        15_000,
+        ge=1,
+        description="Longest statement the service runs on PostgreSQL (statement_timeout).",
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite synchronous mode: NORMAL survives a crash of rmreco; FULL also "
+        "survives a power loss, at the cost of an fsync per commit.",
     )
 
     @field_validator("currency")

@@ -1,6 +1,11 @@
 """This module owns the data commands of the CLI: ``generate`` (a synthetic bank), ``ingest``
 (a folder of input tables into the database), ``db upgrade`` / ``db current`` (the schema) and
-``features refresh`` (the feature snapshots the service reads)."""
+``features refresh`` (the feature snapshots the service reads).
+
+``ingest`` commits the load, then refreshes the feature snapshots in a second transaction. When
+the refresh fails or the process is killed between the two, the load stays and the refresh is
+owed (``rmreco.features.snapshots``): ``features refresh`` completes it, as does the service's
+start, and the command says so when the refresh fails."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from rmreco.cli.main import (
     DbOption,
     current_settings,
     database_url,
+    err_console,
     open_engine,
     out_console,
     parse_month,
@@ -23,7 +29,7 @@ from rmreco.synthetic.parameters import CORPORATE_SHARE, PERSONAL_SHARE
 from rmreco.synthetic.shape_options import SHAPE_HELP, Shape
 
 if TYPE_CHECKING:
-    pass
+    from rmreco.features.snapshots import SnapshotState
 
 app = typer.Typer()
 db_app = typer.Typer(help="The relational database: migrations.", no_args_is_help=True)
@@ -131,8 +137,19 @@ def ingest(
     for table, kinds in summary.extra_columns.items():
         listed = ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
         out_console.print(f"{table}: the bank's own columns loaded: {listed}", markup=False)
-    out_console.print(f"loaded {folder} into the database (ingest run {summary.run_id})")
-    refreshed = _refresh_features(db)
+    out_console.print(
+        f"loaded {folder} into the database (ingest run {summary.run_id}, as of {summary.as_of})"
+    )
+    try:
+        refreshed, _ = _refresh_features(db)
+    except BaseException:
+        err_console.print(
+            f"the load is committed (ingest run {summary.run_id}), but its feature refresh did "
+            "not complete and is owed: `rmreco features refresh` completes it, as does the "
+            "service's start",
+            highlight=False,
+        )
+        raise
     out_console.print(f"feature snapshots refreshed for {refreshed:,} clients")
 
 
@@ -162,14 +179,29 @@ def db_current(
 @translate_errors
 def features_refresh(db: DbOption = None) -> None:
     """Recompute every client's latest features from the stored history (after a load), with
-    the builder settings of the champions that will read them."""
-    out_console.print(f"feature snapshots refreshed for {_refresh_features(db):,} clients")
+    the builder settings of the champions that will read them. Completes a refresh a load left
+    owed (a failed or interrupted refresh after `rmreco ingest`)."""
+    refreshed, before = _refresh_features(db)
+    if before.owed:
+        out_console.print(f"completed the refresh that was owed: {before.describe()}", markup=False)
+    run = f" (ingest run {before.latest_run})" if before.latest_run is not None else ""
+    out_console.print(f"feature snapshots refreshed for {refreshed:,} clients{run}")
 
 
-def _refresh_features(db: str | None) -> int:
+def _refresh_features(db: str | None) -> tuple[int, SnapshotState]:
+    """Refresh the snapshots; the number of clients written and the snapshots' state before."""
+    from rmreco.db.engine import session_factory, transaction
+    from rmreco.features.snapshots import snapshot_state
     from rmreco.training.snapshots import refresh_snapshots
 
-    return refresh_snapshots(database_url(db), current_settings())
+    url = database_url(db)
+    engine = open_engine(url)
+    try:
+        with transaction(session_factory(engine), read_only=True) as session:
+            before = snapshot_state(session)
+    finally:
+        engine.dispose()
+    return refresh_snapshots(url, current_settings()), before
 
 
 def _print_rows(rows: dict[str, int], *, absent: list[str] | None = None) -> None:

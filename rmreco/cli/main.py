@@ -141,7 +141,9 @@ def open_engine(db: str | None) -> Engine:
     """An engine on :func:`database_url`."""
     from rmreco.db.engine import create_engine_for
 
-    return create_engine_for(database_url(db))
+    return create_engine_for(
+        database_url(db), sqlite_synchronous=current_settings().sqlite_synchronous
+    )
 
 
 def progress_bar() -> Progress:

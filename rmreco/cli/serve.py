@@ -12,7 +12,6 @@ import typer
 from rmreco.cli.main import TrackingOption, current_settings, out_console, spinner, translate_errors
 
 if TYPE_CHECKING:
-    from rmreco.config import Settings
     from rmreco.demo import DemoSummary
 
 app = typer.Typer()
@@ -34,19 +33,34 @@ def serve(
         ),
     ] = None,
     poll_seconds: Annotated[
-        float, typer.Option("--poll-seconds", help="How often to follow the champion aliases.")
-    ] = 30.0,
+        float | None,
+        typer.Option(
+            "--poll-seconds",
+            help="How often to follow the champion aliases (default: every 30 seconds).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes sharing the port and the database (limits are per worker).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the scoring service (uvicorn)."""
+    from rmreco.serving.server import serve as run_service
+
     settings = current_settings()
     settings.ensure_home()
-    _run_service(
+    run_service(
         settings,
         host=host,
         port=port,
+        workers=workers,
         tracking_uri=tracking_uri,
-        policy=policy,
-        poll_seconds=poll_seconds,
+        policy_path=policy,
+        **({"poll_seconds": poll_seconds} if poll_seconds is not None else {}),
     )
 
 
@@ -77,27 +91,10 @@ def demo(
         )
     _print_demo(summary)
     if serve_after:
+        from rmreco.serving.server import serve as run_service
+
         out_console.print(f"serving on {summary.base_url} (Ctrl-C to stop)")
-        _run_service(settings, host=DEMO_HOST, port=port)
-
-
-def _run_service(
-    settings: Settings,
-    *,
-    host: str,
-    port: int,
-    tracking_uri: str | None = None,
-    policy: Path | None = None,
-    poll_seconds: float = 30.0,
-) -> None:
-    import uvicorn
-
-    from rmreco.serving.app import create_app
-
-    application = create_app(
-        settings, tracking_uri=tracking_uri, policy_path=policy, poll_seconds=poll_seconds
-    )
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+        run_service(settings, host=DEMO_HOST, port=port)
 
 
 def _print_demo(summary: DemoSummary) -> None:

@@ -14,12 +14,18 @@ the wall-clock date), text ``YYYY-MM-DD`` (any valid day of the month), ``YYYY-M
 not exist such as 2024-02-30) is refused naming the file, the row and the column. How many values
 were moved to the first day of their month is counted, so the load summary says it once per
 column instead of once per row.
+
+It also owns what "after the load's as-of" means for a dated column (:func:`after_as_of`): a
+date after the as-of day, a month after the as-of's month, a year after its year. Ingest refuses
+such values (``rmreco.data.ingest``): one account row dated 2099 would make 2099 the end of the
+history and leave every client without a month to be scored at.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Protocol
+from datetime import date
+from typing import Any, Final, Literal, Protocol
 
 import pandas as pd
 
@@ -33,9 +39,43 @@ class _Collector(Protocol):
     def add(self, series: pd.Series, bad: pd.Series, describe: str) -> None: ...
 
 
+#: How a dated column is compared with an as-of: by day, by month or by year.
+Period = Literal["day", "month", "year"]
+
+
 def is_month_column(name: str) -> bool:
     """Whether a date column holds months: ``month`` or ``*_month``."""
     return name == "month" or name.endswith("_month")
+
+
+def is_year_column(name: str) -> bool:
+    """Whether a whole-number column holds calendar years (``financials.year``)."""
+    return name == "year"
+
+
+def period_of(name: str, kind: str) -> Period | None:
+    """How column ``name`` of contract kind ``kind`` is dated: ``day`` (a date column),
+    ``month`` (a month column) or ``year`` (a year column); None for a column that is not."""
+    if kind == "date":
+        return "month" if is_month_column(name) else "day"
+    if kind == "int" and is_year_column(name):
+        return "year"
+    return None
+
+
+def after_as_of(values: pd.Series, as_of: date, period: Period) -> pd.Series:
+    """True where a value is after ``as_of``: a date after the day, a month (its first day, as
+    read) after the as-of's month, a year after its year. Missing values are never after.
+
+    ``values`` are ``datetime64`` for days and months, whole numbers for years.
+    """
+    if period == "year":
+        later = values > as_of.year
+    elif period == "month":
+        later = values > pd.Timestamp(as_of.replace(day=1))
+    else:
+        later = values > pd.Timestamp(as_of)
+    return pd.Series(later, index=values.index).fillna(False).astype(bool)
 
 
 def first_of_month(stamps: pd.Series) -> pd.Series:

@@ -23,6 +23,14 @@ client-month, undated credit status as events of the extract date's month
 One currency per database: the load's currency is ``clients.currency`` when the column is given,
 else the ``RMRECO_CURRENCY`` setting; once the database holds a load, every later load must be in
 the same currency (the first load sets it, with a warning when it differs from the setting).
+
+Nothing of a load is dated after its own as-of (:func:`load_as_of`): the manifest's
+``extract_date`` when the folder has one, else the day of the load (UTC). A date after that day,
+a month after its month or a financial year after its year is refused, naming the file, the row,
+the column and the as-of, before anything is written (:func:`future_date_problems`): one account
+row dated 2099 would make 2099 the end of the history, and every client would drop out of the
+month the service scores. A holding's ``end_month`` is the exception: a bank may export planned
+maturities, which are known at the as-of though they lie after it (the contract accepts them).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +51,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from rmreco.config import Settings
-from rmreco.data.contract import CURRENCY_COLUMN, ValidatedTables, read_and_validate
-from rmreco.data.tables import InputTable
+from rmreco.data.contract import (
+    CURRENCY_COLUMN,
+    ValidatedTables,
+    read_and_validate,
+    sort_problems,
+)
+from rmreco.data.dates import after_as_of, period_of
+from rmreco.data.tables import InputTable, ProblemCollector
 from rmreco.db.engine import run_in_transaction, session_factory, transaction
 from rmreco.db.migrate import require_head
 from rmreco.db.schema import CONTRACT_MODELS, ExtraColumn, IngestRun, utcnow
@@ -55,6 +69,19 @@ logger = logging.getLogger(__name__)
 
 #: Rows per executemany call: large enough to amortise round trips, small enough for memory.
 BATCH_ROWS = 5_000
+#: Dated columns whose values may lie after the load's as-of: a holding's planned maturity is
+#: known at the as-of (the contract accepts an ``end_month`` after the history; the product
+#: counts as held until then).
+MAY_BE_AFTER_AS_OF: frozenset[tuple[str, str]] = frozenset({(contract.HOLDINGS.name, "end_month")})
+
+
+@dataclass(frozen=True)
+class LoadAsOf:
+    """The day a load describes: none of its facts may be dated after it."""
+
+    day: date
+    #: where the day comes from, as refusals say it
+    source: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,8 @@ class IngestSummary:
     absent: list[str] = field(default_factory=list)
     #: The bank's own columns loaded, by table: {"clients": {name: kind}, ...}.
     extra_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The load's as-of day (see :func:`load_as_of`); nothing loaded is dated after it.
+    as_of: date | None = None
 
 
 def ingest_folder(
@@ -86,8 +115,9 @@ def ingest_folder(
 
     ``target`` is an Engine or a Session factory. The database must be migrated (``rmreco db
     upgrade``). Raises SchemaNotCurrentError (an RmrecoError) when it is not, DataContractError
-    with every problem when the input breaks the contract or is in another currency than the
-    database, and sqlalchemy errors when the database fails; in every case nothing is written.
+    with every problem when the input breaks the contract, holds a date after the load's as-of
+    (:func:`load_as_of`) or is in another currency than the database, and sqlalchemy errors when
+    the database fails; in every case nothing is written.
     """
     started = time.perf_counter()
     factory = target if isinstance(target, sessionmaker) else session_factory(target)
@@ -96,6 +126,11 @@ def ingest_folder(
         require_head(session.connection())
 
     validated = read_and_validate(Path(folder))
+    as_of = load_as_of(validated)
+    future = future_date_problems(validated, as_of)
+    if future:
+        logger.info("input %s refused: %d values after the as-of", folder, len(future))
+        raise DataContractError(sort_problems(future))
 
     def work(session: Session) -> IngestRun:
         return write_tables(session, validated, settings_currency=settings.currency)
@@ -114,7 +149,61 @@ def ingest_folder(
         notes=list(validated.notes),
         absent=validated.absent_tables,
         extra_columns={t: dict(kinds) for t, kinds in validated.extra_columns.items()},
+        as_of=as_of.day,
     )
+
+
+def load_as_of(validated: ValidatedTables, *, today: date | None = None) -> LoadAsOf:
+    """The load's as-of: the manifest's ``extract_date`` when the folder gives one, else
+    ``today`` (default: the day of the load, UTC)."""
+    manifest = validated.manifest
+    if manifest is not None and manifest.extract_date is not None:
+        return LoadAsOf(
+            manifest.extract_date,
+            f"{contract.MANIFEST_EXTRACT_DATE} of {contract.MANIFEST_FILE}",
+        )
+    return LoadAsOf(
+        today or datetime.now(UTC).date(),
+        f"the day of the load, UTC: the folder gives no {contract.MANIFEST_EXTRACT_DATE} in "
+        f"{contract.MANIFEST_FILE}",
+    )
+
+
+def future_date_problems(validated: ValidatedTables, as_of: LoadAsOf) -> list[Problem]:
+    """A problem for every value of a dated column of a contract table (dates, months, the
+    financial year) after ``as_of``, naming file, row and column; [] when there is none.
+    ``MAY_BE_AFTER_AS_OF`` columns are not checked."""
+    day = as_of.day.isoformat()
+    problems: list[Problem] = []
+    for name, table in validated.tables.items():
+        for column in table.table.columns:
+            period = period_of(column.name, column.kind)
+            if (
+                period is None
+                or column.name not in table.frame
+                or (name, column.name) in MAY_BE_AFTER_AS_OF
+            ):
+                continue
+            values = table.frame[column.name]
+            later = after_as_of(values, as_of.day, period)
+            if not later.any():
+                continue
+            if period == "year":
+                shown, what = values, f"year {{value}} is after {as_of.day.year}, the year of"
+            elif period == "month":
+                shown = values.dt.strftime("%Y-%m")
+                what = f"month {{value}} is after {as_of.day:%Y-%m}, the month of"
+            else:
+                shown, what = values.dt.strftime("%Y-%m-%d"), "{value} is after"
+            collector = ProblemCollector(table.file, column.name)
+            collector.add(
+                shown,
+                later,
+                f"{what} the load's as-of {day} ({as_of.source}): nothing loaded may be dated "
+                "after the day the extract describes",
+            )
+            problems.extend(collector.problems)
+    return problems
 
 
 def database_currency(session: Session) -> str | None:

@@ -17,9 +17,13 @@ Rules of the input format (also in the documented contract):
   column (:attr:`InputTable.filled_months`), and declares the kinds of the bank's own columns.
 - Rows are numbered as the file's data rows, from 1, header not counted, for CSV and Parquet
   alike; the frames carry that number as their index (named ``row``) through validation.
-- Column names are matched after trimming spaces and lower-casing.
+- Column names are matched after trimming spaces and lower-casing; a name the header gives twice
+  is refused (as the file's header spells it, before any parser renames the second one).
 - CSV: UTF-8 (a byte-order mark is fine), comma separated, empty cell = missing; spaces around a
-  value are trimmed. Only an empty cell is missing: "NA" or "null" are text, not gaps.
+  value are trimmed. Only an empty cell is missing: "NA" or "null" are text, not gaps. A file that
+  is not such text is refused with what it is instead (:func:`csv_file_problem`): empty, a
+  Parquet or Excel file under a ``.csv`` name, UTF-16, or bytes that are not UTF-8 (naming the
+  line of the first one).
 - Identifiers are text. Integer identifiers (Parquet integers, or floats that hold whole numbers
   because a column had gaps) are read as their decimal text: 1042 -> "1042".
 - Dates: in CSV exactly ``YYYY-MM-DD``; in Parquet a date, or a timestamp at midnight (a time
@@ -45,6 +49,8 @@ Rules of the input format (also in the documented contract):
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
 import logging
 import math
@@ -55,6 +61,7 @@ from typing import Any, Final, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from rmreco.data.dates import is_month_column, read_month_column
 from rmreco.data.manifest import Manifest, read_manifest
@@ -74,6 +81,21 @@ MAX_WHOLE_NUMBER: Final = 2**31 - 1
 DATE_DTYPE: Final = "datetime64[us]"
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: How many bytes of a CSV file are looked at to tell what it is before it is parsed.
+_SNIFF_BYTES = 1 << 16
+#: The first bytes of files that are often sent under a ``.csv`` name, and what to do instead.
+_NOT_CSV: tuple[tuple[bytes, str], ...] = (
+    (b"PAR1", "a Parquet file, not CSV text: name it {stem}.parquet"),
+    (
+        b"PK\x03\x04",
+        "a ZIP archive (an Excel workbook?), not CSV text: export the sheet as CSV, UTF-8",
+    ),
+    (b"\xd0\xcf\x11\xe0", "an old Excel file, not CSV text: export the sheet as CSV, UTF-8"),
+)
+#: pandas' messages for a row with more cells than the header (its line counted from 1) and for
+#: a quote never closed (its line counted from 0).
+_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -208,11 +230,18 @@ def read_input_folder(folder: Path) -> InputFolder:
     fingerprinted = list(files.values())
     if (folder / contract.MANIFEST_FILE).is_file():
         fingerprinted.append(folder / contract.MANIFEST_FILE)
+    try:
+        fingerprint = fingerprint_files(fingerprinted)
+    except OSError as exc:  # a file that could not be read (again): a refusal, not a traceback
+        fingerprint = ""
+        name = Path(exc.filename).name if exc.filename else str(folder)
+        if not any(p.file == name and p.row is None for p in problems):
+            problems.append(Problem(file=name, message=f"cannot be read: {exc.strerror or exc}"))
     return InputFolder(
         folder=folder,
         tables=tables,
         problems=problems,
-        fingerprint=fingerprint_files(fingerprinted),
+        fingerprint=fingerprint,
         warnings=warnings,
         manifest=manifest,
     )
@@ -245,13 +274,18 @@ def read_table(
     """
     file = path.name
     try:
-        raw = _read_raw(path)
-    except Exception as exc:  # any parser error: report it against the file, keep going
-        return None, [Problem(file=file, message=f"cannot be read: {exc}")], []
-
-    names = [str(c).strip().lower() for c in raw.columns]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
+        refused = csv_file_problem(path) if path.suffix == CSV_SUFFIX else None
+        # the header as the file spells it: pandas would rename a second "region" "region.1"
+        duplicated = [] if refused else _repeated([c.strip().lower() for c in _header(path)])
+        raw = None if refused or duplicated else _read_raw(path)
+    except UnicodeDecodeError:
+        return None, [Problem(file=file, message=_not_utf8(path))], []
+    except Exception as exc:  # any parser or file error: report it against the file, keep going
+        message = f"cannot be read: {_reading_error(exc, path)}"
+        return None, [Problem(file=file, message=message)], []
+    if refused is not None:
+        return None, [Problem(file=file, message=refused)], []
+    if raw is None:
         return (
             None,
             [
@@ -260,6 +294,8 @@ def read_table(
             ],
             [],
         )
+
+    names = [str(c).strip().lower() for c in raw.columns]
     raw.columns = pd.Index(names)
     raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
 
@@ -479,6 +515,86 @@ def _categorical(series: pd.Series, collector: ProblemCollector) -> pd.Series:
         ).astype(object)
     text = _to_str(series, collector)
     return text.astype(object).where(text.notna(), None)
+
+
+def csv_file_problem(path: Path) -> str | None:
+    """Why the CSV file ``path`` is not CSV text the contract reads, told from its first bytes,
+    or None: empty (not even a header), a Parquet or Excel file under a ``.csv`` name, UTF-16.
+    Bytes that are not UTF-8 further on are found while reading (:func:`_not_utf8`)."""
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    body = head.removeprefix(codecs.BOM_UTF8)
+    if not body.strip():
+        return "is empty: a CSV file needs at least its header row"
+    for magic, what in _NOT_CSV:
+        if body.startswith(magic):
+            return "is " + what.format(stem=path.stem)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "is UTF-16 text: save it as UTF-8"
+    return None
+
+
+def _not_utf8(path: Path) -> str:
+    """The problem of a file that is not UTF-8, naming the line and the first bad byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is what the decoder held plus this chunk; held bytes are the start
+                # of a character, never a line break, and their line was counted already
+                data = bytes(exc.object)
+                line += data.count(b"\n", 0, exc.start)
+                return (
+                    f"is not UTF-8 text: line {line} holds the byte 0x{data[exc.start]:02x} "
+                    "(binary data, or text in another encoding such as Latin-1 or "
+                    "Windows-1252): save it as UTF-8"
+                )
+            if not chunk:
+                break
+            line += chunk.count(b"\n")
+    return "is not UTF-8 text: save it as UTF-8"
+
+
+def _header(path: Path) -> list[str]:
+    """The column names as the file gives them: a CSV's first non-empty row, a Parquet file's
+    schema."""
+    if path.suffix != CSV_SUFFIX:
+        return [str(name) for name in pq.read_schema(path).names]
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for row in csv.reader(handle):
+            if any(cell.strip() for cell in row):
+                return row
+    return []
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name in names:
+        (repeated if name in seen else seen).add(name)
+    return sorted(repeated)
+
+
+def _reading_error(exc: Exception, path: Path) -> str:
+    """A parser's error as a refusal says it: the file by its name only, pandas' CSV tokenizer
+    errors in words."""
+    text = str(exc).strip().replace(str(path), path.name)
+    fields = _FIELD_COUNT.search(text)
+    if fields is not None:
+        header, line, found = fields.groups()
+        return (
+            f"line {line} has {found} cells, but the header has {header} (a value holding a comma "
+            'must be quoted: "a, b")'
+        )
+    quote = _OPEN_QUOTE.search(text)
+    if quote is not None:
+        return f"the quote opened on line {int(quote.group(1)) + 1} is never closed"
+    return text.removeprefix("Error tokenizing data. C error: ")
 
 
 def _read_raw(path: Path) -> pd.DataFrame:

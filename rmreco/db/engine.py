@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,46 +87,106 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+@dataclass(frozen=True)
+class ServiceLimits:
+    """How long the service's database work may wait, and with how many connections.
+
+    Attributes:
+        pool_size: connections per process (no overflow beyond ``overflow``).
+        overflow: connections beyond the pool for work outside requests (probes, model checks).
+        pool_timeout_seconds: how long a checkout waits for a free connection.
+        lock_timeout_ms: PostgreSQL ``lock_timeout``; SQLite ``busy_timeout``.
+        statement_timeout_ms: PostgreSQL ``statement_timeout`` (SQLite has none).
+        connect_timeout_seconds: how long opening a PostgreSQL connection may take.
+    """
+
+    pool_size: int
+    pool_timeout_seconds: float
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    overflow: int = 2
+    connect_timeout_seconds: int = 5
+
+
 def create_engine_for(
     url: str,
     *,
     sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
     sqlite_foreign_keys: bool = True,
+    sqlite_synchronous: str = "NORMAL",
+    limits: ServiceLimits | None = None,
     echo: bool = False,
 ) -> Engine:
     """Create an Engine for a SQLite or PostgreSQL URL, set up as described in the module doc.
 
     For a SQLite file the parent folder is created. ``sqlite_foreign_keys=False`` is for
     migrations only (a batch migration recreates tables, which enforced foreign keys would
-    block). Raises ConfigurationError for an unsupported or malformed URL.
+    block). ``sqlite_synchronous`` is NORMAL (durable across a crash of the process in WAL
+    mode) or FULL (also across a power loss). ``limits`` bound the pool and every lock wait and
+    statement (the service's engine); without them the defaults of a batch command apply (a
+    long load may wait for the lock for ``sqlite_busy_timeout_ms`` and run long statements).
+    Raises ConfigurationError for an unsupported or malformed URL or synchronous mode.
     """
     parsed = normalize_url(url)
+    if sqlite_synchronous not in ("NORMAL", "FULL"):
+        raise ConfigurationError(
+            f"SQLite synchronous mode '{sqlite_synchronous}' is not supported; use NORMAL or FULL"
+        )
+    pool: dict[str, Any] = {}
+    if limits is not None:
+        pool = {
+            "pool_size": limits.pool_size,
+            "max_overflow": limits.overflow,
+            "pool_timeout": limits.pool_timeout_seconds,
+        }
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(
             parsed,
-            busy_timeout_ms=sqlite_busy_timeout_ms,
+            busy_timeout_ms=limits.lock_timeout_ms if limits else sqlite_busy_timeout_ms,
             foreign_keys=sqlite_foreign_keys,
+            synchronous=sqlite_synchronous,
+            pool=pool,
             echo=echo,
         )
+    connect_args: dict[str, Any] = {}
+    if limits is not None:
+        connect_args = {
+            "connect_timeout": limits.connect_timeout_seconds,
+            "options": f"-c lock_timeout={int(limits.lock_timeout_ms)} "
+            f"-c statement_timeout={int(limits.statement_timeout_ms)}",
+        }
     # pre-ping: a bank's PostgreSQL sits behind poolers and firewalls that drop idle connections
+    # (and a restarted server leaves every pooled connection dead: pre-ping replaces them)
     return create_engine(
         parsed,
         pool_pre_ping=True,
         echo=echo,
         json_serializer=json_dumps,
         json_deserializer=orjson.loads,
+        connect_args=connect_args,
+        **pool,
     )
 
 
 def _create_sqlite_engine(
-    url: URL, *, busy_timeout_ms: int, foreign_keys: bool, echo: bool
+    url: URL,
+    *,
+    busy_timeout_ms: int,
+    foreign_keys: bool,
+    synchronous: str,
+    pool: dict[str, Any],
+    echo: bool,
 ) -> Engine:
     database = url.database or ""
     is_file = database not in ("", ":memory:") and not database.startswith("file:")
     if is_file:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, echo=echo, json_serializer=json_dumps, json_deserializer=orjson.loads
+        url,
+        echo=echo,
+        json_serializer=json_dumps,
+        json_deserializer=orjson.loads,
+        **(pool if is_file else {}),
     )
 
     @event.listens_for(engine, "connect")
@@ -139,8 +200,9 @@ def _create_sqlite_engine(
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
             if is_file:
                 cursor.execute("PRAGMA journal_mode = WAL")
-                # NORMAL is durable across application crashes in WAL mode and much faster
-                cursor.execute("PRAGMA synchronous = NORMAL")
+                # NORMAL is durable across application crashes in WAL mode and much faster;
+                # FULL also survives a power loss (an fsync per commit)
+                cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:
             cursor.close()
 

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from rmreco.db import schema
 
 #: Outcomes that close a recommendation.
-FINAL_OUTCOMES: tuple[str, ...] = ("accepted", "declined", "not_interested")
+FINAL_OUTCOMES: tuple[str, ...] = schema.FINAL_OUTCOMES
 #: Outcomes that say an offer was made.
 OFFER_OUTCOMES: tuple[str, ...] = ("offered", "accepted", "declined")
 

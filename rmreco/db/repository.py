@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rmreco.db import schema
@@ -327,6 +327,78 @@ def add_feedback(
     return row.id
 
 
+def final_feedback(session: Session, recommendation_id: str) -> RecordedFeedback | None:
+    """The final outcome recorded on a recommendation (the database holds at most one)."""
+    row = session.execute(
+        select(
+            schema.Feedback.id,
+            schema.Feedback.outcome,
+            schema.Feedback.reason,
+            schema.Feedback.amount,
+        ).where(
+            schema.Feedback.recommendation_id == recommendation_id,
+            schema.Feedback.outcome.in_(schema.FINAL_OUTCOMES),
+        )
+    ).first()
+    return None if row is None else RecordedFeedback(*row)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The answer given to a request sent with an idempotency key."""
+
+    operation: str
+    request_sha256: str
+    status: int
+    body: dict[str, Any]
+    created_at: datetime
+
+
+def stored_answer(session: Session, user_id: int, key: str) -> StoredAnswer | None:
+    row = session.execute(
+        select(
+            schema.IdempotentAnswer.operation,
+            schema.IdempotentAnswer.request_sha256,
+            schema.IdempotentAnswer.status,
+            schema.IdempotentAnswer.body,
+            schema.IdempotentAnswer.created_at,
+        ).where(schema.IdempotentAnswer.user_id == user_id, schema.IdempotentAnswer.key == key)
+    ).first()
+    return None if row is None else StoredAnswer(*row)
+
+
+def store_answer(
+    session: Session,
+    *,
+    user_id: int,
+    key: str,
+    operation: str,
+    request_sha256: str,
+    status: int,
+    body: dict[str, Any],
+    forget_before: datetime,
+) -> None:
+    """Remember an answer under (user, key), first forgetting the user's answers older than
+    ``forget_before``; raises IntegrityError (at flush) when the key is taken."""
+    session.execute(
+        delete(schema.IdempotentAnswer).where(
+            schema.IdempotentAnswer.user_id == user_id,
+            schema.IdempotentAnswer.created_at < forget_before,
+        )
+    )
+    session.execute(
+        insert(schema.IdempotentAnswer).values(
+            user_id=user_id,
+            key=key,
+            operation=operation,
+            request_sha256=request_sha256,
+            status=status,
+            body=body,
+            created_at=schema.utcnow(),
+        )
+    )
+
+
 def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     """Feature snapshots of a few performing clients, for checking a model before serving it:
     each the features, with the offer candidates under ``"_offer_candidates"``."""
@@ -366,3 +438,53 @@ def set_user_key(session: Session, name: str, *, key_prefix: str, key_hash: str)
         .values(api_key_prefix=key_prefix, api_key_hash=key_hash, revoked_at=None)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class AuditedAnswer:
+    """An audit row that holds its answer's inputs (a financing answer's decision row, or a
+    cross-sell row), as stored: what an auditor re-scores."""
+
+    id: str
+    created_at: datetime
+    kind: str
+    client_id: str
+    user_id: int
+    model_versions: dict[str, Any]
+    #: {model name: {version, run_id, artifact_sha256, served_from}}; None on rows written
+    #: before it was recorded
+    model_provenance: dict[str, Any] | None
+    policy_version: str | None
+    features: dict[str, Any]
+    request: dict[str, Any] | None
+    output: dict[str, Any]
+
+
+def audited_answers(
+    session: Session, kind: str, *, since: datetime | None = None, limit: int | None = None
+) -> list[AuditedAnswer]:
+    """The audit rows of ``kind`` ("financing" or "cross_sell") that hold their inputs (not a
+    financing answer's option rows, whose inputs are their decision row's), oldest first,
+    from ``since`` when given, at most ``limit``."""
+    r = schema.Recommendation
+    query = (
+        select(
+            r.id,
+            r.created_at,
+            r.kind,
+            r.client_id,
+            r.user_id,
+            r.model_versions,
+            r.model_provenance,
+            r.policy_version,
+            r.features,
+            r.request,
+            r.output,
+        )
+        .where(r.kind == kind, r.features.is_not(None))
+        .order_by(r.created_at, r.id)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(r.created_at >= since)
+    return [AuditedAnswer(*row) for row in session.execute(query).all()]

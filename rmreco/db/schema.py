@@ -53,6 +53,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -76,6 +77,9 @@ JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postg
 RECOMMENDATION_KINDS: tuple[str, ...] = ("financing", "cross_sell")
 FEEDBACK_OUTCOMES: tuple[str, ...] = ("offered", "accepted", "declined", "not_interested")
 INGEST_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
+#: Outcomes that close a recommendation: at most one of them per recommendation.
+FINAL_OUTCOMES: tuple[str, ...] = ("accepted", "declined", "not_interested")
+FINAL_OUTCOME_SQL = text("outcome IN ({})".format(", ".join(f"'{o}'" for o in FINAL_OUTCOMES)))
 
 
 def utcnow() -> datetime:
@@ -345,7 +349,10 @@ class User(Base):
 
 
 class Recommendation(Base):
-    """One recommendation served to a user, stored in the same transaction as the answer."""
+    """One recommendation served to a user, stored in the same transaction as the answer.
+
+    Append-only: the database refuses an UPDATE or DELETE of a row (triggers created by
+    migration 0009), so the audit trail of what was served cannot be rewritten."""
 
     __tablename__ = "recommendations"
     __table_args__ = (
@@ -372,6 +379,11 @@ class Recommendation(Base):
     rank: Mapped[int | None] = mapped_column(Integer)
     #: {"registered model name": "version"} of every model that produced the answer.
     model_versions: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    #: {"registered model name": {"version", "run_id", "artifact_sha256", "served_from"}} of
+    #: the same models: the MLflow run that trained the version, the sha256 of the model files
+    #: the service loaded, and "registry" or "local_copy" (``rmreco.serving.model_store``).
+    #: Null on rows written before it was recorded (migration 0009).
+    model_provenance: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     policy_version: Mapped[str | None] = mapped_column(String(64))
     #: The exact feature values the model saw; empty on an option row, whose features are those
     #: of its decision row (``decision_id``): stored once per answer, not once per option.
@@ -382,7 +394,9 @@ class Recommendation(Base):
 
 
 class Feedback(Base):
-    """What became of a recommendation, reported by an RM."""
+    """What became of a recommendation, reported by an RM.
+
+    Append-only like ``recommendations``: a later report is a new row, never a change."""
 
     __tablename__ = "feedback"
     __table_args__ = (
@@ -391,6 +405,15 @@ class Feedback(Base):
         Index(None, "recommendation_id"),
         Index(None, "created_at"),
         Index(None, "client_id", "created_at"),
+        # one final outcome per recommendation, enforced where two workers cannot both pass a
+        # check: the second insert of a final outcome fails, whichever process makes it
+        Index(
+            "uq_feedback_final_outcome",
+            "recommendation_id",
+            unique=True,
+            sqlite_where=FINAL_OUTCOME_SQL,
+            postgresql_where=FINAL_OUTCOME_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -405,6 +428,51 @@ class Feedback(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     amount: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotentAnswer(Base):
+    """The answer given to a mutating request sent with an ``Idempotency-Key``: a retry with the
+    same key and the same request gets the same answer (status and body) and changes nothing.
+
+    Keyed by (user, key): keys are the caller's, so two users cannot collide or read each
+    other's answers. Written in the transaction of the answer itself, so a key is remembered if
+    and only if what the answer recorded is.
+    """
+
+    __tablename__ = "idempotent_answers"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "key"),
+        Index(None, "created_at"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    #: "POST /v1/..." of the first request: a key is not reused for another operation.
+    operation: Mapped[str] = mapped_column(Text)
+    #: sha256 of the first request's body: the same key with another body is refused.
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeedbackConflict(Base):
+    """A final outcome recorded after another one on the same recommendation, before the
+    database enforced one final outcome per recommendation (migration 0008 moved such rows
+    here from ``feedback``, so the KPIs count one outcome and nothing reported is lost)."""
+
+    __tablename__ = "feedback_conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recommendation_id: Mapped[str] = mapped_column(String(36))
+    client_id: Mapped[str] = mapped_column(String)
+    product_code: Mapped[str] = mapped_column(String)
+    user_id: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ClientFeatures(Base):

@@ -5,6 +5,17 @@ the history on every request; they are refreshed from the stored history after e
 the same feature code that training uses and the builder settings the served models were
 trained with (:class:`~rmreco.features.config.SnapshotParams`, recorded on every row), so what
 is trained is what is served.
+
+A load and its refresh are two transactions (a refresh of a large book takes minutes, and a
+load must not wait for the registry that says which settings to use), so a process killed
+between them leaves the load committed and the snapshots of the load before. That state is
+recorded, not guessed: every row records the ingest run its history came from
+(``params["ingest_run_id"]``, beside the builder settings), and a refresh is *owed* when the
+latest successful ingest run is newer (:func:`snapshot_state`). ``rmreco features refresh``
+completes it, and so does the service at start (:func:`refresh_if_owed`); ``/readyz`` says so
+meanwhile. A refresh is one transaction: the table holds the snapshots of one load, whole. Two
+refreshes never run at once: each takes the database's write lock (SQLite) or an advisory lock
+(PostgreSQL) before it reads.
 """
 
 from __future__ import annotations
@@ -12,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from rmreco.db import schema
@@ -36,6 +48,111 @@ from rmreco.features.observations import observed_inputs
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 2000
+#: The key of ``client_features.params`` naming the ingest run the snapshots were computed from.
+INGEST_RUN_KEY = "ingest_run_id"
+#: The PostgreSQL advisory lock a refresh holds for its transaction (any fixed number: it only
+#: has to be the same in every process).
+REFRESH_LOCK_KEY = 7_266_617_265
+
+
+@dataclass(frozen=True)
+class SnapshotState:
+    """How the stored feature snapshots stand against the loads."""
+
+    #: the latest successful ingest run; None when nothing was loaded
+    latest_run: int | None
+    #: the ingest run the stored snapshots were computed from; None when none are stored or
+    #: they do not record it (refreshed before runs were recorded)
+    computed_from: int | None
+    #: the builder settings the stored snapshots were computed with (None: none stored, or
+    #: rows that do not record them)
+    params: SnapshotParams | None
+    #: whether snapshots are stored at all
+    stored: bool
+    #: a refresh is owed: the latest load is not in the snapshots
+    owed: bool
+
+    def describe(self) -> str:
+        """The state in words (what is loaded and what the snapshots hold), for ``/readyz`` and
+        the CLI."""
+        if self.latest_run is None:
+            return "nothing is loaded yet"
+        if not self.owed:
+            return f"the feature snapshots are of the latest load (ingest run {self.latest_run})"
+        if not self.stored:
+            held = "no feature snapshot is stored"
+        elif self.computed_from is None:
+            held = "the feature snapshots do not record the load they were computed from"
+        else:
+            held = f"the feature snapshots are of ingest run {self.computed_from}"
+        return f"the latest load is ingest run {self.latest_run}, but {held}"
+
+
+def latest_ingest_run(session: Session) -> int | None:
+    """The id of the latest successful ingest run; None when nothing was loaded."""
+    return session.scalar(
+        select(func.max(schema.IngestRun.id)).where(schema.IngestRun.status == "succeeded")
+    )
+
+
+def snapshot_state(session: Session) -> SnapshotState:
+    """Whether the stored snapshots are those of the latest load; a few indexed reads.
+
+    A refresh is owed when the latest successful ingest run is newer than the run the stored
+    snapshots record, or when they record none; with no snapshot stored, when the stored history
+    observes some client (a refresh of it would write snapshots; a book of bare clients has
+    none to write).
+    """
+    latest = latest_ingest_run(session)
+    row = session.execute(select(schema.ClientFeatures.params).limit(1)).first()
+    if row is None:
+        owed = latest is not None and _history_observes_clients(session)
+        return SnapshotState(latest, None, None, stored=False, owed=owed)
+    # one refresh writes every row: any row says what they all record
+    recorded = _json_object(row[0])
+    run = recorded.get(INGEST_RUN_KEY)
+    computed_from = int(run) if isinstance(run, int | float | str) else None
+    try:
+        params: SnapshotParams | None = SnapshotParams.from_dict(recorded)
+    except (KeyError, TypeError, ValueError):
+        params = None
+    owed = latest is not None and (computed_from is None or computed_from < latest)
+    return SnapshotState(latest, computed_from, params, stored=True, owed=owed)
+
+
+def _history_observes_clients(session: Session) -> bool:
+    """Whether the stored history observes some client at some month, so that a refresh writes
+    snapshots: account months, statements or an as-of month
+    (``rmreco.features.observations.observation_months``)."""
+    models = schema.CONTRACT_MODELS
+    account_months = models[contract.ACCOUNT_MONTHS.name]
+    financials = models[contract.FINANCIALS.name]
+    queries = (
+        select(account_months.client_id).limit(1),  # type: ignore[attr-defined]
+        select(financials.client_id).limit(1),  # type: ignore[attr-defined]
+        select(schema.Client.client_id).where(schema.Client.as_of_month.is_not(None)).limit(1),
+    )
+    return any(session.execute(query).first() is not None for query in queries)
+
+
+def lock_refresh(session: Session) -> None:
+    """Make the session's transaction the only refresh running: PostgreSQL's advisory lock,
+    held until the transaction ends; on SQLite a writing transaction holds the database's write
+    lock from its start already (``rmreco.db.engine``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK_KEY})
+
+
+def refresh_if_owed(session: Session, fallback: SnapshotParams) -> int | None:
+    """Complete an owed refresh (:func:`snapshot_state`), with the builder settings the stored
+    snapshots were computed with (``fallback`` when none are stored or they do not record them);
+    never commits. Returns the clients written, None when no refresh was owed (another process
+    may have completed it while this one waited for the lock)."""
+    lock_refresh(session)
+    state = snapshot_state(session)
+    if not state.owed:
+        return None
+    return refresh_client_features(session, state.params or fallback)
 
 
 def read_inputs(session: Session, client_ids: list[str] | None = None) -> FeatureInputs:
@@ -127,8 +244,13 @@ def refresh_client_features(session: Session, params: SnapshotParams) -> int:
     ``params`` (those of the models served from the snapshots); never commits.
 
     Returns the number of clients written. The caller owns the transaction, so the table is
-    replaced all at once or not at all.
+    replaced all at once or not at all. Every row records the latest ingest run (read first,
+    under the refresh lock: a load committed while the history is read leaves the refresh owed
+    again, never a newer run recorded than was read).
     """
+    lock_refresh(session)
+    run = latest_ingest_run(session)
+    recorded = {**params.to_dict(), INGEST_RUN_KEY: run}
     inputs = observed_inputs(read_inputs(session), params.financials_lag_months)
     if inputs.account_months.empty:
         session.execute(delete(schema.ClientFeatures))
@@ -144,7 +266,7 @@ def refresh_client_features(session: Session, params: SnapshotParams) -> int:
                 "client_id": str(record["client_id"]),
                 "month": pd.Timestamp(record["month"]).date(),
                 "in_default": bool(record.get("in_default") or False),
-                "params": params.to_dict(),
+                "params": recorded,
                 "features": {
                     n: (None if pd.isna(record[n]) else str(record[n]))
                     if n in categorical

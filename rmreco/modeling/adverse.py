@@ -2,18 +2,26 @@
 policy's rules, the reason of a client in default, and the adverse-action reasons of a decline.
 
 Adverse-action reasons follow the practice of US Regulation B (12 CFR 1002.9) and of banks'
-decline letters: the principal reasons, at most four, each specific. Here they are:
+decline letters: the principal reasons, at most four in all, each specific. Here they are:
 
 - a client in default: the default itself (``DEF01``), and no feature: its PD is 1 whatever
   the model says, so nothing the model weighed explains the decision;
-- otherwise the features that pushed the PD up (a positive contribution to its log-odds), the
-  strongest first, one to four of them, each with its catalogue code and a text with its unit;
-- a decline with no such feature (rare: a hard-rule decline of a low-PD client whose every
+- the knock-out rules that declined the client whatever its grade (recent arrears, a business
+  too young: :attr:`PolicyReason.knock_out`), first, with their codes: they are why it was
+  declined;
+- when the grade declined it (or no knock-out rule did), the features that pushed the PD up (a
+  positive contribution to its log-odds), the strongest first, each with its catalogue code and
+  a text with its unit, after the knock-out rules and together with them at most four; a
+  feature whose value a stated rule already gives (``PolicyReason.feature``) is not repeated.
+  When only a knock-out rule declined a client whose grade the policy accepts, the features
+  that raised its PD are not reasons of the decline and are not stated;
+- a decline with no such rule or feature (rare: a grade decline of a client whose every
   feature lowered the PD, or whose only raising features describe the extract) states the
   policy rules that declined it, with their codes and no contribution, so that a decline
   always carries at least one reason.
 
-The policy's reasons also stay, on their own, in the decision (:class:`PolicyReason`).
+The policy's reasons also stay, on their own, in the decision (:class:`PolicyReason`), refer
+notes included; the adverse-action reasons are the one statement of why, never more than four.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rmreco.features.reasons import DEFAULT_CODE, DEFAULT_TEXT, direction
+from rmreco.features.reasons import DEFAULT_CODE, DEFAULT_TEXT, POL_GRADE_DECLINE, direction
 
 #: The most adverse-action reasons a decline states.
 MAX_ADVERSE_REASONS = 4
@@ -31,10 +39,14 @@ Source = Literal["model", "default", "policy"]
 
 @dataclass(frozen=True)
 class PolicyReason:
-    """A reason of the credit policy's decision: a rule's code and the sentence it states."""
+    """A reason of the credit policy's decision: a rule's code and the sentence it states;
+    whether the rule declines whatever the grade (a knock-out rule), and the feature whose value
+    the rule tested (None: not one feature)."""
 
     code: str
     text: str
+    knock_out: bool = False
+    feature: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "text": self.text}
@@ -98,8 +110,8 @@ def adverse_action_reasons(
         limit: the most reasons stated (1 to 4).
 
     Returns:
-        One to ``limit`` reasons, features by falling contribution; never empty when the
-        decision has a policy reason.
+        One to ``limit`` reasons: the knock-out rules, then features by falling
+        contribution; never empty when the decision has a policy reason.
 
     Raises:
         ValueError: ``limit`` is not between 1 and 4.
@@ -108,12 +120,22 @@ def adverse_action_reasons(
         raise ValueError(f"a decline states 1 to {MAX_ADVERSE_REASONS} reasons, not {limit}")
     if in_default:
         return (default_reason(),)
-    raising = sorted(
-        (r for r in model_reasons if float(r.get("contribution") or 0.0) > 0 and r.get("code")),
-        key=lambda r: -float(r["contribution"]),
-    )
-    if raising:
-        return tuple(
+    knock_outs = [p for p in policy_reasons if p.knock_out]
+    stated = [AdverseReason(code=p.code, text=p.text, source="policy") for p in knock_outs]
+    if not knock_outs or any(p.code == POL_GRADE_DECLINE for p in policy_reasons):
+        # the grade declined the client: the features that raised its PD say why
+        told = {p.feature for p in knock_outs if p.feature}
+        raising = sorted(
+            (
+                r
+                for r in model_reasons
+                if float(r.get("contribution") or 0.0) > 0
+                and r.get("code")
+                and r.get("feature") not in told
+            ),
+            key=lambda r: -float(r["contribution"]),
+        )
+        stated += [
             AdverseReason(
                 code=str(r["code"]),
                 text=str(r["text"]),
@@ -124,8 +146,8 @@ def adverse_action_reasons(
                 direction=r.get("direction") or direction(1.0, "pd"),
                 contribution=float(r["contribution"]),
             )
-            for r in raising[:limit]
-        )
-    return tuple(
-        AdverseReason(code=p.code, text=p.text, source="policy") for p in policy_reasons[:limit]
-    )
+            for r in raising
+        ]
+    if not stated:
+        stated = [AdverseReason(code=p.code, text=p.text, source="policy") for p in policy_reasons]
+    return tuple(stated[:limit])

@@ -148,15 +148,19 @@ def decide(grade: str, facts: ClientFacts, policy: CreditPolicy) -> Decision:
             )
         )
 
-    def at_least(level: Outcome, code: str, text: str) -> None:
+    def at_least(level: Outcome, code: str, text: str, feature: str | None = None) -> None:
         nonlocal outcome
         if _SEVERITY[level] > _SEVERITY[outcome]:
             outcome = level
-        reasons.append(PolicyReason(code, text))
+        # a rule that declines whatever the grade is a knock-out: a reason of the decline itself
+        reasons.append(PolicyReason(code, text, knock_out=level == "decline", feature=feature))
 
     if facts.dpd_3m > rules.max_recent_dpd:
         at_least(
-            "decline", POL_DPD3M, f"payments {facts.dpd_3m:.0f} days past due in the last 3 months"
+            "decline",
+            POL_DPD3M,
+            f"payments {facts.dpd_3m:.0f} days past due in the last 3 months",
+            feature="dpd_3m",
         )
     elif facts.dpd_12m > rules.refer_dpd_12m:
         at_least(
@@ -172,6 +176,7 @@ def decide(grade: str, facts: ClientFacts, policy: CreditPolicy) -> Decision:
             "decline",
             POL_YOUNG,
             f"the business is {age:.0f} months old; the minimum is {rules.min_business_age_months}",
+            feature="business_age_months",
         )
     return Decision(outcome, tuple(reasons))
 
@@ -554,8 +559,9 @@ def decide_financing(
 
     A client in default is graded D with a PD of 1 whatever the model says, and declined, with
     the default as its one reason (no feature). A decline carries the policy's coded reasons
-    in its decision and one to four adverse-action reasons: the features that pushed the PD up
-    (see :func:`rmreco.modeling.adverse.adverse_action_reasons`).
+    in its decision and one to four adverse-action reasons: the knock-out rules that declined
+    it, then, when its grade declined it, the features that pushed the PD up (see
+    :func:`rmreco.modeling.adverse.adverse_action_reasons`).
     ``catalog`` is the product catalog (rows of the contract's ``products``); only its
     financing products are offered. ``propensities`` are the client's take-up propensities by
     product from the cross-sell model (None when none is served); ``suppressed`` the products

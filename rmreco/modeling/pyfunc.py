@@ -6,17 +6,28 @@ PD, grade and reason codes, :class:`RmrecoPropensityModel` with propensity, expe
 reasons of (client, product) rows. The service does not go through ``predict``: it loads the
 same files with :func:`load_credit_model` / :func:`load_propensity_model` and scores on its own
 fast path.
+
+The logged signature (:func:`model_signature`) types every numeric input as "a number or
+null" (MLflow's ``Any``), not as the float32 of the training frame: a caller sends the stored
+audit features as they are (JSON numbers are float64 or int, a missing value is null), and
+MLflow's schema enforcement refused both float64 for float32 and a null in a number column.
+The pyfunc faces check those columns themselves (:func:`numbers_only`).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.propensity import PropensityModel
@@ -38,6 +49,48 @@ def read_model(folder: Path) -> RmrecoModel:
     if family == "cross_sell":
         return PropensityModel.load(folder)
     return CreditRiskModel.load(folder)
+
+
+#: MLflow column types the signature relaxes to "a number or null".
+_NUMERIC_TYPES = (DataType.float, DataType.double, DataType.integer, DataType.long)
+
+
+def model_signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The signature a model is logged with: ``example``'s columns, the numeric ones typed
+    ``Any`` (a number or null, checked by :func:`numbers_only`), the others as inferred."""
+    inferred = infer_signature(example, output)
+    columns = [
+        ColSpec(AnyType(), spec.name, required=spec.required)
+        if isinstance(spec, ColSpec) and spec.type in _NUMERIC_TYPES
+        else spec
+        for spec in inferred.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(columns), outputs=inferred.outputs, params=inferred.params)
+
+
+def numbers_only(frame: pd.DataFrame, model: RmrecoModel) -> pd.DataFrame:
+    """``frame`` with every numeric input column of ``model`` as float64 (null as NaN).
+
+    Raises:
+        ValueError: a value of such a column is not a number (text, for one, is refused rather
+            than read as a number or as missing); the message names the column and the value.
+    """
+    out = frame.copy(deep=False)
+    for name in model.input_columns:
+        if name not in frame or name in model.encoder.categories:
+            continue
+        column = frame[name]
+        if column.dtype.kind in "biuf":
+            out[name] = column.astype(np.float64)
+            continue
+        for value in column:
+            missing = (
+                value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            )
+            if not missing and not isinstance(value, numbers.Real | np.bool_):
+                raise ValueError(f"{name}: {value!r} is not a number")
+        out[name] = pd.to_numeric(column, errors="raise").astype(np.float64)
+    return out
 
 
 def python_model_for(model: RmrecoModel) -> PythonModel:
@@ -72,7 +125,7 @@ class RmrecoCreditModel(PythonModel):
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        result = self.model.predict(model_input)
+        result = self.model.predict(numbers_only(model_input, self.model))
         return pd.DataFrame(
             {
                 result.pd_column: result.pd,
@@ -109,7 +162,7 @@ class RmrecoPropensityModel(PythonModel):
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        result = self.model.predict(model_input)
+        result = self.model.predict(numbers_only(model_input, self.model))
         return pd.DataFrame(
             {
                 "propensity": result.propensity,

@@ -12,21 +12,27 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from rmreco import __version__
 from rmreco.config import Settings
 from rmreco.db import repository as repo
-from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.db.engine import ServiceLimits, create_engine_for, session_factory, transaction
 from rmreco.features.config import SnapshotParams
 from rmreco.features.snapshots import stored_params
 from rmreco.modeling.policy import load_policy
 from rmreco.serving.errors import install_error_handlers
+from rmreco.serving.limits import install_limits
 from rmreco.serving.model_store import ModelStore
 from rmreco.serving.routes import ROUTERS
+from rmreco.serving.routes.health import complete_owed_refresh
 from rmreco.serving.runtime import Runtime, served_kinds
 
 log = logging.getLogger(__name__)
+
+#: How often the service follows the champion aliases unless told otherwise (seconds).
+DEFAULT_POLL_SECONDS = 30.0
 
 
 def create_app(
@@ -34,7 +40,7 @@ def create_app(
     *,
     tracking_uri: str | None = None,
     policy_path: Path | None = None,
-    poll_seconds: float = 30.0,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
 ) -> FastAPI:
     """The service. Nothing connects until the app starts (lifespan).
 
@@ -52,7 +58,19 @@ def create_app(
         # an unreachable registry should be noticed in seconds, not after minutes of retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        engine = create_engine_for(settings.resolved_database_url)
+        engine = create_engine_for(
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            limits=ServiceLimits(
+                pool_size=settings.db_pool_size,
+                pool_timeout_seconds=settings.db_pool_timeout_seconds,
+                lock_timeout_ms=settings.db_lock_timeout_ms,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+            ),
+        )
+        # the threads that run database work are at least as many as the connections
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, settings.db_pool_size + 8)
         factory = session_factory(engine)
 
         # Read-only: the store reads while a request may hold SQLite's write lock (an admin's
@@ -84,12 +102,18 @@ def create_app(
         # registry that is slow or down never holds the service's start-up.
         await asyncio.to_thread(store.load_local_copies)
         follower = asyncio.create_task(_follow(store, poll_seconds, first=0.0))
+        # a load whose feature refresh was cut short (a kill between the two) is completed in
+        # the background; /readyz says not ready until it is
+        repair = asyncio.create_task(complete_owed_refresh(app, settings, poll_seconds))
         try:
             yield
         finally:
             follower.cancel()
+            repair.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+            with contextlib.suppress(asyncio.CancelledError):
+                await repair
             engine.dispose()
 
     app = FastAPI(
@@ -101,6 +125,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # before routing and authentication: a body or a caller over the limits costs no work
+    install_limits(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -11,7 +11,7 @@ loaded value; a route that takes one of them holds no authorisation code.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -43,12 +43,11 @@ class Principal:
         return self.is_admin or (self.rm_id is not None and self.rm_id == rm_id)
 
 
-# The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its
-# thread pool, and a thread hop per dependency cost more than the work itself (and let a key
-# lookup in a worker thread hold the SQLite write lock while the route waited for it). Their
-# database work is as short as the routes' own, which also run on the event loop. FastAPI
-# solves each dependency once per request, so the portfolio dependencies share the route's
-# session and principal.
+# Database work never runs on the event loop: a dependency or route that touches the database is
+# a plain ``def``, which FastAPI runs in its thread pool, so a slow or locked database holds one
+# thread, never every request (``/healthz`` answers throughout). Dependencies without database
+# work stay ``async def``: a thread hop costs more than they do. FastAPI solves each dependency
+# once per request, so the portfolio dependencies share the route's session and principal.
 async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -57,7 +56,15 @@ async def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-async def _session(runtime: RuntimeDep) -> AsyncIterator[Session]:
+async def _database_slot(runtime: RuntimeDep) -> AsyncIterator[None]:
+    # A request takes one of the worker's connections for its whole life (its transaction), so
+    # at most as many requests as connections work at once; the others wait here, on the event
+    # loop, and a request that waits too long is a 503 rather than a thread stuck on the pool.
+    async with runtime.database_slot():
+        yield
+
+
+def _session(runtime: RuntimeDep, _: Annotated[None, Depends(_database_slot)]) -> Iterator[Session]:
     session = runtime.factory()
     try:
         yield session
@@ -72,7 +79,7 @@ SessionDep = Annotated[Session, Depends(_session)]
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-async def _principal(request: Request, session: SessionDep) -> Principal:
+def _principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -97,6 +104,21 @@ async def _principal(request: Request, session: SessionDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def principal_for_key(session: Session, authorization: str | None) -> Principal | None:
+    """The caller an ``Authorization: Bearer <key>`` header names, checked as every route checks
+    it; None without a header, for another scheme, or for a key that is not valid (unknown,
+    revoked, wrong secret). Never raises: for endpoints open to everyone that show more to some
+    callers (``/readyz``)."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    prefix = key_prefix(key.strip())
+    user = repo.user_by_key_prefix(session, prefix) if prefix else None
+    if user is None or user.is_revoked or not key_matches(key.strip(), user.api_key_hash):
+        return None
+    return Principal(user_id=user.id, name=user.name, role=UserRole(user.role), rm_id=user.rm_id)
 
 
 @functools.cache
@@ -144,7 +166,7 @@ def _seen(principal: Principal, found: _T | None, missing: str) -> _T:
     return found
 
 
-async def _portfolio_client(
+def _portfolio_client(
     principal: RmPrincipalDep, session: SessionDep, client_id: str
 ) -> repo.ClientView:
     client = repo.client_with_features(session, client_id)
@@ -156,7 +178,7 @@ async def _portfolio_client(
 PortfolioClient = Annotated[repo.ClientView, Depends(_portfolio_client)]
 
 
-async def _portfolio_rm(principal: RmPrincipalDep, session: SessionDep, rm_id: str) -> str:
+def _portfolio_rm(principal: RmPrincipalDep, session: SessionDep, rm_id: str) -> str:
     if not principal.sees_rm(rm_id) or not repo.rm_exists(session, rm_id):
         raise not_found("no such relationship manager")
     return rm_id
@@ -166,7 +188,7 @@ async def _portfolio_rm(principal: RmPrincipalDep, session: SessionDep, rm_id: s
 PortfolioRm = Annotated[str, Depends(_portfolio_rm)]
 
 
-async def _portfolio_recommendation(
+def _portfolio_recommendation(
     principal: RmPrincipalDep, session: SessionDep, recommendation_id: str
 ) -> repo.RecommendationRecord:
     record = repo.recommendation(session, recommendation_id)

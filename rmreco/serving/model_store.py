@@ -14,19 +14,32 @@ replaces the one in use:
 
 A version that fails to load or to pass the checks never replaces the one in use. Every version
 that passed is kept under ``<home>/served-models/<name>/<version>`` and recorded as the last
-good one, so that a restart while the registry is unreachable still serves it.
+good one, so that a restart while the registry is unreachable still serves it. When a version
+replaces another, the local copies of older versions are removed: the one in use and the one it
+replaced stay (the alias moved back needs no download, and a worker that has not swapped yet
+still finds its files).
+
+Each served model carries its provenance for the audit trail (:meth:`ServedModel.provenance`):
+the MLflow run that trained the version, the sha256 of the model files the service loaded
+(:func:`artifact_sha256`, computed once at load) and whether it came through the registry or
+from the local copy. The digest recorded when a version was downloaded also guards its local
+copy: a copy whose files no longer give it is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mlflow
 import numpy as np
@@ -40,6 +53,60 @@ from rmreco.modeling.propensity import PropensityModel
 from rmreco.modeling.pyfunc import MODEL_ARTIFACT, RmrecoModel, read_model
 
 log = logging.getLogger(__name__)
+
+#: Where a served model came from: the version the registry's alias named, downloaded or found
+#: already downloaded (``registry``), or the last good copy on disk loaded without the registry
+#: (``local_copy``, at start-up before the registry answers, or while it is unreachable).
+ServedFrom = Literal["registry", "local_copy"]
+#: The file beside a version's local copy that records its training run and artifact digest.
+PROVENANCE_FILE = "provenance.json"
+LAST_GOOD_FILE = "last_good.json"
+
+
+def artifact_sha256(folder: Path) -> str:
+    """The sha256 of a model's files: every file under ``folder`` in the order of its relative
+    path, each as its path, its size and its bytes (so that moving bytes from one file to
+    another changes the digest). The same files give the same digest on every machine: an
+    auditor recomputes it over ``<artifacts of models:/name/version>/artifacts/model``.
+
+    Raises:
+        ValueError: ``folder`` holds no file.
+    """
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file()),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+    if not files:
+        raise ValueError(f"{folder} holds no model file")
+    digest = hashlib.sha256()
+    for path in files:
+        name = path.relative_to(folder).as_posix().encode()
+        digest.update(len(name).to_bytes(8, "big") + name)
+        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` whole or not at all (several workers read these files)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(dict(data), handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; empty when the file is missing."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -130,12 +197,39 @@ def snapshot_mismatch(model: RmrecoModel, stored: list[SnapshotParams | None]) -
 
 @dataclass(frozen=True)
 class ServedModel:
+    """A model in use, with what the audit trail records of it."""
+
     name: str
     version: str
     model: RmrecoModel
+    #: sha256 of the model files loaded (:func:`artifact_sha256`)
+    artifact_sha256: str
+    #: the MLflow run that trained the version (None: a local copy that does not record it)
+    run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    source: str = "registry"
+    source: ServedFrom = "registry"
     loaded_at: float = field(default_factory=time.time)
+
+    def provenance(self) -> dict[str, Any]:
+        """What an audit row records of this model: version, training run, artifact digest and
+        where it was served from."""
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "artifact_sha256": self.artifact_sha256,
+            "served_from": self.source,
+        }
+
+
+def model_versions(served: Iterable[ServedModel]) -> dict[str, str]:
+    """``{name: version}`` of the models that produced an answer."""
+    return {s.name: s.version for s in served}
+
+
+def model_provenance(served: Iterable[ServedModel]) -> dict[str, dict[str, Any]]:
+    """``{name: provenance}`` of the models that produced an answer (see
+    :meth:`ServedModel.provenance`)."""
+    return {s.name: s.provenance() for s in served}
 
 
 def _config(served: ServedModel) -> FeatureConfig:
@@ -162,6 +256,9 @@ class ModelStore:
         self._current: Mapping[str, ServedModel] = {}
         self.registry_error: str | None = None
         self.last_errors: dict[str, str] = {}
+        # the follower and an admin's reload may both refresh: one at a time, so that a
+        # download, a swap and the removal of old copies never interleave
+        self._refreshing = threading.Lock()
 
     @property
     def current(self) -> Mapping[str, ServedModel]:
@@ -208,6 +305,10 @@ class ModelStore:
 
     def refresh(self) -> list[str]:
         """Follow the aliases once; return the names whose model was swapped."""
+        with self._refreshing:
+            return self._refresh()
+
+    def _refresh(self) -> list[str]:
         try:
             client = self._client()
             targets = {}
@@ -237,69 +338,119 @@ class ModelStore:
             candidate = self._load_version(client, name, version)
             if candidate is not None:
                 self._swap(candidate)
+                self._prune(name, keep={version, *([served.version] if served else [])})
                 swapped.append(name)
         return swapped
+
+    def _download(self, name: str, version: str, folder: Path) -> None:
+        """Download a version's model files into ``folder`` (its local copy), whole or not at
+        all: into a staging folder of this process first, then renamed into place, so that
+        another worker never reads half a copy."""
+        staging = Path(tempfile.mkdtemp(dir=self.cache_dir / name, prefix=f".{version}.download-"))
+        try:
+            # models:/ URIs resolve through the process-wide registry URI
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=str(staging / "download")
+            )
+            shutil.copytree(Path(local) / "artifacts" / MODEL_ARTIFACT, staging / MODEL_ARTIFACT)
+            shutil.rmtree(folder / MODEL_ARTIFACT, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(staging / MODEL_ARTIFACT, folder / MODEL_ARTIFACT)
+            except OSError:
+                # another worker put the same version's files in place first: those serve
+                if not (folder / MODEL_ARTIFACT).exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _load_version(self, client: MlflowClient, name: str, version: str) -> ServedModel | None:
         kind = self.kinds[name]
         folder = self.cache_dir / name / version
         try:
-            if not (folder / MODEL_ARTIFACT).exists():
-                staging = self.cache_dir / name / f".{version}.partial"
-                shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir(parents=True)
-                # models:/ URIs resolve through the process-wide registry URI
-                mlflow.set_tracking_uri(self.tracking_uri)
-                mlflow.set_registry_uri(self.tracking_uri)
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{name}/{version}", dst_path=str(staging)
-                )
-                shutil.rmtree(folder, ignore_errors=True)
-                shutil.copytree(Path(local) / "artifacts" / MODEL_ARTIFACT, folder / MODEL_ARTIFACT)
-                shutil.rmtree(staging, ignore_errors=True)
-                run_id = client.get_model_version(name, version).run_id
+            (self.cache_dir / name).mkdir(parents=True, exist_ok=True)
+            recorded = _read_json(folder / PROVENANCE_FILE)
+            kept = (folder / MODEL_ARTIFACT).exists()
+            digest = artifact_sha256(folder / MODEL_ARTIFACT) if kept else None
+            fresh = False
+            if digest is None or recorded.get("artifact_sha256") != digest:
+                # no copy yet, or one left half-written or changed since its download
+                self._download(name, version, folder)
+                digest, fresh = artifact_sha256(folder / MODEL_ARTIFACT), True
+            run_id = client.get_model_version(name, version).run_id or None
+            if fresh or not (folder / "metrics.json").exists():
                 metrics = client.get_run(run_id).data.metrics if run_id else {}
-                (folder / "metrics.json").write_text(json.dumps(metrics))
+                _write_json(folder / "metrics.json", metrics)
             model = self._checked(kind, folder / MODEL_ARTIFACT)
         except Exception as exc:
             self.last_errors[name] = f"version {version} refused: {exc}"
             log.error("model %s v%s not served: %s", name, version, exc)
             return None
-        (self.cache_dir / name / "last_good.json").write_text(json.dumps({"version": version}))
-        self.last_errors.pop(name, None)
-        metrics = (
-            json.loads((folder / "metrics.json").read_text())
-            if (folder / "metrics.json").exists()
-            else {}
+        _write_json(
+            folder / PROVENANCE_FILE,
+            {"version": version, "run_id": run_id, "artifact_sha256": digest},
         )
-        return ServedModel(name=name, version=version, model=model, metrics=metrics)
+        _write_json(self.cache_dir / name / LAST_GOOD_FILE, {"version": version})
+        self.last_errors.pop(name, None)
+        return ServedModel(
+            name=name,
+            version=version,
+            model=model,
+            artifact_sha256=digest,
+            run_id=run_id,
+            metrics=_read_json(folder / "metrics.json"),
+            source="registry",
+        )
 
     def load_local_copies(self) -> None:
         """Serve the last good versions kept on disk (at start-up, before the registry answers)."""
-        self._load_local_copies()
+        with self._refreshing:
+            self._load_local_copies()
 
     def _load_local_copies(self) -> None:
         for name, kind in self.kinds.items():
-            marker = self.cache_dir / name / "last_good.json"
+            marker = self.cache_dir / name / LAST_GOOD_FILE
             if not marker.exists():
                 continue
-            version = json.loads(marker.read_text())["version"]
-            folder = self.cache_dir / name / version
+            version = "?"
             try:
+                version = str(_read_json(marker)["version"])
+                folder = self.cache_dir / name / version
+                recorded = _read_json(folder / PROVENANCE_FILE)
+                digest = artifact_sha256(folder / MODEL_ARTIFACT)
+                if recorded.get("artifact_sha256") not in (None, digest):
+                    raise ValueError(
+                        "its files changed since they were downloaded (sha256 "
+                        f"{digest[:12]}..., recorded {str(recorded['artifact_sha256'])[:12]}...)"
+                    )
                 model = self._checked(kind, folder / MODEL_ARTIFACT)
             except Exception as exc:
                 self.last_errors[name] = f"local copy v{version} refused: {exc}"
                 continue
-            metrics = (
-                json.loads((folder / "metrics.json").read_text())
-                if (folder / "metrics.json").exists()
-                else {}
-            )
             self._swap(
                 ServedModel(
-                    name=name, version=version, model=model, metrics=metrics, source="local copy"
+                    name=name,
+                    version=version,
+                    model=model,
+                    artifact_sha256=digest,
+                    run_id=recorded.get("run_id"),
+                    metrics=_read_json(folder / "metrics.json"),
+                    source="local_copy",
                 )
             )
+
+    def _prune(self, name: str, keep: set[str]) -> None:
+        """Remove the local copies of ``name`` other than the versions in ``keep`` (the one
+        just swapped in and the one it replaced). Staging folders of downloads under way
+        (hidden, ``.<version>.download-*``) are left to the process that owns them."""
+        folder = self.cache_dir / name
+        keep = keep | {str(_read_json(folder / LAST_GOOD_FILE).get("version"))}
+        for path in folder.iterdir():
+            if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+                log.info("removed the local copy of %s v%s", name, path.name)
 
     def _checked(self, kind: ModelKind, folder: Path) -> RmrecoModel:
         """Read a model's files and check it may be served (see the module docstring).

@@ -5,10 +5,12 @@ the two database chores every route shares: :func:`commit` and :func:`database_o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +77,29 @@ class Runtime:
     portfolio_cache_size: int = 256
     #: what :meth:`now` reads; tests move it to check contact windows
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _slots: asyncio.Semaphore | None = None
+
+    @contextlib.asynccontextmanager
+    async def database_slot(self) -> AsyncIterator[None]:
+        """Hold one of the worker's database connections' worth of work: at most
+        ``settings.db_pool_size`` requests do database work at once, so none waits for a
+        connection in a thread.
+
+        Raises:
+            ApiError: 503 ``unavailable`` when no slot frees within
+                ``settings.db_pool_timeout_seconds`` (the database is slow or stuck).
+        """
+        if self._slots is None:  # made on the event loop that serves, not at construction
+            self._slots = asyncio.Semaphore(self.settings.db_pool_size)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.settings.db_pool_timeout_seconds)
+        except TimeoutError:
+            log.warning("no database connection freed within the pool timeout")
+            raise unavailable("the service is busy; try again") from None
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     def _reference_data(self, session: Session) -> tuple[float, list[dict[str, Any]], str]:
         # read at most once a minute: the catalog and the currency change only with a load

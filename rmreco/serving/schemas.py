@@ -1,15 +1,47 @@
-"""Request and response models of the API. Requests refuse unknown fields."""
+"""This module owns the request and response models of the API. Request bodies are strict:
+unknown fields are refused, and so is a value of another JSON type than its field's (``"1"`` for
+a number, ``1`` for a text, ``true`` for a number), instead of being converted. Query and path
+parameters arrive as text and are converted as usual, except dates, which must be written as
+ISO dates (``YYYY-MM-DD``), not as numbers of seconds."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields and values of the wrong JSON type are refused (422)."""
+
+    # strict: a client that sends "1" for a number or 1 for a text has a bug to hear about; a
+    # silent conversion would record what it did not mean
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """``value`` when it is a date or text shaped ``YYYY-MM-DD``; pydantic then checks the day.
+
+    Raises:
+        ValueError: for anything else (pydantic would read ``0`` or ``20240101`` as seconds
+            since 1970).
+    """
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+#: A date parameter of a query: only an ISO date (``YYYY-MM-DD``) is read.
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+#: The most items a paged list may skip: far beyond any list, far below what a database's
+#: integer holds (an offset of 1e29 was a 500).
+MAX_OFFSET = 1_000_000_000
 
 
 class ErrorBody(BaseModel):
@@ -292,11 +324,29 @@ class ModelsAnswer(BaseModel):
 
 
 class ReadyAnswer(BaseModel):
-    ready: bool
-    database: str
-    registry: str
-    models: dict[str, str]
-    errors: dict[str, Any]
+    """Readiness, open to every caller (load balancers call it without a key). ``models`` and
+    ``errors`` are given only to a caller with a valid admin or data_scientist key: versions
+    and error texts (which may name hosts and paths) are not for everyone."""
+
+    ready: bool = Field(
+        description="A credit model is served, the database answers, no feature refresh is owed."
+    )
+    database: Literal["ok", "unreachable"]
+    registry: Literal["ok", "unreachable"]
+    refresh_owed: bool | None = Field(
+        description="The latest load is not yet in the feature snapshots the service answers "
+        "from (a refresh cut short); the service completes it in the background, as does "
+        "`rmreco features refresh`. Null when the database cannot say."
+    )
+    models: dict[str, str] | None = Field(
+        default=None,
+        description="Version served, by model name; only for an admin or data_scientist key.",
+    )
+    errors: dict[str, Any] | None = Field(
+        default=None,
+        description="Why a model, the registry or the feature snapshots are not as they should "
+        "be; only for an admin or data_scientist key.",
+    )
 
 
 class CrossSellItem(BaseModel):

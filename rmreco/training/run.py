@@ -23,7 +23,6 @@ import pandas as pd
 import sklearn
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
 import rmreco
 from rmreco.config import Settings
@@ -33,6 +32,7 @@ from rmreco.modeling.pyfunc import (
     MODEL_ARTIFACT,
     RmrecoModel,
     download_model,
+    model_signature,
     python_model_for,
 )
 from rmreco.modeling.spec import CreditRiskSpec, CrossSellSpec
@@ -300,7 +300,8 @@ def _log_model(trained: TrainedModel, folder: Path) -> str:
         name="model",
         python_model=python_model_for(model),
         artifacts={MODEL_ARTIFACT: str(model_dir)},
-        signature=infer_signature(example, trained.output_example),
+        # numbers typed "a number or null": stored audit features score without a cast
+        signature=model_signature(example, trained.output_example),
         input_example=example,
         pip_requirements=pip_requirements(),
         registered_model_name=trained.source.spec.name,

@@ -14,8 +14,9 @@ eligible products it does not hold, by the cross-sell champion of its segment, r
 expected value (rank 1 the highest), credit-aware as the service's lists are (PD and grade on
 every offer of a graded client, the policy's decision on credit products, none the policy
 declines). Without a cross-sell champion the credit file is still written and the summary
-says cross-sell was skipped. Each output is written to a temporary file and renamed into place,
-so a failed run leaves no partial file.
+says cross-sell was skipped. Every output is written to a temporary file first, and the files
+are renamed into place together once all are written, so a failed or killed run leaves no
+partial file, nor some files of this run beside the others of an earlier one.
 
 The PD column is named by the credit model's label horizon: ``pd_12m`` for a 12-month model,
 ``pd_1m`` for a 1-month one (:func:`rmreco.modeling.credit_model.pd_column`). When the credit
@@ -421,7 +422,7 @@ def score_batch(
         list(CREDIT_COLUMNS)
     ]
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(horizon_columns(credit_frame, horizons), out / CREDIT_FILE)
+    staged = {CREDIT_FILE: horizon_columns(credit_frame, horizons)}
     files = {CREDIT_FILE: len(credit_frame)}
     versions = {c.name: c.version for c in credit}
     skipped: dict[str, str] = {}
@@ -450,13 +451,14 @@ def score_batch(
             parts.append(offers)
             versions[name] = xs_version
         offers = pd.concat(parts, ignore_index=True)
-        _write_atomically(horizon_columns(offers, horizons), out / CROSS_SELL_FILE)
+        staged[CROSS_SELL_FILE] = horizon_columns(offers, horizons)
         files[CROSS_SELL_FILE] = len(offers)
         if reasons:
             skipped[f"{CROSS_SELL_FILE} (partly)"] = "cross-sell partly skipped: " + "; ".join(
                 reasons
             )
-    _write_atomically(horizon_columns(financing, horizons), out / FINANCING_FILE)
+    staged[FINANCING_FILE] = horizon_columns(financing, horizons)
+    _write_atomically(staged, out)
     files[FINANCING_FILE] = len(financing)
     return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)
 
@@ -561,12 +563,19 @@ def cross_sell_offers(
     )
 
 
-def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+def _write_atomically(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
+    """Write each frame to a temporary file in ``folder``, then rename them all into place (the
+    renames, not the writes, are what a kill can fall between)."""
+    staged: list[tuple[Path, Path]] = []
     try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        for name, frame in frames.items():
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            os.close(handle)
+            staged.append((Path(temporary), folder / name))
+            frame.to_parquet(temporary, index=False)
+        for written, path in staged:
+            os.replace(written, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for written, _ in staged:
+            written.unlink(missing_ok=True)
         raise

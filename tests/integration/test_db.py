@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from rmreco.db.engine import (
+    ServiceLimits,
     create_engine_for,
     is_retryable,
     normalize_url,
@@ -405,6 +406,40 @@ def test_sqlite_file_folder_is_created_and_pragmas_set(tmp_path: Path) -> None:
         engine.dispose()
     assert path.parent.is_dir()
     assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 1234}
+
+
+@pytest.mark.parametrize(("mode", "level"), [("NORMAL", 1), ("FULL", 2)])
+def test_sqlite_synchronous_mode_is_a_setting(tmp_path: Path, mode: str, level: int) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'rmreco.db'}", sqlite_synchronous=mode)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == level
+    finally:
+        engine.dispose()
+    with pytest.raises(ConfigurationError, match="NORMAL or FULL"):
+        create_engine_for(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="OFF")
+
+
+def test_service_limits_bound_the_pool_and_the_waits(db_url: str) -> None:
+    limits = ServiceLimits(
+        pool_size=3, pool_timeout_seconds=0.5, lock_timeout_ms=1500, statement_timeout_ms=4000
+    )
+    engine = create_engine_for(db_url, limits=limits)
+    try:
+        assert engine.pool.size() == 3  # type: ignore[attr-defined]
+        assert engine.pool.timeout() == 0.5  # type: ignore[attr-defined]
+        with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                waits = {"busy_timeout": connection.exec_driver_sql("PRAGMA busy_timeout").scalar()}
+                assert waits == {"busy_timeout": 1500}
+            else:
+                shown = {
+                    name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                    for name in ("lock_timeout", "statement_timeout")
+                }
+                assert shown == {"lock_timeout": "1500ms", "statement_timeout": "4s"}
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_transactions_take_the_write_lock_at_begin(sqlite_url: str) -> None:

@@ -1,8 +1,9 @@
 """Reasons in a banker's words on a batch of about a thousand clients of a small synthetic bank:
-every decline states one to four adverse-action reasons, each a feature that pushed the PD up,
-with its code and a text that says the value with its unit; no reason is a feature that
-describes the extract. For the served LightGBM model and its scorecard alike, through batch
-scoring's own functions (the service's financing answer calls the same ``decide_financing``)."""
+every decline states one to four adverse-action reasons, the knock-out rules that declined it
+first, then features that pushed the PD up, each with its code and a text that says the value
+with its unit; no reason is a feature that describes the extract. For the served LightGBM
+model and its scorecard alike, through batch scoring's own functions (the service's financing
+answer calls the same ``decide_financing``)."""
 
 from __future__ import annotations
 
@@ -113,9 +114,13 @@ def test_every_decline_has_one_to_four_adverse_reasons_that_raised_the_pd(
             adverse = json.loads(row["adverse_action_reasons"])
             assert 1 <= len(adverse) <= 4, (batch.model.kind, row["client_id"], adverse)
             assert list(row["adverse_reason_codes"]) == [r["code"] for r in adverse]
-            contributions = [r["contribution"] for r in adverse]
+            # the knock-out rules that declined the client come first (modeling/adverse.py)
+            rules = [r for r in adverse if r["source"] == "policy"]
+            assert all(r["code"] in row["decision_reason_codes"] for r in rules), adverse
+            features = adverse[len(rules) :]
+            contributions = [r["contribution"] for r in features]
             assert contributions == sorted(contributions, reverse=True)
-            for reason in adverse:
+            for reason in features:
                 assert reason["source"] == "model", reason
                 assert reason["code"] == entry_for(reason["feature"]).code
                 assert reason["contribution"] > 0

@@ -196,7 +196,7 @@ def test_each_shape_loads_trains_scores_and_answers(
     settings = Settings(home=tmp_path / "svc", models_dir=models, database_url=db)
     with TestClient(create_app(settings, tracking_uri=uri, poll_seconds=3600)) as service:
         deadline = time.monotonic() + 120  # models load in the background
-        while not service.get("/readyz").json()["models"]:
+        while not service.get("/readyz").json()["ready"]:
             assert time.monotonic() < deadline, service.get("/readyz").json()
             time.sleep(0.3)
         answer = service.post(

@@ -149,10 +149,12 @@ class Service:
     db_url: str
 
 
-def _wait_ready(client: TestClient, expected: dict[str, str]) -> dict[str, Any]:
+def _wait_ready(
+    client: TestClient, expected: dict[str, str], headers: dict[str, str]
+) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        answer = client.get("/readyz").json()
+        answer = client.get("/readyz", headers=headers).json()  # models: an admin's answer
         if answer["models"] == expected:
             return dict(answer)
         time.sleep(0.5)
@@ -194,7 +196,9 @@ def service(trained: Trained, month: date) -> Iterator[Service]:
     engine = create_engine_for(db_url)
     key = issue_key()
     with transaction(session_factory(engine)) as session:
-        assert repository.snapshot_params(session) == [SnapshotParams(LAG, CURE).to_dict()]
+        assert repository.snapshot_params(session) == [
+            {**SnapshotParams(LAG, CURE).to_dict(), "ingest_run_id": 1}
+        ]
         repository.add_user(
             session, name="admin", role="admin", rm_id=None, key_prefix=key.prefix,
             key_hash=key.hash,
@@ -205,7 +209,7 @@ def service(trained: Trained, month: date) -> Iterator[Service]:
     )
     app = create_app(settings, tracking_uri=trained.uri, poll_seconds=3600)
     with TestClient(app) as client:
-        _wait_ready(client, _versions(trained))
+        _wait_ready(client, _versions(trained), {"Authorization": f"Bearer {key.key}"})
         yield Service(client, {"Authorization": f"Bearer {key.key}"}, db_url)
 
 
@@ -378,7 +382,7 @@ def test_a_new_lag_reaches_batch_and_service_with_no_other_edit(
     # ones stay, and readiness says why
     reload = service.client.post("/v1/admin/models/reload", headers=service.headers)
     assert reload.status_code == 200, reload.text
-    ready = service.client.get("/readyz").json()
+    ready = service.client.get("/readyz", headers=service.headers).json()
     assert ready["models"] == old
     assert "rmreco features refresh" in ready["errors"][CREDIT]
     assert f"financials_lag_months={NEW_LAG}" in ready["errors"][CREDIT]
@@ -386,10 +390,12 @@ def test_a_new_lag_reaches_batch_and_service_with_no_other_edit(
     refreshed = CliRunner().invoke(cli, ["features", "refresh", "--db", service.db_url])
     assert refreshed.exit_code == 0, refreshed.output
     service.client.post("/v1/admin/models/reload", headers=service.headers)
-    _wait_ready(service.client, new)
+    _wait_ready(service.client, new, service.headers)
     engine = create_engine_for(service.db_url)
     with transaction(session_factory(engine)) as session:
-        assert repository.snapshot_params(session) == [SnapshotParams(NEW_LAG, CURE).to_dict()]
+        assert repository.snapshot_params(session) == [
+            {**SnapshotParams(NEW_LAG, CURE).to_dict(), "ingest_run_id": 1}
+        ]
     engine.dispose()
 
     # the service now reads accounts by the new lag, as a direct computation with it does

@@ -154,14 +154,20 @@ def test_a_prm_list_holds_personal_clients_scored_by_the_personal_model(
                 )  # fmt: skip
                 keys[role] = key.key
                 keys[f"{role}_rm"] = rm
+            ds = issue_key()  # /readyz names the models served to a data scientist
+            repository.add_user(
+                session, name="ds", role="data_scientist", rm_id=None, key_prefix=ds.prefix,
+                key_hash=ds.hash,
+            )  # fmt: skip
     finally:
         engine.dispose()
     personal_name = load_cross_sell_spec(models / "personal_cross_sell.yaml").name
     settings = Settings(home=tmp_path / "svc", models_dir=models, database_url=db_url)
     with TestClient(create_app(settings, tracking_uri=uri, poll_seconds=3600)) as client:
         deadline = time.monotonic() + 120
-        while len(client.get("/readyz").json()["models"]) < 2:
-            assert time.monotonic() < deadline, client.get("/readyz").json()
+        ready = {"Authorization": f"Bearer {ds.key}"}
+        while len(client.get("/readyz", headers=ready).json()["models"]) < 2:
+            assert time.monotonic() < deadline, client.get("/readyz", headers=ready).json()
             time.sleep(0.5)
         prm = {"Authorization": f"Bearer {keys['prm']}"}
         page = client.get(f"/v1/rms/{keys['prm_rm']}/cross-sell?limit=200", headers=prm)

@@ -80,7 +80,7 @@ def test_each_client_is_served_by_its_segments_credit_model(
     settings = Settings(home=tmp_path / "svc", models_dir=models, database_url=db_url)
     app = create_app(settings, tracking_uri=uri, poll_seconds=3600)
     with TestClient(app) as client:
-        _wait_for(client, {SME: "1"})
+        _wait_for(client, {SME: "1"}, {"Authorization": f"Bearer {admin.key}"})
         path = f"/v1/clients/{corporate['client_id']}/financing-options"
         refused = client.post(path, headers=crm)
         assert refused.status_code == 422, refused.text
@@ -98,7 +98,7 @@ def test_each_client_is_served_by_its_segments_credit_model(
             "/v1/admin/models/reload", headers={"Authorization": f"Bearer {admin.key}"}
         )
         assert reload.status_code == 200, reload.text
-        _wait_for(client, {SME: "1", CORPORATE: "1"})
+        _wait_for(client, {SME: "1", CORPORATE: "1"}, {"Authorization": f"Bearer {admin.key}"})
         answered = client.post(path, headers=crm)
         assert answered.status_code == 200, answered.text
         assert answered.json()["model_versions"] == {CORPORATE: "1"}
@@ -123,10 +123,10 @@ def test_each_client_is_served_by_its_segments_credit_model(
     assert set(financing["decision"]) <= {"approve", "refer", "decline"}
 
 
-def _wait_for(client: TestClient, models: dict[str, str]) -> None:
+def _wait_for(client: TestClient, models: dict[str, str], headers: dict[str, str]) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        ready = client.get("/readyz").json()
+        ready = client.get("/readyz", headers=headers).json()  # models: an admin's answer
         if ready["models"] == models:
             return
         time.sleep(0.5)

@@ -33,8 +33,9 @@ from rmreco.serving.deps import (
     SessionDep,
 )
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
+from rmreco.serving.model_store import ServedModel, model_provenance, model_versions
 from rmreco.serving.runtime import Runtime, commit
-from rmreco.serving.schemas import CrossSellPage
+from rmreco.serving.schemas import MAX_OFFSET, CrossSellPage
 
 router = APIRouter(tags=["cross-sell"], responses=ERROR_RESPONSES)
 
@@ -55,6 +56,8 @@ class ScoredOffers:
     #: segment of each client of the offers
     segments: dict[str, str] = field(default_factory=dict)
     reasons: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: provenance of the models of ``versions`` (see ``ServedModel.provenance``), for the audit
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _versions(runtime: Runtime) -> dict[str, str]:
@@ -66,9 +69,12 @@ def _versions(runtime: Runtime) -> dict[str, str]:
     return {s.name: s.version for s in [*cross_sell, *runtime.store.credit_models()]}
 
 
-def _credit_views(runtime: Runtime, clients: list[repo.ClientView]) -> dict[str, CreditView]:
+def _credit_views(
+    runtime: Runtime, clients: list[repo.ClientView], used: dict[str, ServedModel]
+) -> dict[str, CreditView]:
     """Each client's PD, grade and policy decision, by the credit model of its segment (clients
-    of a segment no credit model serves are left out: ungraded)."""
+    of a segment no credit model serves are left out: ungraded). Adds the served credit models
+    to ``used``."""
     by_model: dict[str, list[repo.ClientView]] = {}
     models: dict[str, CreditRiskModel] = {}
     for client in clients:
@@ -76,6 +82,7 @@ def _credit_views(runtime: Runtime, clients: list[repo.ClientView]) -> dict[str,
         if served is not None and isinstance(served.model, CreditRiskModel):
             by_model.setdefault(served.name, []).append(client)
             models[served.name] = served.model
+            used[served.name] = served
     views: dict[str, CreditView] = {}
     for name, group in by_model.items():
         result = models[name].predict_records([c.features or {} for c in group], with_reasons=False)
@@ -99,10 +106,13 @@ def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
     credit products only where the client's grade and the credit policy allow them (the
     credit-aware view of :func:`rmreco.modeling.offers.credit_aware`). Reasons are left to
     :func:`_page`, which explains only the offers it returns."""
-    versions = _versions(runtime)
+    _versions(runtime)  # 503 while no cross-sell model is loaded
     eligible = [c for c in clients if c.features is not None and not c.in_default]
     segment_of = {c.client_id: c.segment for c in clients}
-    views = _credit_views(runtime, eligible)
+    # the served models that answered, captured as they were used: the audit names these,
+    # even if the store swaps a model while the list is scored
+    used: dict[str, ServedModel] = {}
+    views = _credit_views(runtime, eligible, used)
     scale = next(
         (
             s.model.scale
@@ -119,6 +129,7 @@ def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
         served = runtime.store.serving("cross_sell", client.segment)
         if served is not None and isinstance(served.model, PropensityModel):
             models[served.name] = served.model
+            used[served.name] = served
     for name, model in sorted(models.items()):
         records: list[dict[str, Any]] = []
         for client in eligible:
@@ -151,21 +162,24 @@ def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
         frames.append(frame)
         parts.append(credit_aware(ranked, views, model.financing_products))
     # the list names the models that answered for these clients, not every model served
-    used = set(models) | {
-        served.name
-        for served in (runtime.store.credit_for(c.segment) for c in eligible)
-        if served is not None
-    }
-    versions = {name: version for name, version in versions.items() if name in used}
+    versions = model_versions(used.values())
+    provenance = model_provenance(used.values())
     if not parts:
-        return ScoredOffers(pd.DataFrame(), pd.DataFrame(), versions, models, segment_of)
+        return ScoredOffers(
+            pd.DataFrame(), pd.DataFrame(), versions, models, segment_of, provenance=provenance
+        )
     ranked = pd.concat(parts, ignore_index=True).sort_values(
         ["expected_value", "propensity", "client_id", PRODUCT],
         ascending=[False, False, True, True],
         kind="stable",
     )
     return ScoredOffers(
-        ranked.reset_index(drop=True), pd.concat(frames), versions, models, segment_of
+        ranked.reset_index(drop=True),
+        pd.concat(frames),
+        versions,
+        models,
+        segment_of,
+        provenance=provenance,
     )
 
 
@@ -290,6 +304,7 @@ def _page(
                 "product_code": item[PRODUCT],
                 "rank": position,
                 "model_versions": versions,
+                "model_provenance": scored.provenance,
                 "policy_version": None,
                 "features": seen,
                 "output": output,
@@ -324,13 +339,13 @@ def _page(
 
 
 @router.get("/v1/rms/{rm_id}/cross-sell", response_model=CrossSellPage)
-async def cross_sell(
+def cross_sell(
     rm_id: PortfolioRm,
     principal: RmPrincipalDep,
     runtime: RuntimeDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     product: Annotated[str | None, Query(description="Only this product.")] = None,
     segment: Annotated[str | None, Query(description="Only clients of this segment.")] = None,
     min_score: Annotated[float | None, Query(ge=0, le=1, description="Lowest propensity.")] = None,
@@ -354,7 +369,7 @@ async def cross_sell(
 
 
 @router.get("/v1/clients/{client_id}/recommendations", response_model=CrossSellPage)
-async def recommendations(
+def recommendations(
     client: PortfolioClient,
     principal: RmPrincipalDep,
     runtime: RuntimeDep,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.exc import IntegrityError
 
 from rmreco.db import kpis
 from rmreco.db import repository as repo
@@ -19,13 +20,17 @@ from rmreco.serving.deps import (
     SessionDep,
 )
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError
-from rmreco.serving.runtime import commit
-from rmreco.serving.schemas import FeedbackAnswer, FeedbackItem, FeedbackPage, FeedbackRequest
+from rmreco.serving.idempotency import IdempotencyDep
+from rmreco.serving.schemas import (
+    MAX_OFFSET,
+    FeedbackAnswer,
+    FeedbackItem,
+    FeedbackPage,
+    FeedbackRequest,
+)
 
 router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 
-#: Outcomes that close a recommendation: a later report must repeat them.
-FINAL_OUTCOMES = frozenset(kpis.FINAL_OUTCOMES)
 MAX_PAGE = 200
 
 
@@ -39,12 +44,14 @@ def _default_amount(output: dict[str, Any]) -> float | None:
     return None
 
 
-def _check_repeat(final: repo.RecordedFeedback, body: FeedbackRequest) -> None:
-    """Refuse ``body`` unless it repeats the recorded final outcome: the same outcome, and the
-    same amount and reason where it gives them.
+def _repeat(final: repo.RecordedFeedback, record_id: str, body: FeedbackRequest) -> FeedbackAnswer:
+    """The answer to ``body`` on a recommendation whose final outcome is ``final``: the earlier
+    report when ``body`` repeats it (the same outcome, and the same amount and reason where it
+    gives them).
 
     Raises:
-        ApiError: 409 ``outcome_recorded``, naming the first field that would change.
+        ApiError: 409 ``outcome_recorded``, naming the first field that would change, with the
+            recorded outcome in ``details``.
     """
     changed = [
         name
@@ -63,7 +70,20 @@ def _check_repeat(final: repo.RecordedFeedback, body: FeedbackRequest) -> None:
             f"this recommendation is already '{final.outcome}'{which}; a final outcome cannot "
             "change",
             field=changed[0],
+            details={
+                "feedback_id": final.id,
+                "outcome": final.outcome,
+                "amount": final.amount,
+                "reason": final.reason,
+            },
         )
+    return FeedbackAnswer(
+        feedback_id=final.id,
+        recommendation_id=record_id,
+        outcome=final.outcome,
+        amount=final.amount,
+        is_repeat=True,
+    )
 
 
 @router.post(
@@ -72,18 +92,21 @@ def _check_repeat(final: repo.RecordedFeedback, body: FeedbackRequest) -> None:
     status_code=201,
     responses={200: {"model": FeedbackAnswer, "description": "A repeat of the final outcome."}},
 )
-async def feedback(
+def feedback(
     record: PortfolioRecommendation,
     principal: RmPrincipalDep,
     body: FeedbackRequest,
     session: SessionDep,
     response: Response,
-) -> FeedbackAnswer:
+    idempotency: IdempotencyDep,
+) -> Any:
     """Record what came of a recommendation: offered, accepted, declined or not interested.
 
     A final outcome (accepted, declined, not interested) cannot change: posting another is a
-    409; posting the same again (a retry, a double click) stores nothing and answers 200 with
-    the earlier report, so no KPI counts it twice."""
+    409 that names the recorded one; posting the same again (a retry, a double click) stores
+    nothing and answers 200 with the earlier report, so no KPI counts it twice. The database
+    holds at most one final outcome per recommendation, whichever worker records it. With an
+    ``Idempotency-Key``, a retry gets the first answer itself."""
     if record.product_code is None:
         raise ApiError(
             409,
@@ -91,35 +114,41 @@ async def feedback(
             "feedback goes to an offered product, not to the decision record",
             field="recommendation_id",
         )
-    earlier = repo.feedback_outcomes(session, record.id)
-    final = next((f for f in reversed(earlier) if f.outcome in FINAL_OUTCOMES), None)
+    if (replayed := idempotency.replay(session)) is not None:
+        return replayed
+    final = repo.final_feedback(session, record.id)
     if final is not None:
-        _check_repeat(final, body)
         response.status_code = 200
-        return FeedbackAnswer(
-            feedback_id=final.id,
-            recommendation_id=record.id,
-            outcome=final.outcome,
-            amount=final.amount,
-            is_repeat=True,
-        )
+        return _repeat(final, record.id, body)
     amount = body.amount
     if body.outcome == "accepted" and amount is None:
         amount = _default_amount(record.output)
-    feedback_id = repo.add_feedback(
-        session,
-        recommendation_id=record.id,
-        client_id=record.client_id,
-        product_code=record.product_code,
-        user_id=principal.user_id,
-        outcome=body.outcome,
-        reason=body.reason,
-        amount=amount,
-    )
-    commit(session)
-    return FeedbackAnswer(
+    try:
+        feedback_id = repo.add_feedback(
+            session,
+            recommendation_id=record.id,
+            client_id=record.client_id,
+            product_code=record.product_code,
+            user_id=principal.user_id,
+            outcome=body.outcome,
+            reason=body.reason,
+            amount=amount,
+        )
+    except IntegrityError:
+        # another request recorded a final outcome after our read (the unique index on final
+        # outcomes refused this one): answer as if we had seen it
+        session.rollback()
+        if (replayed := idempotency.replay(session)) is not None:
+            return replayed
+        final = repo.final_feedback(session, record.id)
+        if final is None:
+            raise
+        response.status_code = 200
+        return _repeat(final, record.id, body)
+    answer = FeedbackAnswer(
         feedback_id=feedback_id, recommendation_id=record.id, outcome=body.outcome, amount=amount
     )
+    return idempotency.commit(session, answer, status=201)
 
 
 def _page(
@@ -155,11 +184,11 @@ def _page(
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Reports per page.")]
-Offset = Annotated[int, Query(ge=0, description="Reports to skip.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Reports to skip.")]
 
 
 @router.get("/v1/clients/{client_id}/feedback", response_model=FeedbackPage)
-async def client_feedback(
+def client_feedback(
     client: PortfolioClient, session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> FeedbackPage:
     """The feedback recorded on a client's recommendations, newest first: who, when, outcome,
@@ -171,7 +200,7 @@ async def client_feedback(
 
 
 @router.get("/v1/rms/{rm_id}/feedback", response_model=FeedbackPage)
-async def rm_feedback(
+def rm_feedback(
     rm_id: PortfolioRm, session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> FeedbackPage:
     """The feedback recorded on the recommendations of an RM's clients, newest first."""

@@ -1,6 +1,7 @@
 """This module owns the BRM's financing answer for one client over HTTP: which credit model
 answers (the one of the client's segment), and the audit rows (the decision row holds the
-inputs once; each option points at it). The decision itself is
+inputs once; each option points at it; every row names the models that answered with their
+training run, artifact digest and where they were served from). The decision itself is
 :func:`rmreco.modeling.decisioning.decide_financing`, which batch scoring calls too."""
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ from rmreco.modeling.decisioning import (
 from rmreco.modeling.propensity import PropensityModel
 from rmreco.serving.deps import PortfolioClient, RmPrincipalDep, RuntimeDep, SessionDep
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
-from rmreco.serving.runtime import Runtime, commit
+from rmreco.serving.idempotency import IdempotencyDep
+from rmreco.serving.model_store import ServedModel, model_provenance, model_versions
+from rmreco.serving.runtime import Runtime
 from rmreco.serving.schemas import FinancingAnswer, FinancingRequest
 
 router = APIRouter(tags=["financing"], responses=ERROR_RESPONSES)
 
 
-def _credit(runtime: Runtime, segment: str) -> tuple[str, str, CreditRiskModel]:
-    """The name, version and model of the credit-risk model that serves ``segment``.
+def _credit(runtime: Runtime, segment: str) -> tuple[ServedModel, CreditRiskModel]:
+    """The credit-risk model that serves ``segment``: as served (name, version, provenance)
+    and as the model that scores.
 
     Raises:
         ApiError: 503 while no credit model is loaded; 422 ``segment_not_served`` when loaded
@@ -42,7 +46,7 @@ def _credit(runtime: Runtime, segment: str) -> tuple[str, str, CreditRiskModel]:
     """
     served = runtime.store.credit_for(segment)
     if served is not None and isinstance(served.model, CreditRiskModel):
-        return served.name, served.version, served.model
+        return served, served.model
     segments = runtime.store.credit_segments()
     if not segments:
         raise unavailable("the credit model is not loaded yet")
@@ -57,15 +61,19 @@ def _credit(runtime: Runtime, segment: str) -> tuple[str, str, CreditRiskModel]:
 
 
 @router.post("/v1/clients/{client_id}/financing-options", response_model=FinancingAnswer)
-async def financing(
+def financing(
     client: PortfolioClient,
     principal: RmPrincipalDep,
     runtime: RuntimeDep,
     session: SessionDep,
+    idempotency: IdempotencyDep,
     body: Annotated[FinancingRequest | None, Body()] = None,
-) -> FinancingAnswer:
+) -> Any:
     """PD, grade, policy decision and the ranked financing options of one client, from the
-    credit-risk model of the client's segment."""
+    credit-risk model of the client's segment. With an ``Idempotency-Key``, a retry gets the
+    first answer and records no second decision."""
+    if (replayed := idempotency.replay(session)) is not None:
+        return replayed
     request = body or FinancingRequest()
     client_id = client.client_id
     if client.features is None or client.month is None:
@@ -75,13 +83,16 @@ async def financing(
             "the client's history has no feature snapshot yet; "
             "run `rmreco features refresh` after loading data",
         )
-    name, version, model = _credit(runtime, client.segment)
+    credit, model = _credit(runtime, client.segment)
     currency = runtime.currency(session)  # named after the amounts in the reasons
     # the policy's amounts in the data's currency (PolicyCurrencyError, a 409: none stated)
     policy = runtime.policy.in_currency(currency)
     scored = model.predict_records([client.features], currency=currency)
-    versions = {name: version}
-    propensities = _propensities(runtime, client, versions)
+    # the served models this answer reads, captured once: the audit names these, even if the
+    # store swaps a model while the answer is computed
+    used = [credit]
+    propensities = _propensities(runtime, client, used)
+    versions = model_versions(used)
     try:
         purpose_products(policy, request.purpose)
     except ValueError as exc:
@@ -113,15 +124,16 @@ async def financing(
             "client_id": client_id,
             "kind": "financing",
             "model_versions": versions,
+            "model_provenance": model_provenance(used),
             "policy_version": policy.version,
         },
         features=client.features,
         request=request.model_dump(),
         currency=currency,
+        in_default=client.in_default,
     )
     repo.add_recommendations(session, rows)
-    commit(session)
-    return FinancingAnswer(
+    financing_answer = FinancingAnswer(
         client_id=client_id,
         as_of=client.month,
         pd=answer.pd,
@@ -135,6 +147,7 @@ async def financing(
         policy_version=policy.version,
         currency=currency,
     )
+    return idempotency.commit(session, financing_answer, status=200)
 
 
 def _suppressed(session: Session, runtime: Runtime, client_id: str) -> dict[str, Suppression]:
@@ -145,17 +158,17 @@ def _suppressed(session: Session, runtime: Runtime, client_id: str) -> dict[str,
 
 
 def _propensities(
-    runtime: Runtime, client: ClientView, versions: dict[str, str]
+    runtime: Runtime, client: ClientView, used: list[ServedModel]
 ) -> dict[str, float] | None:
     """The client's take-up propensity of each product the cross-sell model scores for it (its
     stored offer candidates: eligible products it does not hold), the same figures as its
     cross-sell list; None while no cross-sell model serves the client's segment. Adds the
-    model's version to ``versions``."""
+    served model to ``used``."""
     served = runtime.store.serving("cross_sell", client.segment)
     if served is None or not isinstance(served.model, PropensityModel):
         return None
     model = served.model
-    versions[served.name] = served.version
+    used.append(served)
     base, variants = candidate_variants(client.features or {}, client.offer_candidates)
     if not variants:
         return {}
@@ -177,9 +190,13 @@ def _audit_rows(
     features: dict[str, Any],
     request: dict[str, Any],
     currency: str,
+    in_default: bool,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The audit rows of an answer (the decision row, holding the inputs once, then one row per
-    option pointing at it) and the options as the answer lists them."""
+    option pointing at it) and the options as the answer lists them. The decision row's output
+    also records the client's default status (``in_default``), the one input beside the
+    features that the PD, grade and reasons read: a client in default is graded D with a PD of
+    1 and the default as its reason whatever the model says."""
     option_rows, options = [], []
     for rank, option in enumerate(answer.options, start=1):
         rec_id = new_uuid()
@@ -209,6 +226,7 @@ def _audit_rows(
         **_reasons(answer),
         "options": [o["recommendation_id"] for o in options],
         "currency": currency,
+        "in_default": in_default,
     }
     decision_row = {
         **shared,

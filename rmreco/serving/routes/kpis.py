@@ -15,6 +15,7 @@ from rmreco.db import kpis as kpi_db
 from rmreco.serving.deps import PortfolioRm, Principal, RuntimeDep, SessionDep, require
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, not_found
 from rmreco.serving.schemas import (
+    IsoDate,
     KpiAnswer,
     KpiFigures,
     NewHoldingsKpi,
@@ -34,7 +35,7 @@ DEFAULT_PERIOD_DAYS = 90
 #: day after the last one is still a date (``to=9999-12-31`` was a 500).
 EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 FirstDay = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         alias="from",
         ge=EARLIEST_DAY,
@@ -43,7 +44,7 @@ FirstDay = Annotated[
     ),
 ]
 LastDay = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Last day (default: today, UTC)."
     ),
@@ -122,7 +123,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 @router.get("/v1/rms/{rm_id}/kpis", response_model=KpiAnswer)
-async def kpis(
+def kpis(
     rm_id: PortfolioRm,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -144,7 +145,7 @@ async def kpis(
 
 
 @router.get("/v1/kpis", response_model=TeamKpiAnswer)
-async def team_kpis(
+def team_kpis(
     _admin: AdminDep,
     runtime: RuntimeDep,
     session: SessionDep,

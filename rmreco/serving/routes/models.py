@@ -3,14 +3,14 @@ metrics, and the admin's reload (follow the champion aliases now)."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
 from rmreco.domain.names import UserRole
-from rmreco.serving.deps import Principal, PrincipalDep, RuntimeDep, require
+from rmreco.serving.deps import Principal, PrincipalDep, RuntimeDep, SessionDep, require
 from rmreco.serving.errors import ERROR_RESPONSES
+from rmreco.serving.idempotency import IdempotencyDep
 from rmreco.serving.runtime import Runtime
 from rmreco.serving.schemas import ModelsAnswer, ServedModelInfo
 
@@ -38,15 +38,21 @@ def _models_answer(runtime: Runtime) -> ModelsAnswer:
 
 
 @router.get("/v1/models", response_model=ModelsAnswer)
-async def models(runtime: RuntimeDep, _: PrincipalDep) -> ModelsAnswer:
+def models(runtime: RuntimeDep, _: PrincipalDep) -> ModelsAnswer:
     """The model versions in use and their headline test metrics."""
     return _models_answer(runtime)
 
 
 @router.post("/v1/admin/models/reload", response_model=ModelsAnswer)
-async def reload_models(
-    runtime: RuntimeDep, _: Annotated[Principal, require(UserRole.ADMIN)]
-) -> ModelsAnswer:
-    """Follow the champion aliases now instead of at the next poll."""
-    await asyncio.to_thread(runtime.store.refresh)
-    return _models_answer(runtime)
+def reload_models(
+    runtime: RuntimeDep,
+    _: Annotated[Principal, require(UserRole.ADMIN)],
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> Any:
+    """Follow the champion aliases now instead of at the next poll. With an
+    ``Idempotency-Key``, a retry gets the first answer and does not reload again."""
+    if (replayed := idempotency.replay(session)) is not None:
+        return replayed
+    runtime.store.refresh()
+    return idempotency.commit(session, _models_answer(runtime), status=200)

@@ -1,0 +1,255 @@
+"""This module owns the small served bank that the API's contract tests (``test_api_fuzz`` and
+``test_authorization_matrix``) run against: a synthetic book of 600 clients, a credit and a
+cross-sell champion trained on it once per test process, the book loaded into a fresh SQLite or
+PostgreSQL database, users of every kind, and the real app (``create_app``) behind a uvicorn
+server in a thread.
+
+It is a helper, not a test module: pytest collects nothing here. The trained models are cached
+for the process, so that both test modules pay for one training (about 20 s), while each module
+loads its own database and starts its own server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import psycopg
+import pytest
+import uvicorn
+import yaml
+from fastapi import FastAPI
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from rmreco.config import Settings
+from rmreco.data.ingest import ingest_folder
+from rmreco.db import repository
+from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.db.migrate import upgrade
+from rmreco.features.config import SnapshotParams
+from rmreco.features.snapshots import refresh_client_features
+from rmreco.serving.app import create_app
+from rmreco.serving.security import issue_key
+from rmreco.synthetic import generate_bank
+from rmreco.training.credit_risk import train_credit_risk
+from rmreco.training.cross_sell import train_cross_sell
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+#: the users every served bank has: name -> (role, which RM: "a", "b", "crm" or none)
+USERS: dict[str, tuple[str, str | None]] = {
+    "brm_a": ("brm", "a"),
+    "brm_b": ("brm", "b"),
+    "crm": ("crm", "crm"),
+    "ds": ("data_scientist", None),
+    "admin": ("admin", None),
+    "revoked": ("brm", "a"),
+}
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A synthetic book and the MLflow registry holding its champions."""
+
+    bank: Path
+    tracking_uri: str
+
+
+_TRAINED: Trained | None = None
+
+
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The book and its champions (a credit model and a cross-sell model), trained once per
+    test process with few boosting rounds."""
+    global _TRAINED
+    if _TRAINED is not None:
+        return _TRAINED
+    folder = tmp_path_factory.mktemp("served_bank")
+    bank = folder / "bank"
+    generate_bank(bank, n_clients=600, n_months=24, seed=9)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    settings = Settings(home=folder / "home")
+    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 60
+    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
+    spec = folder / "credit.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    assert train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri).gate.passed
+    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 40
+    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
+    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
+    raw["model"]["logistic"]["max_iter"] = 200
+    raw["gates"]["min_value"] = 0.05
+    spec = folder / "cross_sell.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    assert train_cross_sell(bank, spec_path=spec, settings=settings, tracking_uri=uri).gate.passed
+    _TRAINED = Trained(bank=bank, tracking_uri=uri)
+    return _TRAINED
+
+
+@contextlib.contextmanager
+def empty_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an empty database: a SQLite file, or a new PostgreSQL database on
+    ``RMRECO_TEST_POSTGRES_URL`` dropped afterwards (unreachable: skipped, or failed when
+    ``CI=true``)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'rmreco.db'}"
+        return
+    server = make_url(os.environ.get("RMRECO_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL))
+    try:
+        admin = psycopg.connect(
+            server.set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+            connect_timeout=3,
+        )
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    name = f"rmreco_contract_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@dataclass(frozen=True)
+class ServedBank:
+    """The running service and what the tests need to know of its book."""
+
+    url: str
+    #: API key of each user of :data:`USERS` (the revoked one's too)
+    keys: dict[str, str]
+    #: the RMs of brm_a, brm_b and crm
+    rm_a: str
+    rm_b: str
+    rm_crm: str
+    #: SME clients of rm_a and rm_b, corporate clients of rm_crm
+    clients: dict[str, list[str]]
+    teams: list[str]
+    settings: Settings
+    app: FastAPI
+
+    def auth(self, who: str | None) -> dict[str, str]:
+        """The Authorization header of ``who`` (none for None)."""
+        return {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _serve(app: FastAPI) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _wait_ready(url: str, admin_key: str, seconds: float = 90) -> None:
+    """Poll /readyz until both champions are served (models load in the background); only an
+    admin is told which models are."""
+    deadline = time.monotonic() + seconds
+    answer: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(
+            f"{url}/readyz", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
+        ).json()
+        if answer.get("ready") and len(answer.get("models") or {}) == 2:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"service not ready: {answer}")
+
+
+@contextlib.contextmanager
+def served_bank(
+    database_url: str, models: Trained, home: Path, **settings: Any
+) -> Iterator[ServedBank]:
+    """The book loaded into the empty database at ``database_url``, its users created and the
+    service started; ``settings`` override the service's settings (the contract tests lift the
+    rate limit and the lockout, which their thousand requests would otherwise meet)."""
+    upgrade(database_url)
+    config = Settings(home=home, database_url=database_url, **settings)
+    engine = create_engine_for(database_url)
+    try:
+        ingest_folder(models.bank, engine, settings=config)
+        factory = session_factory(engine)
+        with transaction(factory) as session:
+            refresh_client_features(session, SnapshotParams())
+        clients = pd.read_parquet(models.bank / "clients.parquet")
+        managers = pd.read_parquet(models.bank / "relationship_managers.parquet")
+        sme = clients[clients["segment"] == "sme"]
+        corporate = clients[clients["segment"] == "corporate"]
+        brms = [str(rm) for rm in sme["rm_id"].value_counts().index[:2]]
+        rms = {"a": brms[0], "b": brms[1], "crm": str(corporate["rm_id"].value_counts().index[0])}
+        keys: dict[str, str] = {}
+        with transaction(factory) as session:
+            for name, (role, rm) in USERS.items():
+                key = issue_key()
+                repository.add_user(
+                    session,
+                    name=name,
+                    role=role,
+                    rm_id=rms[rm] if rm else None,
+                    key_prefix=key.prefix,
+                    key_hash=key.hash,
+                )
+                keys[name] = key.key
+            repository.revoke_user(session, "revoked", pd.Timestamp.now(tz="UTC").to_pydatetime())
+    finally:
+        engine.dispose()
+    app = create_app(
+        config,
+        tracking_uri=models.tracking_uri,
+        policy_path=ROOT / "models" / "credit_policy.yaml",
+        poll_seconds=3600,
+    )
+    with _serve(app) as url:
+        _wait_ready(url, keys["admin"])
+        yield ServedBank(
+            url=url,
+            keys=keys,
+            rm_a=rms["a"],
+            rm_b=rms["b"],
+            rm_crm=rms["crm"],
+            clients={
+                rms["a"]: list(sme.loc[sme["rm_id"] == rms["a"], "client_id"]),
+                rms["b"]: list(sme.loc[sme["rm_id"] == rms["b"], "client_id"]),
+                rms["crm"]: list(corporate.loc[corporate["rm_id"] == rms["crm"], "client_id"]),
+            },
+            teams=sorted(str(t) for t in managers["team"].dropna().unique()),
+            settings=config,
+            app=app,
+        )

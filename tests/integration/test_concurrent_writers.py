@@ -1,0 +1,163 @@
+"""Many RMs recording feedback at once through ``rmreco serve --workers 2``, on SQLite and
+PostgreSQL: 50 concurrent clients x 40 posts make exactly 2,000 rows, with a tenth of the posts
+retried under their ``Idempotency-Key`` (as a client does that did not hear the answer) and
+every retry answered with the first answer, never stored twice, never a 5xx."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, insert, select
+
+from rmreco.config import Settings
+from rmreco.data.ingest import ingest_folder
+from rmreco.db import repository, schema
+from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.db.migrate import upgrade
+from rmreco.serving.security import issue_key
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+CLIENTS = 50
+POSTS = 40
+OUTCOMES = ("accepted", "declined", "not_interested", "offered")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _book(db_url: str, tiny_bank: Path, home: Path) -> tuple[list[str], list[str]]:
+    """The tiny bank, one brm user per concurrent client, and CLIENTS x POSTS recommendations
+    of RM01's client C001; returns the keys and the recommendation ids."""
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    try:
+        ingest_folder(tiny_bank, engine, settings=Settings(home=home, database_url=db_url))
+        keys = []
+        with transaction(session_factory(engine)) as session:
+            for i in range(CLIENTS):
+                issued = issue_key()
+                repository.add_user(
+                    session,
+                    name=f"brm{i}",
+                    role="brm",
+                    rm_id="RM01",
+                    key_prefix=issued.prefix,
+                    key_hash=issued.hash,
+                )
+                keys.append(issued.key)
+        ids = [str(uuid.uuid4()) for _ in range(CLIENTS * POSTS)]
+        with engine.begin() as c:
+            c.execute(
+                insert(schema.Recommendation),
+                [
+                    {
+                        "id": rec,
+                        "created_at": schema.utcnow(),
+                        "user_id": 1,
+                        "client_id": "C001",
+                        "kind": "cross_sell",
+                        "product_code": "TERM_LOAN",
+                        "rank": 1,
+                        "model_versions": {},
+                        "output": {},
+                    }
+                    for rec in ids
+                ],
+            )
+    finally:
+        engine.dispose()
+    return keys, ids
+
+
+def test_fifty_clients_posting_forty_feedbacks_through_two_workers_store_exactly_2000_rows(
+    db_url: str, tiny_bank: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    keys, ids = _book(db_url, tiny_bank, home)
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RMRECO_")},
+        "RMRECO_HOME": str(home),
+        "RMRECO_DATABASE_URL": db_url,
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(BIN / "rmreco"), "serve", "--workers", "2", "--port", str(port),
+             "--tracking-uri", f"http://127.0.0.1:{_free_port()}", "--poll-seconds", "3600"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+
+        def client(i: int) -> list[tuple[int, dict[str, object], bool]]:
+            answers = []
+            headers = {"Authorization": f"Bearer {keys[i]}"}
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+                for j in range(POSTS):
+                    rec = ids[i * POSTS + j]
+                    body = {"outcome": OUTCOMES[j % len(OUTCOMES)]}
+                    key = {"Idempotency-Key": f"{i}-{j}"}
+                    for attempt in range(2 if j % 10 == 0 else 1):
+                        r = http.post(f"/v1/recommendations/{rec}/feedback", json=body, headers=key)
+                        answers.append((r.status_code, r.json(), attempt > 0))
+            return answers
+
+        with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+            answers = [a for batch in pool.map(client, range(CLIENTS)) for a in batch]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert len(answers) == CLIENTS * POSTS + CLIENTS * POSTS // 10
+    assert {status for status, _, _ in answers} == {201}, [a for a in answers if a[0] != 201][:3]
+    engine = create_engine(create_engine_for(db_url).url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(select(func.count()).select_from(schema.Feedback)).scalar_one()
+            per_rec = c.execute(
+                select(func.count(func.distinct(schema.Feedback.recommendation_id)))
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert rows == CLIENTS * POSTS == 2000
+    assert per_rec == 2000
+    # every retry was answered with the first answer's feedback id
+    first = {}
+    for _, body, is_retry in answers:
+        rec = body["recommendation_id"]
+        if is_retry:
+            assert body == first[rec]
+        else:
+            first[rec] = body
