@@ -53,6 +53,7 @@ bench: env
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_service.py
 	$(BIN)/python benchmarks/bench_ranking.py
+	$(BIN)/python benchmarks/bench_guarantees.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

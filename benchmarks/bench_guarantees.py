@@ -15,7 +15,9 @@ figures are the median over repeats of each run's p50 and p99 latency and throug
 "after + Idempotency-Key" sends a fresh key with every request, so each answer is also stored
 for replay: the full cost of a client that uses keys. The after server's rate limit is raised
 for the run (one key sends every request); its bucket is still checked on every request.
-The target (issue 13): the guarantees cost at most 1 ms at the median.
+A run stops when more than 1% of its answers are not 200; fewer are printed with the run (on
+SQLite at this concurrency, before and after alike, a request may now and then wait out the lock
+timeout). The target (issue 13): the guarantees cost at most 1 ms at the median.
 """
 
 from __future__ import annotations
@@ -35,13 +37,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import ROOT, _exchange, _free_port, _new_key, _request, _setup, _wait
+from bench_service import ROOT, _free_port, _load, _new_key, _setup, _wait
 
 
 def _export(revision: str, target: Path) -> Path:
@@ -64,39 +65,6 @@ def _head_of(env: dict[str, str]) -> str:
         text=True,
     )
     return done.stdout.strip()
-
-
-async def _load(
-    urls: list[str], headers: list[dict[str, str]], concurrency: int
-) -> dict[str, float]:
-    requests = [_request("POST", u, {}, h) for u, h in zip(urls, headers, strict=True)]
-    parts = urlsplit(urls[0])
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(len(requests)))
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        try:
-            for i in counter:
-                started = time.perf_counter()
-                status = await _exchange(reader, writer, requests[i])
-                latencies.append(time.perf_counter() - started)
-                errors += status != 200
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "rps": len(latencies) / wall,
-        "errors": errors,
-    }
 
 
 def _run(
@@ -128,23 +96,25 @@ def _run(
             if time.monotonic() > deadline:
                 raise SystemExit(f"{name}: the service did not load its models")
             time.sleep(0.5)
-        with_keys = name.endswith("Idempotency-Key")
+        auth = {"Authorization": f"Bearer {key}"}
 
-        def headers(n: int) -> list[dict[str, str]]:
-            auth = {"Authorization": f"Bearer {key}"}
-            return [
-                {**auth, "Idempotency-Key": str(uuid.uuid4())} if with_keys else auth
-                for _ in range(n)
-            ]
+        def headers(_: int) -> dict[str, str]:
+            # a fresh key per request: every answer is stored for its retries
+            return {**auth, "Idempotency-Key": str(uuid.uuid4())}
 
-        urls = [f"{base}/v1/clients/{ids[i % len(ids)]}/financing-options" for i in range(10**6)]
+        sent = headers if name.endswith("Idempotency-Key") else auth
+        template = f"{base}/v1/clients/{{}}/financing-options"
+
+        def url(i: int) -> str:
+            return template.format(ids[i % len(ids)])
+
         warm = min(200, args.requests)
-        asyncio.run(_load(urls[:warm], headers(warm), args.concurrency))
-        figures = asyncio.run(
-            _load(urls[warm : warm + args.requests], headers(args.requests), args.concurrency)
-        )
-        if figures["errors"]:
-            raise SystemExit(f"{name}: {figures['errors']:.0f} answers were not 200")
+        asyncio.run(_load(url, [{}], sent, args.concurrency, warm))
+        figures = asyncio.run(_load(url, [{}], sent, args.concurrency, args.requests))
+        if figures["errors"] > args.requests / 100:
+            raise SystemExit(
+                f"{name}: {figures['errors']:.0f} answers were not 200 ({figures['statuses']})"
+            )
         figures["peak_mb"] = _peak_mb(server.pid)
         return figures
     finally:
@@ -226,7 +196,12 @@ def main() -> None:
                 print(
                     f"repeat {repeat + 1}: {target:<28} p50 {figures['p50_ms']:6.2f} ms  "
                     f"p99 {figures['p99_ms']:6.2f} ms  {figures['rps']:6.0f} req/s  "
-                    f"peak {figures['peak_mb']:5.0f} MB",
+                    f"peak {figures['peak_mb']:5.0f} MB"
+                    + (
+                        f"  not 200: {figures['errors']} {figures['statuses']}"
+                        if figures["errors"]
+                        else ""
+                    ),
                     flush=True,
                 )
 

@@ -137,6 +137,10 @@ rmreco demo
       {base}/v1/clients/{summary.sample_corporate_client}/financing-options
     curl -s -H 'Authorization: Bearer {prm.key}' \\
       '{base}/v1/rms/{prm.rm_id}/cross-sell?limit=10'
+  retries: a POST sent with -H 'Idempotency-Key: <a uuid>' is answered once and recorded once,
+    however often it is sent again with that key
+  readiness with model versions: curl -s -H 'Authorization: Bearer {admin.key}' \
+      {summary.readiness_url}
   MLflow UI:     mlflow ui --backend-store-uri {summary.tracking_uri}
 """
     )

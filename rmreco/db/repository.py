@@ -378,11 +378,14 @@ def store_answer(
     body: dict[str, Any],
     forget_before: datetime,
 ) -> None:
-    """Remember an answer under (user, key), first forgetting the user's answers older than
-    ``forget_before``; raises IntegrityError (at flush) when the key is taken."""
+    """Remember an answer under (user, key), replacing an answer of that key older than
+    ``forget_before``; raises IntegrityError when the key is taken by a newer one."""
+    # one row by its primary key: the older answers of everyone are forgotten in the
+    # background (forget_answers), never by a scan on the request path
     session.execute(
         delete(schema.IdempotentAnswer).where(
             schema.IdempotentAnswer.user_id == user_id,
+            schema.IdempotentAnswer.key == key,
             schema.IdempotentAnswer.created_at < forget_before,
         )
     )
@@ -397,6 +400,14 @@ def store_answer(
             created_at=schema.utcnow(),
         )
     )
+
+
+def forget_answers(session: Session, before: datetime) -> int:
+    """Delete the answers stored under idempotency keys before ``before``; how many."""
+    result = session.execute(
+        delete(schema.IdempotentAnswer).where(schema.IdempotentAnswer.created_at < before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def sample_features(session: Session, limit: int = 20) -> list[dict[str, Any]]:

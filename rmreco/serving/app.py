@@ -23,6 +23,7 @@ from rmreco.features.config import SnapshotParams
 from rmreco.features.snapshots import stored_params
 from rmreco.modeling.policy import load_policy
 from rmreco.serving.errors import install_error_handlers
+from rmreco.serving.idempotency import FORGET_EVERY_SECONDS, forget_expired
 from rmreco.serving.limits import install_limits
 from rmreco.serving.model_store import ModelStore
 from rmreco.serving.routes import ROUTERS
@@ -105,15 +106,14 @@ def create_app(
         # a load whose feature refresh was cut short (a kill between the two) is completed in
         # the background; /readyz says not ready until it is
         repair = asyncio.create_task(complete_owed_refresh(app, settings, poll_seconds))
+        forgetting = asyncio.create_task(forget_expired(factory, FORGET_EVERY_SECONDS))
         try:
             yield
         finally:
-            follower.cancel()
-            repair.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
-            with contextlib.suppress(asyncio.CancelledError):
-                await repair
+            for task in (follower, repair, forgetting):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             engine.dispose()
 
     app = FastAPI(

@@ -12,7 +12,9 @@ is a 422), and is remembered for :data:`KEY_LIFETIME`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -20,13 +22,16 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from rmreco.db import repository as repo
+from rmreco.db.engine import transaction
 from rmreco.serving.deps import PrincipalDep
 from rmreco.serving.errors import ApiError
 from rmreco.serving.runtime import commit
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 #: How long a key is remembered: a retry comes within minutes; a day covers a client that
@@ -34,6 +39,8 @@ HEADER = "Idempotency-Key"
 KEY_LIFETIME = timedelta(hours=24)
 #: Answer header telling the client it got the stored answer of an earlier request.
 REPLAYED_HEADER = "Idempotent-Replayed"
+#: How often the service forgets the answers of expired keys.
+FORGET_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -133,3 +140,22 @@ async def _idempotency(
 
 #: The request's :class:`Idempotency` (for the mutating POSTs).
 IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
+
+
+async def forget_expired(factory: sessionmaker[Session], every_seconds: float) -> None:
+    """Forget the answers of keys older than :data:`KEY_LIFETIME`, now and every
+    ``every_seconds``, off the request path (one indexed delete; a request never scans for
+    them). Never raises: a database that is down is tried again at the next round."""
+
+    def forget() -> int:
+        with transaction(factory) as session:
+            return repo.forget_answers(session, datetime.now(UTC) - KEY_LIFETIME)
+
+    while True:
+        try:
+            forgotten = await asyncio.to_thread(forget)
+            if forgotten:
+                log.info("forgot the answers of %d expired idempotency keys", forgotten)
+        except SQLAlchemyError as exc:
+            log.warning("could not forget expired idempotency keys: %s", type(exc).__name__)
+        await asyncio.sleep(every_seconds)

@@ -121,10 +121,16 @@ def empty_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     name = f"rmreco_contract_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        # a connection of its own: a test may have restarted the server meanwhile
+        with psycopg.connect(
+            server.set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+            connect_timeout=30,
+        ) as again:
+            again.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
@@ -151,15 +157,17 @@ class ServedBank:
         return {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this machine now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    port = _free_port()
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on a free port until the block ends; its URL."""
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -236,7 +244,7 @@ def served_bank(
         policy_path=ROOT / "models" / "credit_policy.yaml",
         poll_seconds=3600,
     )
-    with _serve(app) as url:
+    with serve_in_thread(app) as url:
         _wait_ready(url, keys["admin"])
         yield ServedBank(
             url=url,

@@ -1,13 +1,14 @@
 """Many RMs recording feedback at once through ``rmreco serve --workers 2``, on SQLite and
 PostgreSQL: 50 concurrent clients x 40 posts make exactly 2,000 rows, with a tenth of the posts
 retried under their ``Idempotency-Key`` (as a client does that did not hear the answer) and
-every retry answered with the first answer, never stored twice, never a 5xx."""
+every retry answered with the first answer, never stored twice, never a 5xx. Then, across both
+workers: ten posts with one key at once make one row, and contradicting outcomes posted at once
+leave one final outcome."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from served_bank import free_port
 from sqlalchemy import create_engine, func, insert, select
 
 from rmreco.config import Settings
@@ -32,12 +34,6 @@ BIN = Path(sys.executable).parent
 CLIENTS = 50
 POSTS = 40
 OUTCOMES = ("accepted", "declined", "not_interested", "offered")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _book(db_url: str, tiny_bank: Path, home: Path) -> tuple[list[str], list[str]]:
@@ -60,7 +56,8 @@ def _book(db_url: str, tiny_bank: Path, home: Path) -> tuple[list[str], list[str
                     key_hash=issued.hash,
                 )
                 keys.append(issued.key)
-        ids = [str(uuid.uuid4()) for _ in range(CLIENTS * POSTS)]
+        # one recommendation per post, and two for the simultaneous posts at the end
+        ids = [str(uuid.uuid4()) for _ in range(CLIENTS * POSTS + 2)]
         with engine.begin() as c:
             c.execute(
                 insert(schema.Recommendation),
@@ -89,7 +86,7 @@ def test_fifty_clients_posting_forty_feedbacks_through_two_workers_store_exactly
 ) -> None:
     home = tmp_path / "home"
     keys, ids = _book(db_url, tiny_bank, home)
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RMRECO_")},
         "RMRECO_HOME": str(home),
@@ -99,7 +96,7 @@ def test_fifty_clients_posting_forty_feedbacks_through_two_workers_store_exactly
     with log.open("wb") as out:
         server = subprocess.Popen(
             [str(BIN / "rmreco"), "serve", "--workers", "2", "--port", str(port),
-             "--tracking-uri", f"http://127.0.0.1:{_free_port()}", "--poll-seconds", "3600"],
+             "--tracking-uri", f"http://127.0.0.1:{free_port()}", "--poll-seconds", "3600"],
             env=env,
             cwd=tmp_path,
             stdout=out,
@@ -133,6 +130,26 @@ def test_fifty_clients_posting_forty_feedbacks_through_two_workers_store_exactly
 
         with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
             answers = [a for batch in pool.map(client, range(CLIENTS)) for a in batch]
+            # ten posts with one key at once, and contradicting outcomes at once, across both
+            # workers
+            same_key, contested = ids[-2], ids[-1]
+
+            def post(rec: str, outcome: str, key: str | None, who: int) -> httpx.Response:
+                headers = {"Authorization": f"Bearer {keys[who]}"}
+                if key is not None:
+                    headers["Idempotency-Key"] = key
+                return httpx.post(
+                    f"{base}/v1/recommendations/{rec}/feedback",
+                    json={"outcome": outcome},
+                    headers=headers,
+                    timeout=60,
+                )
+
+            keyed = list(pool.map(lambda _: post(same_key, "offered", "once", 0), range(10)))
+            outcomes = ["accepted", "declined", "not_interested"] * 7
+            raced = list(
+                pool.map(lambda n: post(contested, outcomes[n], None, n), range(len(outcomes)))
+            )
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -151,8 +168,12 @@ def test_fifty_clients_posting_forty_feedbacks_through_two_workers_store_exactly
             ).scalar_one()
     finally:
         engine.dispose()
-    assert rows == CLIENTS * POSTS == 2000
-    assert per_rec == 2000
+    assert rows == CLIENTS * POSTS + 2 == 2002
+    assert per_rec == 2002
+    assert {r.status_code for r in keyed} == {201}, [r.text for r in keyed]
+    assert len({r.json()["feedback_id"] for r in keyed}) == 1
+    assert sorted(r.status_code for r in raced).count(201) == 1
+    assert {r.status_code for r in raced} <= {200, 201, 409}, [r.text for r in raced]
     # every retry was answered with the first answer's feedback id
     first = {}
     for _, body, is_retry in answers:

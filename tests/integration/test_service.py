@@ -10,10 +10,7 @@ user, count rows as differences, or put back what they change, so that they hold
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,10 +23,10 @@ import httpx
 import pandas as pd
 import psycopg
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from psycopg import sql
+from served_bank import serve_in_thread
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -111,33 +108,6 @@ class Service:
     app: FastAPI
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -215,7 +185,7 @@ def service(
         poll_seconds=3600,
     )
     try:
-        with _serve(app) as url:
+        with serve_in_thread(app) as url:
             admin = {"Authorization": f"Bearer {keys['admin']}"}
             _wait_ready(url, until=lambda r: len(r["models"]) == 2, headers=admin)
             yield Service(
@@ -502,7 +472,7 @@ def test_restart_with_the_registry_unreachable_serves_the_local_copy(service: Se
         poll_seconds=3600,
         policy_path=ROOT / "models" / "credit_policy.yaml",
     )
-    with _serve(app) as url:
+    with serve_in_thread(app) as url:
         ready = _wait_ready(
             url,
             until=lambda r: r["registry"] == "unreachable" and len(r["models"]) == 2,

@@ -11,20 +11,19 @@ port with a small pool (2 connections, 1 s to get one, 2 s lock wait).
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from sqlalchemy import Engine, create_engine, func, select, text
+from served_bank import serve_in_thread
+from sqlalchemy import Engine, create_engine, func, select, text, update
 
 from rmreco.config import Settings
 from rmreco.data.ingest import ingest_folder
@@ -32,6 +31,7 @@ from rmreco.db import repository, schema
 from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.db.migrate import upgrade
 from rmreco.serving.app import create_app
+from rmreco.serving.idempotency import KEY_LIFETIME
 from rmreco.serving.security import issue_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,32 +78,6 @@ class Book:
             return [r[0] for r in rows]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def book(db_url: str, tiny_bank: Path, tmp_path: Path) -> Iterator[Book]:
     upgrade(db_url)
@@ -136,7 +110,7 @@ def book(db_url: str, tiny_bank: Path, tmp_path: Path) -> Iterator[Book]:
         settings, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", poll_seconds=3600
     )
     try:
-        with _serve(app) as url:
+        with serve_in_thread(app) as url:
             yield Book(url, db_url, plain, keys["brm"], keys["admin"])
     finally:
         plain.dispose()
@@ -260,3 +234,33 @@ def test_a_stuck_database_is_a_bounded_503_and_healthz_answers(book: Book) -> No
     with book.engine.connect() as c:
         count = c.execute(select(func.count()).select_from(schema.Feedback)).scalar_one()
     assert count == 1
+
+
+def test_an_expired_idempotency_key_is_a_new_request_and_old_answers_are_forgotten(
+    book: Book,
+) -> None:
+    rec = book.recommendation()
+    key = str(uuid.uuid4())
+    first = book.post(_feedback_path(rec), {"outcome": "offered"}, **{"Idempotency-Key": key})
+    assert first.status_code == 201
+    with book.engine.begin() as c:  # a day and an hour later
+        c.execute(
+            update(schema.IdempotentAnswer)
+            .where(schema.IdempotentAnswer.key == key)
+            .values(created_at=schema.utcnow() - KEY_LIFETIME - timedelta(hours=1))
+        )
+    # the key's lifetime is over: another body under it is a new request, not a reuse
+    again = book.post(_feedback_path(rec), {"outcome": "accepted"}, **{"Idempotency-Key": key})
+    assert again.status_code == 201, again.text
+    assert book.feedback_rows(rec) == ["offered", "accepted"]
+    with book.engine.begin() as c:
+        c.execute(
+            update(schema.IdempotentAnswer).values(
+                created_at=schema.utcnow() - KEY_LIFETIME - timedelta(hours=1)
+            )
+        )
+    with transaction(session_factory(book.engine)) as session:
+        assert repository.forget_answers(session, schema.utcnow() - KEY_LIFETIME) == 1
+    with book.engine.connect() as c:
+        left = c.execute(select(func.count()).select_from(schema.IdempotentAnswer)).scalar_one()
+    assert left == 0
