@@ -21,7 +21,7 @@ Rules of the input format (also in the documented contract):
   is refused (as the file's header spells it, before any parser renames the second one).
 - CSV: UTF-8 (a byte-order mark is fine), comma separated, empty cell = missing; spaces around a
   value are trimmed. Only an empty cell is missing: "NA" or "null" are text, not gaps. A file that
-  is not such text is refused with what it is instead (:func:`csv_file_problem`): empty, a
+  is not such text is refused with what it is instead (``rmreco.data.files``): empty, a
   Parquet or Excel file under a ``.csv`` name, UTF-16, or bytes that are not UTF-8 (naming the
   line of the first one).
 - Identifiers are text. Integer identifiers (Parquet integers, or floats that hold whole numbers
@@ -49,8 +49,6 @@ Rules of the input format (also in the documented contract):
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
 import logging
 import math
@@ -61,17 +59,25 @@ from typing import Any, Final, cast
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from rmreco.data.dates import is_month_column, read_month_column
+from rmreco.data.files import (
+    CSV_SUFFIX,
+    PARQUET_SUFFIX,
+    blank_to_na,
+    csv_file_problem,
+    header_names,
+    not_utf8_problem,
+    read_raw,
+    reading_error,
+    repeated_names,
+)
 from rmreco.data.manifest import Manifest, read_manifest
 from rmreco.domain import contract
 from rmreco.domain.errors import Problem
 
 logger = logging.getLogger(__name__)
 
-CSV_SUFFIX = ".csv"
-PARQUET_SUFFIX = ".parquet"
 #: Cell-level problems collected per column and kind of problem; the rest are counted only.
 MAX_PROBLEMS_PER_COLUMN = 100
 #: The largest whole number a whole-number column holds (the databases' 32-bit integers): no
@@ -81,21 +87,6 @@ MAX_WHOLE_NUMBER: Final = 2**31 - 1
 DATE_DTYPE: Final = "datetime64[us]"
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-#: How many bytes of a CSV file are looked at to tell what it is before it is parsed.
-_SNIFF_BYTES = 1 << 16
-#: The first bytes of files that are often sent under a ``.csv`` name, and what to do instead.
-_NOT_CSV: tuple[tuple[bytes, str], ...] = (
-    (b"PAR1", "a Parquet file, not CSV text: name it {stem}.parquet"),
-    (
-        b"PK\x03\x04",
-        "a ZIP archive (an Excel workbook?), not CSV text: export the sheet as CSV, UTF-8",
-    ),
-    (b"\xd0\xcf\x11\xe0", "an old Excel file, not CSV text: export the sheet as CSV, UTF-8"),
-)
-#: pandas' messages for a row with more cells than the header (its line counted from 1) and for
-#: a quote never closed (its line counted from 0).
-_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -276,12 +267,14 @@ def read_table(
     try:
         refused = csv_file_problem(path) if path.suffix == CSV_SUFFIX else None
         # the header as the file spells it: pandas would rename a second "region" "region.1"
-        duplicated = [] if refused else _repeated([c.strip().lower() for c in _header(path)])
-        raw = None if refused or duplicated else _read_raw(path)
+        duplicated = (
+            [] if refused else repeated_names([c.strip().lower() for c in header_names(path)])
+        )
+        raw = None if refused or duplicated else read_raw(path)
     except UnicodeDecodeError:
-        return None, [Problem(file=file, message=_not_utf8(path))], []
+        return None, [Problem(file=file, message=not_utf8_problem(path))], []
     except Exception as exc:  # any parser or file error: report it against the file, keep going
-        message = f"cannot be read: {_reading_error(exc, path)}"
+        message = f"cannot be read: {reading_error(exc, path)}"
         return None, [Problem(file=file, message=message)], []
     if refused is not None:
         return None, [Problem(file=file, message=refused)], []
@@ -517,104 +510,6 @@ def _categorical(series: pd.Series, collector: ProblemCollector) -> pd.Series:
     return text.astype(object).where(text.notna(), None)
 
 
-def csv_file_problem(path: Path) -> str | None:
-    """Why the CSV file ``path`` is not CSV text the contract reads, told from its first bytes,
-    or None: empty (not even a header), a Parquet or Excel file under a ``.csv`` name, UTF-16.
-    Bytes that are not UTF-8 further on are found while reading (:func:`_not_utf8`)."""
-    with path.open("rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-    body = head.removeprefix(codecs.BOM_UTF8)
-    if not body.strip():
-        return "is empty: a CSV file needs at least its header row"
-    for magic, what in _NOT_CSV:
-        if body.startswith(magic):
-            return "is " + what.format(stem=path.stem)
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "is UTF-16 text: save it as UTF-8"
-    return None
-
-
-def _not_utf8(path: Path) -> str:
-    """The problem of a file that is not UTF-8, naming the line and the first bad byte."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    with path.open("rb") as handle:
-        while True:
-            chunk = handle.read(1 << 20)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                # exc.object is what the decoder held plus this chunk; held bytes are the start
-                # of a character, never a line break, and their line was counted already
-                data = bytes(exc.object)
-                line += data.count(b"\n", 0, exc.start)
-                return (
-                    f"is not UTF-8 text: line {line} holds the byte 0x{data[exc.start]:02x} "
-                    "(binary data, or text in another encoding such as Latin-1 or "
-                    "Windows-1252): save it as UTF-8"
-                )
-            if not chunk:
-                break
-            line += chunk.count(b"\n")
-    return "is not UTF-8 text: save it as UTF-8"
-
-
-def _header(path: Path) -> list[str]:
-    """The column names as the file gives them: a CSV's first non-empty row, a Parquet file's
-    schema."""
-    if path.suffix != CSV_SUFFIX:
-        return [str(name) for name in pq.read_schema(path).names]
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.reader(handle):
-            if any(cell.strip() for cell in row):
-                return row
-    return []
-
-
-def _repeated(names: list[str]) -> list[str]:
-    """The names that occur more than once, sorted."""
-    seen: set[str] = set()
-    repeated: set[str] = set()
-    for name in names:
-        (repeated if name in seen else seen).add(name)
-    return sorted(repeated)
-
-
-def _reading_error(exc: Exception, path: Path) -> str:
-    """A parser's error as a refusal says it: the file by its name only, pandas' CSV tokenizer
-    errors in words."""
-    text = str(exc).strip().replace(str(path), path.name)
-    fields = _FIELD_COUNT.search(text)
-    if fields is not None:
-        header, line, found = fields.groups()
-        return (
-            f"line {line} has {found} cells, but the header has {header} (a value holding a comma "
-            'must be quoted: "a, b")'
-        )
-    quote = _OPEN_QUOTE.search(text)
-    if quote is not None:
-        return f"the quote opened on line {int(quote.group(1)) + 1} is never closed"
-    return text.removeprefix("Error tokenizing data. C error: ")
-
-
-def _read_raw(path: Path) -> pd.DataFrame:
-    if path.suffix == CSV_SUFFIX:
-        # Everything as text first: conversion below knows each column's kind and reports
-        # each bad cell, where pandas' own inference would silently turn ids into floats.
-        frame = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            encoding="utf-8-sig",
-            skip_blank_lines=True,
-        )
-        for name in frame.columns:
-            frame[name] = _blank_to_na(frame[name].str.strip())
-        return frame
-    return pd.read_parquet(path)
-
-
 class ProblemCollector:
     """Problems of one column, at most MAX_PROBLEMS_PER_COLUMN per kind of problem."""
 
@@ -708,14 +603,10 @@ def _text(series: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         return series.dt.strftime("%Y-%m-%d").astype("str")
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
-        return _blank_to_na(series.str.strip()).astype("str")
+        return blank_to_na(series.str.strip()).astype("str")
     # object columns (Parquet with mixed or unusual values): text of each value
     text = series.map(_value_text, na_action="ignore").astype("str")
-    return _blank_to_na(text.str.strip())
-
-
-def _blank_to_na(series: pd.Series) -> pd.Series:
-    return series.mask(series == "")
+    return blank_to_na(text.str.strip())
 
 
 def _number_text(value: float) -> str:

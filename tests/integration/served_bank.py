@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -184,6 +187,49 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_workers(
+    folder: Path, settings: dict[str, str], workers: int = 2, tracking_uri: str | None = None
+) -> Iterator[str]:
+    """``rmreco serve --workers N`` as a subprocess on a free port until the block ends; its URL.
+
+    ``settings`` are ``RMRECO_*`` variables (the caller's own are not passed on); the registry
+    is ``tracking_uri``, or a port nobody listens on (feedback, KPIs and the probes need no
+    model). The server's output is in ``folder/serve.log``, shown when it fails to come up."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RMRECO_")}
+    log = folder / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "rmreco"), "serve", "--workers", str(workers),
+             "--port", str(port), "--poll-seconds", "3600",
+             "--tracking-uri", tracking_uri or f"http://127.0.0.1:{free_port()}"],
+            env={**env, **settings},
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # each worker imports the whole service: minutes on a machine busy with other work
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def _wait_ready(url: str, admin_key: str, seconds: float = 90) -> None:

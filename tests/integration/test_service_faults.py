@@ -4,8 +4,9 @@ one final outcome per recommendation whoever posts it, one row per idempotency k
 database holds a lock, with ``/healthz`` answering throughout.
 
 The book is the tiny bank with recommendation rows written directly: feedback, KPIs and the
-probes need no model, so no training is paid for here. The server is a real uvicorn on a free
-port with a small pool (2 connections, 1 s to get one, 2 s lock wait).
+probes need no model, so no training is paid for here. The server is ``rmreco serve --workers
+2`` on a free port, each worker with a small pool (2 connections, 1 s to get one, 2 s lock
+wait), so every promise holds across processes, not only across threads.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from served_bank import serve_in_thread
+from served_bank import empty_database, serve_workers
 from sqlalchemy import Engine, create_engine, func, select, text, update
 
 from rmreco.config import Settings
@@ -30,11 +31,11 @@ from rmreco.data.ingest import ingest_folder
 from rmreco.db import repository, schema
 from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.db.migrate import upgrade
-from rmreco.serving.app import create_app
 from rmreco.serving.idempotency import KEY_LIFETIME
 from rmreco.serving.security import issue_key
 
 ROOT = Path(__file__).resolve().parents[2]
+TINY_BANK = ROOT / "tests" / "fixtures" / "tiny_bank"
 LOCK_TIMEOUT_MS = 2_000
 POOL_TIMEOUT_SECONDS = 1.0
 #: what a request may take, at most, while the database is stuck: the slot wait, then the
@@ -78,18 +79,22 @@ class Book:
             return [r[0] for r in rows]
 
 
-@pytest.fixture
-def book(db_url: str, tiny_bank: Path, tmp_path: Path) -> Iterator[Book]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def book(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Book]:
+    """One server per database for the module: each test posts on recommendations of its own."""
+    with empty_database(request.param, tmp_path_factory) as db_url:
+        yield from _book(db_url, tmp_path_factory.mktemp("faults"))
+
+
+def _book(db_url: str, tmp_path: Path) -> Iterator[Book]:
     upgrade(db_url)
-    settings = Settings(
-        home=tmp_path / "home",
-        database_url=db_url,
-        db_pool_size=2,
-        db_pool_timeout_seconds=POOL_TIMEOUT_SECONDS,
-        db_lock_timeout_ms=LOCK_TIMEOUT_MS,
-    )
+    settings = Settings(home=tmp_path / "home", database_url=db_url)
     engine = create_engine_for(db_url)
-    ingest_folder(tiny_bank, engine, settings=settings)
+    ingest_folder(TINY_BANK, engine, settings=settings)
     keys = {}
     with transaction(session_factory(engine)) as session:
         for name, role, rm in (("brm", "brm", "RM01"), ("admin", "admin", None)):
@@ -105,12 +110,15 @@ def book(db_url: str, tiny_bank: Path, tmp_path: Path) -> Iterator[Book]:
             keys[name] = issued.key
     engine.dispose()
     plain = create_engine(create_engine_for(db_url).url)
-    # no registry at all: feedback, KPIs and the probes need no model
-    app = create_app(
-        settings, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", poll_seconds=3600
-    )
+    service = {
+        "RMRECO_HOME": str(tmp_path / "home"),
+        "RMRECO_DATABASE_URL": db_url,
+        "RMRECO_DB_POOL_SIZE": "2",
+        "RMRECO_DB_POOL_TIMEOUT_SECONDS": str(POOL_TIMEOUT_SECONDS),
+        "RMRECO_DB_LOCK_TIMEOUT_MS": str(LOCK_TIMEOUT_MS),
+    }
     try:
-        with serve_in_thread(app) as url:
+        with serve_workers(tmp_path, service, workers=2) as url:
             yield Book(url, db_url, plain, keys["brm"], keys["admin"])
     finally:
         plain.dispose()
@@ -231,9 +239,7 @@ def test_a_stuck_database_is_a_bounded_503_and_healthz_answers(book: Book) -> No
     # the lock gone, the same worker answers again: nothing was left stuck
     after = book.post(_feedback_path(rec), {"outcome": "offered"})
     assert after.status_code == 201, after.text
-    with book.engine.connect() as c:
-        count = c.execute(select(func.count()).select_from(schema.Feedback)).scalar_one()
-    assert count == 1
+    assert book.feedback_rows(rec) == ["offered"]
 
 
 def test_an_expired_idempotency_key_is_a_new_request_and_old_answers_are_forgotten(
@@ -255,12 +261,17 @@ def test_an_expired_idempotency_key_is_a_new_request_and_old_answers_are_forgott
     assert book.feedback_rows(rec) == ["offered", "accepted"]
     with book.engine.begin() as c:
         c.execute(
-            update(schema.IdempotentAnswer).values(
-                created_at=schema.utcnow() - KEY_LIFETIME - timedelta(hours=1)
-            )
+            update(schema.IdempotentAnswer)
+            .where(schema.IdempotentAnswer.key == key)
+            .values(created_at=schema.utcnow() - KEY_LIFETIME - timedelta(hours=1))
         )
+    # the other tests' keys are fresh: only this one is forgotten
     with transaction(session_factory(book.engine)) as session:
         assert repository.forget_answers(session, schema.utcnow() - KEY_LIFETIME) == 1
     with book.engine.connect() as c:
-        left = c.execute(select(func.count()).select_from(schema.IdempotentAnswer)).scalar_one()
+        left = c.execute(
+            select(func.count())
+            .select_from(schema.IdempotentAnswer)
+            .where(schema.IdempotentAnswer.key == key)
+        ).scalar_one()
     assert left == 0
