@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +73,36 @@ def tiny_bank(tmp_path: Path) -> Path:
     target = tmp_path / "tiny_bank"
     shutil.copytree(TINY_BANK, target)
     return target
+
+
+#: The test that waits for the type check started at collection (tests/test_code_quality.py).
+MYPY_TEST = "test_mypy_finds_nothing"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start mypy as soon as the tests are known, when its test is among them: it runs on the
+    machine's other core while the suite runs (half a minute on a clean clone), and its test
+    only waits for the result."""
+    if not any(item.name == MYPY_TEST for item in session.items):
+        return
+    # open until the test reads it, after this hook has returned
+    output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mypy")],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    session.config.stash[MYPY_RUN] = (process, output)
+
+
+MYPY_RUN = pytest.StashKey[tuple["subprocess.Popen[str]", "tempfile._TemporaryFileWrapper[str]"]]()
+
+
+@pytest.fixture
+def started_mypy(
+    request: pytest.FixtureRequest,
+) -> tuple[subprocess.Popen[str], tempfile._TemporaryFileWrapper[str]] | None:
+    """The type check started at collection, or None when it was not."""
+    return request.config.stash.get(MYPY_RUN, None)

@@ -47,6 +47,7 @@ from rmreco.serving.security import issue_key
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import train_cross_sell
+from rmreco.training.run import TrainingResult
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -100,6 +101,52 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     assert train_cross_sell(bank, spec_path=spec, settings=settings, tracking_uri=uri).gate.passed
     _TRAINED = Trained(bank=bank, tracking_uri=uri)
     return _TRAINED
+
+
+@dataclass(frozen=True)
+class TrainedFull:
+    """The larger book (1,200 clients x 30 months) and its champions, with the training results
+    (the service and audit-trail modules check what training said)."""
+
+    bank: Path
+    tracking_uri: str
+    credit: TrainingResult
+    cross_sell: TrainingResult
+
+
+_TRAINED_FULL: TrainedFull | None = None
+
+
+def trained_full(tmp_path_factory: pytest.TempPathFactory) -> TrainedFull:
+    """The larger book and its credit and cross-sell champions, trained once per test process.
+    A test that registers more versions or moves an alias puts the champions back."""
+    global _TRAINED_FULL
+    if _TRAINED_FULL is not None:
+        return _TRAINED_FULL
+    folder = tmp_path_factory.mktemp("served_bank_full")
+    bank = folder / "bank"
+    generate_bank(bank, n_clients=1200, n_months=30, seed=9)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    settings = Settings(home=folder / "home")
+    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 60
+    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
+    spec = folder / "credit.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    credit = train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri)
+    assert credit.gate.passed
+    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
+    raw["model"]["lightgbm"]["num_boost_round"] = 40
+    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
+    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
+    raw["model"]["logistic"]["max_iter"] = 200
+    raw["gates"]["min_value"] = 0.05
+    spec = folder / "cross_sell.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    cross = train_cross_sell(bank, spec_path=spec, settings=settings, tracking_uri=uri)
+    assert cross.gate.passed
+    _TRAINED_FULL = TrainedFull(bank, uri, credit, cross)
+    return _TRAINED_FULL
 
 
 @contextlib.contextmanager

@@ -28,10 +28,10 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
+from served_bank import trained_full
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,9 +56,6 @@ from rmreco.serving.model_store import (
     artifact_sha256,
 )
 from rmreco.serving.security import issue_key
-from rmreco.synthetic import generate_bank
-from rmreco.training.credit_risk import train_credit_risk
-from rmreco.training.cross_sell import train_cross_sell
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDIT = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
@@ -89,31 +86,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     work = tmp_path_factory.mktemp("audit")
-    bank = work / "bank"
-    generate_bank(bank, n_clients=1200, n_months=30, seed=9)
-    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
-    raw["model"]["lightgbm"]["num_boost_round"] = 60
-    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
-    spec = work / "spec.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    tracking = f"sqlite:///{work / 'mlflow.db'}"
-    trained = train_credit_risk(
-        bank, spec_path=spec, settings=Settings(home=work / "train-home"), tracking_uri=tracking
-    )
-    assert trained.gate.passed
-    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
-    raw["model"]["lightgbm"]["num_boost_round"] = 40
-    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
-    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
-    raw["model"]["logistic"]["max_iter"] = 200
-    raw["gates"]["min_value"] = 0.05
-    cross_spec = work / "cross_sell.yaml"
-    cross_spec.write_text(yaml.safe_dump(raw))
-    cross = train_cross_sell(
-        bank, spec_path=cross_spec, settings=Settings(home=work / "train-home"),
-        tracking_uri=tracking,
-    )  # fmt: skip
-    assert cross.gate.passed
+    models = trained_full(tmp_path_factory)
+    bank, tracking = models.bank, models.tracking_uri
+    trained, cross = models.credit, models.cross_sell
 
     db_url = f"sqlite:///{work / 'rmreco.db'}"
     upgrade(db_url)

@@ -23,10 +23,9 @@ import httpx
 import pandas as pd
 import psycopg
 import pytest
-import yaml
 from fastapi import FastAPI
 from psycopg import sql
-from served_bank import serve_in_thread
+from served_bank import serve_in_thread, trained_full
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -43,9 +42,6 @@ from rmreco.modeling.policy import load_policy
 from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 from rmreco.serving.app import create_app
 from rmreco.serving.security import issue_key
-from rmreco.synthetic import generate_bank
-from rmreco.training.credit_risk import train_credit_risk
-from rmreco.training.cross_sell import train_cross_sell
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the registered names, as the shipped specs spell them
@@ -56,40 +52,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("svc") / "bank"
-    generate_bank(out, n_clients=1200, n_months=30, seed=9)
-    return out
+    return trained_full(tmp_path_factory).bank
 
 
 @pytest.fixture(scope="module")
-def tracking(bank: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("mlflow")
-    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
-    raw["model"]["lightgbm"]["num_boost_round"] = 60
-    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
-    spec = folder / "spec.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    result = train_credit_risk(
-        bank, spec_path=spec, settings=Settings(home=folder / "home"), tracking_uri=uri
-    )
-    assert result.gate.passed
-    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
-    raw["model"]["lightgbm"]["num_boost_round"] = 40
-    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
-    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
-    raw["model"]["logistic"]["max_iter"] = 200
-    raw["gates"]["min_value"] = 0.05
-    cross_spec = folder / "cross_sell.yaml"
-    cross_spec.write_text(yaml.safe_dump(raw))
-    cross = train_cross_sell(
-        bank, spec_path=cross_spec, settings=Settings(home=folder / "home"), tracking_uri=uri
-    )
-    assert cross.gate.passed
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
+    models = trained_full(tmp_path_factory)
+    cross = models.cross_sell
     # trained after a credit champion, on a bank with a truth of take-up: the financing order
     # weighted by the client's propensity agrees better with the truth than profit alone
     assert cross.metrics["financing_ndcg_at_3"] > cross.metrics["financing_ndcg_at_3_by_profit"]
-    return uri
+    return models.tracking_uri
 
 
 @dataclass
