@@ -37,8 +37,11 @@ env: $(VENV)/.synced
 demo: env
 	$(BIN)/rmreco demo $(if $(DEMO_CLIENTS),--clients $(DEMO_CLIENTS)) --port $(DEMO_PORT)
 
+# Two test processes (one per core) for everything but the serial tests (timing bounds, a
+# PostgreSQL restart, kills), which then run alone; a plain `pytest` runs all of it in one.
 test: env
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 test-quick: env
 	$(BIN)/pytest -m "not slow and not postgres"

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: timing-bound (or the type check): run alone, not beside other tests (see Makefile)
+pytestmark = pytest.mark.serial
 BIN = Path(sys.executable).parent
 
 

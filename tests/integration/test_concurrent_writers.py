@@ -25,7 +25,7 @@ from rmreco.db.engine import create_engine_for, session_factory, transaction
 from rmreco.db.migrate import upgrade
 from rmreco.serving.security import issue_key
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 BIN = Path(sys.executable).parent
 CLIENTS = 50

@@ -44,7 +44,8 @@ from rmreco.serving.security import issue_key
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
 
-pytestmark = pytest.mark.slow  # commands run in subprocesses on a 600-client bank
+# commands run in subprocesses on a 600-client bank; kills timed on what the database shows
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -42,6 +42,9 @@ from rmreco.serving.server import app_from_environment, server_config, service_e
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
+#: timing-bound (or the type check): run alone, not beside other tests (see Makefile)
+pytestmark = pytest.mark.serial
+
 MAX_BODY = 1024
 RATE = 5
 FAILURES = 3

@@ -45,7 +45,7 @@ from rmreco.domain.names import CHAMPION
 from rmreco.modeling.spec import load_credit_risk_spec
 from rmreco.training.credit_risk import train_credit_risk
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 CREDIT = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
 NO_LIMITS = {"rate_limit_per_minute": 10**6, "auth_failures_before_lockout": 10**6}

@@ -35,6 +35,9 @@ from rmreco.serving.idempotency import KEY_LIFETIME
 from rmreco.serving.security import issue_key
 
 ROOT = Path(__file__).resolve().parents[2]
+
+#: timing-bound (or the type check): run alone, not beside other tests (see Makefile)
+pytestmark = pytest.mark.serial
 TINY_BANK = ROOT / "tests" / "fixtures" / "tiny_bank"
 LOCK_TIMEOUT_MS = 2_000
 POOL_TIMEOUT_SECONDS = 1.0
