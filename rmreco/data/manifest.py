@@ -171,6 +171,8 @@ def read_manifest(folder: Path) -> tuple[Manifest | None, list[Problem]]:
         raw = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_DatesAsText)
     except UnicodeDecodeError as exc:
         return None, [Problem(file=file, message=f"is not UTF-8 text: {exc}")]
+    except OSError as exc:  # unreadable (permissions, a device error): say so, never a traceback
+        return None, [Problem(file=file, message=f"cannot be read: {exc.strerror or exc}")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

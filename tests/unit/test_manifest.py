@@ -474,3 +474,23 @@ def test_every_filled_column_names_a_manifest_month() -> None:
         assert column.kind == "date"
         assert column.filled_from in Manifest.model_fields
         assert manifest.month_of(str(column.filled_from)) is not None
+
+
+def test_an_unreadable_manifest_is_refused_naming_the_file_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = tmp_path / contract.MANIFEST_FILE
+    manifest.write_text("extract_date: 2024-06-30\n")
+    real = Path.read_text
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        if self == manifest:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    found, problems = read_manifest(tmp_path)
+    assert found is None
+    assert problems == [
+        Problem(file=contract.MANIFEST_FILE, message="cannot be read: Permission denied")
+    ]
