@@ -28,7 +28,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import ROOT, _free_port, _load, _new_key, _setup, _wait
+from bench_service import ROOT, _busiest_brm, _free_port, _load, _new_key, _setup, _wait
 
 
 def _export(revision: str, target: Path) -> Path:
@@ -151,21 +150,8 @@ def main() -> None:
             work.mkdir(parents=True, exist_ok=True)
         env, _ = _setup(work, None, args.clients)
         database = work / "home" / "rmreco.db"
-        db = sqlite3.connect(database)
-        rm_id = db.execute(
-            "SELECT c.rm_id FROM clients c JOIN client_features f USING (client_id) "
-            "WHERE c.segment = 'sme' AND NOT f.in_default GROUP BY c.rm_id "
-            "ORDER BY count(*) DESC LIMIT 1"
-        ).fetchone()[0]
-        ids = [
-            row[0]
-            for row in db.execute(
-                "SELECT c.client_id FROM clients c JOIN client_features f USING (client_id) "
-                "WHERE c.rm_id = ? AND NOT f.in_default",
-                (rm_id,),
-            )
-        ]
-        db.close()
+        rm_id, rows = _busiest_brm(database)
+        ids = [client_id for client_id, _ in rows]
         key = _new_key(env, f"bench-guarantees-{os.getpid()}", "brm", rm_id)
         admin_key = _new_key(env, f"bench-guarantees-admin-{os.getpid()}", "admin")
 

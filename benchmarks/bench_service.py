@@ -208,6 +208,28 @@ def _setup(work: Path, data: Path | None, clients: int) -> tuple[dict[str, str],
     return env, data
 
 
+def _busiest_brm(database: Path) -> tuple[str, list[tuple[str, Any]]]:
+    """The business RM with the most SME clients not in default, and those clients with their
+    stored features (client id, features), from the service's SQLite database."""
+    import sqlite3
+
+    db = sqlite3.connect(database)
+    try:
+        rm_id = db.execute(
+            "SELECT c.rm_id FROM clients c JOIN client_features f USING (client_id) "
+            "WHERE c.segment = 'sme' AND NOT f.in_default GROUP BY c.rm_id "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+        rows = db.execute(
+            "SELECT c.client_id, f.features FROM clients c JOIN client_features f "
+            "USING (client_id) WHERE c.rm_id = ? AND NOT f.in_default",
+            (rm_id,),
+        ).fetchall()
+    finally:
+        db.close()
+    return str(rm_id), rows
+
+
 def _new_key(env: dict[str, str], name: str, role: str, rm_id: str | None = None) -> str:
     """A fresh API key from `rmreco users create` (the last line it prints)."""
     command = [str(BIN / "rmreco"), "users", "create", "--name", name, "--role", role]
@@ -242,18 +264,7 @@ def main() -> None:
             work = args.work.resolve()
             work.mkdir(parents=True, exist_ok=True)
         env, _ = _setup(work, args.data, args.clients)
-        db = sqlite3.connect(work / "home" / "rmreco.db")
-        rm_id = db.execute(
-            "SELECT c.rm_id FROM clients c JOIN client_features f USING (client_id) "
-            "WHERE c.segment = 'sme' AND NOT f.in_default GROUP BY c.rm_id "
-            "ORDER BY count(*) DESC LIMIT 1"
-        ).fetchone()[0]
-        rows = db.execute(
-            "SELECT c.client_id, f.features FROM clients c JOIN client_features f "
-            "USING (client_id) WHERE c.rm_id = ? AND NOT f.in_default",
-            (rm_id,),
-        ).fetchall()
-        db.close()
+        rm_id, rows = _busiest_brm(work / "home" / "rmreco.db")
         key = _new_key(env, f"bench-brm-{os.getpid()}", "brm", rm_id)
 
         db = sqlite3.connect(work / "home" / "rmreco.db")

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from rmreco.db import repository as repo
 from rmreco.domain.names import RM_ROLES, UserRole
-from rmreco.serving.errors import ApiError, not_found
+from rmreco.serving.errors import ApiError, key_needed, key_not_valid, not_found
 from rmreco.serving.runtime import Runtime
-from rmreco.serving.security import key_matches, key_prefix
+from rmreco.serving.security import bearer_key, key_matches, key_prefix
 
 
 @dataclass(frozen=True)
@@ -75,35 +75,28 @@ def _session(runtime: RuntimeDep, _: Annotated[None, Depends(_database_slot)]) -
 SessionDep = Annotated[Session, Depends(_session)]
 
 
-#: The challenge of a 401 (RFC 6750): the scheme the service takes.
-CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-
 def _principal(request: Request, session: SessionDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key:
-        raise ApiError(
-            401,
-            "unauthenticated",
-            "an API key is needed: Authorization: Bearer <key>",
-            headers=CHALLENGE,
-        )
-    prefix = key_prefix(key.strip())
-    user = repo.user_by_key_prefix(session, prefix) if prefix else None
-    if user is None or user.is_revoked or not key_matches(key.strip(), user.api_key_hash):
-        raise ApiError(
-            401,
-            "unauthenticated",
-            "the API key is not valid",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    # the key was checked inside the transaction the route goes on with: a key revoked after
-    # this read is refused from the next request on
-    return Principal(user_id=user.id, name=user.name, role=UserRole(user.role), rm_id=user.rm_id)
+    key = bearer_key(request.headers.get("authorization"))
+    if key is None:
+        raise key_needed()
+    principal = _holder(session, key)
+    if principal is None:
+        raise key_not_valid()
+    # checked against the database on every request: a key revoked after this read is refused
+    # from the next request on
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def _holder(session: Session, key: str) -> Principal | None:
+    """Who holds ``key``; None for a key that is unknown, revoked or has the wrong secret."""
+    prefix = key_prefix(key)
+    user = repo.user_by_key_prefix(session, prefix) if prefix else None
+    if user is None or user.is_revoked or not key_matches(key, user.api_key_hash):
+        return None
+    return Principal(user_id=user.id, name=user.name, role=UserRole(user.role), rm_id=user.rm_id)
 
 
 def principal_for_key(session: Session, authorization: str | None) -> Principal | None:
@@ -111,14 +104,8 @@ def principal_for_key(session: Session, authorization: str | None) -> Principal 
     it; None without a header, for another scheme, or for a key that is not valid (unknown,
     revoked, wrong secret). Never raises: for endpoints open to everyone that show more to some
     callers (``/readyz``)."""
-    scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return None
-    prefix = key_prefix(key.strip())
-    user = repo.user_by_key_prefix(session, prefix) if prefix else None
-    if user is None or user.is_revoked or not key_matches(key.strip(), user.api_key_hash):
-        return None
-    return Principal(user_id=user.id, name=user.name, role=UserRole(user.role), rm_id=user.rm_id)
+    key = bearer_key(authorization)
+    return None if key is None else _holder(session, key)
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from rmreco.domain.errors import PolicyCurrencyError
 from rmreco.serving.schemas import ErrorResponse
+from rmreco.serving.security import bearer_key
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,30 @@ def not_found(what: str = "not found") -> ApiError:
     return ApiError(404, "not_found", what)
 
 
+#: The challenge of a 401 (RFC 6750): the scheme the service takes.
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def key_needed() -> ApiError:
+    """The 401 of a request without an API key."""
+    return ApiError(
+        401,
+        "unauthenticated",
+        "an API key is needed: Authorization: Bearer <key>",
+        headers=CHALLENGE,
+    )
+
+
+def key_not_valid() -> ApiError:
+    """The 401 of a key that is unknown, revoked or wrong."""
+    return ApiError(
+        401,
+        "unauthenticated",
+        "the API key is not valid",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
 def unavailable(message: str) -> ApiError:
     """A retryable 503 (with ``Retry-After``)."""
     return ApiError(503, "unavailable", message, headers={"Retry-After": RETRY_AFTER_SECONDS})
@@ -108,17 +133,23 @@ def _body_not_json(request: Request, exc: RequestValidationError) -> bool:
 _KEYED_PATHS = "/v1/"
 
 
+def _answer(exc: ApiError) -> JSONResponse:
+    return JSONResponse(
+        _body(exc.code, exc.message, exc.field, exc.details),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
 def _unreadable_body(request: Request, reason: str) -> JSONResponse:
     """The answer to a body that cannot be read as JSON. FastAPI reads the body before the
     dependencies authenticate the caller, so a caller who sent no key to an operation that needs
     one is told 401 here: without a key, the answer is 401 whatever else the request holds."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if request.url.path.startswith(_KEYED_PATHS) and (scheme.lower() != "bearer" or not key):
-        return JSONResponse(
-            _body("unauthenticated", "an API key is needed: Authorization: Bearer <key>"),
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if (
+        request.url.path.startswith(_KEYED_PATHS)
+        and bearer_key(request.headers.get("authorization")) is None
+    ):
+        return _answer(key_needed())
     message = f"the body is not valid JSON: {reason}" if reason else "the body is not valid JSON"
     return JSONResponse(_body("invalid", message), status_code=422)
 
@@ -128,11 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            _body(exc.code, exc.message, exc.field, exc.details),
-            status_code=exc.status,
-            headers=exc.headers,
-        )
+        return _answer(exc)
 
     @app.exception_handler(PolicyCurrencyError)
     async def policy_currency(_: Request, exc: PolicyCurrencyError) -> JSONResponse:

@@ -128,6 +128,8 @@ async def _idempotency(
         ),
     ] = None,
 ) -> Idempotency:
+    if key is None:  # the common case: nothing to remember, nothing to hash
+        return Idempotency(key=None, user_id=principal.user_id, operation="", request_sha256="")
     # FastAPI has read the body already (it parsed it); this is the cached copy
     body = await request.body()
     return Idempotency(

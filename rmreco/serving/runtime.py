@@ -92,7 +92,10 @@ class Runtime:
         if self._slots is None:  # made on the event loop that serves, not at construction
             self._slots = asyncio.Semaphore(self.settings.db_pool_size)
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.settings.db_pool_timeout_seconds)
+            if self._slots.locked():  # every slot taken: wait, but not for ever
+                await asyncio.wait_for(self._slots.acquire(), self.settings.db_pool_timeout_seconds)
+            else:  # a free slot: taken at once, without the timer wait_for sets up
+                await self._slots.acquire()
         except TimeoutError:
             log.warning("no database connection freed within the pool timeout")
             raise unavailable("the service is busy; try again") from None

@@ -33,6 +33,15 @@ def issue_key() -> IssuedKey:
     return IssuedKey(key=key, prefix=prefix, hash=hash_key(key))
 
 
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header; None without a header, for another
+    scheme, or without a key."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
 def key_prefix(key: str) -> str | None:
     """The lookup prefix of a presented key, or None when it is not shaped like one of ours."""
     if not key.startswith(KEY_PREFIX):

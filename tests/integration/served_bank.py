@@ -73,15 +73,13 @@ class Trained:
 _TRAINED: Trained | None = None
 
 
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """The book and its champions (a credit model and a cross-sell model), trained once per
-    test process with few boosting rounds."""
-    global _TRAINED
-    if _TRAINED is not None:
-        return _TRAINED
-    folder = tmp_path_factory.mktemp("served_bank")
+def _train_champions(
+    folder: Path, n_clients: int, n_months: int
+) -> tuple[Path, str, TrainingResult, TrainingResult]:
+    """A synthetic book under ``folder`` and its credit and cross-sell champions, trained with
+    few boosting rounds into a registry of their own: (bank, tracking URI, both results)."""
     bank = folder / "bank"
-    generate_bank(bank, n_clients=600, n_months=24, seed=9)
+    generate_bank(bank, n_clients=n_clients, n_months=n_months, seed=9)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     settings = Settings(home=folder / "home")
     raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
@@ -89,7 +87,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
     spec = folder / "credit.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    assert train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri).gate.passed
+    credit = train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri)
+    assert credit.gate.passed
     raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
     raw["model"]["lightgbm"]["num_boost_round"] = 40
     raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
@@ -98,8 +97,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     raw["gates"]["min_value"] = 0.05
     spec = folder / "cross_sell.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    assert train_cross_sell(bank, spec_path=spec, settings=settings, tracking_uri=uri).gate.passed
-    _TRAINED = Trained(bank=bank, tracking_uri=uri)
+    cross = train_cross_sell(bank, spec_path=spec, settings=settings, tracking_uri=uri)
+    assert cross.gate.passed
+    return bank, uri, credit, cross
+
+
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The book and its champions (a credit model and a cross-sell model), trained once per
+    test process with few boosting rounds."""
+    global _TRAINED
+    if _TRAINED is None:
+        bank, uri, _, _ = _train_champions(tmp_path_factory.mktemp("served_bank"), 600, 24)
+        _TRAINED = Trained(bank=bank, tracking_uri=uri)
     return _TRAINED
 
 
@@ -121,31 +130,9 @@ def trained_full(tmp_path_factory: pytest.TempPathFactory) -> TrainedFull:
     """The larger book and its credit and cross-sell champions, trained once per test process.
     A test that registers more versions or moves an alias puts the champions back."""
     global _TRAINED_FULL
-    if _TRAINED_FULL is not None:
-        return _TRAINED_FULL
-    folder = tmp_path_factory.mktemp("served_bank_full")
-    bank = folder / "bank"
-    generate_bank(bank, n_clients=1200, n_months=30, seed=9)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    settings = Settings(home=folder / "home")
-    raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
-    raw["model"]["lightgbm"]["num_boost_round"] = 60
-    raw["model"]["lightgbm"]["params"]["learning_rate"] = 0.1
-    spec = folder / "credit.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    credit = train_credit_risk(bank, spec_path=spec, settings=settings, tracking_uri=uri)
-    assert credit.gate.passed
-    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
-    raw["model"]["lightgbm"]["num_boost_round"] = 40
-    raw["model"]["lightgbm"]["params"].update(learning_rate=0.15, min_data_in_leaf=50)
-    raw["model"]["per_product_params"] = {"num_leaves": 7, "min_data_in_leaf": 30}
-    raw["model"]["logistic"]["max_iter"] = 200
-    raw["gates"]["min_value"] = 0.05
-    spec = folder / "cross_sell.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    cross = train_cross_sell(bank, spec_path=spec, settings=settings, tracking_uri=uri)
-    assert cross.gate.passed
-    _TRAINED_FULL = TrainedFull(bank, uri, credit, cross)
+    if _TRAINED_FULL is None:
+        found = _train_champions(tmp_path_factory.mktemp("served_bank_full"), 1200, 30)
+        _TRAINED_FULL = TrainedFull(*found)
     return _TRAINED_FULL
 
 
@@ -271,12 +258,18 @@ def serve_workers(
             time.sleep(0.2)
         yield url
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """Stop a server started as a subprocess: SIGTERM (its workers stop with it), then SIGKILL
+    when it has not stopped within 30 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _wait_ready(url: str, admin_key: str, seconds: float = 90) -> None:
@@ -292,6 +285,37 @@ def _wait_ready(url: str, admin_key: str, seconds: float = 90) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"service not ready: {answer}")
+
+
+#: The limits the service puts on a thousand requests a minute from one key and on a run of 401s
+#: from one address, lifted: they are tested in test_http_edge, and elsewhere they would answer
+#: the tests' requests instead of the handlers.
+NO_LIMITS: dict[str, Any] = {
+    "rate_limit_per_minute": 10_000_000,
+    "auth_failures_before_lockout": 10_000_000,
+}
+
+
+@contextlib.contextmanager
+def served_for(
+    kind: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    models: Trained | None = None,
+    **settings: Any,
+) -> Iterator[ServedBank]:
+    """A module's served bank on a new database of ``kind`` ("sqlite" or "postgres"), with the
+    process's champions (:func:`trained`) unless ``models`` are given, and the limits lifted
+    (:data:`NO_LIMITS`) unless ``settings`` say otherwise."""
+    with (
+        empty_database(kind, tmp_path_factory) as url,
+        served_bank(
+            url,
+            models or trained(tmp_path_factory),
+            tmp_path_factory.mktemp("home"),
+            **{**NO_LIMITS, **settings},
+        ) as bank,
+    ):
+        yield bank
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from served_bank import ROOT, ServedBank, empty_database, served_bank, trained
+from served_bank import ROOT, ServedBank, served_for
 
 from rmreco.serving.app import create_app
 from rmreco.serving.routes import models as models_route
@@ -71,13 +71,6 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-#: The limits the service would put on a thousand requests a minute from one key and a run of
-#: 401s from one address, lifted: they are tested in test_http_edge, and here they would answer
-#: the generated requests instead of the handlers.
-NO_LIMITS: dict[str, Any] = {
-    "rate_limit_per_minute": 10_000_000,
-    "auth_failures_before_lockout": 10_000_000,
-}
 
 
 @pytest.fixture(
@@ -86,11 +79,7 @@ NO_LIMITS: dict[str, Any] = {
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBank]:
-    models = trained(tmp_path_factory)
-    with (
-        empty_database(request.param, tmp_path_factory) as url,
-        served_bank(url, models, tmp_path_factory.mktemp("home"), **NO_LIMITS) as bank,
-    ):
+    with served_for(request.param, tmp_path_factory) as bank:
         yield bank
 
 

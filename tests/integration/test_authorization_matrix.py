@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from served_bank import ServedBank, empty_database, served_bank, trained
+from served_bank import ServedBank, served_for
 from starlette.routing import BaseRoute
 
 pytestmark = pytest.mark.slow
@@ -60,13 +60,6 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/clients/{client_id}/financing-options": {"amount": 50000},
 }
 
-#: The limits the service would put on a run of 401s from one address, lifted: the table's
-#: revoked and missing keys are a run of them (the lockout is tested in test_http_edge).
-NO_LOCKOUT: dict[str, Any] = {
-    "auth_failures_before_lockout": 10_000_000,
-    "rate_limit_per_minute": 10_000_000,
-}
-
 
 @dataclass(frozen=True)
 class Objects:
@@ -93,11 +86,9 @@ class Objects:
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBank]:
-    models = trained(tmp_path_factory)
-    with (
-        empty_database(request.param, tmp_path_factory) as url,
-        served_bank(url, models, tmp_path_factory.mktemp("home"), **NO_LOCKOUT) as bank,
-    ):
+    # the limits are lifted (served_bank.NO_LIMITS): the table's revoked and missing keys are a
+    # run of 401s from one address, which the lockout would answer
+    with served_for(request.param, tmp_path_factory) as bank:
         yield bank
 
 

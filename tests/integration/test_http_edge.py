@@ -29,6 +29,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from served_bank import stop_server
 
 from rmreco.config import Settings
 from rmreco.db import repository
@@ -413,10 +414,5 @@ def test_serve_with_two_workers_runs_two_processes_that_each_answer_from_one_dat
             assert answers["/v1/models"].status_code == 200, answers["/v1/models"].text
         assert _workers_of(server.pid) == workers, "no worker was replaced"
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()], "the workers stopped too"

@@ -28,14 +28,7 @@ import httpx
 import pytest
 import yaml
 from mlflow import MlflowClient
-from served_bank import (
-    ROOT,
-    ServedBank,
-    Trained,
-    empty_database,
-    served_bank,
-    trained,
-)
+from served_bank import ROOT, ServedBank, Trained, served_for, trained
 from sqlalchemy import create_engine, select
 
 from rmreco.config import Settings
@@ -48,7 +41,6 @@ from rmreco.training.credit_risk import train_credit_risk
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 CREDIT = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
-NO_LIMITS = {"rate_limit_per_minute": 10**6, "auth_failures_before_lockout": 10**6}
 
 
 @dataclass(frozen=True)
@@ -96,10 +88,7 @@ def served(
     request: pytest.FixtureRequest, registry: Registry, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBank]:
     registry.crown(registry.first)
-    with (
-        empty_database(request.param, tmp_path_factory) as url,
-        served_bank(url, registry.models, tmp_path_factory.mktemp("home"), **NO_LIMITS) as bank,
-    ):
+    with served_for(request.param, tmp_path_factory, registry.models) as bank:
         yield bank
 
 

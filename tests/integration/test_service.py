@@ -10,9 +10,7 @@ user, count rows as differences, or put back what they change, so that they hold
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,13 +19,10 @@ from typing import Any
 
 import httpx
 import pandas as pd
-import psycopg
 import pytest
 from fastapi import FastAPI
-from psycopg import sql
-from served_bank import serve_in_thread, trained_full
+from served_bank import empty_database, serve_in_thread, trained_full
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,35 +83,9 @@ def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """An empty database for the module's server: a SQLite file, then a new PostgreSQL database
-    on ``RMRECO_TEST_POSTGRES_URL`` (the conftest's ``db_url`` is one per test). PostgreSQL
-    unreachable: skipped, or failed when ``CI=true``."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'rmreco.db'}"
-        return
-    server = make_url(
-        os.environ.get(
-            "RMRECO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        )
-    )
-    try:
-        admin = psycopg.connect(
-            server.set(drivername="postgresql").render_as_string(hide_password=False),
-            autocommit=True,
-            connect_timeout=3,
-        )
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    name = f"rmreco_service_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    (the conftest's ``db_url`` is one per test)."""
+    with empty_database(request.param, tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
