@@ -13,8 +13,9 @@ export UV_PYTHON_DOWNLOADS := never
 # The demo's embedded default: everything under .rmreco/ (override with RMRECO_HOME).
 RMRECO_HOME ?= .rmreco
 export RMRECO_HOME
-# DEMO_CLIENTS: clients of the demo bank (default: rmreco demo's own, 3,750)
-DEMO_PORT ?= 8000
+# The demo's settings, each passed on only when set (the defaults are `rmreco demo`'s own, in one
+# place): DEMO_CLIENTS clients of the demo bank (3,750), DEMO_PORT the port it serves on (8000),
+# DEMO_MLFLOW_PORT the port in the MLflow UI command it prints (5050). E.g. DEMO_PORT=8001 make demo
 
 .PHONY: env demo test test-quick lint bench clean help
 
@@ -35,7 +36,8 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 env: $(VENV)/.synced
 
 demo: env
-	$(BIN)/rmreco demo $(if $(DEMO_CLIENTS),--clients $(DEMO_CLIENTS)) --port $(DEMO_PORT)
+	$(BIN)/rmreco demo $(if $(DEMO_CLIENTS),--clients $(DEMO_CLIENTS)) \
+		$(if $(DEMO_PORT),--port $(DEMO_PORT)) $(if $(DEMO_MLFLOW_PORT),--mlflow-port $(DEMO_MLFLOW_PORT))
 
 # Two test processes (one per core) for everything but the serial tests (timing bounds, a
 # PostgreSQL restart, kills), which then run alone; a plain `pytest` runs all of it in one.
@@ -57,6 +59,7 @@ bench: env
 	$(BIN)/python benchmarks/bench_service.py
 	$(BIN)/python benchmarks/bench_ranking.py
 	$(BIN)/python benchmarks/bench_guarantees.py
+	$(BIN)/python benchmarks/bench_pages.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,9 @@ champions and the same users, each from its own copy of the SQLite database (the
 migrated down to the revision its code knows). For every repeat, each server in turn (the order
 alternates) is started, waits until its models are loaded, takes a warm-up, then
 ``--requests`` financing-options requests from ``--concurrency`` kept-alive connections. The
-figures are the median over repeats of each run's p50 and p99 latency and throughput.
+figures are the median over repeats of each run's p50 and p99 latency, throughput and the
+server's CPU time per answer (user and system, from /proc: the figure least moved by other work
+on a shared machine, where latency at this concurrency swings by tens of ms between runs).
 
 "after + Idempotency-Key" sends a fresh key with every request, so each answer is also stored
 for replay: the full cost of a client that uses keys. The after server's rate limit is raised
@@ -109,7 +111,9 @@ def _run(
 
         warm = min(200, args.requests)
         asyncio.run(_load(url, [{}], sent, args.concurrency, warm))
+        cpu_before = _cpu_seconds(server.pid)
         figures = asyncio.run(_load(url, [{}], sent, args.concurrency, args.requests))
+        figures["cpu_ms"] = (_cpu_seconds(server.pid) - cpu_before) * 1000 / args.requests
         if figures["errors"] > args.requests / 100:
             raise SystemExit(
                 f"{name}: {figures['errors']:.0f} answers were not 200 ({figures['statuses']})"
@@ -119,6 +123,12 @@ def _run(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) the process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_mb(pid: int) -> float:
@@ -182,7 +192,7 @@ def main() -> None:
                 print(
                     f"repeat {repeat + 1}: {target:<28} p50 {figures['p50_ms']:6.2f} ms  "
                     f"p99 {figures['p99_ms']:6.2f} ms  {figures['rps']:6.0f} req/s  "
-                    f"peak {figures['peak_mb']:5.0f} MB"
+                    f"CPU {figures['cpu_ms']:5.2f} ms/answer  peak {figures['peak_mb']:5.0f} MB"
                     + (
                         f"  not 200: {figures['errors']} {figures['statuses']}"
                         if figures["errors"]
@@ -198,16 +208,21 @@ def main() -> None:
         f"\nfinancing-options at {args.concurrency} concurrent clients, {args.requests} requests, "
         f"median of {args.repeats} runs ({args.clients:,} clients, SQLite, one worker)"
     )
-    print(f"{'':<30}{'p50 ms':>8}{'p99 ms':>9}{'req/s':>8}{'peak MB':>9}")
+    print(f"{'':<30}{'p50 ms':>8}{'p99 ms':>9}{'req/s':>8}{'CPU ms/answer':>15}{'peak MB':>9}")
     for target in targets:
         print(
             f"{target:<30}{median(target, 'p50_ms'):8.2f}{median(target, 'p99_ms'):9.2f}"
-            f"{median(target, 'rps'):8.0f}{median(target, 'peak_mb'):9.0f}"
+            f"{median(target, 'rps'):8.0f}{median(target, 'cpu_ms'):15.2f}"
+            f"{median(target, 'peak_mb'):9.0f}"
         )
     first = next(iter(targets))
     for target in itertools.islice(targets, 1, None):
         cost = median(target, "p50_ms") - median(first, "p50_ms")
-        print(f"p50 cost of the guarantees ({target}): {cost:+.2f} ms (target: at most +1 ms)")
+        cpu = median(target, "cpu_ms") - median(first, "cpu_ms")
+        print(
+            f"cost of the guarantees ({target}): p50 {cost:+.2f} ms (target: at most +1 ms), "
+            f"server CPU {cpu:+.2f} ms per answer"
+        )
 
 
 if __name__ == "__main__":

@@ -108,6 +108,21 @@ class Settings(BaseSettings):
         "survives a power loss, at the cost of an fsync per commit.",
     )
 
+    # --- the RM workspace in the browser ---
+    web_session_hours: float = Field(
+        8.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a workspace sign-in lasts (hours), from the sign-in; signing out "
+        "or revoking the user's key ends it at once.",
+    )
+    web_cookie_secure: bool = Field(
+        True,
+        description="Mark the workspace's cookies Secure (sent over HTTPS only). Browsers treat "
+        "http://localhost and 127.0.0.1 as secure; set false only for plain HTTP on another "
+        "host, never in production.",
+    )
+
     @field_validator("currency")
     @classmethod
     def _is_iso_code(cls, value: str) -> str:

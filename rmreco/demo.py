@@ -2,8 +2,14 @@
 generated once under ``<home>/demo-bank``, the database migrated and loaded, every model spec
 of the models folder that has no champion yet trained and registered (credit risk first:
 cross-sell grades financing offers with it), the feature snapshots refreshed, and the demo users
-given fresh keys. What it did comes back as a :class:`DemoSummary` for the caller to show; the
+given their keys. What it did comes back as a :class:`DemoSummary` for the caller to show; the
 ``rmreco demo`` command prints it and starts the service.
+
+Running it again reuses what is there, keys included: a second run while the first one still
+serves must not lock its users out. The demo users' keys are kept in ``<home>/demo-keys.json``
+(readable by its owner only), the one place a key is stored as more than its hash, and only for
+these four users of a synthetic bank. A kept key is handed out again while it still opens its
+user (not revoked, not replaced); otherwise, or when the file is gone, the user gets a new one.
 
 One step is shared with ``rmreco ingest`` and ``rmreco features refresh``:
 :func:`refresh_snapshots`, the feature snapshots computed with the champions' settings.
@@ -11,8 +17,10 @@ One step is shared with ``rmreco ingest`` and ``rmreco features refresh``:
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -27,8 +35,9 @@ from rmreco.db.migrate import upgrade
 from rmreco.domain.contract import CLIENTS, Segment
 from rmreco.domain.names import UserRole
 from rmreco.modeling.spec import CreditRiskSpec, SpecFile, find_specs
-from rmreco.serving.security import issue_key
+from rmreco.serving.security import issue_key, key_matches
 from rmreco.synthetic import generate_bank
+from rmreco.training import credit_risk, cross_sell
 from rmreco.training.credit_risk import train_credit_risk
 from rmreco.training.cross_sell import train_cross_sell
 from rmreco.training.registry import champion_version
@@ -54,6 +63,10 @@ DEMO_USERS: tuple[tuple[str, UserRole, Segment | None], ...] = (
     ("demo-crm", UserRole.CRM, Segment.CORPORATE),
     ("demo-prm", UserRole.PRM, Segment.PERSONAL),
 )
+#: The demo users' keys, under the home (see the module docstring).
+KEYS_FILE = "demo-keys.json"
+#: The MLflow experiments the demo's training runs go to.
+EXPERIMENTS = (credit_risk.DEFAULT_EXPERIMENT, cross_sell.DEFAULT_EXPERIMENT)
 
 Step = Callable[[str], None]
 
@@ -76,12 +89,15 @@ class ModelOutcome:
 
 @dataclass(frozen=True)
 class DemoUser:
-    """A demo user and the API key it was just given (the previous key stops working)."""
+    """A demo user and its API key: the one of the previous run while that still works,
+    else a new one."""
 
     name: str
     role: str
     rm_id: str | None
     key: str
+    #: False when the key is the previous run's (it keeps working), True when it was just issued
+    is_new_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,15 @@ class DemoSummary:
     #: a client of the demo PRM's portfolio; None when the bank has no personal client (a demo
     #: bank generated before personal clients existed is reused as it is)
     sample_personal_client: str | None = None
+    #: the MLflow experiments holding the demo's training runs: {name: experiment id}
+    experiments: dict[str, str] = field(default_factory=dict)
+    #: where the demo users' keys are kept (see the module docstring)
+    keys_file: Path | None = None
+
+    @property
+    def workspace_url(self) -> str:
+        """The RM workspace's sign-in page."""
+        return f"{self.base_url}/"
 
     @property
     def docs_url(self) -> str:
@@ -124,7 +149,7 @@ def prepare_demo(
     on_step: Step | None = None,
 ) -> DemoSummary:
     """Make the embedded defaults of ``settings`` ready to serve the demo (see the module
-    docstring). Running it again reuses the bank and the champions and issues new keys.
+    docstring). Running it again reuses the bank, the champions and the keys that still work.
 
     Args:
         settings: where the home, database, tracking store and models folder are.
@@ -158,10 +183,13 @@ def prepare_demo(
         tracking_uri = configure_mlflow(settings)
         models = _train_missing(settings, bank, step)
         # after training: the snapshots are computed with the settings of the models they serve
-        step("refreshing the feature snapshots")
-        refreshed = refresh_snapshots(url, settings)
-        step("issuing the demo users' keys")
-        users, samples = _demo_users(engine)
+        refreshed = refresh_snapshots(
+            url, settings, on_step=lambda message: step(f"feature snapshots: {message}")
+        )
+        step("the demo users' keys")
+        keys_file = settings.home / KEYS_FILE
+        users, samples = _demo_users(engine, keys_file)
+        experiments = _experiments()
     finally:
         engine.dispose()
     return DemoSummary(
@@ -176,6 +204,8 @@ def prepare_demo(
         sample_corporate_client=samples.get(Segment.CORPORATE) or "C0000001",
         sample_personal_client=samples.get(Segment.PERSONAL),
         base_url=base_url,
+        experiments=experiments,
+        keys_file=keys_file,
     )
 
 
@@ -233,10 +263,40 @@ def _train_if_missing(
     )
 
 
-def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], dict[Segment, str]]:
-    """Create the demo users, or give the existing ones new keys, each tied to the first RM
-    (by client order) of its segment (none when no client of the segment is loaded); also the
-    first client of each such RM's portfolio, by segment."""
+def _experiments() -> dict[str, str]:
+    """The ids of the demo's training experiments that exist (MLflow is configured)."""
+    client = MlflowClient()
+    found = {name: client.get_experiment_by_name(name) for name in EXPERIMENTS}
+    return {name: str(e.experiment_id) for name, e in found.items() if e is not None}
+
+
+def _read_keys(path: Path) -> dict[str, str]:
+    """The kept keys by user name; none when the file is missing or unreadable (the users
+    then get new keys, which is what deleting the file asks for)."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(kept, dict):
+        return {}
+    return {str(name): key for name, key in kept.items() if isinstance(key, str)}
+
+
+def _write_keys(path: Path, keys: dict[str, str]) -> None:
+    """Keep ``keys`` in ``path``, readable and writable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # the mode above applies to a new file only: one made otherwise is narrowed before writing
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(keys, file, indent=2)
+
+
+def _demo_users(engine: Engine, keys_file: Path) -> tuple[tuple[DemoUser, ...], dict[Segment, str]]:
+    """Create the demo users, each tied to the first RM (by client order) of its segment (none
+    when no client of the segment is loaded), with the key kept in ``keys_file`` while it still
+    opens its user, else a new one; keep the keys in ``keys_file``. Also the first client of each
+    such RM's portfolio, by segment."""
+    kept = _read_keys(keys_file)
     with transaction(session_factory(engine)) as session:
         rows = repo.client_portfolios(session)
         portfolios: dict[str, list[str]] = {}
@@ -251,8 +311,26 @@ def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], dict[Segment, str
             rm_id = segment_rm.get(segment) if segment is not None else None
             if segment is not None and rm_id is not None:
                 samples[segment] = portfolios[rm_id][0]
+            existing = repo.user_by_name(session, name)
+            previous = kept.get(name)
+            if (
+                existing is not None
+                and not existing.is_revoked
+                and previous is not None
+                and key_matches(previous, existing.api_key_hash)
+            ):
+                users.append(
+                    DemoUser(
+                        name=name,
+                        role=existing.role,
+                        rm_id=existing.rm_id,
+                        key=previous,
+                        is_new_key=False,
+                    )
+                )
+                continue
             key = issue_key()
-            if repo.user_by_name(session, name) is None:
+            if existing is None:
                 repo.add_user(
                     session,
                     name=name,
@@ -264,4 +342,5 @@ def _demo_users(engine: Engine) -> tuple[tuple[DemoUser, ...], dict[Segment, str
             else:
                 repo.set_user_key(session, name, key_prefix=key.prefix, key_hash=key.hash)
             users.append(DemoUser(name=name, role=role.value, rm_id=rm_id, key=key.key))
+    _write_keys(keys_file, {user.name: user.key for user in users})
     return tuple(users), samples

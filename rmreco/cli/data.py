@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
+from rich.progress import TaskID
 
 from rmreco.cli.main import (
     DbOption,
@@ -23,7 +25,9 @@ from rmreco.cli.main import (
     out_console,
     parse_month,
     progress_bar,
+    steps,
     translate_errors,
+    work_progress,
 )
 from rmreco.synthetic.parameters import CORPORATE_SHARE, PERSONAL_SHARE
 from rmreco.synthetic.shape_options import SHAPE_HELP, Shape
@@ -126,13 +130,34 @@ def ingest(
     created = create_if_empty(database_url(db))
     if created is not None:
         out_console.print(f"the database was empty: created the schema (revision {created})")
+    settings = current_settings()
     engine = open_engine(db)
     try:
-        summary = ingest_folder(folder, engine, settings=current_settings())
+        with work_progress() as progress:
+            reading = progress.add_task(escape(f"reading and validating {folder}"), total=None)
+            tables: dict[str, TaskID] = {}
+
+            def on_rows(table: str, done: int, total: int) -> None:
+                if not tables:  # the first table is written: reading is over
+                    progress.update(reading, total=1, completed=1)
+                if table not in tables:
+                    tables[table] = progress.add_task(f"loading {table}", total=total, unit="rows")
+                progress.update(tables[table], completed=done, total=total)
+
+            summary = ingest_folder(folder, engine, settings=settings, on_rows=on_rows)
     finally:
         engine.dispose()
     for note in summary.notes:
         out_console.print(note)
+    # the load's warnings are this command's output (library logs are for --verbose)
+    for warning in summary.warnings:
+        out_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if summary.currency != settings.currency:
+        out_console.print(
+            f"[yellow]warning:[/] the data is in {summary.currency}, not in {settings.currency} "
+            f"as RMRECO_CURRENCY says; the database keeps {summary.currency}",
+            highlight=False,
+        )
     _print_rows(summary.rows, absent=summary.absent)
     for table, kinds in summary.extra_columns.items():
         listed = ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
@@ -201,7 +226,9 @@ def _refresh_features(db: str | None) -> tuple[int, SnapshotState]:
             before = snapshot_state(session)
     finally:
         engine.dispose()
-    return refresh_snapshots(url, current_settings()), before
+    with work_progress() as progress, steps(progress, "refreshing the feature snapshots") as step:
+        refreshed = refresh_snapshots(url, current_settings(), on_step=step)
+    return refreshed, before
 
 
 def _print_rows(rows: dict[str, int], *, absent: list[str] | None = None) -> None:

@@ -15,7 +15,9 @@ from rmreco.cli.main import (
     current_settings,
     out_console,
     parse_month,
+    steps,
     translate_errors,
+    work_progress,
 )
 
 app = typer.Typer()
@@ -104,16 +106,18 @@ def score_batch(
 
     settings = current_settings()
     specs = [found.spec for found in find_specs(settings.resolved_models_dir)]
-    summary = run(
-        data,
-        as_of=month,
-        out=out,
-        settings=settings,
-        tracking_uri=tracking_uri,
-        credit_models=[s.name for s in specs if isinstance(s, CreditRiskSpec)],
-        cross_sell_models=[s.name for s in specs if isinstance(s, CrossSellSpec)],
-        policy_path=settings.policy_path,
-    )
+    with work_progress() as progress, steps(progress, f"scoring {month:%Y-%m}") as step:
+        summary = run(
+            data,
+            as_of=month,
+            out=out,
+            settings=settings,
+            tracking_uri=tracking_uri,
+            credit_models=[s.name for s in specs if isinstance(s, CreditRiskSpec)],
+            cross_sell_models=[s.name for s in specs if isinstance(s, CrossSellSpec)],
+            policy_path=settings.policy_path,
+            on_step=step,
+        )
     for file, rows in summary.files.items():
         out_console.print(f"{out / file}: {rows:,} rows")
     for model, version in summary.model_versions.items():

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from rmreco.cli.main import (
     DataOption,
     TrackingOption,
     current_settings,
     out_console,
-    spinner,
+    quiet_mlflow,
+    steps,
     translate_errors,
+    work_progress,
 )
 from rmreco.config import CREDIT_SPEC_FILE, CROSS_SELL_SPEC_FILE
 
@@ -65,6 +68,8 @@ CROSS_SELL_REPORT = (
 
 #: A training job of ``rmreco.training`` (``train_credit_risk``, ``train_cross_sell``).
 Job = Callable[..., "TrainingResult"]
+#: The steps a training job tells that are printed with its report, not only shown in passing.
+TOLD_AFTER = ("note: ", "warning: ")
 
 
 @train_app.command("credit-risk")
@@ -132,9 +137,15 @@ def evaluate(
 
     settings = current_settings()
     model = load_credit_risk_spec(spec or settings.spec_path(CREDIT_SPEC_FILE))
-    result = evaluate_credit_model(
-        data, model_name=model.name, settings=settings, tracking_uri=tracking_uri, version=version
-    )
+    with work_progress() as progress, steps(progress, f"evaluating {model.name}") as step:
+        result = evaluate_credit_model(
+            data,
+            model_name=model.name,
+            settings=settings,
+            tracking_uri=tracking_uri,
+            version=version,
+            on_step=step,
+        )
     out_console.print(
         f"v{result.model_version} on {result.test_period} ({result.rows:,} snapshots)"
     )
@@ -157,14 +168,16 @@ def evaluate_cross_sell(
 
     settings = current_settings()
     model = load_cross_sell_spec(spec or settings.spec_path(CROSS_SELL_SPEC_FILE))
-    result = run(
-        data,
-        model_name=model.name,
-        settings=settings,
-        tracking_uri=tracking_uri,
-        version=version,
-        credit_models=[s.name for s in credit_specs(settings.resolved_models_dir)],
-    )
+    with work_progress() as progress, steps(progress, f"evaluating {model.name}") as step:
+        result = run(
+            data,
+            model_name=model.name,
+            settings=settings,
+            tracking_uri=tracking_uri,
+            version=version,
+            credit_models=[s.name for s in credit_specs(settings.resolved_models_dir)],
+            on_step=step,
+        )
     graded = ", ".join(f"{name} v{v}" for name, v in result.credit_versions.items())
     credit = f", credit grades from {graded}" if graded else ""
     out_console.print(
@@ -205,19 +218,32 @@ def _train(
     report: tuple[str, ...],
 ) -> None:
     """Run a training job on ``spec`` (default: ``default_spec`` of the models folder) under a
-    spinner that shows its steps, then print the metrics named in ``report``."""
+    progress display that shows its steps, then print the metrics named in ``report``."""
     settings = current_settings()
-    with spinner() as progress:
-        task = progress.add_task("starting", total=None)
+    spec_path = spec or settings.spec_path(default_spec)
+    quiet_mlflow()
+    # the job tells its notes and warnings as steps: they are this command's output, printed
+    # with the report (library logs are for --verbose)
+    told: list[str] = []
+    with work_progress() as progress, steps(progress, f"training {spec_path.name}") as step:
+
+        def on_step(message: str) -> None:
+            if message.startswith(TOLD_AFTER):
+                told.append(message)
+            step(message)
+
         result = job(
             data,
-            spec_path=spec or settings.spec_path(default_spec),
+            spec_path=spec_path,
             settings=settings,
             tracking_uri=tracking_uri,
             experiment=experiment,
-            on_step=lambda message: progress.update(task, description=message),
+            on_step=on_step,
         )
     _report_training(result, report)
+    for message in told:
+        if message not in result.comparison:  # the comparison repeats some warnings
+            out_console.print(escape(message), highlight=False)
 
 
 def _report_training(result: TrainingResult, keys: tuple[str, ...]) -> None:

@@ -31,6 +31,10 @@ the column and the as-of, before anything is written (:func:`future_date_problem
 row dated 2099 would make 2099 the end of the history, and every client would drop out of the
 month the service scores. A holding's ``end_month`` is the exception: a bank may export planned
 maturities, which are known at the as-of though they lie after it (the contract accepts them).
+
+Text longer than its column holds (``Column.max_length``: a client's ``name``) is refused the
+same way, naming file, row and column but not the text (a name may be a person's), rather than
+cut short or left to the database to reject mid-load (:func:`too_long_problems`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -73,6 +77,10 @@ BATCH_ROWS = 5_000
 #: known at the as-of (the contract accepts an ``end_month`` after the history; the product
 #: counts as held until then).
 MAY_BE_AFTER_AS_OF: frozenset[tuple[str, str]] = frozenset({(contract.HOLDINGS.name, "end_month")})
+
+#: Told the rows of one table written so far: ``(table, rows written, rows of the table)``,
+#: once as a table starts and after every batch (a retried transaction starts again from 0).
+RowProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -109,15 +117,21 @@ class IngestSummary:
 
 
 def ingest_folder(
-    folder: Path, target: Engine | sessionmaker[Session], *, settings: Settings
+    folder: Path,
+    target: Engine | sessionmaker[Session],
+    *,
+    settings: Settings,
+    on_rows: RowProgress | None = None,
 ) -> IngestSummary:
     """Validate the input folder, then write all its tables in one transaction.
 
     ``target`` is an Engine or a Session factory. The database must be migrated (``rmreco db
     upgrade``). Raises SchemaNotCurrentError (an RmrecoError) when it is not, DataContractError
     with every problem when the input breaks the contract, holds a date after the load's as-of
-    (:func:`load_as_of`) or is in another currency than the database, and sqlalchemy errors when
-    the database fails; in every case nothing is written.
+    (:func:`load_as_of`) or a text longer than its column holds (:func:`too_long_problems`) or
+    is in another currency than the database, and sqlalchemy errors when the database fails; in
+    every case nothing is written. ``on_rows`` is told each table's rows as they are written
+    (nothing while the folder is read and validated).
     """
     started = time.perf_counter()
     factory = target if isinstance(target, sessionmaker) else session_factory(target)
@@ -131,9 +145,15 @@ def ingest_folder(
     if future:
         logger.info("input %s refused: %d values after the as-of", folder, len(future))
         raise DataContractError(sort_problems(future))
+    too_long = too_long_problems(validated)
+    if too_long:
+        logger.info("input %s refused: %d values too long", folder, len(too_long))
+        raise DataContractError(sort_problems(too_long))
 
     def work(session: Session) -> IngestRun:
-        return write_tables(session, validated, settings_currency=settings.currency)
+        return write_tables(
+            session, validated, settings_currency=settings.currency, on_rows=on_rows
+        )
 
     run = run_in_transaction(factory, work)
     seconds = time.perf_counter() - started
@@ -206,6 +226,28 @@ def future_date_problems(validated: ValidatedTables, as_of: LoadAsOf) -> list[Pr
     return problems
 
 
+def too_long_problems(validated: ValidatedTables) -> list[Problem]:
+    """A problem for every text of a column with a ``max_length`` (``clients.name``) longer
+    than that many characters, naming file, row and column; [] when there is none. The text
+    itself is not quoted: a name may be a person's."""
+    problems: list[Problem] = []
+    for table in validated.tables.values():
+        for column in table.table.columns:
+            if column.max_length is None or column.name not in table.frame:
+                continue
+            lengths = table.frame[column.name].astype("string").str.len()
+            longer = (lengths > column.max_length).fillna(False).astype(bool)
+            collector = ProblemCollector(table.file, column.name)
+            collector.add(
+                lengths,
+                longer,
+                f"holds more than {column.max_length} characters, the most "
+                f"{table.name}.{column.name} keeps: shorten it",
+            )
+            problems.extend(collector.problems)
+    return problems
+
+
 def database_currency(session: Session) -> str | None:
     """The currency of the latest successful load, or None for a database without one."""
     return session.scalar(
@@ -251,9 +293,14 @@ def resolve_currency(validated: ValidatedTables, *, database: str | None, settin
 
 
 def write_tables(
-    session: Session, validated: ValidatedTables, *, settings_currency: str
+    session: Session,
+    validated: ValidatedTables,
+    *,
+    settings_currency: str,
+    on_rows: RowProgress | None = None,
 ) -> IngestRun:
-    """Upsert every table of a validated load and record the run; never commits.
+    """Upsert every table of a validated load and record the run; never commits. ``on_rows``
+    is told each table's rows as they are written.
 
     Raises SchemaNotCurrentError, DataContractError (currency) and sqlalchemy errors.
     """
@@ -277,7 +324,10 @@ def write_tables(
     record_extra_kinds(session, validated, run_id=run.id)
     for table in contract.TABLES:  # parents before children, for the foreign keys
         if table.name in validated.tables:
-            upsert_table(session, validated.tables[table.name])
+            # the progress argument only when someone listens: upsert_table keeps its plain
+            # (session, table) call for callers that wrap it
+            listened = {} if on_rows is None else {"on_rows": on_rows}
+            upsert_table(session, validated.tables[table.name], **listened)
     run.status = "succeeded"
     run.finished_at = utcnow()
     session.flush()
@@ -322,8 +372,9 @@ def record_extra_kinds(session: Session, validated: ValidatedTables, *, run_id: 
     session.flush()
 
 
-def upsert_table(session: Session, table: InputTable) -> int:
-    """Insert or update the rows of one input table on its natural key; return the row count."""
+def upsert_table(session: Session, table: InputTable, on_rows: RowProgress | None = None) -> int:
+    """Insert or update the rows of one input table on its natural key; return the row count.
+    ``on_rows`` is told the rows written as the table starts and after every batch."""
     db_table = CONTRACT_MODELS[table.name].__table__
     assert isinstance(db_table, Table)
     columns = [c for c in table.table.column_names if c in table.frame.columns]
@@ -342,10 +393,15 @@ def upsert_table(session: Session, table: InputTable) -> int:
         stmt = stmt.on_conflict_do_nothing(index_elements=key)
 
     connection = session.connection()
+    total = len(table.frame)
     n = 0
+    if on_rows is not None:
+        on_rows(table.name, n, total)
     for batch in _records(table, columns):
         connection.execute(stmt, batch)
         n += len(batch)
+        if on_rows is not None:
+            on_rows(table.name, n, total)
     logger.debug("upserted %d rows into %s", n, table.name)
     return n
 

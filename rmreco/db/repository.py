@@ -54,8 +54,8 @@ _USER_BY_PREFIX = select(
     _users.c.revoked_at,
 ).where(_users.c.api_key_prefix == bindparam("prefix"))
 
-# a client with its feature snapshot, in ClientView's field order
-_CLIENT_VIEW = select(
+# a client with its feature snapshot, in ClientView's field order (rows: client_view)
+CLIENT_VIEW = select(
     _clients.c.client_id,
     _clients.c.segment,
     _clients.c.rm_id,
@@ -64,8 +64,9 @@ _CLIENT_VIEW = select(
     _snapshots.c.in_default,
     _snapshots.c.features,
     _snapshots.c.offer_candidates,
+    _clients.c.name,
 )
-_CLIENT_WITH_FEATURES = _CLIENT_VIEW.outerjoin(
+_CLIENT_WITH_FEATURES = CLIENT_VIEW.outerjoin(
     _snapshots, _snapshots.c.client_id == _clients.c.client_id
 ).where(_clients.c.client_id == bindparam("client_id"))
 
@@ -118,16 +119,19 @@ class ClientView:
     in_default: bool
     features: dict[str, Any] | None
     offer_candidates: dict[str, Any] | None = None
+    #: The client's legal or personal name (``clients.name``); None where the bank gives none,
+    #: and then pages show ``client_id``. For people to read, never a feature.
+    client_name: str | None = None
 
 
 def client_with_features(session: Session, client_id: str) -> ClientView | None:
     """The client and its feature snapshot (None when the client does not exist)."""
     row = session.execute(_CLIENT_WITH_FEATURES, {"client_id": client_id}).first()
-    return None if row is None else _client_view(row)
+    return None if row is None else client_view(row)
 
 
-def _client_view(row: Any) -> ClientView:
-    """A ClientView from a row of :data:`_CLIENT_VIEW`'s columns."""
+def client_view(row: Any) -> ClientView:
+    """A ClientView from a row of :data:`CLIENT_VIEW`'s columns."""
     return ClientView(
         client_id=row[0],
         segment=row[1],
@@ -137,6 +141,7 @@ def _client_view(row: Any) -> ClientView:
         in_default=bool(row[5]),
         features=row[6],
         offer_candidates=row[7],
+        client_name=row[8],
     )
 
 
@@ -154,11 +159,11 @@ def portfolio_stamp(session: Session, rm_id: str) -> tuple[int, str | None]:
 def portfolio_features(session: Session, rm_id: str) -> list[ClientView]:
     """Every client of an RM with its feature snapshot."""
     rows = session.execute(
-        _CLIENT_VIEW.join(_snapshots, _snapshots.c.client_id == _clients.c.client_id)
+        CLIENT_VIEW.join(_snapshots, _snapshots.c.client_id == _clients.c.client_id)
         .where(_clients.c.rm_id == rm_id)
         .order_by(_clients.c.client_id)
     ).all()
-    return [_client_view(r) for r in rows]
+    return [client_view(r) for r in rows]
 
 
 def held_products(session: Session, client_ids: Sequence[str]) -> dict[str, set[str]]:
@@ -376,19 +381,21 @@ def store_answer(
     request_sha256: str,
     status: int,
     body: dict[str, Any],
-    forget_before: datetime,
+    forget_before: datetime | None = None,
 ) -> None:
     """Remember an answer under (user, key), replacing an answer of that key older than
-    ``forget_before``; raises IntegrityError when the key is taken by a newer one."""
-    # one row by its primary key: the older answers of everyone are forgotten in the
-    # background (forget_answers), never by a scan on the request path
-    session.execute(
-        delete(schema.IdempotentAnswer).where(
-            schema.IdempotentAnswer.user_id == user_id,
-            schema.IdempotentAnswer.key == key,
-            schema.IdempotentAnswer.created_at < forget_before,
+    ``forget_before`` (given when the caller saw one); raises IntegrityError when the key is
+    taken by a newer one."""
+    if forget_before is not None:
+        # one row by its primary key: the older answers of everyone are forgotten in the
+        # background (forget_answers), never by a scan on the request path
+        session.execute(
+            delete(schema.IdempotentAnswer).where(
+                schema.IdempotentAnswer.user_id == user_id,
+                schema.IdempotentAnswer.key == key,
+                schema.IdempotentAnswer.created_at < forget_before,
+            )
         )
-    )
     session.execute(
         insert(schema.IdempotentAnswer).values(
             user_id=user_id,

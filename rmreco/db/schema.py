@@ -188,6 +188,9 @@ class Client(Base):
     )
 
     client_id: Mapped[str] = mapped_column(String)
+    #: The client's legal or personal name, for people to read (migration 0010); never a
+    #: feature. Null where the bank's extract gives none.
+    name: Mapped[str | None] = mapped_column(String(contract.CLIENT_NAME_MAX_LENGTH))
     segment: Mapped[str] = mapped_column(String(16))
     sector: Mapped[str | None] = mapped_column(String(1))
     region: Mapped[str | None] = mapped_column(String)
@@ -502,3 +505,19 @@ class ClientFeatures(Base):
     #: ``rmreco.features.config.SnapshotParams``); null for rows refreshed before they were kept.
     params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebSession(Base):
+    """A sign-in to the RM workspace in the browser. The browser holds a random token in an
+    http-only cookie; the table keeps only its sha256, so a copy of the table signs no one in.
+    Each form of the session carries ``csrf_token``. Signing out deletes the row; a row past
+    ``expires_at`` signs no one in and is forgotten by the service in the background."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -14,9 +14,11 @@ Only ``clients`` is required: every other table may be left out of a folder (a s
 book has no account months, an application sample no holdings) and then reads as an empty table.
 ``clients`` and ``financials`` may carry the bank's own columns beyond the contract (features:
 numeric or categorical, declared in the manifest or inferred); ``products`` keeps its own as
-catalog parameters. An optional ``manifest.yaml`` beside the tables states what the tables
-cannot: the extract date (undated credit status), the observation month (clients without
-account history) and the kinds of the bank's own columns.
+catalog parameters. ``clients.name`` (a firm's legal name, a person's name) is a contract column
+so that it is never one of those: it is for people to read and search, and no model learns from
+it. An optional ``manifest.yaml`` beside the tables states what the tables cannot: the extract
+date (undated credit status), the observation month (clients without account history) and the
+kinds of the bank's own columns.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class ProductKind(StrEnum):
 
 #: NACE Rev. 2 sections, the sector code of ``clients.sector``.
 NACE_SECTIONS: tuple[str, ...] = tuple("ABCDEFGHIJKLMNOPQRSTU")
+#: Longest client name (``clients.name``), in characters: room for the longest registered legal
+#: names (a firm's name with its legal form spelled out) and a person's full name.
+CLIENT_NAME_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,9 @@ class Column:
     filled_from: str | None = None
     #: Why the manifest key fills an empty cell, for the documentation.
     fill_rule: str | None = None
+    #: Longest text a ``str`` column holds, in characters (the database column's length); a
+    #: longer value is refused when loaded. None: no limit.
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,16 @@ CLIENTS = Table(
     key=("client_id",),
     columns=(
         Column("client_id", "str", "the bank's client identifier"),
+        Column(
+            "name",
+            "str",
+            "the client's legal name (a firm) or personal name (a person), free text of at most "
+            f"{CLIENT_NAME_MAX_LENGTH} characters, as RMs know the client; shown and searched, "
+            "never a model feature; where empty, the client is shown by its id",
+            required=False,
+            nullable=True,
+            max_length=CLIENT_NAME_MAX_LENGTH,
+        ),
         Column("segment", "str", "business segment", levels=tuple(Segment)),
         Column(
             "sector",

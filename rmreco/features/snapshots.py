@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,9 @@ INGEST_RUN_KEY = "ingest_run_id"
 #: The PostgreSQL advisory lock a refresh holds for its transaction (any fixed number: it only
 #: has to be the same in every process).
 REFRESH_LOCK_KEY = 7_266_617_265
+
+#: Told each step of a refresh as it starts, in words (a refresh of a large book takes minutes).
+StepProgress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -239,22 +243,28 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def refresh_client_features(session: Session, params: SnapshotParams) -> int:
+def refresh_client_features(
+    session: Session, params: SnapshotParams, on_step: StepProgress | None = None
+) -> int:
     """Recompute every client's snapshot from the stored history with the builder settings
-    ``params`` (those of the models served from the snapshots); never commits.
+    ``params`` (those of the models served from the snapshots); never commits. ``on_step`` is
+    told each step as it starts.
 
     Returns the number of clients written. The caller owns the transaction, so the table is
     replaced all at once or not at all. Every row records the latest ingest run (read first,
     under the refresh lock: a load committed while the history is read leaves the refresh owed
     again, never a newer run recorded than was read).
     """
+    step = on_step or (lambda message: None)
     lock_refresh(session)
     run = latest_ingest_run(session)
     recorded = {**params.to_dict(), INGEST_RUN_KEY: run}
+    step("reading the stored history")
     inputs = observed_inputs(read_inputs(session), params.financials_lag_months)
     if inputs.account_months.empty:
         session.execute(delete(schema.ClientFeatures))
         return 0
+    step(f"computing the latest features of {len(inputs.clients):,} clients")
     latest = latest_features(inputs, params)
     bank = bank_features(inputs.extra_columns)
     names = [*FEATURE_DESCRIPTIONS, *bank]
@@ -275,9 +285,11 @@ def refresh_client_features(session: Session, params: SnapshotParams) -> int:
                 },
             }
         )
+    step(f"listing the products each of {len(rows):,} clients may be offered")
     candidates = offer_candidates(inputs, params)
     for row in rows:
         row["offer_candidates"] = candidates.get(str(row["client_id"]))
+    step(f"writing {len(rows):,} snapshots")
     session.execute(delete(schema.ClientFeatures))
     for start in range(0, len(rows), BATCH_ROWS):
         session.execute(insert(schema.ClientFeatures), rows[start : start + BATCH_ROWS])

@@ -22,6 +22,7 @@ from rmreco.db.engine import ServiceLimits, create_engine_for, session_factory, 
 from rmreco.features.config import SnapshotParams
 from rmreco.features.snapshots import stored_params
 from rmreco.modeling.policy import load_policy
+from rmreco.serving.api_docs import add_api_docs
 from rmreco.serving.errors import install_error_handlers
 from rmreco.serving.idempotency import FORGET_EVERY_SECONDS, forget_expired
 from rmreco.serving.limits import install_limits
@@ -29,6 +30,7 @@ from rmreco.serving.model_store import ModelStore
 from rmreco.serving.routes import ROUTERS
 from rmreco.serving.routes.health import complete_owed_refresh
 from rmreco.serving.runtime import Runtime, served_kinds
+from rmreco.serving.web import forget_ended, install_workspace
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +109,11 @@ def create_app(
         # the background; /readyz says not ready until it is
         repair = asyncio.create_task(complete_owed_refresh(app, settings, poll_seconds))
         forgetting = asyncio.create_task(forget_expired(factory, FORGET_EVERY_SECONDS))
+        signed_out = asyncio.create_task(forget_ended(factory, FORGET_EVERY_SECONDS))
         try:
             yield
         finally:
-            for task in (follower, repair, forgetting):
+            for task in (follower, repair, forgetting, signed_out):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -123,12 +126,17 @@ def create_app(
         "for corporate RMs, feedback and KPIs. Authenticate with `Authorization: Bearer <key>` "
         "(keys from `rmreco users create`).",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: add_api_docs serves them
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # before routing and authentication: a body or a caller over the limits costs no work
     install_limits(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    install_workspace(app)
+    add_api_docs(app)
     return app
 
 

@@ -12,24 +12,22 @@ is a 422), and is remembered for :data:`KEY_LIFETIME`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rmreco.db import repository as repo
-from rmreco.db.engine import transaction
 from rmreco.serving.deps import PrincipalDep
 from rmreco.serving.errors import ApiError
-from rmreco.serving.runtime import commit
+from rmreco.serving.runtime import commit, forget_in_background
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 FORGET_EVERY_SECONDS = 3600.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Idempotency:
     """The request's idempotency key (None without one), its caller, operation and body hash."""
 
@@ -51,6 +49,9 @@ class Idempotency:
     user_id: int
     operation: str
     request_sha256: str
+    #: Whether :meth:`replay` found the key's answer expired: :meth:`commit` then forgets it
+    #: before storing the new one (the only case where a request deletes anything).
+    expired_seen: bool = field(default=False, compare=False)
 
     def replay(self, session: Session) -> JSONResponse | None:
         """The stored answer of an earlier request with this key, or None (no key, or none
@@ -63,7 +64,10 @@ class Idempotency:
         if self.key is None:
             return None
         stored = repo.stored_answer(session, self.user_id, self.key)
-        if stored is None or _expired(stored.created_at):
+        if stored is None:
+            return None
+        if _expired(stored.created_at):
+            self.expired_seen = True
             return None
         if stored.operation != self.operation or stored.request_sha256 != self.request_sha256:
             raise ApiError(
@@ -76,17 +80,26 @@ class Idempotency:
             stored.body, status_code=stored.status, headers={REPLAYED_HEADER: "true"}
         )
 
-    def commit(self, session: Session, answer: BaseModel, status: int) -> Any:
+    def commit(self, session: Session, answer: BaseModel, status: int) -> Response:
         """Store ``answer`` under the key (with a key) and commit the request's transaction;
-        the answer to return: ``answer``, or the stored answer of a request with the same key
+        the response to send: ``answer``, or the stored answer of a request with the same key
         that committed first (this request's work is then rolled back).
+
+        The answer is serialised once, here, for both the database and the response (the
+        route's ``response_model`` still documents it; FastAPI does not validate and
+        serialise it again).
 
         Raises:
             ApiError: 503 when the transaction cannot be committed.
         """
         if self.key is None:
             commit(session)
-            return answer
+            return Response(
+                answer.model_dump_json(by_alias=True),
+                status_code=status,
+                media_type="application/json",
+            )
+        body = answer.model_dump(mode="json", by_alias=True)
         try:
             repo.store_answer(
                 session,
@@ -95,8 +108,8 @@ class Idempotency:
                 operation=self.operation,
                 request_sha256=self.request_sha256,
                 status=status,
-                body=answer.model_dump(mode="json", by_alias=True),
-                forget_before=datetime.now(UTC) - KEY_LIFETIME,
+                body=body,
+                forget_before=(datetime.now(UTC) - KEY_LIFETIME) if self.expired_seen else None,
             )
             commit(session)
         except IntegrityError:
@@ -105,7 +118,7 @@ class Idempotency:
             if replayed is None:
                 raise
             return replayed
-        return answer
+        return JSONResponse(body, status_code=status)
 
 
 def _expired(created_at: datetime) -> bool:
@@ -147,17 +160,10 @@ IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
 async def forget_expired(factory: sessionmaker[Session], every_seconds: float) -> None:
     """Forget the answers of keys older than :data:`KEY_LIFETIME`, now and every
     ``every_seconds``, off the request path (one indexed delete; a request never scans for
-    them). Never raises: a database that is down is tried again at the next round."""
-
-    def forget() -> int:
-        with transaction(factory) as session:
-            return repo.forget_answers(session, datetime.now(UTC) - KEY_LIFETIME)
-
-    while True:
-        try:
-            forgotten = await asyncio.to_thread(forget)
-            if forgotten:
-                log.info("forgot the answers of %d expired idempotency keys", forgotten)
-        except SQLAlchemyError as exc:
-            log.warning("could not forget expired idempotency keys: %s", type(exc).__name__)
-        await asyncio.sleep(every_seconds)
+    them). Never raises."""
+    await forget_in_background(
+        factory,
+        every_seconds,
+        lambda session: repo.forget_answers(session, datetime.now(UTC) - KEY_LIFETIME),
+        "answers of expired idempotency keys",
+    )

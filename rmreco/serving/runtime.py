@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rmreco.config import Settings
 from rmreco.db import repository as repo
+from rmreco.db.engine import transaction
 from rmreco.domain.errors import ConfigurationError
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.policy import CreditPolicy
@@ -156,3 +157,27 @@ def database_ok(factory: sessionmaker[Session]) -> bool:
         return True
     except SQLAlchemyError:
         return False
+
+
+async def forget_in_background(
+    factory: sessionmaker[Session],
+    every_seconds: float,
+    forget: Callable[[Session], int],
+    what: str,
+) -> None:
+    """Run ``forget`` (a delete of rows that ran out, returning how many) in its own
+    transaction now and every ``every_seconds``, off the request path; ``what`` names the rows
+    in the log. Never raises: a database that is down is tried again at the next round."""
+
+    def run() -> int:
+        with transaction(factory) as session:
+            return forget(session)
+
+    while True:
+        try:
+            forgotten = await asyncio.to_thread(run)
+            if forgotten:
+                log.info("forgot %d %s", forgotten, what)
+        except SQLAlchemyError as exc:
+            log.warning("could not forget %s: %s", what, type(exc).__name__)
+        await asyncio.sleep(every_seconds)

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from rmreco.serving import examples as ex
+
 
 class Strict(BaseModel):
     """A request body: unknown fields and values of the wrong JSON type are refused (422)."""
@@ -36,6 +38,12 @@ def _iso_date(value: Any) -> Any:
     raise ValueError("must be a date written YYYY-MM-DD")
 
 
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    """A model's configuration carrying ``examples`` for its JSON schema (from
+    :mod:`rmreco.serving.examples`)."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
 #: A date parameter of a query: only an ISO date (``YYYY-MM-DD``) is read.
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
@@ -45,6 +53,8 @@ MAX_OFFSET = 1_000_000_000
 
 
 class ErrorBody(BaseModel):
+    model_config = _examples(ex.ERROR_BODY)
+
     code: str
     message: str
     field: str | None = None
@@ -54,6 +64,8 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    model_config = _examples(ex.ERROR_RESPONSE)
+
     error: ErrorBody
 
 
@@ -63,6 +75,8 @@ MAX_AMOUNT = 1e15
 
 
 class FinancingRequest(Strict):
+    model_config = _examples(ex.FINANCING_REQUEST)
+
     amount: float | None = Field(
         None,
         gt=0,
@@ -84,6 +98,8 @@ class FinancingRequest(Strict):
 class Reason(BaseModel):
     """A reason of a score, from the reason catalogue (``docs/reasons.md``)."""
 
+    model_config = _examples(ex.REASON, ex.REASON_2)
+
     code: str = Field(description="Stable code of the reason catalogue, e.g. DPD03.")
     feature: str | None = Field(description="The model feature (null for a policy rule).")
     value: float | str | None = Field(description="The feature's value, in ``unit``.")
@@ -101,6 +117,8 @@ class Reason(BaseModel):
 class PolicyReason(BaseModel):
     """A reason of the credit policy's decision: the rule's code and its sentence."""
 
+    model_config = _examples(ex.POLICY_REASON)
+
     code: str = Field(description="Code of the policy rule, e.g. POL_DPD3M.")
     text: str
 
@@ -110,10 +128,14 @@ class AdverseActionReason(Reason):
     up (``model``); a client in default gets the default (``default``); a decline with no such
     feature states the policy rules that declined it (``policy``)."""
 
+    model_config = _examples(ex.ADVERSE_ACTION_REASON)
+
     source: Literal["model", "default", "policy"]
 
 
 class Pricing(BaseModel):
+    model_config = _examples(ex.PRICING)
+
     rate: float
     funding_cost: float
     expected_loss: float
@@ -123,11 +145,15 @@ class Pricing(BaseModel):
 
 
 class Suppression(BaseModel):
+    model_config = _examples(ex.SUPPRESSION)
+
     until: date = Field(description="The first day the product may be offered again.")
     reasons: list[str]
 
 
 class FinancingOption(BaseModel):
+    model_config = _examples(ex.FINANCING_OPTION, ex.FINANCING_OPTION_2)
+
     recommendation_id: str
     rank: int
     product_code: str
@@ -160,6 +186,8 @@ class FinancingOption(BaseModel):
 
 
 class FinancingAnswer(BaseModel):
+    model_config = _examples(ex.FINANCING_ANSWER)
+
     client_id: str
     as_of: date
     pd: float = Field(
@@ -183,6 +211,8 @@ class FinancingAnswer(BaseModel):
 
 
 class FeedbackRequest(Strict):
+    model_config = _examples(ex.FEEDBACK_REQUEST)
+
     outcome: Literal["offered", "accepted", "declined", "not_interested"]
     reason: str | None = Field(None, max_length=2000)
     amount: float | None = Field(
@@ -195,6 +225,8 @@ class FeedbackRequest(Strict):
 
 
 class FeedbackAnswer(BaseModel):
+    model_config = _examples(ex.FEEDBACK_ANSWER)
+
     feedback_id: int
     recommendation_id: str
     outcome: str
@@ -207,6 +239,8 @@ class FeedbackAnswer(BaseModel):
 
 
 class FeedbackItem(BaseModel):
+    model_config = _examples(ex.FEEDBACK_ITEM, ex.FEEDBACK_ITEM_2)
+
     feedback_id: int
     recommendation_id: str
     kind: str = Field(description="financing or cross_sell: the answer that recommended it.")
@@ -220,6 +254,8 @@ class FeedbackItem(BaseModel):
 
 
 class FeedbackPage(BaseModel):
+    model_config = _examples(ex.FEEDBACK_PAGE)
+
     rm_id: str | None
     client_id: str | None = None
     total: int
@@ -229,6 +265,8 @@ class FeedbackPage(BaseModel):
 
 
 class ProductKpi(BaseModel):
+    model_config = _examples(ex.PRODUCT_KPI)
+
     product_code: str
     recommended: int = Field(description="Clients this product was recommended to.")
     offered: int
@@ -240,6 +278,8 @@ class ProductKpi(BaseModel):
 
 
 class RetentionKpi(BaseModel):
+    model_config = _examples(ex.RETENTION_KPI)
+
     start_month: date = Field(description="Month the client base is read in.")
     end_month: date = Field(description="Month retention is read in.")
     clients_at_start: int | None = Field(
@@ -252,6 +292,8 @@ class RetentionKpi(BaseModel):
 
 
 class ProductHoldingsKpi(BaseModel):
+    model_config = _examples(ex.PRODUCT_HOLDINGS_KPI)
+
     product_code: str
     started: int
     with_amount: int = Field(description="Spells whose amount the data gives.")
@@ -259,6 +301,8 @@ class ProductHoldingsKpi(BaseModel):
 
 
 class NewHoldingsKpi(BaseModel):
+    model_config = _examples(ex.NEW_HOLDINGS_KPI)
+
     months_from: date | None = Field(description="First month counted.")
     months_to: date | None = Field(description="Last month counted.")
     started: int | None = Field(description="Holdings started; null when no month is counted.")
@@ -267,6 +311,8 @@ class NewHoldingsKpi(BaseModel):
 
 
 class KpiFigures(BaseModel):
+    model_config = _examples(ex.KPI_FIGURES)
+
     recommendations: int = Field(
         description="(client, product) pairs recommended in the period, each once however "
         "often it was shown."
@@ -288,6 +334,8 @@ class KpiFigures(BaseModel):
 
 
 class KpiAnswer(KpiFigures):
+    model_config = _examples(ex.KPI_ANSWER)
+
     rm_id: str
     period_start: date
     period_end: date
@@ -295,6 +343,8 @@ class KpiAnswer(KpiFigures):
 
 
 class RmKpiRow(KpiFigures):
+    model_config = _examples(ex.RM_KPI_ROW)
+
     rm_id: str
     name: str
     role: str
@@ -302,6 +352,8 @@ class RmKpiRow(KpiFigures):
 
 
 class TeamKpiAnswer(BaseModel):
+    model_config = _examples(ex.TEAM_KPI_ANSWER)
+
     team: str | None = Field(description="The team asked for; null: every RM.")
     period_start: date
     period_end: date
@@ -311,6 +363,8 @@ class TeamKpiAnswer(BaseModel):
 
 
 class ServedModelInfo(BaseModel):
+    model_config = _examples(ex.SERVED_MODEL)
+
     name: str
     version: str
     source: str
@@ -318,6 +372,8 @@ class ServedModelInfo(BaseModel):
 
 
 class ModelsAnswer(BaseModel):
+    model_config = _examples(ex.MODELS_ANSWER)
+
     models: list[ServedModelInfo]
     registry: str
     errors: dict[str, str]
@@ -327,6 +383,8 @@ class ReadyAnswer(BaseModel):
     """Readiness, open to every caller (load balancers call it without a key). ``models`` and
     ``errors`` are given only to a caller with a valid admin or data_scientist key: versions
     and error texts (which may name hosts and paths) are not for everyone."""
+
+    model_config = _examples(ex.READY_ANSWER)
 
     ready: bool = Field(
         description="A credit model is served, the database answers, no feature refresh is owed."
@@ -350,6 +408,8 @@ class ReadyAnswer(BaseModel):
 
 
 class CrossSellItem(BaseModel):
+    model_config = _examples(ex.CROSS_SELL_ITEM, ex.CROSS_SELL_ITEM_2)
+
     recommendation_id: str
     rank: int
     client_id: str
@@ -376,6 +436,8 @@ class CrossSellItem(BaseModel):
 
 
 class CrossSellPage(BaseModel):
+    model_config = _examples(ex.CROSS_SELL_PAGE)
+
     rm_id: str | None
     client_id: str | None = None
     total: int

@@ -4,6 +4,9 @@ A key is ``rmr_<prefix>_<secret>``: the prefix (8 hex characters) finds the user
 of the whole key is compared with ``hmac.compare_digest``. Keys are 192 random bits, so a fast
 hash (SHA-256) is safe to store: there is nothing to brute-force as there is with passwords,
 and a slow hash would cost every request tens of milliseconds.
+
+:data:`API_KEY_SCHEME` is how the OpenAPI document describes the key (the Authorize button of
+``/docs``); it reads no request: :func:`bearer_key` does, and the 401s stay the service's own.
 """
 
 from __future__ import annotations
@@ -13,7 +16,20 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from fastapi.security import HTTPBearer
+
 KEY_PREFIX = "rmr_"
+
+#: The API key in the OpenAPI document: an HTTP bearer token (``Authorization: Bearer <key>``).
+#: ``auto_error=False``: were it ever used as a dependency, it would not answer FastAPI's own
+#: 401 ("Not authenticated") in place of the service's error body and its challenges.
+API_KEY_SCHEME = HTTPBearer(
+    scheme_name="apiKey",
+    bearerFormat="rmr_<prefix>_<secret>",
+    description="An API key from `rmreco users create` (or the demo users `make demo` prints), "
+    "sent as `Authorization: Bearer <key>`. Operations under /v1 need one; the probes do not.",
+    auto_error=False,
+)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+#: How long the supervisor of several workers waits for one to answer before it replaces it.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def server_config(
     settings: Settings,
     app: FastAPI | str,
@@ -153,6 +157,12 @@ def server_config(
         # uvicorn annotates it as int; it is handed to loop.call_later, which takes any float
         "timeout_keep_alive": settings.keep_alive_seconds,
         "log_level": log_level,
+        # A spawned worker answers the supervisor's health pings only once it has imported the
+        # service (mlflow, LightGBM, pandas: seconds, and many more on a busy machine); with
+        # uvicorn's 5 s a worker still importing was killed as hung, again and again, and
+        # `--workers 2` never came up under load. A worker that is really hung is still
+        # replaced, after this long.
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
     }
     return ServerConfig(app, header_timeout_seconds=settings.header_timeout_seconds, **options)
 

@@ -7,7 +7,8 @@ populations, firms and persons), ``bank`` (the bank-wide frame: common factors, 
 relationship managers), ``truth`` (the exact probabilities behind defaults and adoptions),
 ``observed`` (what the bank's books show of firms, and any client's spells and events),
 ``lifecycle`` (a chunk of one population, month by month), ``personal`` (persons: traits,
-accounts, tables), ``simulation`` (one chunk: firms and persons, merged in client order) and
+accounts, tables), ``names`` (the clients' names: firms' legal names, persons' names),
+``simulation`` (one chunk: firms and persons, merged in client order, named) and
 ``generator`` (the entry point: arguments, the atomic output folder, the streaming Parquet
 writer). Beside them, the shapes of extract banks send, written from the same bank:
 ``shape_options`` (their names and knobs), ``ratios`` (the statements' extra ratio columns),

@@ -98,6 +98,9 @@ STREAM_COMMON, STREAM_CLIENTS, STREAM_RMS, STREAM_CHUNK, STREAM_PERSONAL_CHUNK =
 #: The stream of the shapes a bank is rewritten into (``rmreco.synthetic.shapes``), keyed further
 #: by shape: never drawn from when the bank is written as generated.
 STREAM_SHAPES = 5
+#: The stream of the clients' names (``rmreco.synthetic.names``), keyed further by chunk: names
+#: draw nothing from the other streams, so every other column is what it was without them.
+STREAM_NAMES = 6
 OPEN_ENDED = np.iinfo(np.int64).max
 #: Width of the tenor table (the most tenors a product draws from).
 MAX_TENORS = 5

@@ -1,7 +1,8 @@
 """This module owns the simulation of one chunk of clients: the chunk split by population, each
-population simulated from its own random stream, and the chunk's tables merged in client order;
-and the firms' part of it: firmographics and static traits, and the tables firms add (clients,
-books, statements, truth). Their months are lived in ``lifecycle``; persons are ``personal``'s.
+population simulated from its own random stream, the chunk's tables merged in client order and
+its clients named (``names``, from a stream of their own); and the firms' part of it:
+firmographics and static traits, and the tables firms add (clients, books, statements, truth).
+Their months are lived in ``lifecycle``; persons are ``personal``'s.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rmreco.synthetic.arrays import (
 )
 from rmreco.synthetic.bank import Bank
 from rmreco.synthetic.lifecycle import Cohort, live, mean_health
+from rmreco.synthetic.names import with_names
 from rmreco.synthetic.observed import (
     account_months,
     events_table,
@@ -82,7 +84,7 @@ def simulate_chunk(bank: Bank, chunk: int, lo: int, hi: int) -> dict[str, pa.Tab
     is_person = bank.segment[lo:hi] == PERSONAL
     if not is_person.any() and bank.product_codes == BUSINESS.codes:
         rng = spawn_rng(bank.seed, STREAM_CHUNK, chunk)
-        return _simulate_firms(bank, rng, np.arange(lo, hi), ids)
+        return _named(bank, chunk, lo, hi, _simulate_firms(bank, rng, np.arange(lo, hi), ids))
     parts: list[_Part] = []
     for positions, stream, simulate, codes in (
         (np.flatnonzero(~is_person), STREAM_CHUNK, _simulate_firms, BUSINESS.codes),
@@ -98,7 +100,18 @@ def simulate_chunk(bank: Bank, chunk: int, lo: int, hi: int) -> dict[str, pa.Tab
         rng = spawn_rng(bank.seed, stream, chunk)
         tables = simulate(bank, rng, lo + positions, ids.take(pa.array(positions)))
         parts.append((positions, codes, tables))
-    return _merge(parts, ids, bank.product_codes)
+    return _named(bank, chunk, lo, hi, _merge(parts, ids, bank.product_codes))
+
+
+def _named(
+    bank: Bank, chunk: int, lo: int, hi: int, tables: dict[str, pa.Table]
+) -> dict[str, pa.Table]:
+    """The chunk's tables with its clients' names, drawn from the chunk's names stream after
+    everything else: names change no other value."""
+    clients = with_names(
+        tables[CLIENTS.name], bank.seed, chunk, bank.segment[lo:hi], bank.region[lo:hi]
+    )
+    return {**tables, CLIENTS.name: clients}
 
 
 def _merge(

@@ -417,8 +417,10 @@ def evaluate_credit_model(
     tracking_uri: str | None = None,
     version: str | None = None,
     test_months: int | None = None,
+    on_step: run.Progress | None = None,
 ) -> CreditEvaluation:
-    """Score another bank's (or a later period's) test window with a registered version.
+    """Score another bank's (or a later period's) test window with a registered version;
+    ``on_step`` is told each step as it starts.
 
     The panel is built with the model's own feature configuration (horizon, label events,
     cure months, financials lag, segments); the window is the latest ``test_months`` (default:
@@ -431,12 +433,16 @@ def evaluate_credit_model(
         DataContractError, TrainingDataError: as for training.
         RegistryError: no such version, or no champion when ``version`` is None.
     """
+    step = on_step or (lambda message: None)
+    step(f"loading {model_name} {f'v{version}' if version else 'champion'}")
     model, chosen = run.load_registered(
         model_name, version, settings=settings, tracking_uri=tracking_uri
     )
     if not isinstance(model, CreditRiskModel):
         raise TrainingDataError(f"model {model_name!r} is not a credit-risk model")
+    step(f"reading and validating {data}")
     inputs, _ = read_feature_inputs(data)
+    step("building point-in-time features and labels with the version's settings")
     panel = model.config.credit_panel(inputs)
     # another bank's clients (or later data) were never fitted on: every client counts
     complete = panel[panel["label_complete"]]
@@ -452,6 +458,7 @@ def evaluate_credit_model(
             f"{model.config.horizon_months}-month outcome; the test window needs {window}"
         )
     test = complete[complete["month"].isin(months[-window:])]
+    step(f"scoring {len(test):,} snapshots of the test window")
     y = test[LABEL].to_numpy(dtype=int)
     metrics = credit_metrics(y, model.predict(test, with_reasons=False).pd, prefix="oot_")
     oracle, coverage = _oracle_auc(data, test)

@@ -604,9 +604,11 @@ def evaluate_cross_sell(
     tracking_uri: str | None = None,
     version: str | None = None,
     credit_models: Sequence[str] = (),
+    on_step: run.Progress | None = None,
 ) -> CrossSellEvaluation:
     """Score another bank's (or a later period's) test window as batch scoring would, and
-    measure the ranking against the adoptions that followed.
+    measure the ranking against the adoptions that followed; ``on_step`` is told each step as
+    it starts.
 
     The rows are those ``score-batch`` writes at each test month, built with the model's own
     feature configuration (eligible, not held, financing only where the grade of the credit
@@ -619,6 +621,8 @@ def evaluate_cross_sell(
         ConfigurationError, DataContractError, TrainingDataError: as for training.
         RegistryError: no such version, or no champion when ``version`` is None.
     """
+    step = on_step or (lambda message: None)
+    step(f"loading {model_name} {f'v{version}' if version else 'champion'}")
     model, chosen = run.load_registered(
         model_name, version, settings=settings, tracking_uri=tracking_uri
     )
@@ -626,6 +630,7 @@ def evaluate_cross_sell(
         raise TrainingDataError(f"model {model_name!r} is not a propensity model")
     config = model.config
     window = int(model.metadata.get("test_months", 3))
+    step(f"reading and validating {data}")
     inputs, _ = read_feature_inputs(data)
     # nothing is fitted here: the latest ``window`` months whose outcome is complete suffice
     complete = complete_months(inputs, config.horizon_months)
@@ -637,10 +642,13 @@ def evaluate_cross_sell(
             "adoptions of the months after its last account month"
         )
     months = [date(m // 12, m % 12 + 1, 1) for m in complete[-window:]]
+    step(f"building the cross-sell features of {months[0]:%Y-%m}..{months[-1]:%Y-%m}")
     test = config.cross_sell_panel(inputs, months=months)
+    step("grading the clients with the credit champions")
     credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
     grades = credit_grades(credit, inputs, test) if credit else None
     scale = credit[0].model.scale if credit else None
+    step(f"ranking {len(test):,} offers and measuring against the adoptions that followed")
     ranked = rank_offers(model, test, grades=grades, scale=scale)
     rows = test.loc[ranked["row"]].reset_index(drop=True)
     k = int(model.metadata.get("ranking_k", 5))

@@ -214,6 +214,13 @@ def record_training(
     client = MlflowClient()
     period = str(model.metadata.get("test_period", ""))
     with start_run(experiment_id, f"{spec.name} {period}".strip()) as run:
+        # MLflow 3's UI takes an experiment without a kind for a GenAI one and opens it on an
+        # empty overview of traces; this tag (the name and value the UI reads) says it holds
+        # model training runs. Set on the run's own experiment: under `mlflow run` that is the
+        # one `mlflow run` chose, not `experiment`.
+        client.set_experiment_tag(
+            run.info.experiment_id, "mlflow.experimentKind", "custom_model_development"
+        )
         step("logging the run to MLflow")
         _log_run(trained)
         with tempfile.TemporaryDirectory() as tmp:

@@ -60,7 +60,7 @@ from rmreco.modeling.offers import CreditView, credit_aware
 from rmreco.modeling.policy import CreditPolicy, load_policy
 from rmreco.modeling.propensity import PropensityModel, rank_offers
 from rmreco.training.registry import RegistryError
-from rmreco.training.run import load_champions
+from rmreco.training.run import Progress, load_champions
 
 CREDIT_FILE = "credit.parquet"
 FINANCING_FILE = "financing.parquet"
@@ -378,10 +378,11 @@ def score_batch(
     cross_sell_models: Sequence[str],
     policy_path: Path,
     tracking_uri: str | None = None,
+    on_step: Progress | None = None,
 ) -> ScoringSummary:
     """Score every performing client of ``data`` at month ``as_of`` with the champions: each
     client by the credit model of its segment, each with the features of its model's own
-    configuration.
+    configuration. ``on_step`` is told each step as it starts.
 
     Raises:
         DataContractError: the data folder breaks the contract.
@@ -389,11 +390,14 @@ def score_batch(
         PolicyCurrencyError: the credit policy states no amounts in the data's currency
             (nothing is written).
     """
+    step = on_step or (lambda message: None)
+    step(f"reading and validating {data}")
     inputs, validated = read_feature_inputs(data)
     # the load's own currency, else the setting: as ingest decides it for the service
     currency = validated.currency or settings.currency
     # the policy's amounts in that currency, or a refusal before anything is written
     policy = load_policy(policy_path).in_currency(currency)
+    step("loading the credit champions")
     try:
         credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
     except RegistryError as exc:
@@ -416,6 +420,7 @@ def score_batch(
             f"{months.min():%Y-%m}..{months.max():%Y-%m}"
         )
     horizons = sorted({c.model.horizon_months for c in credit})
+    step(f"scoring the clients of {as_of:%Y-%m} (PD, grade, reasons)")
     scored = scored_clients(credit, inputs, [as_of], currency=currency)
     scores = score_table(scored)
     credit_frame = scores.assign(as_of=pd.Series([as_of] * len(scores), dtype="object"))[
@@ -426,12 +431,15 @@ def score_batch(
     files = {CREDIT_FILE: len(credit_frame)}
     versions = {c.name: c.version for c in credit}
     skipped: dict[str, str] = {}
+    step("loading the cross-sell champions")
     xs_models, reasons = _cross_sell_champions(cross_sell_models, settings, tracking_uri)
     if not xs_models:
+        step("deciding and ranking the financing options")
         financing = financing_decisions(scored, inputs, as_of, policy, None)
         skipped[CROSS_SELL_FILE] = "cross-sell skipped: " + "; ".join(reasons)
     else:
         # one panel per model gives the financing options' propensities and the cross-sell list
+        step("building the cross-sell features")
         panels = {
             name: model.config.cross_sell_panel(inputs, months=[as_of])
             for name, (model, _) in xs_models.items()
@@ -439,10 +447,12 @@ def score_batch(
         propensities: dict[str, dict[str, float]] = {}
         for name, (model, _) in xs_models.items():
             propensities.update(client_propensities(model, panels[name]))
+        step("deciding and ranking the financing options")
         financing = financing_decisions(scored, inputs, as_of, policy, propensities)
         views = credit_views(financing)
         parts = []
         for name, (model, xs_version) in xs_models.items():
+            step(f"ranking the cross-sell offers of {name}")
             offers = cross_sell_offers(
                 panels[name], model, as_of, views, credit[0].model.scale, currency=currency
             )
@@ -458,6 +468,7 @@ def score_batch(
                 reasons
             )
     staged[FINANCING_FILE] = horizon_columns(financing, horizons)
+    step(f"writing {', '.join(staged)} to {out}")
     _write_atomically(staged, out)
     files[FINANCING_FILE] = len(financing)
     return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)

@@ -2,7 +2,8 @@
 ``test_authorization_matrix``) run against: a synthetic book of 600 clients, a credit and a
 cross-sell champion trained on it once per test process, the book loaded into a fresh SQLite or
 PostgreSQL database, users of every kind, and the real app (``create_app``) behind a uvicorn
-server in a thread.
+server in a thread, or ``rmreco serve --workers N`` as a subprocess (``workers=N``): the
+guarantees of the contract tests hold with two workers on one database.
 
 It is a helper, not a test module: pytest collects nothing here. The trained models are cached
 for the process, so that both test modules pay for one training (about 20 s), while each module
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -225,20 +227,25 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
 
 @contextlib.contextmanager
 def serve_workers(
-    folder: Path, settings: dict[str, str], workers: int = 2, tracking_uri: str | None = None
+    folder: Path,
+    settings: dict[str, str],
+    workers: int = 2,
+    tracking_uri: str | None = None,
+    poll_seconds: float = 3600,
 ) -> Iterator[str]:
     """``rmreco serve --workers N`` as a subprocess on a free port until the block ends; its URL.
 
     ``settings`` are ``RMRECO_*`` variables (the caller's own are not passed on); the registry
     is ``tracking_uri``, or a port nobody listens on (feedback, KPIs and the probes need no
-    model). The server's output is in ``folder/serve.log``, shown when it fails to come up."""
+    model), followed every ``poll_seconds`` by each worker. The server's output is in
+    ``folder/serve.log``, shown when it fails to come up."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RMRECO_")}
     log = folder / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "rmreco"), "serve", "--workers", str(workers),
-             "--port", str(port), "--poll-seconds", "3600",
+             "--port", str(port), "--poll-seconds", str(poll_seconds),
              "--tracking-uri", tracking_uri or f"http://127.0.0.1:{free_port()}"],
             env={**env, **settings},
             cwd=folder,
@@ -272,18 +279,23 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
-def _wait_ready(url: str, admin_key: str, seconds: float = 90) -> None:
-    """Poll /readyz until both champions are served (models load in the background); only an
-    admin is told which models are."""
+def _wait_ready(url: str, admin_key: str, seconds: float = 90, in_a_row: int = 1) -> None:
+    """Poll /readyz until both champions are served (models load in the background), in
+    ``in_a_row`` answers one after another: each on a new connection, which any worker of
+    several may take, so that 20 in a row leave a worker that is not ready a chance of 2^-20
+    with two workers. Only an admin is told which models are served."""
     deadline = time.monotonic() + seconds
     answer: dict[str, Any] = {}
+    ready = 0
     while time.monotonic() < deadline:
         answer = httpx.get(
             f"{url}/readyz", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
         ).json()
-        if answer.get("ready") and len(answer.get("models") or {}) == 2:
+        ready = ready + 1 if answer.get("ready") and len(answer.get("models") or {}) == 2 else 0
+        if ready >= in_a_row:
             return
-        time.sleep(0.2)
+        if not ready:
+            time.sleep(0.2)
     raise AssertionError(f"service not ready: {answer}")
 
 
@@ -301,17 +313,22 @@ def served_for(
     kind: str,
     tmp_path_factory: pytest.TempPathFactory,
     models: Trained | None = None,
+    workers: int = 0,
+    poll_seconds: float = 3600,
     **settings: Any,
 ) -> Iterator[ServedBank]:
     """A module's served bank on a new database of ``kind`` ("sqlite" or "postgres"), with the
     process's champions (:func:`trained`) unless ``models`` are given, and the limits lifted
-    (:data:`NO_LIMITS`) unless ``settings`` say otherwise."""
+    (:data:`NO_LIMITS`) unless ``settings`` say otherwise; served in a thread, or by ``rmreco
+    serve`` with ``workers`` processes."""
     with (
         empty_database(kind, tmp_path_factory) as url,
         served_bank(
             url,
             models or trained(tmp_path_factory),
             tmp_path_factory.mktemp("home"),
+            workers=workers,
+            poll_seconds=poll_seconds,
             **{**NO_LIMITS, **settings},
         ) as bank,
     ):
@@ -320,11 +337,18 @@ def served_for(
 
 @contextlib.contextmanager
 def served_bank(
-    database_url: str, models: Trained, home: Path, **settings: Any
+    database_url: str,
+    models: Trained,
+    home: Path,
+    workers: int = 0,
+    poll_seconds: float = 3600,
+    **settings: Any,
 ) -> Iterator[ServedBank]:
     """The book loaded into the empty database at ``database_url``, its users created and the
-    service started; ``settings`` override the service's settings (the contract tests lift the
-    rate limit and the lockout, which their thousand requests would otherwise meet)."""
+    service started: in a thread (``workers`` 0), or as ``rmreco serve --workers N`` following
+    the registry every ``poll_seconds``. ``settings`` override the service's settings (the
+    contract tests lift the rate limit and the lockout, which their thousand requests would
+    otherwise meet)."""
     upgrade(database_url)
     config = Settings(home=home, database_url=database_url, **settings)
     engine = create_engine_for(database_url)
@@ -355,14 +379,22 @@ def served_bank(
             repository.revoke_user(session, "revoked", pd.Timestamp.now(tz="UTC").to_pydatetime())
     finally:
         engine.dispose()
+    policy = ROOT / "models" / "credit_policy.yaml"
+    # the app also when workers serve it: the tests read its routes and schema
     app = create_app(
-        config,
-        tracking_uri=models.tracking_uri,
-        policy_path=ROOT / "models" / "credit_policy.yaml",
-        poll_seconds=3600,
+        config, tracking_uri=models.tracking_uri, policy_path=policy, poll_seconds=poll_seconds
     )
-    with serve_in_thread(app) as url:
-        _wait_ready(url, keys["admin"])
+    environment = {
+        "RMRECO_HOME": str(home),
+        "RMRECO_DATABASE_URL": database_url,
+        **{f"RMRECO_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+    with (
+        serve_workers(home, environment, workers, models.tracking_uri, poll_seconds)
+        if workers
+        else serve_in_thread(app)
+    ) as url:
+        _wait_ready(url, keys["admin"], in_a_row=20 if workers else 1)
         yield ServedBank(
             url=url,
             keys=keys,
@@ -378,3 +410,29 @@ def served_bank(
             settings=config,
             app=app,
         )
+
+
+def form_csrf(html: str) -> str:
+    """The CSRF token of the (first) form of a workspace page."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def signed_in(served: ServedBank, who: str) -> httpx.Client:
+    """An HTTP client signed in to the workspace as ``who`` (its session cookie kept; the
+    served bank needs ``web_cookie_secure=False``: httpx keeps Secure cookies for https only,
+    where browsers keep them for http://127.0.0.1 too)."""
+    browser = httpx.Client(base_url=served.url, timeout=120)
+    form = browser.get("/")
+    answer = browser.post(
+        "/signin",
+        data={
+            "csrf_token": form_csrf(form.text),
+            "api_key": served.keys[who],
+            "then": "/portfolio",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/portfolio"
+    return browser

@@ -1,5 +1,5 @@
 """Who may call what, in one table, on SQLite and PostgreSQL: every route under /v1 against
-every kind of caller, with the status each must get.
+every kind of caller, with the status each must get, from ``rmreco serve --workers 2``.
 
 The callers: the RM whose portfolio the object is in (``own``), another business RM (``other``),
 a corporate RM, whose role is another (``role``), a data scientist (``ds``), an admin
@@ -87,8 +87,8 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBank]:
     # the limits are lifted (served_bank.NO_LIMITS): the table's revoked and missing keys are a
-    # run of 401s from one address, which the lockout would answer
-    with served_for(request.param, tmp_path_factory) as bank:
+    # run of 401s from one address, which the lockout would answer; two workers on one database
+    with served_for(request.param, tmp_path_factory, workers=2) as bank:
         yield bank
 
 

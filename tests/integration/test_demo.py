@@ -1,9 +1,13 @@
 """The demo workflow on a models folder without specs (nothing to train): a bank generated once,
 migrated and loaded, snapshots refreshed, demo users tied to RMs of their segments (a PRM to
-personal clients), and new keys on every run."""
+personal clients), and keys that keep working from one run to the next (a second `make demo`
+must not lock out the users of the first, still serving), new only where the old one no longer
+works."""
 
 from __future__ import annotations
 
+import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,14 +17,14 @@ from rmreco.config import Settings
 from rmreco.db import repository as repo
 from rmreco.db import schema
 from rmreco.db.engine import create_engine_for, session_factory, transaction
-from rmreco.demo import prepare_demo
+from rmreco.demo import KEYS_FILE, prepare_demo
 from rmreco.modeling.spec import load_cross_sell_spec
 from rmreco.serving.security import key_matches, key_prefix
 
 pytestmark = pytest.mark.slow  # an MLflow store and two loads of a bank
 
 
-def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -> None:
+def test_demo_loads_a_bank_and_keeps_the_demo_users_keys_working(tmp_path: Path) -> None:
     models = tmp_path / "models"
     models.mkdir()
     settings = Settings(
@@ -44,6 +48,9 @@ def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -
         ("demo-prm", "prm"),
     }
     assert first.user("demo-admin").rm_id is None
+    assert all(user.is_new_key for user in first.users)
+    assert first.keys_file == tmp_path / "home" / KEYS_FILE
+    assert stat.S_IMODE(first.keys_file.stat().st_mode) == 0o600, "only its owner reads the keys"
 
     steps.clear()
     second = prepare_demo(settings, clients=300, on_step=steps.append)
@@ -74,15 +81,41 @@ def test_demo_loads_a_bank_and_gives_the_demo_users_fresh_keys(tmp_path: Path) -
                 assert sample is not None
                 assert sample.rm_id == second.user(name).rm_id
             for user in second.users:
+                assert user.key == first.user(user.name).key, "the first run's key keeps working"
+                assert not user.is_new_key
                 prefix = key_prefix(user.key)
                 assert prefix is not None
                 stored = repo.user_by_key_prefix(session, prefix)
                 assert stored is not None
                 assert stored.name == user.name
+                assert not stored.is_revoked
                 assert key_matches(user.key, stored.api_key_hash)
-                old = first.user(user.name).key
-                assert old != user.key
-                assert repo.user_by_key_prefix(session, key_prefix(old) or "") is None
+            # a key that no longer opens its user is replaced, the others are kept
+            assert repo.revoke_user(session, "demo-crm", datetime.now(UTC))
+
+        third = prepare_demo(settings, clients=300)
+        crm = third.user("demo-crm")
+        assert crm.is_new_key
+        assert crm.key != second.user("demo-crm").key
+        assert {u.name for u in third.users if not u.is_new_key} == {
+            "demo-admin",
+            "demo-brm",
+            "demo-prm",
+        }
+        with transaction(session_factory(engine)) as session:
+            stored = repo.user_by_key_prefix(session, key_prefix(crm.key) or "")
+            assert stored is not None
+            assert not stored.is_revoked
+            assert key_matches(crm.key, stored.api_key_hash)
+
+        # without the file, the keys cannot be shown again: every user gets a new one
+        assert third.keys_file is not None
+        third.keys_file.unlink()
+        fourth = prepare_demo(settings, clients=300)
+        assert all(u.is_new_key and u.key != third.user(u.name).key for u in fourth.users)
+        with transaction(session_factory(engine)) as session:
+            for user in third.users:
+                assert repo.user_by_key_prefix(session, key_prefix(user.key) or "") is None
     finally:
         engine.dispose()
 

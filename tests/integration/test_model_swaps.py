@@ -1,4 +1,6 @@
-"""The service while its models and its database change under it, on SQLite and PostgreSQL:
+"""The service while its models and its database change under it, on SQLite and PostgreSQL,
+served by ``rmreco serve --workers 2`` whose workers each follow the registry every
+:data:`POLL_SECONDS`:
 
 - the champion alias moved while financing requests keep coming: every answer is whole from
   one version (its PD is that version's PD for the client, its audit row names that version);
@@ -41,6 +43,11 @@ from rmreco.training.credit_risk import train_credit_risk
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 CREDIT = load_credit_risk_spec(ROOT / "models" / "sme_credit_risk.yaml").name
+#: how often each worker follows the champion aliases (an admin's reload reaches one worker)
+POLL_SECONDS = 1.0
+#: answers in a row, each on a new connection that either worker may take, that show every
+#: worker in the same state (a worker left out of 20 has a chance of 2^-20)
+IN_A_ROW = 20
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,9 @@ def served(
     request: pytest.FixtureRequest, registry: Registry, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBank]:
     registry.crown(registry.first)
-    with served_for(request.param, tmp_path_factory, registry.models) as bank:
+    with served_for(
+        request.param, tmp_path_factory, registry.models, workers=2, poll_seconds=POLL_SECONDS
+    ) as bank:
         yield bank
 
 
@@ -102,9 +111,35 @@ def _financing(svc: ServedBank, client: str) -> httpx.Response:
 
 
 def _reload(svc: ServedBank) -> dict[str, Any]:
+    """An admin's reload (the worker that takes it follows the aliases now); what it serves."""
     answer = httpx.post(f"{svc.url}/v1/admin/models/reload", headers=svc.auth("admin"), timeout=120)
     assert answer.status_code == 200, answer.text
     return {m["name"]: m["version"] for m in answer.json()["models"]}
+
+
+def _every_worker(
+    svc: ServedBank, path: str, holds: Any, what: str, seconds: float = 90
+) -> dict[str, Any]:
+    """Ask ``path`` as an admin until :data:`IN_A_ROW` answers in a row satisfy ``holds``
+    (every worker has followed the aliases); the last answer."""
+    deadline = time.monotonic() + seconds
+    in_a_row, body = 0, {}
+    while in_a_row < IN_A_ROW:
+        assert time.monotonic() < deadline, f"not every worker {what}: {body}"
+        body = httpx.get(f"{svc.url}{path}", headers=svc.auth("admin"), timeout=60).json()
+        in_a_row = in_a_row + 1 if holds(body) else 0
+        if not in_a_row:
+            time.sleep(0.2)
+    return body
+
+
+def _serve(svc: ServedBank, version: str) -> None:
+    """Wait until every worker serves ``version`` of the credit model."""
+
+    def serves(body: dict[str, Any]) -> bool:
+        return {m["name"]: m["version"] for m in body["models"]}.get(CREDIT) == version
+
+    _every_worker(svc, "/v1/models", serves, f"serves v{version}")
 
 
 def _credit_version(body: dict[str, Any]) -> str:
@@ -141,6 +176,7 @@ def test_the_champion_moved_under_load_answers_whole_from_one_version(
         time.sleep(1.0)
         registry.crown(registry.second)
         assert _reload(served)[CREDIT] == registry.second
+        _serve(served, registry.second)
         time.sleep(1.0)
     finally:
         stop.set()
@@ -177,7 +213,7 @@ def test_a_corrupt_version_is_refused_at_load_and_the_one_in_use_keeps_answering
     served: ServedBank, registry: Registry
 ) -> None:
     registry.crown(registry.second)
-    assert _reload(served)[CREDIT] == registry.second
+    _serve(served, registry.second)
     client = registry.client()
     second = client.get_model_version(CREDIT, registry.second)
     files = Path(
@@ -192,17 +228,25 @@ def test_a_corrupt_version_is_refused_at_load_and_the_one_in_use_keeps_answering
             path.write_text("{ not a model")
         registry.crown(str(corrupt.version))
         assert _reload(served)[CREDIT] == registry.second  # still the one in use
-        answer = _financing(served, served.clients[served.rm_a][0])
-        assert answer.status_code == 200
-        assert _credit_version(answer.json()) == registry.second
-        ready = httpx.get(f"{served.url}/readyz", headers=served.auth("admin"), timeout=30).json()
+        refused = f"version {corrupt.version} refused"
+        # every worker has tried the corrupt version, refused it, and serves the one in use
+        ready = _every_worker(
+            served,
+            "/readyz",
+            lambda body: refused in (body.get("errors") or {}).get(CREDIT, ""),
+            "refused the corrupt version",
+        )
         assert ready["ready"]
-        assert f"version {corrupt.version} refused" in ready["errors"][CREDIT]
+        assert ready["models"][CREDIT] == registry.second
+        for client in served.clients[served.rm_a][:IN_A_ROW]:
+            answer = _financing(served, client)
+            assert answer.status_code == 200
+            assert _credit_version(answer.json()) == registry.second
     finally:
         for path, content in saved.items():
             path.write_bytes(content)
         registry.crown(registry.first)
-        _reload(served)
+        _serve(served, registry.first)
 
 
 def _cluster() -> list[str]:

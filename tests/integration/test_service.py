@@ -10,6 +10,7 @@ user, count rows as differences, or put back what they change, so that they hold
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import httpx
 import pandas as pd
 import pytest
 from fastapi import FastAPI
-from served_bank import empty_database, serve_in_thread, trained_full
+from served_bank import empty_database, serve_in_thread, serve_workers, trained_full
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -405,24 +406,30 @@ def test_an_unrecorded_answer_is_never_served(
 
 
 def test_restart_with_the_registry_unreachable_serves_the_local_copy(service: Service) -> None:
-    # the fixture's app stored the champion under home/served-models; a new app on the same
-    # home whose registry cannot be reached must serve that copy
-    settings = Settings(home=service.home, database_url=service.db_url)
-    app = create_app(
-        settings,
-        tracking_uri="http://127.0.0.1:9",
-        poll_seconds=3600,
-        policy_path=ROOT / "models" / "credit_policy.yaml",
-    )
-    with serve_in_thread(app) as url:
-        ready = _wait_ready(
-            url,
-            until=lambda r: r["registry"] == "unreachable" and len(r["models"]) == 2,
-            headers={"Authorization": f"Bearer {service.keys['admin']}"},
+    # the fixture's app stored the champion under home/served-models; two workers started on
+    # the same home, whose registry cannot be reached, must each serve that copy
+    settings = {"RMRECO_HOME": str(service.home), "RMRECO_DATABASE_URL": service.db_url}
+    admin = {"Authorization": f"Bearer {service.keys['admin']}"}
+    with serve_workers(service.home, settings, workers=2, tracking_uri="http://127.0.0.1:9") as url:
+        answers = [
+            _wait_ready(
+                url,
+                until=lambda r: r["registry"] == "unreachable" and len(r["models"]) == 2,
+                headers=admin,
+            )
+            for _ in range(20)  # each on a new connection, which either worker may take
+        ]
+        financing = _post(
+            dataclasses.replace(service, url=url),
+            "brm_a",
+            f"/v1/clients/{service.clients[service.rms[0]][0]}/financing-options",
         )
+    for ready in answers:
         assert ready["ready"], ready
         assert ready["registry"] == "unreachable"
         assert ready["models"] == {CREDIT: "1", CROSS_SELL: "1"}
+    assert financing.status_code == 200, financing.text
+    assert financing.json()["model_versions"][CREDIT] == "1"
 
 
 def test_cross_sell_list_is_ranked_paged_audited_and_respects_declines(service: Service) -> None:

@@ -181,6 +181,8 @@ def test_default_specs_and_policy_come_from_the_models_folder(
     models.mkdir()
     monkeypatch.setenv("RMRECO_MODELS_DIR", str(models))
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
+    if command[0] == "serve":  # serve refuses a database without the schema before anything
+        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     args = [a.replace("{data}", str(tmp_path)) for a in command]
     result = runner.invoke(app, args)
     assert result.exit_code == EXIT_CONFIGURATION, result.output

@@ -69,7 +69,7 @@ def _versions(runtime: Runtime) -> dict[str, str]:
     return {s.name: s.version for s in [*cross_sell, *runtime.store.credit_models()]}
 
 
-def _credit_views(
+def credit_views(
     runtime: Runtime, clients: list[repo.ClientView], used: dict[str, ServedModel]
 ) -> dict[str, CreditView]:
     """Each client's PD, grade and policy decision, by the credit model of its segment (clients
@@ -100,19 +100,19 @@ def _credit_views(
     return views
 
 
-def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
+def score_offers(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
     """Every offer of ``clients``, each scored by the cross-sell model of the client's segment
     (clients of a segment none serves have no offers): held products are not candidates, and
     credit products only where the client's grade and the credit policy allow them (the
     credit-aware view of :func:`rmreco.modeling.offers.credit_aware`). Reasons are left to
-    :func:`_page`, which explains only the offers it returns."""
+    :func:`offers_page`, which explains only the offers it returns."""
     _versions(runtime)  # 503 while no cross-sell model is loaded
     eligible = [c for c in clients if c.features is not None and not c.in_default]
     segment_of = {c.client_id: c.segment for c in clients}
     # the served models that answered, captured as they were used: the audit names these,
     # even if the store swaps a model while the list is scored
     used: dict[str, ServedModel] = {}
-    views = _credit_views(runtime, eligible, used)
+    views = credit_views(runtime, eligible, used)
     scale = next(
         (
             s.model.scale
@@ -183,7 +183,7 @@ def _score(runtime: Runtime, clients: list[repo.ClientView]) -> ScoredOffers:
     )
 
 
-def _portfolio(session: Session, runtime: Runtime, rm_id: str) -> ScoredOffers:
+def scored_portfolio(session: Session, runtime: Runtime, rm_id: str) -> ScoredOffers:
     """The RM's scored portfolio, from the runtime's cache while the portfolio's snapshots and
     the models are those it was scored with: scoring a portfolio and explaining offers cost
     most of a list's time, and both change only with a refresh or a new champion."""
@@ -193,14 +193,14 @@ def _portfolio(session: Session, runtime: Runtime, rm_id: str) -> ScoredOffers:
         runtime.portfolios.move_to_end(rm_id)
         scored: ScoredOffers = cached[1]
         return scored
-    scored = _score(runtime, repo.portfolio_features(session, rm_id))
+    scored = score_offers(runtime, repo.portfolio_features(session, rm_id))
     runtime.portfolios[rm_id] = (key, scored)
     while len(runtime.portfolios) > runtime.portfolio_cache_size:
         runtime.portfolios.popitem(last=False)
     return scored
 
 
-def _filtered(
+def shown_offers(
     session: Session,
     runtime: Runtime,
     scored: ScoredOffers,
@@ -248,7 +248,7 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-def _page(
+def offers_page(
     session: Session,
     principal: Principal,
     scored: ScoredOffers,
@@ -351,11 +351,11 @@ def cross_sell(
     min_score: Annotated[float | None, Query(ge=0, le=1, description="Lowest propensity.")] = None,
 ) -> CrossSellPage:
     """The RM's portfolio ranked by expected value of the next product to offer."""
-    scored = _portfolio(session, runtime, rm_id)
-    ranked = _filtered(
+    scored = scored_portfolio(session, runtime, rm_id)
+    ranked = shown_offers(
         session, runtime, scored, product=product, segment=segment, min_score=min_score
     )
-    return _page(
+    return offers_page(
         session,
         principal,
         scored,
@@ -389,12 +389,12 @@ def recommendations(
                 field="client_id",
                 details={"segment": client.segment, "segments_served": served},
             )
-    scored = _score(runtime, [client])
-    return _page(
+    scored = score_offers(runtime, [client])
+    return offers_page(
         session,
         principal,
         scored,
-        _filtered(session, runtime, scored),
+        shown_offers(session, runtime, scored),
         offset=0,
         limit=limit,
         rm_id=client.rm_id,

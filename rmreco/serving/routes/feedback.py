@@ -1,14 +1,16 @@
 """This module owns the RM's feedback on an offered product: recording it (offered, accepted,
 declined or not interested, with a final outcome that cannot be changed once recorded, and a
 repeat of it answered with the earlier report instead of stored twice) and reading it back,
-per client and per RM, newest first."""
+per client and per RM, newest first. :func:`record_feedback` is the one way feedback is
+recorded: the API's route and the workspace's cross-sell page both call it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from rmreco.db import kpis
 from rmreco.db import repository as repo
@@ -16,11 +18,12 @@ from rmreco.serving.deps import (
     PortfolioClient,
     PortfolioRecommendation,
     PortfolioRm,
+    Principal,
     RmPrincipalDep,
     SessionDep,
 )
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError
-from rmreco.serving.idempotency import IdempotencyDep
+from rmreco.serving.idempotency import Idempotency, IdempotencyDep
 from rmreco.serving.schemas import (
     MAX_OFFSET,
     FeedbackAnswer,
@@ -86,6 +89,86 @@ def _repeat(final: repo.RecordedFeedback, record_id: str, body: FeedbackRequest)
     )
 
 
+@overload
+def record_feedback(
+    session: Session,
+    principal: Principal,
+    record: repo.RecommendationRecord,
+    body: FeedbackRequest,
+) -> tuple[FeedbackAnswer, int]: ...
+
+
+@overload
+def record_feedback(
+    session: Session,
+    principal: Principal,
+    record: repo.RecommendationRecord,
+    body: FeedbackRequest,
+    idempotency: Idempotency,
+) -> tuple[FeedbackAnswer, int] | Response: ...
+
+
+def record_feedback(
+    session: Session,
+    principal: Principal,
+    record: repo.RecommendationRecord,
+    body: FeedbackRequest,
+    idempotency: Idempotency | None = None,
+) -> tuple[FeedbackAnswer, int] | Response:
+    """Record ``body`` on ``record`` (a recommendation the caller sees) for ``principal``, in
+    the session's transaction, uncommitted: the caller commits a 201 (the API stores its
+    ``Idempotency-Key`` with it, a page commits as it is).
+
+    Answers (the answer, 201) when a report was added, (the earlier report, 200) when ``body``
+    repeats the recorded final outcome (nothing added), or, with ``idempotency``, the stored
+    answer of an earlier request with the same key.
+
+    Raises:
+        ApiError: 409 ``not_an_offer`` for a decision record; 409 ``outcome_recorded`` when
+            ``body`` would change the recorded final outcome; 422 ``idempotency_key_reused``.
+    """
+    if record.product_code is None:
+        raise ApiError(
+            409,
+            "not_an_offer",
+            "feedback goes to an offered product, not to the decision record",
+            field="recommendation_id",
+        )
+    if idempotency is not None and (replayed := idempotency.replay(session)) is not None:
+        return replayed
+    final = repo.final_feedback(session, record.id)
+    if final is not None:
+        return _repeat(final, record.id, body), 200
+    amount = body.amount
+    if body.outcome == "accepted" and amount is None:
+        amount = _default_amount(record.output)
+    try:
+        feedback_id = repo.add_feedback(
+            session,
+            recommendation_id=record.id,
+            client_id=record.client_id,
+            product_code=record.product_code,
+            user_id=principal.user_id,
+            outcome=body.outcome,
+            reason=body.reason,
+            amount=amount,
+        )
+    except IntegrityError:
+        # another request recorded a final outcome after our read (the unique index on final
+        # outcomes refused this one): answer as if we had seen it
+        session.rollback()
+        if idempotency is not None and (replayed := idempotency.replay(session)) is not None:
+            return replayed
+        final = repo.final_feedback(session, record.id)
+        if final is None:
+            raise
+        return _repeat(final, record.id, body), 200
+    answer = FeedbackAnswer(
+        feedback_id=feedback_id, recommendation_id=record.id, outcome=body.outcome, amount=amount
+    )
+    return answer, 201
+
+
 @router.post(
     "/v1/recommendations/{recommendation_id}/feedback",
     response_model=FeedbackAnswer,
@@ -107,47 +190,13 @@ def feedback(
     nothing and answers 200 with the earlier report, so no KPI counts it twice. The database
     holds at most one final outcome per recommendation, whichever worker records it. With an
     ``Idempotency-Key``, a retry gets the first answer itself."""
-    if record.product_code is None:
-        raise ApiError(
-            409,
-            "not_an_offer",
-            "feedback goes to an offered product, not to the decision record",
-            field="recommendation_id",
-        )
-    if (replayed := idempotency.replay(session)) is not None:
-        return replayed
-    final = repo.final_feedback(session, record.id)
-    if final is not None:
-        response.status_code = 200
-        return _repeat(final, record.id, body)
-    amount = body.amount
-    if body.outcome == "accepted" and amount is None:
-        amount = _default_amount(record.output)
-    try:
-        feedback_id = repo.add_feedback(
-            session,
-            recommendation_id=record.id,
-            client_id=record.client_id,
-            product_code=record.product_code,
-            user_id=principal.user_id,
-            outcome=body.outcome,
-            reason=body.reason,
-            amount=amount,
-        )
-    except IntegrityError:
-        # another request recorded a final outcome after our read (the unique index on final
-        # outcomes refused this one): answer as if we had seen it
-        session.rollback()
-        if (replayed := idempotency.replay(session)) is not None:
-            return replayed
-        final = repo.final_feedback(session, record.id)
-        if final is None:
-            raise
-        response.status_code = 200
-        return _repeat(final, record.id, body)
-    answer = FeedbackAnswer(
-        feedback_id=feedback_id, recommendation_id=record.id, outcome=body.outcome, amount=amount
-    )
+    recorded = record_feedback(session, principal, record, body, idempotency)
+    if isinstance(recorded, Response):
+        return recorded
+    answer, status = recorded
+    if status != 201:
+        response.status_code = status
+        return answer
     return idempotency.commit(session, answer, status=201)
 
 

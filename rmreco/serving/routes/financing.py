@@ -26,7 +26,13 @@ from rmreco.modeling.decisioning import (
     purpose_products,
 )
 from rmreco.modeling.propensity import PropensityModel
-from rmreco.serving.deps import PortfolioClient, RmPrincipalDep, RuntimeDep, SessionDep
+from rmreco.serving.deps import (
+    PortfolioClient,
+    Principal,
+    RmPrincipalDep,
+    RuntimeDep,
+    SessionDep,
+)
 from rmreco.serving.errors import ERROR_RESPONSES, ApiError, unavailable
 from rmreco.serving.idempotency import IdempotencyDep
 from rmreco.serving.model_store import ServedModel, model_provenance, model_versions
@@ -74,7 +80,24 @@ def financing(
     first answer and records no second decision."""
     if (replayed := idempotency.replay(session)) is not None:
         return replayed
-    request = body or FinancingRequest()
+    answer = answer_financing(session, runtime, principal, client, body or FinancingRequest())
+    return idempotency.commit(session, answer, status=200)
+
+
+def answer_financing(
+    session: Session,
+    runtime: Runtime,
+    principal: Principal,
+    client: repo.ClientView,
+    request: FinancingRequest,
+) -> FinancingAnswer:
+    """The financing answer for ``client`` and its audit rows, added to ``session`` (the caller
+    commits): the API's route and the workspace's form both answer with this.
+
+    Raises:
+        ApiError: 409 ``not_scored`` without a feature snapshot; 422 for a purpose the policy
+            does not know or a segment no credit model serves; 409 ``policy_currency``.
+    """
     client_id = client.client_id
     if client.features is None or client.month is None:
         raise ApiError(
@@ -147,7 +170,7 @@ def financing(
         policy_version=policy.version,
         currency=currency,
     )
-    return idempotency.commit(session, financing_answer, status=200)
+    return financing_answer
 
 
 def _suppressed(session: Session, runtime: Runtime, client_id: str) -> dict[str, Suppression]:

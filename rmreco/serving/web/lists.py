@@ -1,0 +1,619 @@
+"""This module owns the workspace's cross-sell list and KPI pages: an RM's ranked cross-sell list
+(filtered by product and segment, in pages) with a form per outcome on each offer, its CSV
+export, and the KPIs over a chosen period with a chart per month (and, for an admin, every RM
+side by side).
+
+Each is the API's own code on the API's rights: the list is scored, filtered, explained and
+audited by :mod:`rmreco.serving.routes.cross_sell` (every row shown is an audit row with its
+recommendation id), an outcome is recorded by
+:func:`rmreco.serving.routes.feedback.record_feedback` (the code of
+``POST /v1/recommendations/{id}/feedback``), and the KPIs are counted by :mod:`rmreco.db.kpis`.
+After a form the browser goes back to the list it came from (303) with a message read from the
+database, never from the address: a link cannot make the page say what did not happen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Query
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from rmreco.db import kpis as kpi_db
+from rmreco.db import repository as repo
+from rmreco.db import workspace
+from rmreco.domain.contract import Segment
+from rmreco.domain.names import RM_ROLES
+from rmreco.serving.deps import RuntimeDep, SessionDep
+from rmreco.serving.errors import ApiError
+from rmreco.serving.routes.cross_sell import offers_page, scored_portfolio, shown_offers
+from rmreco.serving.routes.feedback import record_feedback
+from rmreco.serving.routes.kpis import EARLIEST_DAY, LATEST_DAY
+from rmreco.serving.runtime import Runtime, commit
+from rmreco.serving.schemas import CrossSellPage, FeedbackRequest
+from rmreco.serving.web import views
+from rmreco.serving.web.charts import Series, line_chart
+from rmreco.serving.web.refusals import PageRoute, error_page
+from rmreco.serving.web.render import PAGE_HEADERS, grade_on_scale, money, page, percent
+from rmreco.serving.web.signin import FormDep, Viewer, ViewerDep, check_csrf
+
+PAGE_SIZE = 25
+#: The most offers one CSV file holds: each is explained and audited as a page's row is.
+MAX_CSV_ROWS = 5_000
+#: Why a client declined, as an RM picks it (a reason in the RM's own words is taken too).
+DECLINE_REASONS: tuple[str, ...] = (
+    "price or rate",
+    "has it with another bank",
+    "no need now",
+    "terms or conditions",
+    "ask again later",
+)
+#: Outcomes in words, as the page and its messages say them.
+OUTCOME_WORDS = {
+    "offered": "offered",
+    "accepted": "accepted",
+    "declined": "declined",
+    "not_interested": "not interested",
+}
+#: The query fields of a list address that a form carries back to it.
+LIST_FIELDS = ("rm", "product", "segment", "page")
+#: Months the KPI page shows when the address names none (the latest, this month included).
+DEFAULT_KPI_MONTHS = 12
+#: The longest KPI period, in months: the chart counts each month on its own.
+MAX_KPI_MONTHS = 60
+#: Text that a spreadsheet would read as a formula when a cell starts with it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _may_list(viewer: Viewer) -> bool:
+    """RMs (of any role) and admins have cross-sell lists and KPIs, as on the API."""
+    return viewer.principal.is_admin or (
+        viewer.principal.rm_id is not None and viewer.principal.role in RM_ROLES
+    )
+
+
+def _no_list(viewer: Viewer) -> Response:
+    return error_page(
+        viewer,
+        403,
+        "No portfolio",
+        "Your role has no portfolio of clients. The API and its documentation are at /docs.",
+    )
+
+
+def _list_owner(
+    viewer: Viewer, session: Session, rm: str | None
+) -> tuple[str | None, list[workspace.Manager]]:
+    """The RM whose list the page shows: the viewer's own, or for an admin the one asked for
+    (default the first corporate or personal RM, whose tool the list is); with the list an
+    admin picks from. An RM's ``rm`` is ignored: the page never says whether another exists."""
+    if not viewer.principal.is_admin:
+        return viewer.principal.rm_id, []
+    managers = workspace.managers(session)
+    if rm is not None and rm not in {m.rm_id for m in managers}:
+        raise ApiError(404, "not_found", f"there is no relationship manager '{rm}'")
+    default = next(
+        (m.rm_id for m in managers if m.role in ("crm", "prm")),
+        managers[0].rm_id if managers else None,
+    )
+    return rm or default, managers
+
+
+def _products(session: Session, runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """The catalog by product code."""
+    return {str(p["product_code"]): p for p in runtime.catalog(session)}
+
+
+def _bad_product(viewer: Viewer, product: str, products: dict[str, Any]) -> Response:
+    return error_page(
+        viewer,
+        422,
+        "That address is not valid",
+        f"product must be one of {', '.join(sorted(products))}; '{product}' is not a product "
+        "of the catalog",
+    )
+
+
+@dataclass
+class _Listed:
+    """A page (or the whole) of an RM's filtered cross-sell list, as the API answers it."""
+
+    answer: CrossSellPage
+    #: client names by id (None where the bank gives none)
+    names: dict[str, str | None]
+    page_number: int
+    pages: int
+
+
+def _listed(
+    viewer: Viewer,
+    session: Session,
+    runtime: Runtime,
+    rm_id: str,
+    *,
+    product: str,
+    segment: str,
+    page_number: int,
+    size: int,
+) -> _Listed:
+    """Page ``page_number`` (of ``size`` offers) of the RM's list, filtered: scored, explained
+    and written as audit rows by the API's own functions."""
+    scored = scored_portfolio(session, runtime, rm_id)
+    ranked = shown_offers(
+        session, runtime, scored, product=product or None, segment=segment or None
+    )
+    pages = max(1, math.ceil(len(ranked) / size))
+    number = min(page_number, pages)
+    answer = offers_page(
+        session,
+        viewer.principal,
+        scored,
+        ranked,
+        offset=(number - 1) * size,
+        limit=size,
+        rm_id=rm_id,
+        client_id=None,
+        currency=runtime.currency(session),
+    )
+    names = {c.view.client_id: c.name for c in workspace.portfolio_clients(session, rm_id)}
+    return _Listed(answer=answer, names=names, page_number=number, pages=pages)
+
+
+@router.get("/cross-sell")
+def cross_sell_page(
+    viewer: ViewerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    product: Annotated[str, Query(max_length=64)] = "",
+    segment: Annotated[Segment | Literal[""], Query()] = "",
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    rm: Annotated[str | None, Query(max_length=64)] = None,
+    done: Literal["recorded", "repeat", "refused"] | None = None,
+    rec: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The RM's cross-sell list: clients and products ranked by expected value, with grade,
+    PD, policy decision and reasons, a form per outcome on each offer."""
+    if not _may_list(viewer):
+        return _no_list(viewer)
+    rm_id, managers = _list_owner(viewer, session, rm)
+    products = _products(session, runtime)
+    if product and product not in products:
+        return _bad_product(viewer, product, products)
+    currency = runtime.currency(session)
+    message = _message(viewer, session, products, currency, done, rec) if done and rec else None
+    listed = (
+        _listed(
+            viewer,
+            session,
+            runtime,
+            rm_id,
+            product=product,
+            segment=str(segment),
+            page_number=page_number,
+            size=PAGE_SIZE,
+        )
+        if rm_id
+        else None
+    )
+    grades, _ = views.scale_of(runtime)
+    query = {"rm": rm_id if managers else None, "product": product, "segment": str(segment)}
+    here = {k: v for k, v in query.items() if v}
+    number = listed.page_number if listed else 1
+    return page(
+        "cross_sell.html",
+        viewer=viewer,
+        rm_id=rm_id,
+        managers=managers,
+        items=[item.model_dump() for item in listed.answer.items] if listed else [],
+        total=listed.answer.total if listed else 0,
+        names=listed.names if listed else {},
+        page_number=number,
+        pages=listed.pages if listed else 1,
+        product=product,
+        segment=str(segment),
+        products=products,
+        segments=[str(s) for s in runtime.store.segments("cross_sell")]
+        or [str(s) for s in Segment],
+        decline_reasons=DECLINE_REASONS,
+        message=message,
+        back=urlencode({**here, "page": number}),
+        page_address=lambda n: "/cross-sell?" + urlencode({**here, "page": n}),
+        csv_address="/cross-sell.csv" + (f"?{urlencode(here)}" if here else ""),
+        currency=currency,
+        on_scale=lambda g: grade_on_scale(g, grades),
+        money=money,
+        percent=percent,
+    )
+
+
+def _message(
+    viewer: Viewer,
+    session: Session,
+    products: dict[str, dict[str, Any]],
+    currency: str,
+    done: str,
+    rec: str,
+) -> tuple[str, str] | None:
+    """What the list says after a form: (``status`` or ``alert``, the words), from what the
+    database holds for recommendation ``rec``; None for one the viewer does not see."""
+    record = repo.recommendation(session, rec)
+    if record is None or record.product_code is None or not viewer.principal.sees_rm(record.rm_id):
+        return None
+    client = repo.client_with_features(session, record.client_id)
+    who = (client.client_name if client else None) or record.client_id
+    what = str(products.get(record.product_code, {}).get("name") or record.product_code)
+    final = repo.final_feedback(session, record.id)
+    if done == "refused":
+        if final is None:
+            return None
+        return (
+            "alert",
+            f"Not recorded: the offer of {what} to {who} is already "
+            f"{OUTCOME_WORDS.get(final.outcome, final.outcome)}, and a final outcome cannot "
+            "change.",
+        )
+    outcomes = repo.feedback_outcomes(session, record.id)
+    last = final or (outcomes[-1] if outcomes else None)
+    if last is None:
+        return None
+    amount = f" ({money(last.amount, currency)})" if last.amount is not None else ""
+    said = "Already recorded" if done == "repeat" else "Recorded"
+    outcome = OUTCOME_WORDS.get(last.outcome, last.outcome)
+    return "status", f"{said}: {outcome} for {who}, {what}{amount}"
+
+
+def _back_to(back: str, **extra: str) -> str:
+    """The list address a form came from (only the list's own fields), with ``extra``."""
+    fields = {k: v for k, v in parse_qsl(back) if k in LIST_FIELDS and v}
+    return "/cross-sell?" + urlencode({**fields, **extra})
+
+
+def _feedback_body(form: dict[str, str]) -> FeedbackRequest | str:
+    """The form's outcome as the API's request body, or what is wrong with it (by field)."""
+    reason = (form.get("reason_text") or "").strip() or (form.get("reason") or "").strip()
+    typed = re.sub(r"[\s,_]", "", form.get("amount") or "")
+    amount: float | None = None
+    if typed:
+        try:
+            amount = float(typed)
+        except ValueError:
+            return f"amount: enter a number such as 25000, or leave it empty; '{typed}' is not one"
+    try:
+        return FeedbackRequest.model_validate(
+            {"outcome": form.get("outcome", ""), "reason": reason or None, "amount": amount}
+        )
+    except ValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'the form'}: {e['msg']}" for e in exc.errors()
+        )
+
+
+@router.post("/cross-sell/feedback")
+def record_outcome(
+    viewer: ViewerDep, session: SessionDep, runtime: RuntimeDep, form: FormDep
+) -> Response:
+    """Record what came of an offer on the list (through the API's own code), then back to the
+    list with what was recorded; a final outcome already recorded is said there, not a crash."""
+    check_csrf(viewer.csrf_token, form)
+    if not _may_list(viewer):
+        return _no_list(viewer)
+    rec_id = form.get("recommendation_id", "")
+    record = repo.recommendation(session, rec_id) if 0 < len(rec_id) <= 64 else None
+    if record is None or not viewer.principal.sees_rm(record.rm_id):
+        return error_page(viewer, 404, "Not found", "There is no such offer in your portfolio.")
+    body = _feedback_body(form)
+    if isinstance(body, str):
+        return error_page(viewer, 422, "The form was not taken", body)
+    back = form.get("back", "")
+    try:
+        _, status = record_feedback(session, viewer.principal, record, body)
+    except ApiError as exc:
+        if exc.code != "outcome_recorded":
+            raise
+        return RedirectResponse(_back_to(back, done="refused", rec=record.id), status_code=303)
+    if status == 201:
+        commit(session)
+    done = "recorded" if status == 201 else "repeat"
+    return RedirectResponse(_back_to(back, done=done, rec=record.id), status_code=303)
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: text a spreadsheet would run as a formula gets a leading ``'``."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+@router.get("/cross-sell.csv")
+def cross_sell_csv(
+    viewer: ViewerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    product: Annotated[str, Query(max_length=64)] = "",
+    segment: Annotated[Segment | Literal[""], Query()] = "",
+    rm: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The filtered list as a CSV file (UTF-8 with a byte-order mark, which spreadsheets need
+    to read names right), each row audited as a page's row is."""
+    if not _may_list(viewer):
+        return _no_list(viewer)
+    rm_id, _ = _list_owner(viewer, session, rm)
+    products = _products(session, runtime)
+    if product and product not in products:
+        return _bad_product(viewer, product, products)
+    if rm_id is None:
+        return error_page(viewer, 404, "Not found", "There is no relationship manager to list.")
+    listed = _listed(
+        viewer,
+        session,
+        runtime,
+        rm_id,
+        product=product,
+        segment=str(segment),
+        page_number=1,
+        size=MAX_CSV_ROWS,
+    )
+    currency = listed.answer.currency
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        ["rank", "client_id", "client_name", "product_code", "product", "propensity",
+         "expected_value", "currency", "grade", "pd", "decision", "reasons"]
+    )  # fmt: skip
+    for item in listed.answer.items:
+        name = products.get(item.product_code, {}).get("name") or item.product_code
+        writer.writerow(
+            [
+                item.rank,
+                _cell(item.client_id),
+                _cell(listed.names.get(item.client_id) or ""),
+                _cell(item.product_code),
+                _cell(name),
+                _number(item.propensity, 4),
+                _number(item.expected_value, 2),
+                currency,
+                _cell(item.grade),
+                _number(item.pd, 4),
+                _cell(item.decision),
+                _cell("; ".join(r.text for r in item.reasons)),
+            ]
+        )
+    filename = f"cross-sell-{re.sub(r'[^A-Za-z0-9_-]', '_', rm_id)}-{runtime.now():%Y-%m-%d}.csv"
+    headers = {
+        **PAGE_HEADERS,
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    }
+    return Response(
+        ("\ufeff" + out.getvalue()).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers=headers,
+    )
+
+
+# --- KPIs --------------------------------------------------------------------------------------
+
+
+class _BadPeriodError(Exception):
+    """A KPI period the page cannot take; ``str()`` names the field and says why."""
+
+
+def _month_of(typed: str, field: str) -> date:
+    """The month ``YYYY-MM`` of a month input.
+
+    Raises:
+        _BadPeriodError: naming ``field`` when ``typed`` is not such a month.
+    """
+    found = re.fullmatch(r"(\d{4})-(\d{2})", typed.strip())
+    if found is None or not 1 <= int(found.group(2)) <= 12:
+        raise _BadPeriodError(
+            f"{field}: enter a month as YYYY-MM, such as 2025-01; '{typed}' is not one"
+        )
+    month = date(int(found.group(1)), int(found.group(2)), 1)
+    if not EARLIEST_DAY <= month <= LATEST_DAY:
+        raise _BadPeriodError(
+            f"{field}: a month from {EARLIEST_DAY:%Y-%m} to {LATEST_DAY:%Y-%m}; '{typed}' is not"
+        )
+    return month
+
+
+def _months_between(first: date, last: date) -> list[date]:
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [_shift(first, k) for k in range(count)]
+
+
+def _shift(month: date, count: int) -> date:
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _period_of(runtime: Runtime, start: str, end: str) -> tuple[date, date]:
+    """The first and last month the page counts (default: the latest DEFAULT_KPI_MONTHS).
+
+    Raises:
+        _BadPeriodError: a month that is not one, ``from`` after ``to``, or too long a period.
+    """
+    last = _month_of(end, "to") if end else runtime.now().date().replace(day=1)
+    first = _month_of(start, "from") if start else _shift(last, 1 - DEFAULT_KPI_MONTHS)
+    if first > last:
+        raise _BadPeriodError("from: must not be after to")
+    if len(_months_between(first, last)) > MAX_KPI_MONTHS:
+        raise _BadPeriodError(f"from: a period spans at most {MAX_KPI_MONTHS} months")
+    return first, last
+
+
+def _last_day(month: date) -> date:
+    return _shift(month, 1) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Month:
+    """One month's pipeline of the RMs the page shows, for the charts."""
+
+    month: date
+    offered: int
+    accepted: int
+    volume: float
+    started: int | None
+
+    @property
+    def conversion(self) -> float:
+        return self.accepted / self.offered if self.offered else math.nan
+
+
+def _by_month(session: Session, months: list[date], rm_ids: list[str]) -> list[_Month]:
+    """Each month's offers, acceptances, new business and new holdings, each month a period
+    of its own (a pair offered in one month and accepted in the next counts in both)."""
+    span = kpi_db.data_span(session)
+    out = []
+    for month in months:
+        period = kpi_db.Period(month, _last_day(month))
+        flows = kpi_db.pipelines(session, period, rm_ids)
+        started = kpi_db.new_holdings(session, period, rm_ids, span)
+        total = kpi_db.ProductPipeline("")
+        for row in kpi_db.combined(flows.get(rm, []) for rm in rm_ids):
+            total = total + row
+        counts = [s.started for s in started.values()]
+        out.append(
+            _Month(
+                month,
+                total.offered,
+                total.accepted,
+                total.accepted_amount,
+                None if any(c is None for c in counts) else sum(c or 0 for c in counts),
+            )
+        )
+    return out
+
+
+def _kpi_charts(months: list[_Month], currency: str) -> dict[str, tuple[str, str]]:
+    """The KPI page's charts by name: (title, SVG)."""
+    when = [m.month for m in months]
+
+    # the axis of a month with few offers has ticks between whole numbers: say them as they
+    # are rather than round two ticks to one label
+    def count(v: float) -> str:
+        return f"{v:,.0f}" if v == round(v) else f"{v:,.2f}".rstrip("0")
+
+    def amount(v: float) -> str:
+        if v == round(v) or abs(v) >= 10:
+            return money(v, currency, compact=True)
+        return f"{currency} {v:,.2f}"
+
+    specs: dict[str, tuple[str, list[Series], Any]] = {
+        "pipeline": (
+            "Offers and acceptances by month",
+            [
+                Series("offered", [float(m.offered) for m in months]),
+                Series("accepted", [float(m.accepted) for m in months]),
+                Series(
+                    "new holdings",
+                    [math.nan if m.started is None else float(m.started) for m in months],
+                ),
+            ],
+            count,
+        ),
+        "conversion": (
+            "Conversion (offered to accepted) by month",
+            [Series("conversion", [m.conversion for m in months])],
+            lambda v: percent(v, 0),
+        ),
+        "volume": (
+            f"New business volume by month ({currency})",
+            [Series("accepted amounts", [m.volume for m in months])],
+            amount,
+        ),
+    }
+    return {
+        name: (title, line_chart(f"chart-{name}", title, when, drawn, label=label))
+        for name, (title, drawn, label) in specs.items()
+    }
+
+
+@router.get("/kpis")
+def kpis_page(
+    viewer: ViewerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    start: Annotated[str, Query(alias="from", max_length=16)] = "",
+    end: Annotated[str, Query(alias="to", max_length=16)] = "",
+    rm: Annotated[str, Query(max_length=64)] = "",
+    team: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """The KPIs over a period of months: the RM's own (an admin's: one RM's or every RM's
+    together, with every RM side by side), by product, with a chart per month."""
+    if not _may_list(viewer):
+        return _no_list(viewer)
+    try:
+        first, last = _period_of(runtime, start, end)
+    except _BadPeriodError as exc:
+        return error_page(viewer, 422, "That period is not valid", str(exc))
+    period = kpi_db.Period(first, _last_day(last))
+    is_admin = viewer.principal.is_admin
+    everyone = kpi_db.relationship_managers(session) if is_admin else []
+    teams = sorted({m.team for m in everyone if m.team})
+    if team and team not in teams:
+        return error_page(
+            viewer,
+            422,
+            "That address is not valid",
+            f"team must be one of {', '.join(teams) or 'no team'}; '{team}' is not a team",
+        )
+    if rm and is_admin and rm not in {m.rm_id for m in everyone}:
+        return error_page(
+            viewer, 422, "That address is not valid", f"rm: there is no relationship manager '{rm}'"
+        )
+    shown = [m for m in everyone if not team or m.team == team]
+    if not is_admin:
+        scope = [viewer.principal.rm_id or ""]
+    else:
+        scope = [rm] if rm else [m.rm_id for m in shown]
+    found = kpi_db.rm_kpis(session, period, scope)
+    figures = (
+        found[scope[0]] if len(scope) == 1 else kpi_db.team_total(period, list(found.values()))
+    )
+    team_rows: list[tuple[kpi_db.RmInfo, kpi_db.RmKpis]] = []
+    team_total = None
+    if is_admin:
+        side = found if not rm else kpi_db.rm_kpis(session, period, [m.rm_id for m in shown])
+        team_rows = [(m, side[m.rm_id]) for m in shown]
+        team_total = kpi_db.team_total(period, list(side.values()))
+    currency = runtime.currency(session)
+    months = _by_month(session, _months_between(first, last), scope)
+    return page(
+        "kpis.html",
+        viewer=viewer,
+        first=first,
+        last=last,
+        period=period,
+        is_admin=is_admin,
+        rm=rm,
+        team=team,
+        teams=teams,
+        managers=everyone,
+        scope_rm=scope[0] if len(scope) == 1 else None,
+        figures=figures,
+        total=figures.total,
+        team_rows=team_rows,
+        team_total=team_total,
+        months=months,
+        charts=_kpi_charts(months, currency),
+        products={p["product_code"]: p for p in runtime.catalog(session)},
+        currency=currency,
+        rate=lambda part, whole: part / whole if whole else None,
+        money=money,
+        percent=percent,
+    )
