@@ -28,6 +28,8 @@ copy: a copy whose files no longer give it is refused.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -36,7 +38,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -367,10 +369,19 @@ class ModelStore:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _load_version(self, client: MlflowClient, name: str, version: str) -> ServedModel | None:
+        (self.cache_dir / name).mkdir(parents=True, exist_ok=True)
+        # the workers of a service share the copies: one at a time downloads, reads and checks
+        # a version's copy, so that none deletes the files another is reading (the second finds
+        # the first's copy recorded and whole, and reads it without downloading again)
+        with copy_lock(self.cache_dir / name, version):
+            return self._load_version_locked(client, name, version)
+
+    def _load_version_locked(
+        self, client: MlflowClient, name: str, version: str
+    ) -> ServedModel | None:
         kind = self.kinds[name]
         folder = self.cache_dir / name / version
         try:
-            (self.cache_dir / name).mkdir(parents=True, exist_ok=True)
             recorded = _read_json(folder / PROVENANCE_FILE)
             kept = (folder / MODEL_ARTIFACT).exists()
             digest = artifact_sha256(folder / MODEL_ARTIFACT) if kept else None
@@ -418,14 +429,16 @@ class ModelStore:
             try:
                 version = str(_read_json(marker)["version"])
                 folder = self.cache_dir / name / version
-                recorded = _read_json(folder / PROVENANCE_FILE)
-                digest = artifact_sha256(folder / MODEL_ARTIFACT)
-                if recorded.get("artifact_sha256") not in (None, digest):
-                    raise ValueError(
-                        "its files changed since they were downloaded (sha256 "
-                        f"{digest[:12]}..., recorded {str(recorded['artifact_sha256'])[:12]}...)"
-                    )
-                model = self._checked(kind, folder / MODEL_ARTIFACT)
+                with copy_lock(self.cache_dir / name, version):
+                    recorded = _read_json(folder / PROVENANCE_FILE)
+                    digest = artifact_sha256(folder / MODEL_ARTIFACT)
+                    if recorded.get("artifact_sha256") not in (None, digest):
+                        raise ValueError(
+                            "its files changed since they were downloaded (sha256 "
+                            f"{digest[:12]}..., recorded "
+                            f"{str(recorded['artifact_sha256'])[:12]}...)"
+                        )
+                    model = self._checked(kind, folder / MODEL_ARTIFACT)
             except Exception as exc:
                 self.last_errors[name] = f"local copy v{version} refused: {exc}"
                 continue
@@ -444,13 +457,17 @@ class ModelStore:
     def _prune(self, name: str, keep: set[str]) -> None:
         """Remove the local copies of ``name`` other than the versions in ``keep`` (the one
         just swapped in and the one it replaced). Staging folders of downloads under way
-        (hidden, ``.<version>.download-*``) are left to the process that owns them."""
+        (hidden, ``.<version>.download-*``) are left to the process that owns them, and so are
+        copies another worker holds (see :func:`copy_lock`)."""
         folder = self.cache_dir / name
         keep = keep | {str(_read_json(folder / LAST_GOOD_FILE).get("version"))}
         for path in folder.iterdir():
             if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
-                log.info("removed the local copy of %s v%s", name, path.name)
+                # a copy another worker is loading now is left to a later prune
+                with copy_lock(folder, path.name, wait=False) as held:
+                    if held:
+                        shutil.rmtree(path, ignore_errors=True)
+                        log.info("removed the local copy of %s v%s", name, path.name)
 
     def _checked(self, kind: ModelKind, folder: Path) -> RmrecoModel:
         """Read a model's files and check it may be served (see the module docstring).
@@ -468,3 +485,21 @@ class ModelStore:
     def _swap(self, served: ServedModel) -> None:
         self._current = {**self._current, served.name: served}
         log.info("serving %s v%s (%s)", served.name, served.version, served.source)
+
+
+@contextlib.contextmanager
+def copy_lock(folder: Path, version: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the lock of one version's local copy in ``folder`` (a model's copies) across the
+    processes of the service (an exclusive ``flock`` on a hidden ``.<version>.lock`` file);
+    yields whether it is held (always, when ``wait``; without ``wait``, False when another
+    process holds it). The lock ends with the block, or with the process."""
+    with (folder / f".{version}.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

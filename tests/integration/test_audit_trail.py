@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from rmreco.serving.model_store import (
     ModelKind,
     ModelStore,
     artifact_sha256,
+    copy_lock,
 )
 from rmreco.serving.security import issue_key
 
@@ -387,6 +389,51 @@ def test_a_replaced_version_leaves_only_the_local_copies_of_the_current_and_the_
         assert restarted.current[CREDIT].version == served_versions[-1]
     finally:
         registry.set_registered_model_alias(CREDIT, CHAMPION, first.version)
+
+
+@pytest.mark.slow
+def test_a_worker_downloads_reads_and_checks_a_copy_only_while_it_holds_its_lock(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the workers of `rmreco serve --workers N` share the local copies; without the lock one
+    # worker's download deleted the files another was reading, which then refused the version
+    # until its next poll (seen in CI: two workers on PostgreSQL, one never ready)
+    cache = tmp_path / "served-models"
+    store = _store(served, cache, served.tracking)
+    seen: list[tuple[str, bool]] = []
+    download, checked = store._download, store._checked
+
+    def another_worker_may_take(version: str) -> bool:
+        with copy_lock(cache / CREDIT, version, wait=False) as held:
+            return held
+
+    def watched_download(name: str, version: str, folder: Path) -> None:
+        seen.append(("download", another_worker_may_take(version)))
+        download(name, version, folder)
+
+    def watched_check(kind: Any, folder: Path) -> Any:
+        seen.append(("check", another_worker_may_take(folder.parent.name)))
+        return checked(kind, folder)
+
+    monkeypatch.setattr(store, "_download", watched_download)
+    monkeypatch.setattr(store, "_checked", watched_check)
+    assert store.refresh() == [CREDIT], store.last_errors
+    assert seen == [("download", False), ("check", False)]
+    # and two stores on one folder, loading at once, both serve the version
+    stores = [_store(served, tmp_path / "shared", served.tracking) for _ in range(2)]
+    start = threading.Barrier(2)
+    swapped: list[list[str]] = [[], []]
+
+    def load(i: int) -> None:
+        start.wait()
+        swapped[i] = stores[i].refresh()
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert swapped == [[CREDIT], [CREDIT]], [s.last_errors for s in stores]
 
 
 @pytest.fixture

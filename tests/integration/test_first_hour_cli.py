@@ -48,7 +48,10 @@ class FirstHour:
 
     @property
     def settings(self) -> Settings:
-        return Settings(home=self.home)
+        # the registry named outright: MLflow's set_tracking_uri also sets MLFLOW_TRACKING_URI
+        # in this process's environment, so a registry another test module used would win
+        home = Settings(home=self.home)
+        return Settings(home=self.home, tracking_uri=home.resolved_tracking_uri)
 
 
 def _rmreco(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -228,3 +228,33 @@ def test_a_corporate_rm_filters_the_list_records_an_acceptance_and_sees_it_in_th
     assert int(page.locator("#kpi-accepted").inner_text()) == accepted_before + 1
     _accessible(page, "kpis")
     _shot(page, "kpis", screen)
+
+
+def test_the_workspace_works_from_the_keyboard_alone(page: Any, served: ServedBank) -> None:
+    page.goto("/")
+    # the first Tab reaches the skip link; the key field takes focus by Tab too
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    page.get_by_label("Your API key").focus()
+    page.keyboard.type(served.keys["brm_a"])
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/portfolio"))
+    # search by keyboard: the field, a word, Enter
+    name = page.locator("table.portfolio tbody th a").first.inner_text()
+    page.get_by_label("Name or id").focus()
+    page.keyboard.type(name.split()[0])
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*q="))
+    # Tab from the filters' button reaches the first client's link; Enter opens it
+    page.get_by_role("button", name="Show").focus()
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('href') || ''").startswith(
+            "/clients/"
+        ):
+            break
+    else:
+        raise AssertionError("no client link is reachable with Tab from the filters")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/clients/"))
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
