@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from rmreco.db.web_sessions import forget_ended_sessions
 from rmreco.serving.runtime import forget_in_background
-from rmreco.serving.web import lists, pages, signin
+from rmreco.serving.web import kpi_pages, lists, pages, signin
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -23,6 +23,7 @@ def install_workspace(app: FastAPI) -> None:
     app.include_router(signin.router)
     app.include_router(pages.router)
     app.include_router(lists.router)
+    app.include_router(kpi_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

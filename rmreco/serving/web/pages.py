@@ -31,7 +31,7 @@ from rmreco.serving.runtime import Runtime, commit
 from rmreco.serving.schemas import FinancingRequest
 from rmreco.serving.web import views
 from rmreco.serving.web.charts import Series, line_chart
-from rmreco.serving.web.refusals import PageRoute, error_page
+from rmreco.serving.web.refusals import PageRoute, error_page, no_portfolio
 from rmreco.serving.web.render import grade_on_scale, money, page, percent
 from rmreco.serving.web.signin import FormDep, Viewer, ViewerDep, check_csrf
 
@@ -76,12 +76,7 @@ def portfolio_page(
 ) -> Response:
     """The RM's clients: name, segment, sector, grade, PD trend, products, top suggestion."""
     if not viewer.has_portfolio:
-        return error_page(
-            viewer,
-            403,
-            "No portfolio",
-            "Your role has no portfolio of clients. The API and its documentation are at /docs.",
-        )
+        return no_portfolio(viewer)
     rm_id, managers = _rm_of(viewer, session, rm)
     currency = runtime.currency(session)
     found = views.portfolio(session, runtime, rm_id) if rm_id else views.Portfolio(rows=[])

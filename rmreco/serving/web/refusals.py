@@ -91,3 +91,13 @@ def _invalid(exc: RequestValidationError) -> str:
 def signin_redirect(then: str) -> RedirectResponse:
     """Where a page that needs a sign-in sends the browser."""
     return RedirectResponse(f"/?then={quote(then, safe='/')}", status_code=303)
+
+
+def no_portfolio(viewer: Any) -> Response:
+    """The page of a signed-in user whose role has no portfolio (a data scientist)."""
+    return error_page(
+        viewer,
+        403,
+        "No portfolio",
+        "Your role has no portfolio of clients. The API and its documentation are at /docs.",
+    )
