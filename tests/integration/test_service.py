@@ -406,11 +406,15 @@ def test_an_unrecorded_answer_is_never_served(
 
 
 def test_restart_with_the_registry_unreachable_serves_the_local_copy(service: Service) -> None:
-    # the fixture's app stored the champion under home/served-models; two workers started on
-    # the same home, whose registry cannot be reached, must each serve that copy
+    # the fixture's app stored the champion under home/served-models; a service started on the
+    # same home, whose registry cannot be reached, must serve that copy: two workers, each (on
+    # SQLite; on PostgreSQL one process: the registry's path does not change with the database)
     settings = {"RMRECO_HOME": str(service.home), "RMRECO_DATABASE_URL": service.db_url}
     admin = {"Authorization": f"Bearer {service.keys['admin']}"}
-    with serve_workers(service.home, settings, workers=2, tracking_uri="http://127.0.0.1:9") as url:
+    workers = 2 if service.db_url.startswith("sqlite") else 1
+    with serve_workers(
+        service.home, settings, workers=workers, tracking_uri="http://127.0.0.1:9"
+    ) as url:
         answers = [
             _wait_ready(
                 url,

@@ -53,12 +53,11 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(params=list(WIDTHS))
 def screen(request: pytest.FixtureRequest) -> str:
-    """The width the browser opens at (a key of WIDTHS)."""
+    """The width the browser opens at (a key of WIDTHS): the flows run at every width."""
     return str(request.param)
 
 
-@pytest.fixture
-def page(screen: str, browser: Any, served: ServedBank) -> Iterator[Any]:
+def _tab(browser: Any, served: ServedBank, screen: str) -> Iterator[Any]:
     width, height = WIDTHS[screen]
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=served.url)
     context.set_default_timeout(60_000)
@@ -66,6 +65,18 @@ def page(screen: str, browser: Any, served: ServedBank) -> Iterator[Any]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(screen: str, browser: Any, served: ServedBank) -> Iterator[Any]:
+    """A page at each width of WIDTHS."""
+    yield from _tab(browser, served, screen)
+
+
+@pytest.fixture
+def laptop_page(browser: Any, served: ServedBank) -> Iterator[Any]:
+    """A page at the laptop width only (checks that the width does not change)."""
+    yield from _tab(browser, served, "laptop")
 
 
 def _shot(page: Any, name: str, screen: str) -> None:
@@ -159,7 +170,10 @@ def test_a_brm_signs_in_finds_a_client_by_name_sees_its_charts_and_signs_out(
     expect(page.get_by_label("Your API key")).to_be_visible()
 
 
-def test_the_workspace_loads_nothing_from_outside_the_app(page: Any, served: ServedBank) -> None:
+def test_the_workspace_loads_nothing_from_outside_the_app(
+    laptop_page: Any, served: ServedBank
+) -> None:
+    page = laptop_page
     outside: list[str] = []
     page.on(
         "request",
@@ -230,7 +244,8 @@ def test_a_corporate_rm_filters_the_list_records_an_acceptance_and_sees_it_in_th
     _shot(page, "kpis", screen)
 
 
-def test_the_workspace_works_from_the_keyboard_alone(page: Any, served: ServedBank) -> None:
+def test_the_workspace_works_from_the_keyboard_alone(laptop_page: Any, served: ServedBank) -> None:
+    page = laptop_page
     page.goto("/")
     # the first Tab reaches the skip link; the key field takes focus by Tab too
     page.keyboard.press("Tab")
