@@ -39,12 +39,11 @@ demo: env
 	$(BIN)/rmreco demo $(if $(DEMO_CLIENTS),--clients $(DEMO_CLIENTS)) \
 		$(if $(DEMO_PORT),--port $(DEMO_PORT)) $(if $(DEMO_MLFLOW_PORT),--mlflow-port $(DEMO_MLFLOW_PORT))
 
-# Three test processes for everything but the serial tests (timing bounds, a PostgreSQL
-# restart, kills), which then run alone; a plain `pytest` runs all of it in one. Three on two
-# cores: much of an integration test is waiting (a server starting, a subprocess, a browser),
-# and a third process fills that time (measured: 8.8 min with two).
+# Two test processes (one per core) for everything but the serial tests (timing bounds, a
+# PostgreSQL restart, kills), which then run alone; a plain `pytest` runs all of it in one.
+# (Three were slower on two cores: 9.3 min against 8.8 for this part.)
 test: env
-	$(BIN)/pytest -n 3 --dist loadfile -m "not serial"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
 	$(BIN)/pytest -m serial
 
 test-quick: env
