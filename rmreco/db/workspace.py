@@ -138,3 +138,13 @@ def managers(session: Session) -> list[Manager]:
         select(_managers.c.rm_id, _managers.c.name, _managers.c.role).order_by(_managers.c.rm_id)
     ).all()
     return [Manager(rm_id=r[0], name=r[1], role=r[2]) for r in rows]
+
+
+def client_names(session: Session, client_ids: list[str]) -> dict[str, str | None]:
+    """The names of the clients ``client_ids`` (None where the bank gave none)."""
+    if not client_ids:
+        return {}
+    rows = session.execute(
+        select(_clients.c.client_id, _clients.c.name).where(_clients.c.client_id.in_(client_ids))
+    ).all()
+    return {str(r[0]): r[1] for r in rows}

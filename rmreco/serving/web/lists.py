@@ -38,7 +38,14 @@ from rmreco.serving.schemas import CrossSellPage, FeedbackRequest
 from rmreco.serving.web import views
 from rmreco.serving.web.refusals import PageRoute, error_page, no_portfolio
 from rmreco.serving.web.render import PAGE_HEADERS, grade_on_scale, money, page, percent
-from rmreco.serving.web.signin import FormDep, Viewer, ViewerDep, check_csrf
+from rmreco.serving.web.signin import (
+    FormDep,
+    Viewer,
+    ViewerDep,
+    check_csrf,
+    field_problems,
+    form_number,
+)
 
 PAGE_SIZE = 25
 #: The most offers one CSV file holds: each is explained and audited as a page's row is.
@@ -140,7 +147,7 @@ def _listed(
         client_id=None,
         currency=runtime.currency(session),
     )
-    names = {c.view.client_id: c.name for c in workspace.portfolio_clients(session, rm_id)}
+    names = workspace.client_names(session, [str(item.client_id) for item in answer.items])
     return _Listed(answer=answer, names=names, page_number=number, pages=pages)
 
 
@@ -256,21 +263,16 @@ def _back_to(back: str, **extra: str) -> str:
 def _feedback_body(form: dict[str, str]) -> FeedbackRequest | str:
     """The form's outcome as the API's request body, or what is wrong with it (by field)."""
     reason = (form.get("reason_text") or "").strip() or (form.get("reason") or "").strip()
-    typed = re.sub(r"[\s,_]", "", form.get("amount") or "")
-    amount: float | None = None
-    if typed:
-        try:
-            amount = float(typed)
-        except ValueError:
-            return f"amount: enter a number such as 25000, or leave it empty; '{typed}' is not one"
+    try:
+        amount = form_number(form.get("amount"), "amount")
+    except ValueError as exc:
+        return f"{exc}: enter a number such as 25000, or leave it empty"
     try:
         return FeedbackRequest.model_validate(
             {"outcome": form.get("outcome", ""), "reason": reason or None, "amount": amount}
         )
     except ValidationError as exc:
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'the form'}: {e['msg']}" for e in exc.errors()
-        )
+        return field_problems(exc)
 
 
 @router.post("/cross-sell/feedback")

@@ -33,7 +33,14 @@ from rmreco.serving.web import views
 from rmreco.serving.web.charts import Series, line_chart
 from rmreco.serving.web.refusals import PageRoute, error_page, no_portfolio
 from rmreco.serving.web.render import grade_on_scale, money, page, percent
-from rmreco.serving.web.signin import FormDep, Viewer, ViewerDep, check_csrf
+from rmreco.serving.web.signin import (
+    FormDep,
+    Viewer,
+    ViewerDep,
+    check_csrf,
+    field_problems,
+    form_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -311,12 +318,14 @@ def financing_page(
         )
     try:
         request = FinancingRequest(
-            amount=_number(form.get("amount")),
+            amount=form_number(form.get("amount"), "amount"),
             tenor_months=_whole(form.get("tenor_months"), "tenor_months"),
             purpose=form.get("purpose") or None,
         )
-    except (ValidationError, ValueError) as exc:
-        return error_page(viewer, 422, "The request is not valid", _form_problem(exc))
+    except ValidationError as exc:
+        return error_page(viewer, 422, "The request is not valid", field_problems(exc))
+    except ValueError as exc:
+        return error_page(viewer, 422, "The request is not valid", str(exc))
     answer = answer_financing(session, runtime, viewer.principal, client, request)
     commit(session)
     grades, _ = views.scale_of(runtime)
@@ -334,37 +343,15 @@ def financing_page(
     )
 
 
-def _number(text: str | None, field: str = "amount") -> float | None:
-    """A form's number field: empty is none; thousands separators and spaces are allowed.
-
-    Raises:
-        ValueError: naming ``field``, for text that is not a number.
-    """
-    if text is None or not text.strip():
-        return None
-    cleaned = text.replace(",", "").replace(" ", "").replace("\u00a0", "")
-    try:
-        return float(cleaned)
-    except ValueError:
-        raise ValueError(f"{field}: '{text}' is not a number") from None
-
-
 def _whole(text: str | None, field: str) -> int | None:
     """A form's whole-number field (empty is none).
 
     Raises:
         ValueError: naming ``field``, for text that is not a whole number.
     """
-    number = _number(text, field)
+    number = form_number(text, field)
     if number is None:
         return None
     if not number.is_integer():
         raise ValueError(f"{field}: '{text}' is not a whole number")
     return int(number)
-
-
-def _form_problem(exc: Exception) -> str:
-    """What is wrong with a financing form, naming the field."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return str(exc)

@@ -12,6 +12,7 @@ page, and counts toward the lockout of the address like any other bad key.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from rmreco.db import web_sessions
@@ -175,3 +177,26 @@ def signout(viewer: ViewerDep, session: SessionDep, form: FormDep) -> Response:
     response = RedirectResponse("/?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+def form_number(text: str | None, field: str) -> float | None:
+    """A form's number field: empty is none; thousands separators (commas, spaces,
+    underscores) are allowed.
+
+    Raises:
+        ValueError: naming ``field``, for text that is not a number.
+    """
+    cleaned = re.sub(r"[\s,_]", "", text or "")
+    if not cleaned:
+        return None
+    try:
+        return float(cleaned)
+    except ValueError:
+        raise ValueError(f"{field}: '{text}' is not a number") from None
+
+
+def field_problems(exc: ValidationError) -> str:
+    """What is wrong with a form, field by field, in the order pydantic found it."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'the form'}: {e['msg']}" for e in exc.errors()
+    )
