@@ -172,16 +172,25 @@ def feature_frame(
         last_mi = int(wanted.max())
 
     frame, ids = _account_grid(inputs.account_months, last_mi)
-    # one lazy plan: polars shares common subexpressions and does not materialise a full copy
-    # of the grid at every join
-    grid = frame.lazy().with_columns(account_feature_expressions())
+    # The other tables join a narrow frame of the grid's keys, not the wide frame of account
+    # features: each join copies every column of its left side, and the rows (and their order)
+    # are the grid's on both sides, so the two are put side by side at the end. One lazy plan:
+    # polars shares common subexpressions and runs the two sides in parallel.
+    keys = frame.lazy().select(_CID, _MI, "_account")
     extras = inputs.extra_columns
-    grid = _join_clients(grid, inputs.clients, ids, extras.get("clients", {}))
-    grid = _join_holdings(grid, inputs.holdings, inputs.products, ids)
-    grid = _join_events(grid, inputs.credit_events, ids)
-    grid = _join_financials(
-        grid, inputs.financials, financials_lag_months, ids, extras.get("financials", {})
+    side = _join_clients(keys, inputs.clients, ids, extras.get("clients", {}))
+    side = _join_holdings(side, inputs.holdings, inputs.products, ids)
+    side = _join_events(side, inputs.credit_events, ids)
+    side = _join_financials(
+        side, inputs.financials, financials_lag_months, ids, extras.get("financials", {})
     )
+    grid = pl.concat(
+        [
+            frame.lazy().with_columns(account_feature_expressions()),
+            side.drop(_CID, _MI, "_account"),
+        ],
+        how="horizontal",
+    ).with_columns(_ratio(pl.col("_inflow_12m"), pl.col("turnover")).alias("inflow_to_turnover"))
     bank = bank_features(extras)
 
     if wanted is not None:
@@ -449,7 +458,6 @@ def _join_clients(
         (pl.col(_MI) - pl.col("_founded_mi")).clip(lower_bound=0).alias("business_age_months"),
         _log(pl.col("employees")).alias("employees_log"),
         _log(pl.col("turnover")).alias("turnover_log"),
-        _ratio(pl.col("_inflow_12m"), pl.col("turnover")).alias("inflow_to_turnover"),
         (pl.col(_MI) - start).clip(lower_bound=0).alias("_tenure_accounts"),
     )
 
@@ -706,17 +714,15 @@ def _join_financials(
         )
         .sort("_known_mi")
     )
-    joined = (
-        grid.sort(_MI)
-        .join_asof(
-            table,
-            left_on=_MI,
-            right_on="_known_mi",
-            by=_CID,
-            strategy="backward",
-            check_sortedness=False,  # both sides are sorted on the key just above
-        )
-        .sort([_CID, _MI])
+    # the grid is sorted by client, then month: sorted on the key within each client, which is
+    # all an asof join by client needs (a global sort of the grid would cost two sorts of it)
+    joined = grid.join_asof(
+        table,
+        left_on=_MI,
+        right_on="_known_mi",
+        by=_CID,
+        strategy="backward",
+        check_sortedness=False,  # both sides are sorted on the key within each client
     )
     return joined.with_columns(
         (pl.col(_MI) - pl.col("_known_mi") + lag_months).cast(pl.Float64).alias("fin_age_months")

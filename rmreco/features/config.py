@@ -17,14 +17,20 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from rmreco.domain.contract import CONTRACT_VERSION, EventType
 from rmreco.domain.errors import ConfigurationError, RmrecoError
 from rmreco.features.bank_columns import CATEGORICAL, NUMERIC, bank_features, is_bank_feature
-from rmreco.features.builder import DEFAULT_FINANCIALS_LAG_MONTHS, build_features
+from rmreco.features.builder import (
+    DEFAULT_FINANCIALS_LAG_MONTHS,
+    feature_frame,
+    features_to_pandas,
+)
 from rmreco.features.cross_sell import build_cross_sell_panel
 from rmreco.features.inputs import FeatureInputs
-from rmreco.features.labels import DEFAULT_CURE_MONTHS, build_credit_panel, default_status
+from rmreco.features.labels import DEFAULT_CURE_MONTHS, build_credit_panel, default_status_plan
+from rmreco.features.observations import observed_inputs
 
 Family = Literal["credit_risk", "cross_sell"]
 FAMILIES: tuple[Family, ...] = ("credit_risk", "cross_sell")
@@ -246,13 +252,30 @@ def snapshot_frame(
 ) -> pd.DataFrame:
     """Features and ``in_default`` of every client at the months it has an account row (all of
     them, or ``months``), computed with ``params``."""
-    features = build_features(
-        inputs, months=months, financials_lag_months=params.financials_lag_months
-    )
-    status = default_status(
-        inputs,
-        cure_months=params.cure_months,
-        financials_lag_months=params.financials_lag_months,
-    )
-    observed = features[features["observed"]]
-    return observed.merge(status, on=["client_id", "month"], how="left").reset_index(drop=True)
+    return features_to_pandas(snapshot_plan(inputs, params, months=months), extra=("in_default",))
+
+
+def snapshot_plan(
+    inputs: FeatureInputs,
+    params: SnapshotParams,
+    *,
+    months: Sequence[date] | None = None,
+    latest: bool = False,
+    features: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """:func:`snapshot_frame` as a lazy polars plan, before the pandas edge; ``latest`` keeps
+    each client's own latest observed month only (the service's stored snapshot), so that the
+    rest of a caller's plan and the pandas edge see one row per client, not the whole history.
+    ``features``: the :func:`~rmreco.features.builder.feature_frame` of ``inputs`` (already
+    observed) at ``months`` with ``params``, when the caller computed it for other uses too.
+    """
+    inputs = observed_inputs(inputs, params.financials_lag_months)
+    if features is None:
+        features = feature_frame(
+            inputs, months=months, financials_lag_months=params.financials_lag_months
+        )
+    frame = features.filter(pl.col("observed"))
+    if latest:
+        frame = frame.filter(pl.col("_mi") == pl.col("_mi").max().over("_cid"))
+    status = default_status_plan(inputs, cure_months=params.cure_months)
+    return frame.join(status, on=["_cid", "_mi"], how="left", maintain_order="left")

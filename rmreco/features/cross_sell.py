@@ -137,12 +137,50 @@ def build_cross_sell_panel(
         raise ValueError("negative_sample must be in (0, 1]")
     codes = catalog_codes(inputs.products)
     inputs = observed_inputs(inputs, financials_lag_months)
-    assert inputs.products is not None  # catalog_codes refused a missing catalog
     frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
+    out = cross_sell_plan(
+        inputs,
+        frame,
+        months=months,
+        horizon_months=horizon_months,
+        cure_months=cure_months,
+        negative_sample=negative_sample,
+        seed=seed,
+    )
+    extra = [*panel_columns(codes), LABEL, "label_complete", WEIGHT]
+    panel = features_to_pandas(out, extra=extra)
+    panel[PRODUCT] = pd.Categorical(panel[PRODUCT].astype(str), categories=codes)
+    return panel
+
+
+def cross_sell_plan(
+    inputs: FeatureInputs,
+    frame: pl.LazyFrame,
+    *,
+    months: Sequence[date] | None = None,
+    horizon_months: int = DEFAULT_HORIZON_MONTHS,
+    cure_months: int = DEFAULT_CURE_MONTHS,
+    negative_sample: float = 1.0,
+    seed: int = 0,
+) -> pl.LazyFrame:
+    """:func:`build_cross_sell_panel` as a lazy polars plan over the snapshot rows of ``frame``
+    (a :func:`~rmreco.features.builder.feature_frame` plan of ``inputs``, which must already be
+    :func:`~rmreco.features.observations.observed_inputs`), before the pandas edge.
+
+    One plan for the training panel and the service's stored candidates
+    (``rmreco.features.snapshots``): a caller selecting a few columns lets polars drop the
+    rest of the work. ``months``, when given, are the only snapshot months ``frame`` holds:
+    holdings are then laid out from the first of them on, not over the whole history.
+    """
+    codes = catalog_codes(inputs.products)
+    assert inputs.products is not None  # catalog_codes refused a missing catalog
     performing = performing_rows(frame, inputs, cure_months=cure_months)
     ids = client_numbers(inputs)  # the builder's client numbers (by first appearance)
     account_months = month_index(inputs.account_months[MONTH])
     data_start, data_end = int(account_months.min()), int(account_months.max())
+    if months is not None and len(months):
+        # a row at t reads holdings at t only: earlier months would be laid out for nothing
+        data_start = max(data_start, int(month_index(list(months)).min()))
 
     base = performing.select(_CID, _MI, "segment", "business_age_months")
     candidates = _eligible(base, inputs.products, codes)
@@ -162,16 +200,12 @@ def build_cross_sell_panel(
     candidates = _sample(candidates, negative_sample, seed)
 
     wide = _holdings_wide(held, codes)
-    out = (
+    return (
         candidates.join(performing, on=[_CID, _MI], how="inner")
         .join(wide.lazy(), on=[_CID, _MI], how="left")
         .with_columns([pl.col(c).fill_null(0.0) for c in holdings_feature_names(codes)])
         .sort([_CID, _MI, PRODUCT])
     )
-    extra = [*panel_columns(codes), LABEL, "label_complete", WEIGHT]
-    panel = features_to_pandas(out, extra=extra)
-    panel[PRODUCT] = pd.Categorical(panel[PRODUCT].astype(str), categories=codes)
-    return panel
 
 
 # --- parts -----------------------------------------------------------------------------------

@@ -156,6 +156,14 @@ def default_status(
     return out
 
 
+def default_status_plan(inputs: FeatureInputs, *, cure_months: int) -> pl.LazyFrame:
+    """:func:`default_status` keyed as the feature builder keys its rows (``_cid``, ``_mi``,
+    ``in_default``), to join a :func:`~rmreco.features.builder.feature_frame` plan of the same
+    ``inputs`` (already :func:`~rmreco.features.observations.observed_inputs`) without a pandas
+    round trip."""
+    return _status(inputs, client_numbers(inputs), cure_months).lazy()
+
+
 def _labels(
     snapshots: pl.LazyFrame,
     events: pl.DataFrame | None,

@@ -29,26 +29,50 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, insert, select, text
+import polars as pl
+from sqlalchemy import (
+    Connection,
+    Date,
+    Float,
+    Integer,
+    Select,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from rmreco.db import schema
 from rmreco.domain import contract
 from rmreco.features.bank_columns import CATEGORICAL, bank_features
-from rmreco.features.builder import CATEGORICAL_FEATURES, FEATURE_DESCRIPTIONS
-from rmreco.features.config import SnapshotParams, snapshot_frame
+from rmreco.features.builder import (
+    CATEGORICAL_FEATURES,
+    FEATURE_DESCRIPTIONS,
+    feature_frame,
+    features_to_pandas,
+    month_from_index,
+    month_index,
+)
+from rmreco.features.config import SnapshotParams, snapshot_plan
 from rmreco.features.cross_sell import (
     PRODUCT,
     PRODUCT_FEATURES,
-    build_cross_sell_panel,
     catalog_codes,
+    cross_sell_plan,
     holdings_feature_names,
 )
-from rmreco.features.inputs import FeatureInputs
+from rmreco.features.inputs import ID, FeatureInputs
+from rmreco.features.labels import client_numbers
 from rmreco.features.observations import observed_inputs
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 2000
+#: Clients refreshed together (:func:`refresh_client_features`): a block's history, features
+#: and rows are in memory at once (about 100 MB at 36 months), whatever the book's size.
+REFRESH_BLOCK_CLIENTS = 5_000
 #: The key of ``client_features.params`` naming the ingest run the snapshots were computed from.
 INGEST_RUN_KEY = "ingest_run_id"
 #: The PostgreSQL advisory lock a refresh holds for its transaction (any fixed number: it only
@@ -159,8 +183,15 @@ def refresh_if_owed(session: Session, fallback: SnapshotParams) -> int | None:
     return refresh_client_features(session, state.params or fallback)
 
 
-def read_inputs(session: Session, client_ids: list[str] | None = None) -> FeatureInputs:
-    """The contract's tables as stored in the DB (optionally for some clients only).
+def read_inputs(
+    session: Session,
+    client_ids: list[str] | None = None,
+    *,
+    client_range: tuple[str, str] | None = None,
+) -> FeatureInputs:
+    """The contract's tables as stored in the DB (optionally for some clients only: those of
+    ``client_ids``, or those from ``client_range[0]`` to ``client_range[1]``, both included,
+    in the database's order of ``client_id``).
 
     The bank's own columns of ``clients`` and ``financials`` (stored as JSON in their
     ``extras_column``) come back as columns of those frames with the kinds recorded at ingest
@@ -183,9 +214,13 @@ def read_inputs(session: Session, client_ids: list[str] | None = None) -> Featur
         if extras and table.extras_column is not None:
             names.append(table.extras_column)
         query = select(*[getattr(model, c) for c in names])
-        if client_ids is not None and "client_id" in table.column_names:
-            query = query.where(model.client_id.in_(client_ids))  # type: ignore[attr-defined]
-        read = pd.read_sql(query, connection)
+        if "client_id" in table.column_names:
+            client = model.client_id  # type: ignore[attr-defined]
+            if client_ids is not None:
+                query = query.where(client.in_(client_ids))
+            if client_range is not None:
+                query = query.where(client.between(*client_range))
+        read = _fetch_frame(connection, query)
         if not extras or table.extras_column is None:
             return read
         stored = [_json_object(v) for v in read.pop(table.extras_column).tolist()]
@@ -216,6 +251,47 @@ def read_inputs(session: Session, client_ids: list[str] | None = None) -> Featur
     )
 
 
+def _fetch_frame(connection: Connection, query: Select[Any]) -> pd.DataFrame:
+    """The rows of ``query`` as a frame, read through the driver's own cursor (in the session's
+    transaction), each column converted at once by its SQL type: dates as ``datetime64``,
+    numbers as float64 (int64 when a whole-number column has no null), text and JSON as
+    Python objects. ``pd.read_sql`` through SQLAlchemy's row processing took most of a
+    refresh's reading time (a few seconds for 600,000 account rows)."""
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    names = [column.name for column in query.selected_columns]
+    kinds = [column.type for column in query.selected_columns]
+    cells = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pd.DataFrame(
+        {
+            name: _column(values, kind)
+            for name, values, kind in zip(names, cells, kinds, strict=True)
+        }
+    )
+
+
+def _column(values: tuple[Any, ...], kind: Any) -> Any:
+    """One fetched column as an array of its SQL type (see :func:`_fetch_frame`)."""
+    if isinstance(kind, Date):  # ISO text on SQLite, dates on PostgreSQL
+        return pd.to_datetime(pd.Series(values, dtype=object), errors="raise")
+    if isinstance(kind, Float):
+        return np.array(values, dtype=np.float64)
+    if isinstance(kind, Integer):
+        has_null = any(v is None for v in values)
+        return np.array(values, dtype=np.float64 if has_null else np.int64)
+    return np.array(values, dtype=object)
+
+
 def _json_object(value: Any) -> dict[str, Any]:
     """A stored JSON object (a dict, JSON text on some drivers, or null) as a dict."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -228,8 +304,7 @@ def _json_object(value: Any) -> dict[str, Any]:
 
 def latest_features(inputs: FeatureInputs, params: SnapshotParams) -> pd.DataFrame:
     """Features of every client at its own latest month of history, with ``in_default``."""
-    frame = snapshot_frame(inputs, params)
-    return frame.sort_values("month").groupby("client_id").tail(1).reset_index(drop=True)
+    return features_to_pandas(snapshot_plan(inputs, params, latest=True), extra=("in_default",))
 
 
 def json_ready(value: Any) -> Any:
@@ -254,78 +329,152 @@ def refresh_client_features(
     replaced all at once or not at all. Every row records the latest ingest run (read first,
     under the refresh lock: a load committed while the history is read leaves the refresh owed
     again, never a newer run recorded than was read).
+
+    Clients are refreshed in blocks of :data:`REFRESH_BLOCK_CLIENTS` (ranges of ``client_id``,
+    each block's whole history read, computed and written before the next), so that memory
+    holds one block whatever the size of the book: every feature is a client's own. The one
+    quantity across clients, the data's last month (where the offer candidates are listed),
+    is known only after the last block: a block whose own last month is earlier has no client
+    performing at it, and its candidates are cleared at the end.
     """
     step = on_step or (lambda message: None)
     lock_refresh(session)
     run = latest_ingest_run(session)
     recorded = {**params.to_dict(), INGEST_RUN_KEY: run}
-    step("reading the stored history")
-    inputs = observed_inputs(read_inputs(session), params.financials_lag_months)
-    if inputs.account_months.empty:
-        session.execute(delete(schema.ClientFeatures))
-        return 0
-    step(f"computing the latest features of {len(inputs.clients):,} clients")
-    latest = latest_features(inputs, params)
+    step("listing the clients")
+    ids = session.scalars(select(schema.Client.client_id).order_by(schema.Client.client_id)).all()
+    session.execute(delete(schema.ClientFeatures))
+    written = 0
+    blocks: list[tuple[str, str, int | None]] = []
+    for first in range(0, len(ids), REFRESH_BLOCK_CLIENTS):
+        block = ids[first : first + REFRESH_BLOCK_CLIENTS]
+        shown = f"clients {first + 1:,}-{first + len(block):,} of {len(ids):,}"
+        step(f"reading the history of {shown}")
+        read = read_inputs(session, client_range=(block[0], block[-1]))
+        inputs = observed_inputs(read, params.financials_lag_months)
+        if inputs.account_months.empty:
+            continue
+        step(f"computing the latest features of {shown}")
+        rows, last = snapshot_rows(inputs, params, recorded)
+        step(f"writing the snapshots of {shown}")
+        for start in range(0, len(rows), BATCH_ROWS):
+            session.execute(insert(schema.ClientFeatures), rows[start : start + BATCH_ROWS])
+        written += len(rows)
+        blocks.append((block[0], block[-1], last))
+    lasts = [last for _, _, last in blocks if last is not None]
+    for low, high, last in blocks:
+        if last is not None and last < max(lasts):  # no client of the block is at the last month
+            session.execute(
+                update(schema.ClientFeatures)
+                .where(schema.ClientFeatures.client_id.between(low, high))
+                .values(offer_candidates=None)
+            )
+    log.info("refreshed features of %d clients", written)
+    return written
+
+
+def snapshot_rows(
+    inputs: FeatureInputs, params: SnapshotParams, recorded: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The ``client_features`` rows of ``inputs`` (already
+    :func:`~rmreco.features.observations.observed_inputs`): each client's features at its own
+    latest month, with its offer candidates at the data's last month (:func:`offer_candidates`);
+    and that month (a month index; None without a catalog).
+
+    One polars plan per part, collected together so that polars computes the history's
+    features once for both, and only the rows kept reach Python: every client-month of the
+    history is computed (the rolling windows need it), none of them is converted.
+    """
     bank = bank_features(inputs.extra_columns)
     names = [*FEATURE_DESCRIPTIONS, *bank]
     categorical = {*CATEGORICAL_FEATURES, *(n for n, k in bank.items() if k == CATEGORICAL)}
+    # every client-month's features, computed once for both parts (the rolling windows need the
+    # whole history; only the rows kept go further)
+    features = feature_frame(inputs, financials_lag_months=params.financials_lag_months).collect()
+    latest = snapshot_plan(inputs, params, latest=True, features=features.lazy()).select(
+        pl.col(ID),
+        month_from_index(pl.col("_mi")).alias("month"),
+        pl.col("in_default").fill_null(False),
+        *[
+            pl.col(n).cast(pl.String) if n in categorical else _json_number(pl.col(n))
+            for n in names
+        ],
+    )
+    plans = [latest]
+    offers = _offer_plan(inputs, params, features.lazy())
+    if offers is not None:
+        plans.append(offers[0])
+    collected = pl.collect_all(plans)
+    candidates = _candidate_dicts(collected[1]) if offers is not None else {}
     rows = []
-    for record in latest.to_dict(orient="records"):
+    for record in collected[0].iter_rows(named=True):
+        client = str(record.pop(ID))
         rows.append(
             {
-                "client_id": str(record["client_id"]),
-                "month": pd.Timestamp(record["month"]).date(),
-                "in_default": bool(record.get("in_default") or False),
+                "client_id": client,
+                "month": record.pop("month"),
+                "in_default": bool(record.pop("in_default")),
                 "params": recorded,
-                "features": {
-                    n: (None if pd.isna(record[n]) else str(record[n]))
-                    if n in categorical
-                    else json_ready(record[n])
-                    for n in names
-                },
+                "features": record,
+                "offer_candidates": candidates.get(client),
             }
         )
-    step(f"listing the products each of {len(rows):,} clients may be offered")
-    candidates = offer_candidates(inputs, params)
-    for row in rows:
-        row["offer_candidates"] = candidates.get(str(row["client_id"]))
-    step(f"writing {len(rows):,} snapshots")
-    session.execute(delete(schema.ClientFeatures))
-    for start in range(0, len(rows), BATCH_ROWS):
-        session.execute(insert(schema.ClientFeatures), rows[start : start + BATCH_ROWS])
-    log.info("refreshed features of %d clients", len(rows))
-    return len(rows)
+    return rows, None if offers is None else offers[1]
+
+
+def _json_number(column: pl.Expr) -> pl.Expr:
+    """A numeric feature as JSON stores it: the float32 value as a Python float, NaN as null."""
+    return column.cast(pl.Float64).fill_nan(None)
+
+
+def _offer_plan(
+    inputs: FeatureInputs, params: SnapshotParams, features: pl.LazyFrame | None = None
+) -> tuple[pl.LazyFrame, int] | None:
+    """The cross-sell rows of every performing client at the data's last month, as the columns
+    the stored candidates keep, and that month (a month index); None without a catalog.
+    ``features``: the feature frame of ``inputs`` at every month, when the caller has it."""
+    if inputs.products is None or inputs.products.empty:
+        return None
+    last = pd.to_datetime(inputs.account_months["month"]).max().date()
+    last_mi = int(month_index([last])[0])
+    if features is None:
+        frame = feature_frame(
+            inputs, months=[last], financials_lag_months=params.financials_lag_months
+        )
+    else:  # the rows at the data's last month: what feature_frame(months=[last]) returns
+        frame = features.filter(pl.col("_mi") == last_mi)
+    plan = cross_sell_plan(inputs, frame, months=[last], cure_months=params.cure_months)
+    holding_columns = holdings_feature_names(catalog_codes(inputs.products))
+    columns = plan.join(client_numbers(inputs).lazy(), on="_cid", how="left").select(
+        pl.col(ID),
+        pl.col(PRODUCT),
+        *[_json_number(pl.col(c)) for c in [*holding_columns, *PRODUCT_FEATURES]],
+    )
+    return columns, last_mi
+
+
+def _candidate_dicts(rows: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each client's stored candidates from the rows of :func:`_offer_plan`: its holdings (the
+    same on each of its rows) once, and each product's own features."""
+    out: dict[str, dict[str, Any]] = {}
+    holding_columns = [c for c in rows.columns if c not in (ID, PRODUCT, *PRODUCT_FEATURES)]
+    firsts = rows.unique(ID, keep="first", maintain_order=True)
+    for client, holdings in zip(
+        firsts[ID].to_list(), firsts.select(holding_columns).iter_rows(named=True), strict=True
+    ):
+        out[str(client)] = {"holdings": holdings, "products": {}}
+    features = list(PRODUCT_FEATURES)
+    for client, product, *values in rows.select(ID, PRODUCT, *features).iter_rows():
+        out[str(client)]["products"][str(product)] = dict(zip(features, values, strict=True))
+    return out
 
 
 def offer_candidates(inputs: FeatureInputs, params: SnapshotParams) -> dict[str, dict[str, Any]]:
     """Each client's cross-sell rows at the last month of the data (see the schema's
     ``ClientFeatures.offer_candidates``); empty without a catalog."""
-    if inputs.products is None or inputs.products.empty:
-        return {}
     observed = observed_inputs(inputs, params.financials_lag_months)
-    last = pd.to_datetime(observed.account_months["month"]).max().date()
-    panel = build_cross_sell_panel(
-        inputs,
-        months=[last],
-        cure_months=params.cure_months,
-        financials_lag_months=params.financials_lag_months,
-    )
-    codes = catalog_codes(inputs.products)
-    holding_columns = holdings_feature_names(codes)
-    out: dict[str, dict[str, Any]] = {}
-    # one pass over plain Python rows: a pandas conversion per client costs a minute on a few
-    # thousand clients
-    columns = ["client_id", PRODUCT, *holding_columns, *PRODUCT_FEATURES]
-    names = {c: i for i, c in enumerate(columns)}
-    for row in panel[columns].astype(object).itertuples(index=False, name=None):
-        client = out.get(str(row[0]))
-        if client is None:  # the holdings are the client's, the same on each of its rows
-            client = out[str(row[0])] = {
-                "holdings": {c: json_ready(row[names[c]]) for c in holding_columns},
-                "products": {},
-            }
-        client["products"][str(row[1])] = {c: json_ready(row[names[c]]) for c in PRODUCT_FEATURES}
-    return out
+    plan = _offer_plan(observed, params)
+    return {} if plan is None else _candidate_dicts(plan[0].collect())
 
 
 def stored_params(rows: list[dict[str, Any] | None]) -> list[SnapshotParams | None]:

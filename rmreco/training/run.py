@@ -44,7 +44,13 @@ from rmreco.training.registry import (
     mark_challenger,
     promote,
 )
-from rmreco.training.tracking import configure_mlflow, ensure_experiment, git_commit, start_run
+from rmreco.training.tracking import (
+    configure_mlflow,
+    ensure_experiment,
+    git_commit,
+    start_run,
+    store_exists,
+)
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +407,9 @@ def load_champions(
     Raises:
         RegistryError: a champion's files could not be loaded.
     """
-    configure_mlflow(settings, tracking_uri)
+    uri = configure_mlflow(settings, tracking_uri)
+    if not store_exists(uri):  # a registry never written to has no champion
+        return {}
     client = MlflowClient()
     out = {}
     for name in names:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from sqlalchemy.engine import make_url
 
 from rmreco.config import Settings
 
@@ -26,6 +27,16 @@ def configure_mlflow(settings: Settings, tracking_uri: str | None = None) -> str
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def store_exists(uri: str) -> bool:
+    """Whether the tracking store at ``uri`` may hold anything: False only for an embedded
+    SQLite store whose file does not exist yet (opening it would create it and run MLflow's
+    migrations, seconds of work, to learn that no model is registered)."""
+    url = make_url(uri) if uri.startswith("sqlite:") else None
+    if url is None or not url.database or url.database == ":memory:":
+        return True
+    return Path(url.database).exists()
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
