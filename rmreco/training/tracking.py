@@ -8,7 +8,6 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from sqlalchemy.engine import make_url
 
 from rmreco.config import Settings
 
@@ -33,10 +32,10 @@ def store_exists(uri: str) -> bool:
     """Whether the tracking store at ``uri`` may hold anything: False only for an embedded
     SQLite store whose file does not exist yet (opening it would create it and run MLflow's
     migrations, seconds of work, to learn that no model is registered)."""
-    url = make_url(uri) if uri.startswith("sqlite:") else None
-    if url is None or not url.database or url.database == ":memory:":
+    if not uri.startswith("sqlite:///"):
         return True
-    return Path(url.database).exists()
+    database = uri.removeprefix("sqlite:///").split("?", 1)[0]  # "/abs/path" or "relative"
+    return not database or database == ":memory:" or Path(database).exists()
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
