@@ -79,10 +79,22 @@ def generate(
             + ".",
         ),
     ] = Shape.FULL,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            min=1,
+            help="Write the client-partitioned layout with this many parts: a folder of "
+            "part-NNNNN.parquet files per table with clients, every client's rows in the same "
+            "part of each, and _partitions.json (full shape only). Default: one file per table.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic bank: the contract's tables plus the ground truth under truth/,
-    in one of the shapes banks send (--shape)."""
+    in one of the shapes banks send (--shape), one file per table or partitioned by client
+    (--partitions)."""
     start_month = parse_month(start)
+    from rmreco.data.partitions import PARTITIONS_FILE
     from rmreco.synthetic.shapes import write_shape
 
     with progress_bar() as progress:
@@ -97,6 +109,7 @@ def generate(
                 start_month=start_month,
                 corporate_share=corporate_share,
                 personal_share=personal_share,
+                partitions=partitions,
                 on_progress=lambda k: progress.advance(task, k),
             )
         except ValueError as exc:  # arguments the generator refuses, e.g. a non-empty --out
@@ -104,6 +117,11 @@ def generate(
     for note in summary.notes:
         out_console.print(note)
     _print_rows(summary.rows)
+    if partitions is not None:
+        out_console.print(
+            f"tables with clients in {partitions} parts each, listed in "
+            f"{escape(str(summary.out_dir / PARTITIONS_FILE))}"
+        )
     out_console.print(f"wrote {summary.out_dir} in {summary.seconds:.1f} s")
 
 

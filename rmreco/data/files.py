@@ -1,8 +1,10 @@
 """This module owns what an input file is before any column of it is read: whether a ``.csv``
 file is CSV text at all (empty, a Parquet or Excel file under a ``.csv`` name, UTF-16, bytes
 that are not UTF-8, each refused saying what it is instead), the column names its header gives,
-a parser's error in words, and its raw cells (:func:`read_raw`). Converting the cells to the
-contract's kinds is ``rmreco.data.tables``.
+a parser's error in words, and its raw cells (:func:`read_raw`). A table may also be given as a
+folder of Parquet parts (the client-partitioned layout of ``rmreco.data.partitions``): its part
+files, in order (:func:`part_files`), each read as a Parquet file is. Converting the cells to
+the contract's kinds is ``rmreco.data.tables``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+
+from rmreco.data.partitions import table_parts
 
 CSV_SUFFIX = ".csv"
 PARQUET_SUFFIX = ".parquet"
@@ -74,6 +78,11 @@ def not_utf8_problem(path: Path) -> str:
                 break
             line += chunk.count(b"\n")
     return "is not UTF-8 text: save it as UTF-8"
+
+
+def part_files(folder: Path) -> list[Path]:
+    """The part files (``part-NNNNN.parquet``) of a table given as ``folder``, in part order."""
+    return table_parts(folder.parent, folder.name)
 
 
 def header_names(path: Path) -> list[str]:

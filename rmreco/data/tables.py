@@ -8,15 +8,22 @@ column, and the rest of the table is still read so that validation can report ev
 
 Rules of the input format (also in the documented contract):
 
-- Table ``t`` is ``t.parquet`` or ``t.csv`` in the folder; both present is an error (which one
-  would be meant?). Only ``clients`` is required; every other table may be left out and then
-  reads as an empty frame with its contract columns (:func:`empty_frame`).
+- Table ``t`` is ``t.parquet`` or ``t.csv`` in the folder, or a folder ``t/`` of Parquet parts
+  ``part-00000.parquet``, ``part-00001.parquet``, ... (the client-partitioned layout of
+  ``rmreco.data.partitions``), read one part after the other as one table; two of these present
+  is an error (which one would be meant?). Only ``clients`` is required; every other table may
+  be left out and then reads as an empty frame with its contract columns (:func:`empty_frame`).
+- A folder with ``_partitions.json`` must keep the partitioned layout's promises for the tables
+  it gives (``rmreco.data.partitions.partition_problems``): each broken one is a problem naming
+  the file.
 - An optional ``manifest.yaml`` beside the tables (``rmreco.data.manifest``) fills empty month
   cells of columns the contract marks ``filled_from`` (an undated credit status is an event of the
   extract date's month; an empty ``clients.as_of_month`` the observation month), counted per
   column (:attr:`InputTable.filled_months`), and declares the kinds of the bank's own columns.
 - Rows are numbered as the file's data rows, from 1, header not counted, for CSV and Parquet
-  alike; the frames carry that number as their index (named ``row``) through validation.
+  alike; the frames carry that number as their index (named ``row``) through validation. A
+  table given as parts numbers its rows across the parts, in part order; the problems found
+  while reading name the part and its own row (:meth:`InputTable.locate` translates a row).
 - Column names are matched after trimming spaces and lower-casing; a name the header gives twice
   is refused (as the file's header spells it, before any parser renames the second one).
 - CSV: UTF-8 (a byte-order mark is fine), comma separated, empty cell = missing; spaces around a
@@ -49,6 +56,7 @@ Rules of the input format (also in the documented contract):
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import math
@@ -68,11 +76,13 @@ from rmreco.data.files import (
     csv_file_problem,
     header_names,
     not_utf8_problem,
+    part_files,
     read_raw,
     reading_error,
     repeated_names,
 )
 from rmreco.data.manifest import Manifest, read_manifest
+from rmreco.data.partitions import PARTITIONS_FILE, is_partitioned, partition_problems
 from rmreco.domain import contract
 from rmreco.domain.errors import Problem
 
@@ -114,11 +124,19 @@ class InputTable:
     #: Per month column with ``filled_from``: the rows (file row numbers) whose empty cell was
     #: set to the manifest's month.
     filled_months: dict[str, pd.Index] = field(default_factory=dict)
+    #: A table given as a folder of parts: each part's file (relative to the input folder) and
+    #: the frame's row number of its first row, in part order; empty for a single file.
+    parts: tuple[tuple[str, int], ...] = ()
 
     @property
     def file(self) -> str:
-        """The file name, as problems name it."""
-        return self.path.name
+        """The file name, as problems name it (``<table>/`` for a table given as parts)."""
+        return f"{self.path.name}/" if self.parts else self.path.name
+
+    def locate(self, row: int) -> tuple[str, int]:
+        """The file and its own row number of the frame's row ``row``: the part that holds
+        it for a table given as parts, else the file itself."""
+        return _locate(self.parts, self.file, row)
 
     @property
     def name(self) -> str:
@@ -153,17 +171,27 @@ def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
     for table in contract.TABLES:
         csv = folder / f"{table.name}{CSV_SUFFIX}"
         parquet = folder / f"{table.name}{PARQUET_SUFFIX}"
-        if csv.is_file() and parquet.is_file():
+        parts = folder / table.name
+        given = [
+            (name, path)
+            for name, path, present in (
+                (csv.name, csv, csv.is_file()),
+                (parquet.name, parquet, parquet.is_file()),
+                (f"{parts.name}/", parts, parts.is_dir()),
+            )
+            if present
+        ]
+        if len(given) > 1:
+            names = " and ".join(name for name, _ in given)
             problems.append(
                 Problem(
-                    file=csv.name,
-                    message=f"both {csv.name} and {parquet.name} are present; keep only one",
+                    file=given[0][0],
+                    message=f"{'both ' if len(given) == 2 else ''}{names} are present; "
+                    "keep only one",
                 )
             )
-        elif csv.is_file():
-            found[table.name] = csv
-        elif parquet.is_file():
-            found[table.name] = parquet
+        elif given:
+            found[table.name] = given[0][1]
         elif not table.is_optional:
             problems.append(
                 Problem(
@@ -174,11 +202,17 @@ def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
     return found, problems
 
 
-def fingerprint_files(paths: list[Path]) -> str:
-    """sha256 over the names and bytes of ``paths`` (in name order), as hex."""
+def fingerprint_files(paths: list[Path], folder: Path | None = None) -> str:
+    """sha256 over the names and bytes of ``paths`` (in name order), as hex. Names are
+    relative to ``folder`` when given (a part's name is then ``<table>/part-NNNNN.parquet``),
+    else the files' own names."""
+
+    def name(path: Path) -> str:
+        return path.relative_to(folder).as_posix() if folder is not None else path.name
+
     digest = hashlib.sha256()
-    for path in sorted(paths, key=lambda p: p.name):
-        digest.update(path.name.encode())
+    for path in sorted(paths, key=name):
+        digest.update(name(path).encode())
         digest.update(b"\0")
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
@@ -198,6 +232,11 @@ def read_input_folder(folder: Path) -> InputFolder:
     files, problems = find_table_files(folder)
     manifest, manifest_problems = read_manifest(folder) if folder.is_dir() else (None, [])
     problems.extend(manifest_problems)
+    partitioned = folder.is_dir() and is_partitioned(folder)
+    if partitioned:
+        problems.extend(
+            partition_problems(folder, tables=[n for n, p in files.items() if p.is_dir()])
+        )
     tables: dict[str, InputTable] = {}
     warnings: list[str] = []
     for name, path in files.items():
@@ -218,11 +257,15 @@ def read_input_folder(folder: Path) -> InputFolder:
             for name, declared in manifest.columns.items()
             if declared and name not in files
         )
-    fingerprinted = list(files.values())
+    fingerprinted = [
+        part for path in files.values() for part in (part_files(path) if path.is_dir() else [path])
+    ]
     if (folder / contract.MANIFEST_FILE).is_file():
         fingerprinted.append(folder / contract.MANIFEST_FILE)
+    if partitioned:
+        fingerprinted.append(folder / PARTITIONS_FILE)
     try:
-        fingerprint = fingerprint_files(fingerprinted)
+        fingerprint = fingerprint_files(fingerprinted, folder)
     except OSError as exc:  # a file that could not be read (again): a refusal, not a traceback
         fingerprint = ""
         name = Path(exc.filename).name if exc.filename else str(folder)
@@ -257,36 +300,23 @@ def empty_frame(table: contract.Table) -> pd.DataFrame:
 def read_table(
     table: contract.Table, path: Path, *, manifest: Manifest | None = None
 ) -> tuple[InputTable | None, list[Problem], list[str]]:
-    """Read one table's file and convert its contract columns to their kinds.
+    """Read one table's file, or its folder of parts, and convert its contract columns to their
+    kinds.
 
     ``manifest`` (the folder's, if any) fills empty month cells (``Column.filled_from``) and
-    declares the kinds of the bank's own columns. Returns the table (None when the file cannot
-    be read at all), the problems found and warnings (unknown columns dropped, kinds inferred).
+    declares the kinds of the bank's own columns. Returns the table (None when the file, or a
+    part, cannot be read at all), the problems found (a part's naming the part and its own row)
+    and warnings (unknown columns dropped, kinds inferred).
     """
-    file = path.name
-    try:
-        refused = csv_file_problem(path) if path.suffix == CSV_SUFFIX else None
-        # the header as the file spells it: pandas would rename a second "region" "region.1"
-        duplicated = (
-            [] if refused else repeated_names([c.strip().lower() for c in header_names(path)])
-        )
-        raw = None if refused or duplicated else read_raw(path)
-    except UnicodeDecodeError:
-        return None, [Problem(file=file, message=not_utf8_problem(path))], []
-    except Exception as exc:  # any parser or file error: report it against the file, keep going
-        message = f"cannot be read: {reading_error(exc, path)}"
-        return None, [Problem(file=file, message=message)], []
-    if refused is not None:
-        return None, [Problem(file=file, message=refused)], []
+    parts: tuple[tuple[str, int], ...] = ()
+    if path.is_dir():
+        file = f"{path.name}/"
+        raw, parts, refusals = _read_parts(path)
+    else:
+        file = path.name
+        raw, refusals = _read_file(path, file)
     if raw is None:
-        return (
-            None,
-            [
-                Problem(file=file, column=n, message="column appears more than once")
-                for n in duplicated
-            ],
-            [],
-        )
+        return None, refusals, []
 
     names = [str(c).strip().lower() for c in raw.columns]
     raw.columns = pd.Index(names)
@@ -341,6 +371,8 @@ def read_table(
         kinds = features.kinds
         kept_extra = tuple(kinds)
     frame = pd.DataFrame(columns, index=raw.index)
+    if parts:
+        problems = [_in_part(p, parts, file) for p in problems]
     return (
         InputTable(
             table=table,
@@ -350,10 +382,105 @@ def read_table(
             extra_kinds=kinds,
             normalised_months=normalised,
             filled_months=filled,
+            parts=parts,
         ),
         problems,
         warnings,
     )
+
+
+def _read_file(path: Path, file: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """The raw cells of one file, or None and why it cannot be read (not CSV text, a parser's
+    error, a column named twice)."""
+    try:
+        refused = csv_file_problem(path) if path.suffix == CSV_SUFFIX else None
+        # the header as the file spells it: pandas would rename a second "region" "region.1"
+        duplicated = (
+            [] if refused else repeated_names([c.strip().lower() for c in header_names(path)])
+        )
+        raw = None if refused or duplicated else read_raw(path)
+    except UnicodeDecodeError:
+        return None, [Problem(file=file, message=not_utf8_problem(path))]
+    except Exception as exc:  # any parser or file error: report it against the file, keep going
+        return None, [Problem(file=file, message=f"cannot be read: {reading_error(exc, path)}")]
+    if refused is not None:
+        return None, [Problem(file=file, message=refused)]
+    if raw is None:
+        return None, [
+            Problem(file=file, column=n, message="column appears more than once")
+            for n in duplicated
+        ]
+    return raw, []
+
+
+def _read_parts(
+    folder: Path,
+) -> tuple[pd.DataFrame | None, tuple[tuple[str, int], ...], list[Problem]]:
+    """The raw cells of a table given as a folder of Parquet parts, one part after the other,
+    with each part's name (``<table>/part-NNNNN.parquet``) and the row number of its first
+    row; or None and why: no part at all, a part that cannot be read, parts whose columns
+    differ (each problem names its part)."""
+    files = part_files(folder)
+    if not files:
+        return (
+            None,
+            (),
+            [
+                Problem(
+                    file=f"{folder.name}/",
+                    message="is a folder without part files (part-00000.parquet, ...): a "
+                    "table given as a folder holds its rows in such parts",
+                )
+            ],
+        )
+    frames: list[pd.DataFrame] = []
+    parts: list[tuple[str, int]] = []
+    problems: list[Problem] = []
+    first_row = 1
+    for path in files:
+        name = f"{folder.name}/{path.name}"
+        raw, refusals = _read_file(path, name)
+        if raw is None:
+            problems.extend(refusals)
+            continue
+        if frames and [str(c).strip().lower() for c in raw.columns] != [
+            str(c).strip().lower() for c in frames[0].columns
+        ]:
+            problems.append(
+                Problem(
+                    file=name,
+                    message=f"has the columns {', '.join(map(str, raw.columns))}; "
+                    f"{parts[0][0]} has {', '.join(map(str, frames[0].columns))}: every part "
+                    "of a table has the same columns",
+                )
+            )
+            continue
+        frames.append(raw)
+        parts.append((name, first_row))
+        first_row += len(raw)
+    if problems:
+        return None, (), problems
+    return pd.concat(frames, ignore_index=True), tuple(parts), []
+
+
+def _locate(parts: tuple[tuple[str, int], ...], file: str, row: int) -> tuple[str, int]:
+    """The part (and its own row number) holding a table's row ``row``; ``file`` itself for a
+    table of one file."""
+    if not parts:
+        return file, row
+    starts = [first for _, first in parts]
+    k = max(0, bisect.bisect_right(starts, row) - 1)
+    name, first = parts[k]
+    return name, row - first + 1
+
+
+def _in_part(problem: Problem, parts: tuple[tuple[str, int], ...], file: str) -> Problem:
+    """A problem of a table given as parts, at a row: the same problem, naming the part and
+    its own row."""
+    if problem.row is None or problem.file != file:
+        return problem
+    name, row = _locate(parts, file, problem.row)
+    return Problem(file=name, message=problem.message, row=row, column=problem.column)
 
 
 def fill_from_manifest(

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from rmreco.data.dates import is_month_column
 from rmreco.domain import contract
 from rmreco.synthetic.arrays import Array, floats, ints, spawn_rng
-from rmreco.synthetic.generator import parquet_writer
+from rmreco.synthetic.generator import write_table
 from rmreco.synthetic.parameters import STREAM_SHAPES
 
 #: The accounts a client-month is split into, in file order: the main current account, a
@@ -95,7 +95,7 @@ def to_month_ends(folder: Path) -> list[str]:
                 for column in present:
                     i = data.column_names.index(column)
                     data = data.set_column(i, column, _month_end(data.column(column)))
-                write_parquet(path, data)
+                write_parquet(path, table.name, data)
             done.extend(f"{table.name}.{c}" for c in present)
     return done
 
@@ -109,13 +109,10 @@ def _month_end(column: pa.ChunkedArray) -> pa.Array:
     return pa.array(month_end.astype(np.int32), type=pa.date32(), mask=~valid)
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Write one table as the generator writes its files (``generator.parquet_writer``)."""
-    writer = parquet_writer(path, table.schema)
-    try:
-        writer.write_table(table)
-    finally:
-        writer.close()
+def write_parquet(path: Path, name: str, table: pa.Table) -> None:
+    """Write table ``name`` (truth files as ``truth/<name>``) as the generator writes it
+    (``generator.write_table``), so that a file a rewrite leaves unchanged keeps its bytes."""
+    write_table(path, name, table)
 
 
 def split_accounts(folder: Path, *, seed: int = 0) -> int:
@@ -132,7 +129,7 @@ def split_accounts(folder: Path, *, seed: int = 0) -> int:
         raise FileNotFoundError(f"{path} not found: split_accounts rewrites a Parquet bank")
     table = pq.read_table(path)
     split = split_account_rows(table, spawn_rng(seed, STREAM_SHAPES, _ACCOUNTS_STREAM))
-    write_parquet(path, split)
+    write_parquet(path, contract.ACCOUNT_MONTHS.name, split)
     return split.num_rows
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rmreco.domain.contract import EventType
-from rmreco.synthetic.arrays import Array, sigmoid
+from rmreco.synthetic.arrays import Array, normals, sigmoid
 from rmreco.synthetic.bank import Bank
 from rmreco.synthetic.observed import Spells
 from rmreco.synthetic.parameters import (
@@ -61,13 +61,14 @@ class Cohort:
 
 @dataclass(frozen=True)
 class Life:
-    """What happened to a cohort over the window."""
+    """What happened to a cohort over the window. Histories are month-major, (M, n, ...):
+    the month loop writes each month's slab in one piece."""
 
-    Y: Array  # (n, M, 4) health deviation and the three need drivers
-    status_hist: Array  # (n, M) 0 not yet a client, 1 performing, 2 default, 3 gone
-    since_default: Array  # (n, M) months since the default while in default, else -1
-    held_hist: Array  # (n, M, P) held at month end
-    facility_limit: Array  # (n, M) overdraft facilities' limits in force
+    Y: Array  # (M, n, 4) health deviation and the three need drivers
+    status_hist: Array  # (M, n) 0 not yet a client, 1 performing, 2 default, 3 gone
+    since_default: Array  # (M, n) months since the default while in default, else -1
+    held_hist: Array  # (M, n, P) held at month end
+    facility_limit: Array  # (M, n) overdraft facilities' limits in force
     spells: Spells
     ev_client: list[Array]
     ev_month: list[Array]
@@ -102,38 +103,51 @@ def mean_health(
 
 
 def live(rng: np.random.Generator, bank: Bank, population: Population, cohort: Cohort) -> Life:
-    """Simulate the cohort month by month over the bank's window (see the module docstring)."""
+    """Simulate the cohort month by month over the bank's window (see the module docstring).
+
+    The month loop touches whole (clients x products) slabs only, and each month's dynamic
+    log-odds of every product are one product of the latent state with the loadings, shared by
+    the clients that start and those that adopt."""
     n, M = cohort.seg.size, bank.n_months
     P = population.n_products
     seg, s_def, s_prod, mu = cohort.seg, cohort.s_def, cohort.s_prod, cohort.mu
-    Y = np.empty((n, M, 4), dtype=np.float32)  # health deviation y, then the three needs
+    lat_w = population.lat_w.astype(np.float32)
+    s_prod32 = s_prod.astype(np.float32)
+    Y = np.empty((M, n, 4), dtype=np.float32)  # health deviation y, then the three needs
+    status_hist = np.empty((M, n), dtype=np.int8)
+    since_default = np.full((M, n), -1, dtype=np.int16)
+    held_hist = np.empty((M, n, P), dtype=bool)
+    facility_limit = np.empty((M, n))
+
+    state = np.empty((n, 4))  # this month's y and needs
     x = rng.normal(0.0, population.sd_idio, n)
-    needs = rng.normal(0.0, SD_NEED, (n, 3))
+    needs = state[:, 1:]
+    needs[:] = rng.normal(0.0, SD_NEED, (n, 3))
     innov_idio = population.sd_idio * math.sqrt(1 - PHI**2)
     innov_need = SD_NEED * math.sqrt(1 - PHI**2)
 
     status = np.zeros(n, dtype=np.int8)  # 0 not yet a client, 1 performing, 2 default, 3 gone
-    status_hist = np.zeros((n, M), dtype=np.int8)
-    since_default = np.full((n, M), -1, dtype=np.int16)
     default_month = np.full(n, -1, dtype=np.int64)
     workout_end = np.full(n, -1, dtype=np.int64)
     is_write_off = np.zeros(n, dtype=bool)
     insolvency_month = np.full(n, -1, dtype=np.int64)
     held = np.zeros((n, P), dtype=bool)
-    held_hist = np.zeros((n, M, P), dtype=bool)
     spell_start = np.zeros((n, P), dtype=np.int64)
     planned_end = np.full((n, P), OPEN_ENDED, dtype=np.int64)
     amount = np.full((n, P), np.nan)
-    facility_limit = np.zeros((n, M))
+    age_floor = population.min_age  # each product's minimum age of the client, in months
+    allowed = population.seg_eligible[seg]  # (n, P) the products each client's segment takes
+    cancelled = population.cancelled_on_default
+    facility = population.facility
+    churn_rate = population.churn.astype(np.float32)
     spells = Spells([], [], [], [], [])
     ev_client: list[Array] = []
     ev_month: list[Array] = []
     ev_type: list[Array] = []
     event_codes = {e: i for i, e in enumerate(EventType)}
 
-    def open_spells(mask: Array, start: Array | int) -> None:
-        ci, pi = np.nonzero(mask)
-        starts = start[ci, pi] if isinstance(start, np.ndarray) else np.full(ci.size, start)
+    def open_spells(ci: Array, pi: Array, starts: Array | int) -> None:
+        starts = np.broadcast_to(starts, ci.shape)
         held[ci, pi] = True
         spell_start[ci, pi] = starts
         tenor = population.tenors[
@@ -157,28 +171,34 @@ def live(rng: np.random.Generator, bank: Bank, population: Population, cohort: C
 
     for m in range(M):
         if m > 0:
-            x = PHI * x + rng.normal(0.0, innov_idio, n)
-            needs = PHI * needs + rng.normal(0.0, innov_need, (n, 3))
+            x = PHI * x + innov_idio * normals(rng, n)
+            needs *= PHI
+            needs += innov_need * normals(rng, (n, 3))
+        common = bank.macro_factor[m]
         if cohort.sector is None:
-            y = x + bank.macro_factor[m]
+            state[:, 0] = x + common
         else:
-            y = x + bank.sector_factor[cohort.sector, m] + bank.macro_factor[m]
-        Y[:, m, 0] = y
-        Y[:, m, 1:] = needs
+            state[:, 0] = x + (bank.sector_factor[cohort.sector, m] + common)
+        y = state[:, 0]
+        Y[m] = state
+        # (n, P) dynamic log-odds of each product this month, from the state as the truth
+        # sees it (float32)
+        drive = Y[m] @ lat_w
         age = bank.start_abs + m - cohort.founded_abs
+        old_enough = age[:, None] >= age_floor[None, :]
 
-        new = cohort.onboard == m
-        if new.any():
+        new = np.flatnonzero(cohort.onboard == m)
+        if new.size:
             status[new] = 1
             _initial_holdings(
                 rng,
                 population,
                 new,
                 m,
-                cohort.s_initial + Y[:, m] @ population.lat_w,
-                seg,
-                age,
-                cohort.rel_back,
+                cohort.s_initial[new] + drive[new],
+                allowed[new] & old_enough[new],
+                age[new],
+                cohort.rel_back[new],
                 open_spells,
             )
 
@@ -206,31 +226,34 @@ def live(rng: np.random.Generator, bank: Bank, population: Population, cohort: C
         if restructured.any():
             emit(restructured, m, EventType.RESTRUCTURING)
 
-        eligible = (
-            ok[:, None]
-            & ~held
-            & population.seg_eligible[seg]
-            & (age[:, None] >= population.min_age[None, :])
-        )
         # One uniform per client and product: it decides adoption where the product is not
         # held and closure where it is (disjoint cells, so draws stay independent).
         u = rng.random((n, P), dtype=np.float32)
-        adopt = eligible & (u < sigmoid(s_prod + Y[:, m] @ population.lat_w))
+        drive += s_prod32
+        adopt = u < sigmoid(drive)
+        adopt &= ~held
+        adopt &= allowed
+        adopt &= old_enough
+        adopt &= ok[:, None]
         if adopt.any():
-            open_spells(adopt, m)
+            ci, pi = np.nonzero(adopt)
+            open_spells(ci, pi, m)
 
-        status_hist[:, m] = status
+        status_hist[m] = status
         in_default = status == 2
-        since_default[in_default, m] = m - default_month[in_default]
-        held_hist[:, m] = held
-        facility = population.facility
-        facility_limit[:, m] = np.where(held[:, facility], amount[:, facility], 0.0).sum(axis=1)
+        since_default[m, in_default] = m - default_month[in_default]
+        held_hist[m] = held
+        facility_limit[m] = np.where(
+            np.take(held, facility, axis=1), np.take(amount, facility, axis=1), 0.0
+        ).sum(axis=1)
 
         # End of month: maturities, closures, leavers, workouts.
-        churn = held & (spell_start < m) & (u < population.churn)
-        close = held & (
-            (planned_end == m) | churn | (defaulted[:, None] & population.cancelled_on_default)
-        )
+        close = u < churn_rate
+        close &= spell_start < m
+        close |= planned_end == m
+        if defaulted.any():
+            close |= defaulted[:, None] & cancelled
+        close &= held
         leaving = ok & (rng.random(n) < cohort.alpha)
         ends = in_default & (workout_end == m)
         written_off = ends & is_write_off
@@ -266,26 +289,22 @@ def _initial_holdings(
     new: Array,
     m: int,
     logits: Array,
-    seg: Array,
+    may_hold: Array,
     age: Array,
     rel_back: Array,
-    open_spells: Callable[[Array, Array | int], None],
+    open_spells: Callable[[Array, Array, Array | int], None],
 ) -> None:
-    """Products a client holds when its history starts. Clients present in the first month
-    may hold them since before the window (since the relationship began, old enough for the
-    product, and, for maturing products, not yet matured)."""
-    min_age = population.min_age
-    hold = (
-        new[:, None]
-        & population.seg_eligible[seg]
-        & (age[:, None] >= min_age[None, :])
-        & (rng.random(logits.shape) < sigmoid(logits))
-    )
+    """Products the clients ``new`` (their rows in the chunk; ``logits``, ``may_hold``, ``age``
+    and ``rel_back`` theirs only) hold when their history starts. Clients present in the first
+    month may hold them since before the window (since the relationship began, old enough for
+    the product, and, for maturing products, not yet matured)."""
+    hold = may_hold & (rng.random(logits.shape) < sigmoid(logits))
+    rows, pi = np.nonzero(hold)
     if m > 0:
-        open_spells(hold, m)
+        open_spells(new[rows], pi, m)
         return
     # A maturing product held at the start has less than its shortest tenor behind it.
-    span = np.minimum(rel_back[:, None], age[:, None] - min_age[None, :])
-    span = np.minimum(span, population.longest_back[None, :])
-    back = np.floor(rng.random(logits.shape) * (np.maximum(span, 0) + 1)).astype(np.int64)
-    open_spells(hold, -back)
+    span = np.minimum(rel_back[rows], age[rows] - population.min_age[pi])
+    span = np.minimum(span, population.longest_back[pi])
+    back = np.floor(rng.random(rows.size) * (np.maximum(span, 0) + 1)).astype(np.int64)
+    open_spells(new[rows], pi, -back)

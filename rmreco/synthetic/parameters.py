@@ -175,10 +175,18 @@ class Population:
             "seg_eligible": np.array(
                 [[s.value in p.segments.split("|") for p in catalog] for s in self.segments]
             ),
-            "lat_w": np.array([p.latent for p in catalog], dtype=np.float64).T,
-            "static_w": np.array([p.static for p in catalog], dtype=np.float64).T,
-            "intercept": np.array([p.intercept for p in catalog], dtype=np.float64).T,
-            "prevalence": np.array([p.prevalence for p in catalog], dtype=np.float64).T,
+            "lat_w": np.ascontiguousarray(
+                np.array([p.latent for p in catalog], dtype=np.float64).T
+            ),
+            "static_w": np.ascontiguousarray(
+                np.array([p.static for p in catalog], dtype=np.float64).T
+            ),
+            "intercept": np.ascontiguousarray(
+                np.array([p.intercept for p in catalog], dtype=np.float64).T
+            ),
+            "prevalence": np.ascontiguousarray(
+                np.array([p.prevalence for p in catalog], dtype=np.float64).T
+            ),
             "sector_shift": np.array(
                 [[p.sector.get(s, 0.0) for p in catalog] for s in SECTOR_CODES]
             ),
@@ -195,6 +203,8 @@ class Population:
             ),
             "longest_back": np.array([min(p.tenors) - 1 if p.tenors else 10**6 for p in catalog]),
         }
+        # (the transposed tables are stored C-contiguous: BLAS multiplies a transposed view
+        # many times slower, and the month loop multiplies by lat_w every month)
         for name, value in values.items():
             object.__setattr__(self, name, value)
 

@@ -30,11 +30,12 @@ from rmreco.synthetic.arrays import (
     geometric,
     logit,
     month_days,
+    normals,
     sigmoid,
 )
 from rmreco.synthetic.bank import Bank
 from rmreco.synthetic.lifecycle import Cohort, Life, live, mean_health
-from rmreco.synthetic.observed import account_months_table, events_table, holdings_table
+from rmreco.synthetic.observed import Rows, account_months_table, events_table, holdings_table
 from rmreco.synthetic.parameters import (
     ADULT_AGE_YEARS,
     CURRENCY,
@@ -178,74 +179,77 @@ def _account_months(
     of it, savings left on the account, card spend on a held credit card, arrears on credit."""
     status_hist = life.status_hist
     present = (status_hist == 1) | (status_hist == 2)
-    n, M = present.shape
     f32 = np.float32
-    y = life.Y[:, :, 0]
-    h = mu[:, None] + y
-    spending, housing, cash = life.Y[:, :, 1], life.Y[:, :, 2], life.Y[:, :, 3]
-    in_default = status_hist == 2
-
-    def noise(sd: float) -> Array:
-        return rng.standard_normal((n, M), dtype=f32) * f32(sd)
-
-    # the salary: steady, a little lower in bad times, cut when the client is in default
-    expected = (income / 12.0 * wallet * np.exp(level_noise))[:, None] * np.exp(0.1 * y)
-    credit = expected * np.exp(noise(0.05)) * np.where(in_default, 0.6, 1.0)
-    # saving out of it: the healthy, those with a surplus and those saving for a home save more
-    net_share = 0.03 + 0.03 * h + 0.05 * cash + 0.03 * housing - 0.04 * spending + noise(0.05)
-    debit = credit * np.maximum(1.0 - net_share, 0.0)
-
-    liquidity = expected * np.exp(
-        0.4 + 0.4 * h + 0.45 * cash + 0.3 * housing + 0.5 * wealth[:, None] + noise(0.25)
-    )
-    # no arranged overdraft among the personal products: an overdrawn account is unarranged
-    od_share = sigmoid(-3.5 - 1.5 * h + 0.6 * spending + noise(0.7))
-    days = np.clip(np.round(31.0 * od_share - 4.0), 0, 31).astype(np.int64)
-    days = np.where(in_default, np.maximum(days, 15), days)
-    use_share = sigmoid(0.2 - 1.2 * h + noise(0.5))
-    peak = np.where(days > 0, expected * 0.3 * use_share, 0.0)
-    balance_avg = liquidity * (1.0 - days / 31.0) - 0.5 * peak * days / 31.0
-    swing = expected * np.exp(-0.4 - 0.2 * h + noise(0.2))
-    balance_max = balance_avg + 0.6 * swing
-    balance_min = np.where(days > 0, -peak, np.maximum(balance_avg - 0.7 * swing, 0.0))
-
-    n_credit = np.round(np.exp(0.6 + 0.1 * np.log1p(credit / 1e3) + noise(0.25)))
-    n_debit = np.round(
-        np.exp(
-            2.7
-            + 0.3 * card_affinity[:, None]
-            + 0.15 * spending
-            + 0.2 * np.log1p(debit / 1e3)
-            + noise(0.15)
-        )
-    )
-    returned = geometric(
-        rng.random((n, M), dtype=f32), np.exp(-3.6 - 1.0 * h) * np.where(in_default, 4.0, 1.0)
-    )
     products = PERSONAL_POPULATION
-    has_credit = life.held_hist[:, :, products.is_financing].any(axis=2)
-    late_payer = has_credit & (rng.random((n, M), dtype=f32) < sigmoid(-3.8 - 1.4 * h))
-    arrears = 1 + geometric(rng.random((n, M), dtype=f32), 8.0 * np.exp(-0.4 * h))
-    dpd = np.where(late_payer, np.minimum(arrears, 89), 0)
-    dpd = np.where(
-        in_default,
-        90 + 30 * life.since_default.astype(np.int64) + rng.integers(0, 30, (n, M)),
-        dpd,
-    )
-    intl_pay = (credit + debit) * sigmoid(-4.0 + 0.8 * travel[:, None] + noise(0.4))
-    card_spend = np.where(
-        life.held_hist[:, :, products.index["credit_card"]],
-        debit * sigmoid(-1.4 + 0.5 * card_affinity[:, None] + 0.4 * spending + noise(0.2)),
-        0.0,
-    )
+    card_p = products.index["credit_card"]
+    salary = income / 12.0 * wallet * np.exp(level_noise)
 
-    none = np.zeros((n, M))
-    return account_months_table(
-        rng,
-        bank,
-        ids,
-        present,
-        {
+    def columns(rows: Rows) -> dict[str, Array]:
+        R, c = rows.size, rows.client
+        latent = rows.at(life.Y)
+        y = latent[:, 0]
+        spending, housing, cash = latent[:, 1], latent[:, 2], latent[:, 3]
+        h = mu[c] + y
+        in_default = rows.at(status_hist) == 2
+        held = rows.at(life.held_hist)
+
+        def noise(sd: float) -> Array:
+            draws = normals(rng, R)
+            draws *= f32(sd)
+            return draws
+
+        # the salary: steady, a little lower in bad times, cut when the client is in default
+        expected = salary[c] * np.exp(0.1 * y)
+        credit = expected * np.exp(noise(0.05)) * np.where(in_default, 0.6, 1.0)
+        # saving out of it: the healthy, those with a surplus and those saving for a home save
+        # more
+        net_share = 0.03 + 0.03 * h + 0.05 * cash + 0.03 * housing - 0.04 * spending + noise(0.05)
+        debit = credit * np.maximum(1.0 - net_share, 0.0)
+
+        liquidity = expected * np.exp(
+            0.4 + 0.4 * h + 0.45 * cash + 0.3 * housing + 0.5 * wealth[c] + noise(0.25)
+        )
+        # no arranged overdraft among the personal products: an overdrawn account is unarranged
+        od_share = sigmoid(-3.5 - 1.5 * h + 0.6 * spending + noise(0.7))
+        days = np.clip(np.round(31.0 * od_share - 4.0), 0, 31).astype(np.int64)
+        days = np.where(in_default, np.maximum(days, 15), days)
+        use_share = sigmoid(0.2 - 1.2 * h + noise(0.5))
+        peak = np.where(days > 0, expected * 0.3 * use_share, 0.0)
+        balance_avg = liquidity * (1.0 - days / 31.0) - 0.5 * peak * days / 31.0
+        swing = expected * np.exp(-0.4 - 0.2 * h + noise(0.2))
+        balance_max = balance_avg + 0.6 * swing
+        balance_min = np.where(days > 0, -peak, np.maximum(balance_avg - 0.7 * swing, 0.0))
+
+        n_credit = np.round(np.exp(0.6 + 0.1 * np.log1p(credit / 1e3) + noise(0.25)))
+        n_debit = np.round(
+            np.exp(
+                2.7
+                + 0.3 * card_affinity[c]
+                + 0.15 * spending
+                + 0.2 * np.log1p(debit / 1e3)
+                + noise(0.15)
+            )
+        )
+        returned = geometric(
+            rng.random(R, dtype=f32), np.exp(-3.6 - 1.0 * h) * np.where(in_default, 4.0, 1.0)
+        )
+        has_credit = held[:, products.is_financing].any(axis=1)
+        late_payer = has_credit & (rng.random(R, dtype=f32) < sigmoid(-3.8 - 1.4 * h))
+        arrears = 1 + geometric(rng.random(R, dtype=f32), 8.0 * np.exp(-0.4 * h))
+        dpd = np.where(late_payer, np.minimum(arrears, 89), 0)
+        dpd = np.where(
+            in_default,
+            90 + 30 * rows.at(life.since_default).astype(np.int64) + rng.integers(0, 30, R),
+            dpd,
+        )
+        intl_pay = (credit + debit) * sigmoid(-4.0 + 0.8 * travel[c] + noise(0.4))
+        card_spend = np.where(
+            held[:, card_p],
+            debit * sigmoid(-1.4 + 0.5 * card_affinity[c] + 0.4 * spending + noise(0.2)),
+            0.0,
+        )
+        none = np.zeros(R)
+        return {
             "balance_avg": balance_avg,
             "balance_min": balance_min,
             "balance_max": balance_max,
@@ -253,7 +257,7 @@ def _account_months(
             "debit_turnover": debit,
             "n_credit_tx": n_credit,
             "n_debit_tx": n_debit,
-            "overdraft_limit": life.facility_limit,
+            "overdraft_limit": rows.at(life.facility_limit),
             "overdraft_peak_use": peak,
             "days_in_overdraft": days,
             "dpd_max": dpd,
@@ -262,5 +266,6 @@ def _account_months(
             "payroll_outflow": none,  # persons pay no salaries
             "card_spend": card_spend,
             "acquiring_inflow": none,  # nor take card payments
-        },
-    )
+        }
+
+    return account_months_table(rng, bank, ids, present, columns)

@@ -87,6 +87,7 @@ def write_shape(
     personal_share: float = PERSONAL_SHARE,
     chunk_clients: int = DEFAULT_CHUNK_CLIENTS,
     options: ShapeOptions | None = None,
+    partitions: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ShapeSummary:
     """Generate the synthetic bank of these arguments into ``out`` in one shape of extract.
@@ -94,12 +95,14 @@ def write_shape(
     ``full`` is :func:`~rmreco.synthetic.generate_bank`'s output, byte for byte; every other
     shape is that bank rewritten (``statements_only`` generates it with every firm filing and
     the extra ratio columns, which changes nothing else). The arguments are
-    :func:`~rmreco.synthetic.generate_bank`'s, plus the shape and its ``options``.
+    :func:`~rmreco.synthetic.generate_bank`'s, plus the shape and its ``options``;
+    ``partitions`` (the client-partitioned layout) is for the ``full`` shape only, as the
+    rewrites read and write one file per table.
 
     Raises:
         ValueError: an unknown shape, an argument out of range, options the bank cannot give
-            (e.g. ``cohort_months + outcome_months`` beyond ``n_months``), or ``out`` exists
-            and is not an empty folder.
+            (e.g. ``cohort_months + outcome_months`` beyond ``n_months``), ``partitions`` with
+            another shape than ``full``, or ``out`` exists and is not an empty folder.
     """
     try:
         shape = Shape(shape)
@@ -118,8 +121,13 @@ def write_shape(
         "on_progress": on_progress,
     }
     if shape is Shape.FULL:
-        summary = generate_bank(out, **bank_arguments)
+        summary = generate_bank(out, partitions=partitions, **bank_arguments)
         return ShapeSummary(summary.out_dir, shape, summary.rows, (), summary.seconds)
+    if partitions is not None:
+        raise ValueError(
+            f"the {shape.value} shape is written one file per table; partitions are for the "
+            f"{Shape.FULL.value} shape only"
+        )
     start_abs = (
         start_month.year * 12 + start_month.month - 1 if isinstance(start_month, date) else 0
     )
@@ -216,7 +224,7 @@ def _read(folder: Path, name: str) -> pa.Table:
 
 
 def _write(folder: Path, name: str, table: pa.Table) -> None:
-    write_parquet(folder / f"{name}.parquet", table)
+    write_parquet(folder / f"{name}.parquet", name, table)
 
 
 def _rows(folder: Path) -> dict[str, int]:

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rmreco.domain.contract import (
     ACCOUNT_MONTHS,
@@ -80,7 +81,7 @@ def simulate_chunk(bank: Bank, chunk: int, lo: int, hi: int) -> dict[str, pa.Tab
     name (truth files as ``truth/<name>``). Firms and persons each draw from their own stream
     of the chunk, so a bank without personal clients is the same, byte for byte, as before
     persons existed."""
-    ids = pa.array([f"C{i + 1:0{bank.id_width}d}" for i in range(lo, hi)])
+    ids = client_ids(lo, hi, bank.id_width)
     is_person = bank.segment[lo:hi] == PERSONAL
     if not is_person.any() and bank.product_codes == BUSINESS.codes:
         rng = spawn_rng(bank.seed, STREAM_CHUNK, chunk)
@@ -101,6 +102,13 @@ def simulate_chunk(bank: Bank, chunk: int, lo: int, hi: int) -> dict[str, pa.Tab
         tables = simulate(bank, rng, lo + positions, ids.take(pa.array(positions)))
         parts.append((positions, codes, tables))
     return _named(bank, chunk, lo, hi, _merge(parts, ids, bank.product_codes))
+
+
+def client_ids(lo: int, hi: int, width: int) -> pa.Array:
+    """The ids of clients ``lo`` to ``hi - 1``: "C" and the client's number from 1, zero-padded
+    to ``width`` digits (C0000001), made by Arrow's string kernels."""
+    numbers = pc.cast(pa.array(np.arange(lo + 1, hi + 1)), pa.string())
+    return pc.binary_join_element_wise("C", pc.utf8_lpad(numbers, width, "0"), "")
 
 
 def _named(

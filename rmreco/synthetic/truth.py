@@ -6,8 +6,9 @@ recursions backwards over a (static, dynamic) log-odds grid and interpolated per
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +34,21 @@ _N_QUAD = 12
 class _Grid:
     """Event probability P(S, D) tabulated on ``_S_GRID`` x (d0 + dd * j)."""
 
-    values: Array  # (..., nS, nD) float32
+    values: Array  # (..., nS, nD)
     d0: Array  # per leading index or scalar
     dd: Array
+
+    @cached_property
+    def quads(self) -> Array:
+        """Each grid cell's four corners (i, j), (i, j+1), (i+1, j), (i+1, j+1) as one item,
+        flat over (..., nS - 1, nD - 1): an interpolation gathers one item per value instead
+        of four."""
+        v = self.values
+        corners = np.stack(
+            [v[..., :-1, :-1], v[..., :-1, 1:], v[..., 1:, :-1], v[..., 1:, 1:]], axis=-1
+        )
+        corners = np.ascontiguousarray(corners).reshape(-1, 4)
+        return corners.view(np.dtype((np.void, 4 * v.itemsize))).reshape(-1)
 
 
 def _hazard_grid(alpha: float, sd_d: float, eligible: tuple[bool, ...]) -> Array:
@@ -64,11 +77,21 @@ def _hazard_grid(alpha: float, sd_d: float, eligible: tuple[bool, ...]) -> Array
     return (1.0 - alpha) * value
 
 
-@lru_cache(maxsize=4)
+#: One computation of a population's grids at a time: a thread that needs them while another
+#: computes them waits for those instead of computing them again.
+_GRIDS_LOCK = threading.Lock()
+
+
 def truth_grids(population: Population) -> tuple[_Grid, _Grid, _Grid]:
     """Grids of pd_12m and 2-month default probability (per segment of the population) and of
     p_3m (per segment, product and first eligible month k0 in 1..3). Computed once per process
     and population (~1 s for the business population)."""
+    with _GRIDS_LOCK:
+        return _truth_grids(population)
+
+
+@lru_cache(maxsize=4)
+def _truth_grids(population: Population) -> tuple[_Grid, _Grid, _Grid]:
     attrition = population.attrition
     n_seg = len(attrition)
     sd_def = DEFAULT_SLOPE * population.health_sd
@@ -106,32 +129,28 @@ def _product_sd(population: Population) -> Array:
     return np.sqrt(np.maximum(var, 1e-6))
 
 
-def _interpolate(
-    values: Array, offset: Array, s: Array, d: Array, d0: Array | float, dd: Array | float
-) -> Array:
-    """Bilinear interpolation in grids stored flat in ``values`` (each nS x nD, the one for an
-    entry starting at ``offset``) at static log-odds ``s`` and dynamic log-odds ``d``.
+#: Cells of one grid in ``_Grid.quads``.
+_QUAD_CELLS = (_S_GRID.size - 1) * (_N_D - 1)
 
-    Arguments broadcast against each other; pass ``s`` and ``offset`` in their smallest shape
-    (e.g. per client and product) so that only the ``d`` part runs at full size.
-    """
-    dtype = values.dtype
-    n_s = _S_GRID.size
-    fs = np.clip((s - _S_GRID[0]) / (_S_GRID[1] - _S_GRID[0]), 0.0, n_s - 1 - 1e-3)
+
+def _s_place(s: Array) -> tuple[Array, Array]:
+    """The row of static log-odds ``s`` in ``_S_GRID`` (in 0 .. nS - 2) and the weight of the
+    next row."""
+    fs = np.clip((s - _S_GRID[0]) / (_S_GRID[1] - _S_GRID[0]), 0.0, _S_GRID.size - 1.001)
     i = fs.astype(np.int32)
-    a = (fs - i).astype(dtype)
-    fd = np.clip(
-        (d - np.asarray(d0, dtype=dtype)) / np.asarray(dd, dtype=dtype), 0.0, _N_D - 1 - 1e-3
-    )
-    j = fd.astype(np.int32)
-    b = (fd - j).astype(dtype)
-    base = (offset + i * _N_D) + j
-    flat = values.reshape(-1)
-    low = flat[base] * (1 - b)
-    low += flat[base + 1] * b
-    high = flat[base + _N_D] * (1 - b)
-    high += flat[base + _N_D + 1] * b
-    out: Array = low * (1 - a) + high * a
+    return i, fs - i
+
+
+def _bilinear(grid: _Grid, cell: Array, a: Array, b: Array) -> Array:
+    """Interpolate ``grid`` in the quad cells ``cell`` (``_QUAD_CELLS`` per grid, then
+    ``(nD - 1)`` per S row) with weights ``a`` (next S row) and ``b`` (next D column)."""
+    q = np.take(grid.quads, cell).view(grid.values.dtype).reshape(*cell.shape, 4)
+    low = q[..., 0] + (q[..., 1] - q[..., 0]) * b
+    high = q[..., 2] + (q[..., 3] - q[..., 2]) * b
+    high -= low
+    high *= a
+    high += low
+    out: Array = high
     return out
 
 
@@ -149,74 +168,130 @@ def truth_tables(
 ) -> tuple[pa.Table, pa.Table]:
     """pd_12m for every performing client-month; p_3m for every performing client-month and
     product the client may take (segment, age by t+3) and does not hold at t. ``seg`` is the
-    population's own segment index; ``s_prod`` and ``held_hist`` cover its products."""
-    pd_grid, pd2_grid, cross_grid = truth_grids(population)
-    P, lat_w = population.n_products, population.lat_w
-    M = status_hist.shape[1]
-    n_cells = _S_GRID.size * _N_D
-    performing = status_hist == 1
-    d_def = (-DEFAULT_SLOPE * Y[:, :, 0]).astype(np.float64)
-    offset = (seg * n_cells)[:, None]
-    pd12 = _interpolate(pd_grid.values, offset, s_def[:, None], d_def, pd_grid.d0[0], pd_grid.dd[0])
-    ci, mi = np.nonzero(performing)
+    population's own segment index; ``s_prod`` and ``held_hist`` cover its products. Both
+    tables hold one Arrow chunk per block of clients (``_BLOCK_CLIENTS``)."""
+    history = _History(status_hist == 1, held_hist, seg, founded_abs, s_def, s_prod, Y)
+    n = status_hist.shape[1]
+    pd_parts: list[tuple[Array, Array, Array]] = []
+    cross_parts: list[tuple[Array, Array, Array, Array]] = []
+    for lo in range(0, n, _BLOCK_CLIENTS):
+        pd_part, cross_part = _block(
+            population, bank.start_abs, history, lo, min(n, lo + _BLOCK_CLIENTS)
+        )
+        pd_parts.append(pd_part)
+        cross_parts.append(cross_part)
+    days = bank.month_days
     pd_table = pa.table(
         {
-            "client_id": coded(ci, ids),
-            "month": dates(bank.month_days[mi]),
-            "pd_12m": pa.array(np.clip(pd12[ci, mi], 0.0, 1.0), type=pa.float64()),
+            "client_id": pa.chunked_array([coded(c, ids) for c, _, _ in pd_parts]),
+            "month": pa.chunked_array([dates(days[m]) for _, m, _ in pd_parts]),
+            "pd_12m": pa.chunked_array([pa.array(p, type=pa.float64()) for _, _, p in pd_parts]),
         }
     )
-
-    # Adoption stops while in default: the chance to still be performing in the middle of the
-    # 3-month window (2 months) multiplies the adoption probability (docs: why this is close).
-    survive = (
-        1.0
-        - _interpolate(
-            pd2_grid.values, offset, s_def[:, None], d_def, pd2_grid.d0[0], pd2_grid.dd[0]
-        )
-    ).astype(np.float32)
-    # Dense over (client, month, product), with the static parts kept per (client, product)
-    # and the full-size work done only on the rows kept: broadcasting beats gathering per row.
-    n = status_hist.shape[0]
-    age = (bank.start_abs - founded_abs[:, None] + np.arange(M)[None, :]).astype(np.int16)
-    min_age = population.min_age.astype(np.int16)
-    wait = np.clip(min_age[None, None, :] - age[:, :, None] - 1, 0, 3)
-    mask = (
-        performing[:, :, None]
-        & ~held_hist
-        & population.seg_eligible[seg][:, None, :]
-        & (wait < CROSS_SELL_HORIZON)
-    )
-    fs = np.clip((s_prod - _S_GRID[0]) / (_S_GRID[1] - _S_GRID[0]), 0.0, _S_GRID.size - 1.001)
-    i = fs.astype(np.int32)
-    a = np.broadcast_to((fs - i).astype(np.float32)[:, None, :], mask.shape)[mask]
-    grid = (seg[:, None] * P + np.arange(P)[None, :]) * CROSS_SELL_HORIZON
-    base_cp = (grid * n_cells + i * _N_D).astype(np.int32)  # (n, P)
-    inv_dd = (1.0 / cross_grid.dd).astype(np.float32)
-    fd = Y @ (lat_w * inv_dd[None, :]).astype(np.float32)  # (n, M, P), in D-grid steps
-    fd -= (cross_grid.d0 * inv_dd).astype(np.float32)
-    fd = np.clip(fd[mask], 0.0, _N_D - 1.001)
-    j = fd.astype(np.int32)
-    b = fd - j
-    base = np.broadcast_to(base_cp[:, None, :], mask.shape)[mask] + j
-    base += wait[mask].astype(np.int32) * np.int32(n_cells)
-    flat = cross_grid.values.reshape(-1)
-    low = flat[base]
-    low += (flat[base + 1] - low) * b
-    high = flat[base + _N_D]
-    high += (flat[base + _N_D + 1] - high) * b
-    p3 = low + (high - low) * a
-    per_month = mask.sum(axis=2)
-    p3 *= np.repeat(survive.reshape(-1), per_month.reshape(-1))
-    ci = np.repeat(np.arange(n, dtype=np.int32), per_month.sum(axis=1))
-    mi = np.repeat(np.tile(np.arange(M, dtype=np.int32), n), per_month.reshape(-1))
-    pi = np.broadcast_to(np.arange(P, dtype=np.int32), mask.shape)[mask]
+    codes = pa.array(population.codes)
     cross_table = pa.table(
         {
-            "client_id": coded(ci, ids),
-            "month": dates(bank.month_days[mi]),
-            "product_code": coded(pi, pa.array(population.codes)),
-            "p_3m": pa.array(np.clip(p3, 0.0, 1.0), type=pa.float32()),
+            "client_id": pa.chunked_array([coded(part[0], ids) for part in cross_parts]),
+            "month": pa.chunked_array([dates(days[part[1]]) for part in cross_parts]),
+            "product_code": pa.chunked_array([coded(part[2], codes) for part in cross_parts]),
+            "p_3m": pa.chunked_array([pa.array(p, type=pa.float32()) for *_, p in cross_parts]),
         }
     )
     return pd_table, cross_table
+
+
+#: Clients whose truth is computed together: about a million (client, month, product) cells,
+#: so that the dozen passes over them work in the processor's cache rather than through memory
+#: (the chunk as a whole would be a dozen times that).
+_BLOCK_CLIENTS = 2048
+
+
+@dataclass(frozen=True)
+class _History:
+    """What the truth of a chunk's clients is computed from (see :func:`truth_tables`);
+    histories month-major, as ``lifecycle.Life`` keeps them."""
+
+    performing: Array  # (M, n)
+    held_hist: Array  # (M, n, P)
+    seg: Array
+    founded_abs: Array
+    s_def: Array
+    s_prod: Array  # (n, P)
+    Y: Array  # (M, n, 4)
+
+
+def _block(
+    population: Population, start_abs: int, history: _History, lo: int, hi: int
+) -> tuple[tuple[Array, Array, Array], tuple[Array, Array, Array, Array]]:
+    """The truth rows of clients ``lo`` to ``hi - 1``, in client, month (and product) order:
+    (client, month, pd_12m) and (client, month, product, p_3m), clients as their row in the
+    chunk. Computed densely over the block's (client, month[, product]) cells, by bilinear
+    interpolation in the grids of the client's segment (and product and first eligible month),
+    and kept where the truth is defined."""
+    pd_grid, pd2_grid, grid = truth_grids(population)
+    P, M = population.n_products, history.performing.shape[0]
+    block = slice(lo, hi)
+    seg = history.seg[block]
+    # the block's histories by client, then month (views)
+    performing = history.performing[:, block].T
+    held = history.held_hist[:, block].transpose(1, 0, 2)
+    Y = history.Y[:, block].transpose(1, 0, 2)
+
+    # credit: one place in the default grids per client-month serves pd_12m and survival
+    i, a = _s_place(history.s_def[block])
+    fd = np.clip(
+        (-DEFAULT_SLOPE * Y[:, :, 0] - pd_grid.d0[0]) / pd_grid.dd[0],
+        0.0,
+        _N_D - 1.001,
+    )
+    j = fd.astype(np.int32)
+    fd -= j
+    cell = (seg * _QUAD_CELLS + i * (_N_D - 1)).astype(np.int32)[:, None] + j
+    pd12 = _bilinear(pd_grid, cell, a[:, None], fd)
+    # Adoption stops while in default: the chance to still be performing in the middle of the
+    # 3-month window (2 months) multiplies the adoption probability (docs: why this is close).
+    survive = (1.0 - _bilinear(pd2_grid, cell, a[:, None], fd)).astype(np.float32)
+    rows = np.flatnonzero(performing).astype(np.int32)
+    client = rows // np.int32(M)
+    credit = (
+        client + np.int32(lo),
+        rows - client * np.int32(M),
+        np.clip(pd12.reshape(-1)[rows], 0.0, 1.0),
+    )
+
+    # cross-sell: months until the product's minimum age is reached, counted from t + 1
+    age = (start_abs - history.founded_abs[block, None] + np.arange(M)[None, :]).astype(np.int16)
+    wait = population.min_age.astype(np.int16)[None, None, :] - age[:, :, None]
+    wait -= 1
+    np.clip(wait, 0, CROSS_SELL_HORIZON, out=wait)
+    keep = wait < CROSS_SELL_HORIZON
+    keep &= performing[:, :, None]
+    keep &= ~held
+    keep &= population.seg_eligible[seg][:, None, :]
+
+    i, a = _s_place(history.s_prod[block])  # (b, P)
+    first = (seg[:, None] * P + np.arange(P)[None, :]) * (CROSS_SELL_HORIZON * _QUAD_CELLS)
+    first = (first + i * (_N_D - 1)).astype(np.int32)
+    # dynamic log-odds in D-grid steps: one product of the latent state with the loadings
+    inv_dd = (1.0 / grid.dd).astype(np.float32)
+    weights = (population.lat_w * inv_dd[None, :]).astype(np.float32)
+    fd = np.ascontiguousarray((history.Y[:, block] @ weights).transpose(1, 0, 2))
+    fd -= (grid.d0 * inv_dd).astype(np.float32)
+    np.clip(fd, 0.0, _N_D - 1.001, out=fd)
+    j = fd.astype(np.int32)
+    fd -= j  # the weight between D-grid points j and j + 1
+    # (a cell whose product opens too late reads the last grid instead; it is not kept)
+    cell = np.minimum(wait, CROSS_SELL_HORIZON - 1).astype(np.int32)
+    cell *= np.int32(_QUAD_CELLS)
+    cell += first[:, None, :]
+    cell += j
+    p3 = _bilinear(grid, cell, a.astype(np.float32)[:, None, :], fd)
+    p3 *= survive[:, :, None]
+    np.clip(p3, 0.0, 1.0, out=p3)
+    rows = np.flatnonzero(keep).astype(np.int32)
+    product = rows % np.int32(P)
+    client_month = rows // np.int32(P)
+    client = client_month // np.int32(M)
+    month = client_month - client * np.int32(M)
+    client += np.int32(lo)
+    return credit, (client, month, product, p3.reshape(-1)[rows])

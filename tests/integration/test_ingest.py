@@ -23,6 +23,7 @@ from rmreco.db.migrate import SchemaNotCurrentError, current, head_revision, upg
 from rmreco.db.schema import Base, Client, IngestRun, Product
 from rmreco.domain import contract
 from rmreco.domain.errors import DataContractError
+from rmreco.synthetic import generate_bank
 
 TINY_COUNTS = {
     "relationship_managers": 2,
@@ -341,6 +342,35 @@ def test_first_load_sets_the_currency(engine: Engine, tiny_bank: Path, settings:
     frame.drop(columns=["currency"]).to_csv(tiny_bank / "clients.csv", index=False)
     with pytest.raises(DataContractError, match="RMRECO_CURRENCY"):
         ingest_folder(tiny_bank, engine, settings=settings)
+
+
+def test_a_partitioned_bank_loads_as_the_same_bank_in_single_files(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The client-partitioned layout (``rmreco generate --partitions``) ingests to the same rows
+    as the same bank written one file per table, each into a database of its own."""
+    arguments: dict[str, Any] = {"n_clients": 300, "n_months": 13, "seed": 4, "chunk_clients": 128}
+    single, parted = tmp_path / "single", tmp_path / "parted"
+    generate_bank(single, **arguments)
+    generate_bank(parted, partitions=4, **arguments)
+    assert len(list((parted / "account_months").glob("part-*.parquet"))) == 4
+    loaded: list[tuple[dict[str, int], Snapshot]] = []
+    for folder in (single, parted):
+        url = f"sqlite:///{tmp_path / f'{folder.name}.db'}"
+        upgrade(url)
+        engine = create_engine_for(url)
+        try:
+            summary = ingest_folder(folder, engine, settings=settings)
+            rows = snapshot(engine)
+        finally:
+            engine.dispose()
+        del rows["ingest_runs"]  # their fingerprints and times differ
+        loaded.append((summary.rows, rows))
+    (single_counts, single_rows), (parted_counts, parted_rows) = loaded
+    assert single_counts == parted_counts
+    assert single_counts["clients"] == 300
+    assert single_counts["account_months"] > 300 * 10
+    assert parted_rows == single_rows
 
 
 def _bank_of(folder: Path, n_clients: int, n_months: int) -> Path:
