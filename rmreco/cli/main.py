@@ -86,6 +86,15 @@ TrackingOption = Annotated[
         help="MLflow tracking URI (default: RMRECO_TRACKING_URI or the embedded SQLite store).",
     ),
 ]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Run on a Dask cluster: a scheduler's address (tcp://host:8786), or local[:N] for a "
+        "local cluster of N worker processes (default: one per core). The data must be a "
+        "client-partitioned folder (rmreco generate --partitions N).",
+    ),
+]
 DbOption = Annotated[
     str | None,
     typer.Option(

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rmreco.cli.main import (
+    DaskOption,
     DataOption,
     TrackingOption,
     current_settings,
@@ -94,32 +95,51 @@ def score_batch(
     as_of: Annotated[str, typer.Option("--as-of", help="Month to score, YYYY-MM.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the scores into.")],
     tracking_uri: TrackingOption = None,
+    dask: DaskOption = None,
 ) -> None:
     """Score every performing client at a month with the champion models, each client by the
     credit model of its segment and each model with the feature settings it was trained with:
     PD and grade (credit.parquet), the policy decision and ranked financing options
     (financing.parquet) and, when a cross-sell champion exists, ranked credit-aware offers, each
-    client by the cross-sell model of its segment (cross_sell.parquet)."""
+    client by the cross-sell model of its segment (cross_sell.parquet).
+
+    With --dask, a client-partitioned folder (`rmreco generate --partitions N`) is scored part by
+    part on a Dask cluster, one file per part and output (credit/part-00000.parquet, ...); a run
+    killed part-way and started again finishes the parts it had not written."""
     month = parse_month(as_of)
     from rmreco.modeling.spec import CreditRiskSpec, CrossSellSpec, find_specs
     from rmreco.training.scoring import score_batch as run
 
     settings = current_settings()
     specs = [found.spec for found in find_specs(settings.resolved_models_dir)]
+    arguments = {
+        "as_of": month,
+        "out": out,
+        "settings": settings,
+        "tracking_uri": tracking_uri,
+        "credit_models": [s.name for s in specs if isinstance(s, CreditRiskSpec)],
+        "cross_sell_models": [s.name for s in specs if isinstance(s, CrossSellSpec)],
+        "policy_path": settings.policy_path,
+    }
     with work_progress() as progress, steps(progress, f"scoring {month:%Y-%m}") as step:
-        summary = run(
-            data,
-            as_of=month,
-            out=out,
-            settings=settings,
-            tracking_uri=tracking_uri,
-            credit_models=[s.name for s in specs if isinstance(s, CreditRiskSpec)],
-            cross_sell_models=[s.name for s in specs if isinstance(s, CrossSellSpec)],
-            policy_path=settings.policy_path,
-            on_step=step,
-        )
+        if dask is None:
+            summary = run(data, on_step=step, **arguments)  # type: ignore[arg-type]
+        else:
+            from rmreco.training.cluster import dask_client, parse_address
+            from rmreco.training.partitioned import score_batch_partitioned
+
+            address = parse_address(dask)
+            step(f"starting {address.describe()}")
+            with dask_client(address) as client:
+                summary = score_batch_partitioned(
+                    data,
+                    client=client,
+                    on_step=step,
+                    **arguments,  # type: ignore[arg-type]
+                )
     for file, rows in summary.files.items():
-        out_console.print(f"{out / file}: {rows:,} rows")
+        shown = out / file if dask is None else out / Path(file).stem
+        out_console.print(f"{shown}: {rows:,} rows")
     for model, version in summary.model_versions.items():
         out_console.print(f"{model}: v{version}")
     for message in summary.skipped.values():

@@ -15,14 +15,17 @@ extract date gives ``FeatureInputs.outcome_end``.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from rmreco.data.contract import ValidatedTables, read_and_validate
+from rmreco.data.partitions import PARTITIONS_FILE, part_path
+from rmreco.domain.errors import DataContractError
 
 #: The key columns of every frame the features read and give: client and month.
 ID = "client_id"
@@ -69,11 +72,48 @@ def feature_inputs(validated: ValidatedTables) -> FeatureInputs:
     )
 
 
-def read_feature_inputs(folder: Path) -> tuple[FeatureInputs, ValidatedTables]:
-    """Read and validate ``folder``, then give its feature inputs.
+def read_feature_inputs(
+    folder: Path, *, part: int | None = None
+) -> tuple[FeatureInputs, ValidatedTables]:
+    """Read and validate ``folder``, then give its feature inputs; with ``part``, only that part
+    of a client-partitioned folder (``rmreco.data.partitions``): each partitioned table's part
+    file and the whole of the others (the catalog, the RMs, the manifest), validated together as
+    a folder of their own is. Problems name the part's files
+    (``account_months/part-00003.parquet``).
 
     Raises:
-        DataContractError: the folder breaks the data contract (file, row and column named).
+        DataContractError: the folder (or part) breaks the data contract (file, row and column
+            named).
     """
-    validated = read_and_validate(folder)
-    return feature_inputs(validated), validated
+    if part is None:
+        validated = read_and_validate(folder)
+        return feature_inputs(validated), validated
+    with tempfile.TemporaryDirectory(prefix=".rmreco-part-") as name:
+        view, names = _part_view(Path(folder), part, Path(name))
+        try:
+            validated = read_and_validate(view)
+        except DataContractError as exc:
+            raise DataContractError(
+                [replace(p, file=names.get(p.file, p.file)) for p in exc.problems]
+            ) from None
+        return feature_inputs(validated), validated
+
+
+def _part_view(folder: Path, part: int, into: Path) -> tuple[Path, dict[str, str]]:
+    """A folder ``into`` of links to part ``part`` of each partitioned table of ``folder``
+    (as ``<table>.parquet``) and to its other files; with the part files' names by the names of
+    their links. The data are not copied."""
+    names: dict[str, str] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name == PARTITIONS_FILE or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            source = part_path(folder, entry.name, part)
+            if not source.is_file():
+                continue  # not a table of parts (truth/, say), or a table without this part
+            link = into / f"{entry.name}.parquet"
+            names[link.name] = f"{entry.name}/{source.name}"
+        else:
+            source, link = entry, into / entry.name
+        link.symlink_to(source.resolve())
+    return into, names

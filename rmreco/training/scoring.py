@@ -368,6 +368,134 @@ def credit_grades(
     return grades.where(grades.notna(), None).to_numpy(dtype=object)
 
 
+@dataclass(frozen=True)
+class Champions:
+    """The champions a batch scores with: the credit models (at least one), the cross-sell
+    models and versions by name, and why any named cross-sell model is not among them."""
+
+    credit: list[CreditChampion]
+    cross_sell: dict[str, tuple[PropensityModel, str]]
+    cross_sell_missing: list[str]
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Every scoring model's version, by name."""
+        out = {c.name: c.version for c in self.credit}
+        out.update({name: version for name, (_, version) in self.cross_sell.items()})
+        return out
+
+    def skipped(self) -> dict[str, str]:
+        """The outputs left out or partly written, with why (see ``ScoringSummary.skipped``)."""
+        reasons = "; ".join(self.cross_sell_missing)
+        if not self.cross_sell:
+            return {CROSS_SELL_FILE: "cross-sell skipped: " + reasons}
+        if self.cross_sell_missing:
+            return {f"{CROSS_SELL_FILE} (partly)": "cross-sell partly skipped: " + reasons}
+        return {}
+
+
+def load_scoring_champions(
+    *,
+    settings: Settings,
+    credit_models: Sequence[str],
+    cross_sell_models: Sequence[str],
+    tracking_uri: str | None = None,
+) -> Champions:
+    """The champions of the named models.
+
+    Raises:
+        ScoringError: no credit champion is registered, or one could not be loaded.
+    """
+    try:
+        credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
+    except RegistryError as exc:
+        raise ScoringError(str(exc)) from None
+    if not credit:
+        raise ScoringError(f"no champion of {', '.join(map(repr, credit_models))} is registered")
+    cross_sell, missing = _cross_sell_champions(cross_sell_models, settings, tracking_uri)
+    return Champions(credit, cross_sell, missing)
+
+
+def observed_span(inputs: FeatureInputs, champions: Champions) -> tuple[date, date] | None:
+    """The first and last month the data observes its clients in (account months; statements
+    or as-of months where a book has no account history), with the statements' lag of each
+    credit model; None when it observes none."""
+    months = pd.to_datetime(
+        pd.concat(
+            [
+                observation_months(inputs, lag)["month"]
+                for lag in {c.model.config.snapshot.financials_lag_months for c in champions.credit}
+            ]
+        )
+    )
+    if months.empty:
+        return None
+    return months.min().date(), months.max().date()
+
+
+def as_of_problem(span: tuple[date, date] | None, as_of: date) -> str | None:
+    """Why ``as_of`` cannot be scored in data observing ``span``, or None."""
+    if span is not None and span[0] <= as_of <= span[1]:
+        return None
+    observed = "no month" if span is None else f"{span[0]:%Y-%m}..{span[1]:%Y-%m}"
+    return f"as-of month {as_of:%Y-%m} is outside the data: it observes its clients in {observed}"
+
+
+def score_clients(
+    inputs: FeatureInputs,
+    *,
+    as_of: date,
+    champions: Champions,
+    policy: CreditPolicy,
+    currency: str,
+    on_step: Progress | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The batch's output frames of the clients of ``inputs`` at ``as_of`` (by file name; the
+    cross-sell file only with a cross-sell champion), in the columns the files have.
+
+    Every client is scored on its own: the clients of a partition are scored as they are in
+    the whole book (``rmreco.training.partitioned``).
+    """
+    step = on_step or (lambda message: None)
+    credit = champions.credit
+    horizons = sorted({c.model.horizon_months for c in credit})
+    step(f"scoring the clients of {as_of:%Y-%m} (PD, grade, reasons)")
+    scored = scored_clients(credit, inputs, [as_of], currency=currency)
+    scores = score_table(scored)
+    credit_frame = scores.assign(as_of=pd.Series([as_of] * len(scores), dtype="object"))[
+        list(CREDIT_COLUMNS)
+    ]
+    staged = {CREDIT_FILE: horizon_columns(credit_frame, horizons)}
+    if not champions.cross_sell:
+        step("deciding and ranking the financing options")
+        financing = financing_decisions(scored, inputs, as_of, policy, None)
+    else:
+        # one panel per model gives the financing options' propensities and the cross-sell list
+        step("building the cross-sell features")
+        panels = {
+            name: model.config.cross_sell_panel(inputs, months=[as_of])
+            for name, (model, _) in champions.cross_sell.items()
+        }
+        propensities: dict[str, dict[str, float]] = {}
+        for name, (model, _) in champions.cross_sell.items():
+            propensities.update(client_propensities(model, panels[name]))
+        step("deciding and ranking the financing options")
+        financing = financing_decisions(scored, inputs, as_of, policy, propensities)
+        views = credit_views(financing)
+        parts = []
+        for name, (model, xs_version) in champions.cross_sell.items():
+            step(f"ranking the cross-sell offers of {name}")
+            offers = cross_sell_offers(
+                panels[name], model, as_of, views, credit[0].model.scale, currency=currency
+            )
+            offers["model_name"] = name
+            offers["model_version"] = xs_version
+            parts.append(offers)
+        staged[CROSS_SELL_FILE] = horizon_columns(pd.concat(parts, ignore_index=True), horizons)
+    staged[FINANCING_FILE] = horizon_columns(financing, horizons)
+    return staged
+
+
 def score_batch(
     data: Path,
     *,
@@ -397,81 +525,28 @@ def score_batch(
     currency = validated.currency or settings.currency
     # the policy's amounts in that currency, or a refusal before anything is written
     policy = load_policy(policy_path).in_currency(currency)
-    step("loading the credit champions")
-    try:
-        credit = load_credit_models(credit_models, settings=settings, tracking_uri=tracking_uri)
-    except RegistryError as exc:
-        raise ScoringError(str(exc)) from None
-    if not credit:
-        raise ScoringError(f"no champion of {', '.join(map(repr, credit_models))} is registered")
-    # the months clients are observed (account months; statements or as-of months where a
-    # book has no account history), with the statements' lag of each model
-    months = pd.to_datetime(
-        pd.concat(
-            [
-                observation_months(inputs, lag)["month"]
-                for lag in {c.model.config.snapshot.financials_lag_months for c in credit}
-            ]
-        )
+    step("loading the champions")
+    champions = load_scoring_champions(
+        settings=settings,
+        credit_models=credit_models,
+        cross_sell_models=cross_sell_models,
+        tracking_uri=tracking_uri,
     )
-    if not (months.min() <= pd.Timestamp(as_of) <= months.max()):
-        raise ScoringError(
-            f"as-of month {as_of:%Y-%m} is outside the data: it observes its clients in "
-            f"{months.min():%Y-%m}..{months.max():%Y-%m}"
-        )
-    horizons = sorted({c.model.horizon_months for c in credit})
-    step(f"scoring the clients of {as_of:%Y-%m} (PD, grade, reasons)")
-    scored = scored_clients(credit, inputs, [as_of], currency=currency)
-    scores = score_table(scored)
-    credit_frame = scores.assign(as_of=pd.Series([as_of] * len(scores), dtype="object"))[
-        list(CREDIT_COLUMNS)
-    ]
+    problem = as_of_problem(observed_span(inputs, champions), as_of)
+    if problem is not None:
+        raise ScoringError(problem)
+    staged = score_clients(
+        inputs, as_of=as_of, champions=champions, policy=policy, currency=currency, on_step=step
+    )
     out.mkdir(parents=True, exist_ok=True)
-    staged = {CREDIT_FILE: horizon_columns(credit_frame, horizons)}
-    files = {CREDIT_FILE: len(credit_frame)}
-    versions = {c.name: c.version for c in credit}
-    skipped: dict[str, str] = {}
-    step("loading the cross-sell champions")
-    xs_models, reasons = _cross_sell_champions(cross_sell_models, settings, tracking_uri)
-    if not xs_models:
-        step("deciding and ranking the financing options")
-        financing = financing_decisions(scored, inputs, as_of, policy, None)
-        skipped[CROSS_SELL_FILE] = "cross-sell skipped: " + "; ".join(reasons)
-    else:
-        # one panel per model gives the financing options' propensities and the cross-sell list
-        step("building the cross-sell features")
-        panels = {
-            name: model.config.cross_sell_panel(inputs, months=[as_of])
-            for name, (model, _) in xs_models.items()
-        }
-        propensities: dict[str, dict[str, float]] = {}
-        for name, (model, _) in xs_models.items():
-            propensities.update(client_propensities(model, panels[name]))
-        step("deciding and ranking the financing options")
-        financing = financing_decisions(scored, inputs, as_of, policy, propensities)
-        views = credit_views(financing)
-        parts = []
-        for name, (model, xs_version) in xs_models.items():
-            step(f"ranking the cross-sell offers of {name}")
-            offers = cross_sell_offers(
-                panels[name], model, as_of, views, credit[0].model.scale, currency=currency
-            )
-            offers["model_name"] = name
-            offers["model_version"] = xs_version
-            parts.append(offers)
-            versions[name] = xs_version
-        offers = pd.concat(parts, ignore_index=True)
-        staged[CROSS_SELL_FILE] = horizon_columns(offers, horizons)
-        files[CROSS_SELL_FILE] = len(offers)
-        if reasons:
-            skipped[f"{CROSS_SELL_FILE} (partly)"] = "cross-sell partly skipped: " + "; ".join(
-                reasons
-            )
-    staged[FINANCING_FILE] = horizon_columns(financing, horizons)
     step(f"writing {', '.join(staged)} to {out}")
     _write_atomically(staged, out)
-    files[FINANCING_FILE] = len(financing)
-    return ScoringSummary(as_of=as_of, files=files, model_versions=versions, skipped=skipped)
+    return ScoringSummary(
+        as_of=as_of,
+        files={name: len(frame) for name, frame in staged.items()},
+        model_versions=champions.versions,
+        skipped=champions.skipped(),
+    )
 
 
 def _cross_sell_champions(

@@ -34,6 +34,7 @@ import pytest
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from mlflow_store import new_store
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -76,13 +77,15 @@ _TRAINED: Trained | None = None
 
 
 def _train_champions(
-    folder: Path, n_clients: int, n_months: int
+    tmp_path_factory: pytest.TempPathFactory, name: str, n_clients: int, n_months: int, seed: int
 ) -> tuple[Path, str, TrainingResult, TrainingResult]:
-    """A synthetic book under ``folder`` and its credit and cross-sell champions, trained with
-    few boosting rounds into a registry of their own: (bank, tracking URI, both results)."""
+    """A synthetic book in a new temporary folder ``name`` and its credit and cross-sell
+    champions, trained with few boosting rounds into a registry of their own: (bank, tracking
+    URI, both results)."""
+    folder = tmp_path_factory.mktemp(name)
     bank = folder / "bank"
-    generate_bank(bank, n_clients=n_clients, n_months=n_months, seed=9)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    generate_bank(bank, n_clients=n_clients, n_months=n_months, seed=seed)
+    uri = new_store(folder, tmp_path_factory)
     settings = Settings(home=folder / "home")
     raw = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
     raw["model"]["lightgbm"]["num_boost_round"] = 60
@@ -109,7 +112,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     test process with few boosting rounds."""
     global _TRAINED
     if _TRAINED is None:
-        bank, uri, _, _ = _train_champions(tmp_path_factory.mktemp("served_bank"), 600, 24)
+        # a book this small holds a few dozen defaults: the seed is one whose champions pass
+        # the gates (seed 9 does not at 600 x 24 since the generator's draws changed)
+        bank, uri, _, _ = _train_champions(tmp_path_factory, "served_bank", 600, 24, seed=11)
         _TRAINED = Trained(bank=bank, tracking_uri=uri)
     return _TRAINED
 
@@ -133,7 +138,7 @@ def trained_full(tmp_path_factory: pytest.TempPathFactory) -> TrainedFull:
     A test that registers more versions or moves an alias puts the champions back."""
     global _TRAINED_FULL
     if _TRAINED_FULL is None:
-        found = _train_champions(tmp_path_factory.mktemp("served_bank_full"), 1200, 30)
+        found = _train_champions(tmp_path_factory, "served_bank_full", 1200, 30, seed=9)
         _TRAINED_FULL = TrainedFull(*found)
     return _TRAINED_FULL
 

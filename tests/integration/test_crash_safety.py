@@ -27,6 +27,7 @@ import psycopg
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from mlflow_store import new_store
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
@@ -413,7 +414,7 @@ def champion(bank: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     raw["validation"].update(bootstrap_resamples=20, monotonicity_sample=20)
     spec = folder / "spec.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder, tmp_path_factory)
     result = train_credit_risk(
         bank, spec_path=spec, settings=Settings(home=folder / "home"), tracking_uri=uri
     )

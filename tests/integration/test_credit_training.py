@@ -203,7 +203,7 @@ def _check_report(run_id: str, tracking_uri: str, folder: Path, champion: str | 
 
 
 def test_a_model_that_breaks_a_monotone_constraint_is_refused(
-    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bank: Path, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """LightGBM fitted without its constraints (as when it does not honour them), and a spec
     that says PD never falls as the business ages, which it does: the post-training check
@@ -221,7 +221,7 @@ def test_a_model_that_breaks_a_monotone_constraint_is_refused(
             feature["monotone"] = "increasing"
     path = tmp_path / "wrong.yaml"
     path.write_text(yaml.safe_dump(raw))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     result = train_credit_risk(bank, spec_path=path, settings=_settings(tmp_path), tracking_uri=uri)
     assert not result.gate.passed
     assert result.gate.reason.startswith("refused: monotone constraint violated")
@@ -243,8 +243,10 @@ def test_a_model_that_breaks_a_monotone_constraint_is_refused(
     assert "refused: monotone constraint violated" in card
 
 
-def test_round_trip_on_the_embedded_sqlite_store(bank: Path, tmp_path: Path) -> None:
-    _round_trip(bank, tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_round_trip_on_the_embedded_sqlite_store(
+    bank: Path, tmp_path: Path, mlflow_uri: str
+) -> None:
+    _round_trip(bank, tmp_path, mlflow_uri)
 
 
 def _free_port() -> int:
@@ -309,11 +311,11 @@ def test_round_trip_on_an_mlflow_server_backed_by_postgresql(
 
 
 def test_cli_train_list_promote_rollback_and_score_batch(
-    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bank: Path, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
     runner = CliRunner()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     for attempt in range(2):
         result = runner.invoke(
             app,
@@ -406,7 +408,7 @@ def test_cli_train_list_promote_rollback_and_score_batch(
 
 
 def test_a_one_month_model_is_named_and_scored_by_its_horizon(
-    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bank: Path, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 1-month spec must carry 1m in its registered name; its test scores, its registered
     pyfunc model and score-batch name the PD ``pd_1m``; and score-batch refuses a policy that
@@ -420,7 +422,7 @@ def test_a_one_month_model_is_named_and_scored_by_its_horizon(
     models.mkdir()
     spec = models / "sme_pd_1m.yaml"
     spec.write_text(yaml.safe_dump(raw))  # still the 12-month name
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     settings = _settings(tmp_path)
     with pytest.raises(
         ConfigurationError, match=r"lacks 1m\. A name that fits: name: rmreco-sme-pd-1m"
@@ -469,9 +471,11 @@ def test_a_one_month_model_is_named_and_scored_by_its_horizon(
     assert not {"pd", "pd_12m", "pd_horizon_months"} & set(financing.columns)
 
 
-def test_mlproject_entry_point_runs_the_same_job(bank: Path, tmp_path: Path) -> None:
+def test_mlproject_entry_point_runs_the_same_job(
+    bank: Path, tmp_path: Path, mlflow_uri: str
+) -> None:
     """`mlflow run . -e train_credit_risk --env-manager local` logs into the run it created."""
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = mlflow_uri
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": store,

@@ -153,10 +153,10 @@ def test_the_default_out_of_time_split_is_refused_proposing_the_client_split(
 
 @pytest.mark.slow
 def test_the_client_split_trains_passes_the_gates_and_says_it_is_the_weaker_test(
-    banks: tuple[Path, Path], tmp_path: Path
+    banks: tuple[Path, Path], tmp_path: Path, mlflow_uri: str
 ) -> None:
     _, window = banks
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     result = train_cross_sell(
         window,
         spec_path=_spec(tmp_path, "client"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -17,6 +18,7 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+import rmreco.training.cross_sell as cross_sell_job
 from rmreco.cli import app
 from rmreco.config import Settings
 from rmreco.modeling.propensity import PropensityModel
@@ -24,7 +26,7 @@ from rmreco.modeling.pyfunc import download_model
 from rmreco.modeling.spec import load_credit_risk_spec, load_cross_sell_spec
 from rmreco.synthetic import generate_bank
 from rmreco.training.credit_risk import train_credit_risk
-from rmreco.training.cross_sell import evaluate_cross_sell, train_cross_sell
+from rmreco.training.cross_sell import CrossSellEvaluation, train_cross_sell
 from rmreco.training.registry import CHALLENGER, CHAMPION, list_versions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +94,10 @@ def _credit_spec(tmp_path: Path) -> Path:
 
 
 def test_train_gate_load_by_alias_score_batch_and_evaluate(
-    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bank: Path, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     settings = Settings(home=tmp_path / "home")
     runner = CliRunner()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -192,23 +194,15 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert offers.loc[offers["grade"].notna(), "pd_12m"].between(0, 1).all()
     assert offers.loc[offers["grade"].isna(), "pd_12m"].isna().all()
 
-    evaluation = evaluate_cross_sell(
-        bank,
-        model_name=NAME,
-        settings=settings,
-        tracking_uri=uri,
-        credit_models=[CREDIT],
-    )
-    assert evaluation.model_version == version
-    assert evaluation.credit_versions == {CREDIT: credit.version}
-    assert 0 < evaluation.metrics["oot_map_at_5"] <= 1
-    assert "value_oot_map_at_5" in evaluation.metrics
-    # measured against the version's own training run, which logged both orders
-    run_metrics = client.get_run(client.get_model_version(NAME, version).run_id).data.metrics
-    assert evaluation.reference["oot_map_at_5"] == pytest.approx(run_metrics["oot_map_at_5"])
-    assert evaluation.reference["value_oot_map_at_5"] == pytest.approx(
-        run_metrics["value_oot_map_at_5"]
-    )
+    # the evaluation the command makes, read by the test as well as printed
+    evaluations: list[CrossSellEvaluation] = []
+    evaluate = cross_sell_job.evaluate_cross_sell
+
+    def recorded(*args: Any, **kwargs: Any) -> CrossSellEvaluation:
+        evaluations.append(evaluate(*args, **kwargs))
+        return evaluations[-1]
+
+    monkeypatch.setattr(cross_sell_job, "evaluate_cross_sell", recorded)
     evaluated = runner.invoke(
         app,
         ["evaluate-cross-sell", "--data", str(bank), "--spec", str(_spec(tmp_path)),
@@ -218,6 +212,18 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert "oot_map_at_5" in evaluated.output
     assert "against the version's own out-of-time test" in evaluated.output
     assert "value order (the list's rank)" in evaluated.output
+    (evaluation,) = evaluations
+    assert evaluation.model_version == version
+    # graded by the credit champion; the shipped corporate credit spec has none: left out
+    assert evaluation.credit_versions == {CREDIT: credit.version}
+    assert 0 < evaluation.metrics["oot_map_at_5"] <= 1
+    assert "value_oot_map_at_5" in evaluation.metrics
+    # measured against the version's own training run, which logged both orders
+    run_metrics = client.get_run(client.get_model_version(NAME, version).run_id).data.metrics
+    assert evaluation.reference["oot_map_at_5"] == pytest.approx(run_metrics["oot_map_at_5"])
+    assert evaluation.reference["value_oot_map_at_5"] == pytest.approx(
+        run_metrics["value_oot_map_at_5"]
+    )
 
     weak = train_cross_sell(
         bank, spec_path=_spec(tmp_path, weak=True), settings=settings, tracking_uri=uri
@@ -281,7 +287,7 @@ def _check_fallback(run_id: str, uri: str, folder: Path, version: str) -> Propen
     return model
 
 
-def test_a_bank_with_only_the_required_columns(bank: Path, tmp_path: Path) -> None:
+def test_a_bank_with_only_the_required_columns(bank: Path, tmp_path: Path, mlflow_uri: str) -> None:
     """Real banks send what they have: every optional column and the optional financials table
     left out, as CSV. Both jobs train, batch scoring runs, and what the catalog does not say
     (margins) stays unknown instead of becoming zero."""
@@ -296,7 +302,7 @@ def test_a_bank_with_only_the_required_columns(bank: Path, tmp_path: Path) -> No
         frame = pd.read_parquet(source)[list(table.required_columns)]
         frame.to_csv(bare / f"{table.name}.csv", index=False)
     assert not (bare / "financials.csv").exists()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     settings = Settings(home=tmp_path / "home")
     credit = train_credit_risk(
         bare, spec_path=_credit_spec(tmp_path), settings=settings, tracking_uri=uri

@@ -113,7 +113,7 @@ def _scoring_month(bank: Path) -> pd.Timestamp:
     ids=["accounts+month_end" if s is Shape.ACCOUNTS else s.value for s in SIZES],
 )
 def test_each_shape_loads_trains_scores_and_answers(
-    shape: Shape, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shape: Shape, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     size = SIZES[shape]
     bank = tmp_path / "bank"
@@ -132,7 +132,7 @@ def test_each_shape_loads_trains_scores_and_answers(
     (models / "credit_policy.yaml").write_text((ROOT / "models" / "credit_policy.yaml").read_text())
     spec = _credit_spec(shape, models)
     home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'rmreco.db'}"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     monkeypatch.setenv("RMRECO_HOME", str(home))
     monkeypatch.setenv("RMRECO_MODELS_DIR", str(models))
 

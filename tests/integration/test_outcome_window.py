@@ -106,9 +106,9 @@ def test_the_default_out_of_time_split_is_refused_proposing_the_client_split(
 
 @pytest.mark.slow
 def test_the_client_split_trains_a_ranking_model_and_says_it_is_the_weaker_test(
-    window_bank: Path, tmp_path: Path
+    window_bank: Path, tmp_path: Path, mlflow_uri: str
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     result = train_credit_risk(
         window_bank,
         spec_path=_spec(tmp_path, "client"),

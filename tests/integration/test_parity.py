@@ -26,6 +26,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
+from mlflow_store import new_store
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -107,7 +108,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     models.mkdir()
     _write_specs(models, LAG)
     settings = Settings(home=work / "home", models_dir=models)
-    result = Trained(bank, models, f"sqlite:///{work / 'mlflow.db'}", settings, work)
+    result = Trained(bank, models, new_store(work, tmp_path_factory), settings, work)
     _train(result)
     with pytest.MonkeyPatch.context() as patch:
         # the CLI reads the same settings from the environment

@@ -79,13 +79,13 @@ def test_ingest_loads_persons_with_their_prms(bank: Path, tmp_path: Path) -> Non
 
 
 def test_the_personal_spec_trains_on_persons_and_beats_popularity(
-    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bank: Path, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = load_cross_sell_spec(SPEC)
     assert spec.segments == (Segment.PERSONAL,)
     assert spec.name == "rmreco-personal-cross-sell-3m"
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     trained = CliRunner().invoke(
         app,
         ["train", "cross-sell", "--data", str(bank), "--spec", str(_fast_spec(tmp_path)),
@@ -109,7 +109,7 @@ def test_the_personal_spec_trains_on_persons_and_beats_popularity(
 
 
 def test_a_prm_list_holds_personal_clients_scored_by_the_personal_model(
-    bank: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bank: Path, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two cross-sell models side by side, one per segment family: a PRM's list holds only
     their personal clients and personal products, from the personal model; a CRM's list only
@@ -127,7 +127,7 @@ def test_a_prm_list_holds_personal_clients_scored_by_the_personal_model(
     _fast_spec(tmp_path).rename(models / "personal_cross_sell.yaml")
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RMRECO_MODELS_DIR", str(models))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     for spec in ("cross_sell.yaml", "personal_cross_sell.yaml"):
         trained = CliRunner().invoke(
             app,

@@ -37,11 +37,13 @@ def _invoke(*args: str) -> str:
 
 
 def test_each_client_is_served_by_its_segments_credit_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a bank with enough corporates for a corporate model (a low-default book otherwise)
     bank = tmp_path / "bank"
-    generate_bank(bank, n_clients=3000, n_months=36, seed=7, corporate_share=0.4)
+    # the corporate book holds a few dozen defaults: a seed whose corporate scorecard clears
+    # its floor (seed 7 does not since the generator's draws changed)
+    generate_bank(bank, n_clients=3000, n_months=36, seed=8, corporate_share=0.4)
     models = tmp_path / "models"
     models.mkdir()
     sme = yaml.safe_load((ROOT / "models" / "sme_credit_risk.yaml").read_text())
@@ -52,7 +54,7 @@ def test_each_client_is_served_by_its_segments_credit_model(
         (models / name).write_text((ROOT / "models" / name).read_text())
     monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RMRECO_MODELS_DIR", str(models))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     db_url = f"sqlite:///{tmp_path / 'rmreco.db'}"
 
     _invoke("train", "credit-risk", "--data", str(bank), "--tracking-uri", uri)

@@ -42,9 +42,9 @@ def _spec(tmp_path: Path, change: dict[str, object] | None = None) -> Path:
 
 
 def test_the_shipped_sme_spec_on_a_small_book_ranks_or_says_why(
-    small_bank: Path, tmp_path: Path
+    small_bank: Path, tmp_path: Path, mlflow_uri: str
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     result = train_credit_risk(
         small_bank,
         spec_path=_spec(tmp_path),
@@ -64,9 +64,9 @@ def test_the_shipped_sme_spec_on_a_small_book_ranks_or_says_why(
 
 
 def test_the_old_fixed_leaf_size_gives_no_split_and_is_refused_naming_it(
-    small_bank: Path, tmp_path: Path
+    small_bank: Path, tmp_path: Path, mlflow_uri: str
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     spec = _spec(tmp_path, {"min_data_in_leaf_share": None})
     raw = yaml.safe_load(spec.read_text())
     raw["model"]["registered"] = "lightgbm"

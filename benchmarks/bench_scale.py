@@ -1,0 +1,209 @@
+"""Benchmark: a client-partitioned bank on one process beside a 2-worker Dask LocalCluster.
+
+    python benchmarks/bench_scale.py [--clients 1000000] [--months 36] [--parts 40]
+        [--workers 2] [--train-clients 5000] [--skip-single]
+
+Generates the bank with ``--parts`` parts (``rmreco generate --partitions``) and trains the
+credit and cross-sell champions on a small bank of ``--train-clients`` (the scored book's size
+does not change what a model is), then measures, each in a fresh process:
+
+- **feature build**: ``snapshot_frame`` (features and default status of every client-month) of
+  the whole book in one process, and of every part on the cluster
+  (``rmreco.training.partitioned.snapshot_frames``), the parts' frames kept on the workers;
+- **batch scoring** at the last month: ``rmreco score-batch`` in one process, and
+  ``rmreco score-batch --dask local:N`` (one file per part);
+
+and prints wall time, the single process's peak RSS and each cluster worker's peak RSS (read in
+the workers), with the ratio single / cluster. Training on the cluster (``lightgbm.dask``) is not
+built yet and is reported as such. Targets (issue 15, 1,000,000 clients x 36 months): batch
+scoring on the cluster within 60 s, no worker above 4 GiB. ``--skip-single`` leaves out the
+single-process runs (at a million clients they need more than 20 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RMRECO = Path(sys.executable).parent / "rmreco"
+
+
+def _child(args: list[str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child {args} failed:\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _features_single(bank: str) -> None:
+    from rmreco.features.config import SnapshotParams, snapshot_frame
+    from rmreco.features.inputs import read_feature_inputs
+
+    started = time.perf_counter()
+    inputs, _ = read_feature_inputs(Path(bank))
+    frame = snapshot_frame(inputs, SnapshotParams())
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(json.dumps({"seconds": seconds, "rows": len(frame), "peak_gib": peak}))
+
+
+def _worker_peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _features_cluster(bank: str, workers: str) -> None:
+    from rmreco.features.config import SnapshotParams
+    from rmreco.training.cluster import dask_client, parse_address
+    from rmreco.training.partitioned import snapshot_frames
+
+    with dask_client(parse_address(f"local:{workers}")) as client:
+        started = time.perf_counter()
+        frames = client.persist(snapshot_frames(Path(bank), SnapshotParams()))
+        rows = int(frames.map_partitions(len).sum().compute())
+        seconds = time.perf_counter() - started
+        peaks = list(client.run(_worker_peak_gib).values())
+    print(json.dumps({"seconds": seconds, "rows": rows, "worker_peak_gib": peaks}))
+
+
+def _score(bank: str, out: str, as_of: str, home: str, uri: str, dask: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RMRECO_", "MLFLOW_"))}
+    env.update(RMRECO_HOME=home, RMRECO_TRACKING_URI=uri)
+    command = [str(RMRECO), "score-batch", "--data", bank, "--as-of", as_of, "--out", out]
+    if dask != "-":
+        command += ["--dask", f"local:{dask}"]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"score-batch failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    # this child's only children: the command and, on the cluster, its worker processes
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    print(json.dumps({"seconds": seconds, "peak_gib": peak, "stdout": done.stdout[-2000:]}))
+
+
+def _train(tmp: Path, clients: int, months: int) -> tuple[str, str]:
+    """Champions trained on a small bank of the same generator: (RMRECO_HOME, tracking URI)."""
+    from rmreco.config import Settings
+    from rmreco.synthetic import generate_bank
+    from rmreco.training.credit_risk import train_credit_risk
+    from rmreco.training.cross_sell import train_cross_sell
+    from rmreco.training.registry import promote
+
+    bank = tmp / "train-bank"
+    generate_bank(bank, n_clients=clients, n_months=months, seed=3)
+    home = tmp / "home"
+    settings = Settings(home=home)
+    uri = settings.resolved_tracking_uri
+    for spec, train in (
+        ("sme_credit_risk.yaml", train_credit_risk),
+        ("cross_sell.yaml", train_cross_sell),
+    ):
+        raw = yaml.safe_load((ROOT / "models" / spec).read_text())
+        path = tmp / spec
+        path.write_text(yaml.safe_dump(raw))
+        result = train(bank, spec_path=path, settings=settings, tracking_uri=uri)
+        if not result.gate.passed:  # scoring needs a champion; the gate is not what is measured
+            from mlflow import MlflowClient
+
+            promote(
+                MlflowClient(tracking_uri=uri),
+                result.model_name,
+                str(result.version),
+                reason="benchmark: a champion to score with",
+            )
+    return str(home), uri
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--months", type=int, default=36)
+    parser.add_argument("--parts", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--train-clients", type=int, default=5000)
+    parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, *rest = args.child
+        children: dict[str, Callable[..., None]] = {
+            "features-single": _features_single,
+            "features-cluster": _features_cluster,
+            "score": _score,
+        }
+        children[what](*rest)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="rmreco-scale-") as name:
+        tmp = Path(name)
+        from rmreco.synthetic import generate_bank
+
+        print(f"generating {args.clients:,} clients x {args.months} months in {args.parts} parts")
+        started = time.perf_counter()
+        summary = generate_bank(
+            tmp / "bank",
+            n_clients=args.clients,
+            n_months=args.months,
+            seed=1,
+            partitions=args.parts,
+        )
+        print(
+            f"  {summary.rows['account_months']:,} account rows in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+        print(f"training champions on {args.train_clients:,} clients ...", flush=True)
+        home, uri = _train(tmp, args.train_clients, args.months)
+        import pandas as pd
+
+        months = pd.read_parquet(tmp / "bank" / "account_months" / "part-00000.parquet")
+        as_of = f"{pd.to_datetime(months['month']).max():%Y-%m}"
+        bank = str(tmp / "bank")
+        rows: list[tuple[str, str, dict[str, object]]] = []
+        if not args.skip_single:
+            rows.append(("feature build", "single", _child(["features-single", bank])))
+        rows.append(
+            ("feature build", "cluster", _child(["features-cluster", bank, str(args.workers)]))
+        )
+        if not args.skip_single:
+            single = _child(["score", bank, str(tmp / "s1"), as_of, home, uri, "-"])
+            rows.append(("batch scoring", "single", single))
+        cluster = _child(["score", bank, str(tmp / "s2"), as_of, home, uri, str(args.workers)])
+        rows.append(("batch scoring", "cluster", cluster))
+        print()
+        print(f"{args.clients:,} clients x {args.months} months, {args.parts} parts, as of {as_of}")
+        print(f"{'':>15} {'':>8} {'wall s':>8}  peak memory")
+        for what, where, result in rows:
+            if "worker_peak_gib" in result:
+                peaks = ", ".join(f"{p:.2f}" for p in result["worker_peak_gib"])  # type: ignore[attr-defined]
+                memory = f"workers {peaks} GiB"
+            else:
+                label = "process" if where == "single" else "command and workers, largest"
+                memory = f"{label} {result['peak_gib']:.2f} GiB"
+            print(f"{what:>15} {where:>8} {result['seconds']:8.1f}  {memory}")
+        by = {(w, p): float(r["seconds"]) for w, p, r in rows}  # type: ignore[arg-type]
+        for what in ("feature build", "batch scoring"):
+            if (what, "single") in by:
+                ratio = by[(what, "single")] / by[(what, "cluster")]
+                print(f"ratio {what} single / cluster: {ratio:.2f}x")
+        print("training on the cluster (lightgbm.dask): not built yet")
+        print("targets: cluster batch scoring within 60 s; no worker above 4 GiB")
+
+
+if __name__ == "__main__":
+    main()
