@@ -7,19 +7,29 @@ missing values natively and the scorecard bins them on their own.
 
 Money features are ratios or logs wherever possible, so that a model trained in one currency or on
 one bank's size mix carries over to another.
+
+The module also owns the pandas edge (:func:`features_to_pandas`), and computing a pandas frame
+block by block of whole clients (:func:`pandas_by_client_blocks`): every feature is a client's
+own, so a large book never holds more than its result and one block's work at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
+from pandas.api.types import union_categoricals
 
 from rmreco.domain.contract import ACCOUNT_MONTHS, EventType, ProductKind
+from rmreco.domain.errors import DataContractError, Problem
 from rmreco.features.bank_columns import (
     BANK_COLUMN_PREFIXES,
     CATEGORICAL,
@@ -119,14 +129,55 @@ def feature_names() -> list[str]:
 
 
 def month_index(values: pd.Series | Sequence[date]) -> np.ndarray:
-    """Months as integers (year * 12 + month - 1): month arithmetic becomes integer arithmetic."""
-    stamps = pd.DatetimeIndex(pd.to_datetime(pd.Series(values), errors="raise"))
+    """Months as integers (year * 12 + month - 1): month arithmetic becomes integer arithmetic.
+
+    Raises:
+        ValueError: a value is not a date (read as ``pd.to_datetime(errors="raise")`` does).
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    days = _plain_dates(series)
+    if days is not None:
+        return days.astype("datetime64[M]").astype(np.int64) + _EPOCH_MONTH
+    stamps = pd.DatetimeIndex(pd.to_datetime(series, errors="raise"))
     return np.asarray(stamps.year * 12 + stamps.month - 1, dtype=np.int64)
+
+
+_EPOCH_MONTH = 1970 * 12  # the month index of numpy's datetime64 epoch
+
+
+def _plain_dates(series: pd.Series) -> np.ndarray | None:
+    """``series`` as numpy datetimes when it holds dates only, none missing and none with a time
+    zone: datetime64 columns, and the ``datetime.date`` objects a Parquet date column is read
+    as (converted by pyarrow, not parsed one by one: ``pd.to_datetime`` took a second per few
+    million rows, and every part of the panel reads the months). None otherwise (text, time
+    zones, missing values): :func:`month_index` then reads them as before."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "M":
+        values = series.to_numpy()
+    elif series.dtype == object and len(series):
+        try:
+            array = pa.array(series.to_numpy(), from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None
+        if not pa.types.is_date32(array.type) or array.null_count:
+            return None
+        values = array.to_numpy(zero_copy_only=False)
+    else:
+        return None
+    return None if np.isnat(values).any() else values
 
 
 def month_from_index(index: pl.Expr) -> pl.Expr:
     """The first day of the month of a month-index expression, as a polars Date."""
     return pl.date((index // 12).cast(pl.Int32), (index % 12 + 1).cast(pl.Int8), 1)
+
+
+def number_clients(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's client number (``_cid``: clients numbered 0, 1, ... by first appearance, -1
+    for a missing id) and the ids so numbered, as text: how the builder and the labels key
+    clients. Arrow-backed text is numbered by pyarrow (numbering Python string objects took a
+    second per few million rows)."""
+    codes, uniques = pd.factorize(ids.astype(str))
+    return codes.astype(np.int32), pd.Index(uniques)
 
 
 def build_features(
@@ -149,8 +200,13 @@ def build_features(
         ``client_id``, ``month`` (datetime64 first of month), ``observed`` (an account row exists
         for that month) and the columns of :func:`feature_names` (numbers as float32).
     """
-    frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
-    return features_to_pandas(frame)
+    inputs = observed_inputs(inputs, financials_lag_months)
+    return pandas_by_client_blocks(
+        inputs,
+        lambda block: observed_feature_frame(
+            block, months=months, financials_lag_months=financials_lag_months
+        ),
+    )
 
 
 def feature_frame(
@@ -162,44 +218,51 @@ def feature_frame(
     """:func:`build_features` as a lazy polars plan, before the pandas edge (see there).
 
     Keeps the internal columns ``_cid`` (dense client number) and ``_mi`` (month index) that
-    label construction joins on.
+    label construction joins on. Rows are in client-number order, then month.
     """
-    inputs = observed_inputs(inputs, financials_lag_months)
+    return observed_feature_frame(
+        observed_inputs(inputs, financials_lag_months),
+        months=months,
+        financials_lag_months=financials_lag_months,
+    )
+
+
+def observed_feature_frame(
+    inputs: FeatureInputs,
+    *,
+    months: Sequence[date] | None = None,
+    financials_lag_months: int = DEFAULT_FINANCIALS_LAG_MONTHS,
+) -> pl.LazyFrame:
+    """:func:`feature_frame` of ``inputs`` that are
+    :func:`~rmreco.features.observations.observed_inputs` already (for ``financials_lag_months``),
+    as the blocks of :func:`pandas_by_client_blocks` are: looking again for months to add
+    costs a pass over every client id for nothing."""
     last_mi: int | None = None
     wanted: np.ndarray | None = None
     if months is not None:
         wanted = np.unique(month_index(list(months)))
         last_mi = int(wanted.max())
 
-    frame, ids = _account_grid(inputs.account_months, last_mi)
+    frame, ids, names = _account_grid(inputs.account_months, last_mi)
     # The other tables join a narrow frame of the grid's keys, not the wide frame of account
-    # features: each join copies every column of its left side, and the rows (and their order)
-    # are the grid's on both sides, so the two are put side by side at the end. One lazy plan:
-    # polars shares common subexpressions and runs the two sides in parallel.
-    keys = frame.lazy().select(_CID, _MI, "_account")
-    extras = inputs.extra_columns
-    side = _join_clients(keys, inputs.clients, ids, extras.get("clients", {}))
-    side = _join_holdings(side, inputs.holdings, inputs.products, ids)
-    side = _join_events(side, inputs.credit_events, ids)
-    side = _join_financials(
-        side, inputs.financials, financials_lag_months, ids, extras.get("financials", {})
+    # features (each join copies every column of its left side); the rows, and their order,
+    # are the grid's on both sides, so the two are put side by side.
+    side = _side_features(frame, inputs, ids, financials_lag_months)
+    account = frame.lazy().with_columns(_float32(account_feature_expressions()))
+    grid = pl.concat([account, side.lazy()], how="horizontal").with_columns(
+        _ratio(pl.col("_inflow_12m"), pl.col("turnover"))
+        .cast(pl.Float32)
+        .alias("inflow_to_turnover")
     )
-    grid = pl.concat(
-        [
-            frame.lazy().with_columns(account_feature_expressions()),
-            side.drop(_CID, _MI, "_account"),
-        ],
-        how="horizontal",
-    ).with_columns(_ratio(pl.col("_inflow_12m"), pl.col("turnover")).alias("inflow_to_turnover"))
-    bank = bank_features(extras)
+    bank = bank_features(inputs.extra_columns)
 
     if wanted is not None:
         months_wanted = pl.LazyFrame({_MI: wanted}, schema={_MI: pl.Int64})
         grid = grid.join(months_wanted, on=_MI, how="semi", maintain_order="left")
-    return grid.join(
-        ids.lazy().select(_CID, ID), on=_CID, how="left", maintain_order="left"
-    ).select(
-        pl.col(ID),
+    return grid.select(
+        # the id looked up by the client's number (-1, a missing id, reads the null after the
+        # last): not computed when a caller does not use it
+        pl.lit(names.append(pl.Series([None], dtype=pl.String))).gather(pl.col(_CID)).alias(ID),
         pl.col(_CID),
         pl.col(_MI),
         pl.col("observed"),
@@ -214,28 +277,227 @@ def feature_frame(
     )
 
 
+def _float32(expressions: Sequence[pl.Expr]) -> list[pl.Expr]:
+    """The account features as float32 (what the builder gives) as soon as each is computed:
+    the float64 columns of the whole panel are never held at once. ``_inflow_12m`` stays
+    float64: ``inflow_to_turnover`` is computed from it."""
+    return [e if e.meta.output_name() == "_inflow_12m" else e.cast(pl.Float32) for e in expressions]
+
+
+def _side_features(
+    frame: pl.DataFrame, inputs: FeatureInputs, ids: pl.DataFrame, lag_months: int
+) -> pl.DataFrame:
+    """The features of ``clients``, ``holdings``, ``credit_events`` and ``financials`` on the
+    rows of the grid ``frame``, in its order (with ``turnover``, for ``inflow_to_turnover``).
+
+    Raises:
+        DataContractError: a client is on more than one row of ``clients``.
+
+    Computed at once, by polars' in-memory engine: the window functions over the joined grid
+    ran 2-3 times slower in its streaming engine (polars 2.1, 600,000 rows)."""
+    keys = frame.lazy().select(_CID, _MI, "_account")
+    extras = inputs.extra_columns
+    side = _join_clients(keys, inputs.clients, ids, extras.get("clients", {}))
+    side = _join_holdings(side, inputs.holdings, inputs.products, ids)
+    side = _join_events(side, inputs.credit_events, ids)
+    side = _join_financials(side, inputs.financials, lag_months, ids, extras.get("financials", {}))
+    bank = bank_features(extras)
+    out = side.select(
+        *[
+            pl.col(name) if name in CATEGORICAL_FEATURES else pl.col(name).cast(pl.Float32)
+            for name in _side_feature_names()
+        ],
+        *[
+            pl.col(name) if kind == CATEGORICAL else pl.col(name).cast(pl.Float32)
+            for name, kind in bank.items()
+        ],
+        pl.col("turnover"),
+    ).collect(engine="in-memory")
+    if out.height != frame.height:  # only a client on two rows of ``clients`` adds rows
+        problem = Problem("clients", "a client_id is on more than one row", column=ID)
+        raise DataContractError([problem])
+    return out
+
+
+def _side_feature_names() -> list[str]:
+    """The features :func:`_side_features` computes: all but the account features."""
+    account = {e.meta.output_name() for e in account_feature_expressions()}
+    return [n for n in FEATURE_DESCRIPTIONS if n not in account and n != "inflow_to_turnover"]
+
+
+# --- the pandas edge -------------------------------------------------------------------------
+
+#: Account rows per block of clients at the pandas edge (:func:`pandas_by_client_blocks`):
+#: a block's grid, windows and joins are what the build holds besides its result (about
+#: 100 MB at 100,000 rows), whatever the size of the book.
+BLOCK_ROWS = 100_000
+
+
 def features_to_pandas(frame: pl.LazyFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     """The pandas edge: ``client_id``, ``month``, ``observed``, the features (the bank's own
     columns after the builder's) and ``extra``."""
-    schema = frame.collect_schema()
-    bank = [name for name in schema.names() if is_bank_feature(name)]
-    out = (
-        frame.select(
-            pl.col(ID),
-            month_from_index(pl.col(_MI)).alias(MONTH),
-            pl.col("observed"),
-            *[pl.col(name) for name in FEATURE_DESCRIPTIONS],
-            *[pl.col(name) for name in bank],
-            *[pl.col(name) for name in extra],
-        )
-        .collect()
-        .to_pandas()
+    edge = _PandasEdge(_edge_columns(frame, extra))
+    edge.add(frame.select(edge.columns).collect())
+    return edge.frame()
+
+
+def pandas_by_client_blocks(
+    inputs: FeatureInputs,
+    plan: Callable[[FeatureInputs], pl.LazyFrame],
+    extra: Sequence[str] = (),
+) -> pd.DataFrame:
+    """``features_to_pandas(plan(inputs), extra)``, computed for blocks of whole clients of
+    about :data:`BLOCK_ROWS` account rows each, one after the other: the memory a build holds
+    is its result and one block's work, not the whole book's grid and windows at once.
+
+    ``inputs`` must be :func:`~rmreco.features.observations.observed_inputs` already (the
+    months a client without account rows is observed at are the whole book's), and ``plan``
+    must give each client's rows from that client's own rows of the tables only, in
+    client-number order (as :func:`feature_frame` does): the blocks, in order, then give
+    the rows of the whole. The clients of a block keep their order (each table's rows are
+    taken in their order); their months reach ``plan`` as datetime64, converted once.
+    """
+    months = inputs.account_months
+    codes, names = number_clients(months[ID])
+    if len(months) <= BLOCK_ROWS or (codes < 0).any():  # one block (or ids missing: as before)
+        return features_to_pandas(plan(inputs), extra)
+    month_mi = month_index(months[MONTH])
+    counts = np.bincount(codes, minlength=len(names))
+    # every result is a subset of the grid: a client's months from its first to its last,
+    # and any repeated month (the arrays are sized once; pages never written cost nothing)
+    spans = (
+        pl.DataFrame({_CID: codes, _MI: month_mi})
+        .group_by(_CID)
+        .agg((pl.col(_MI).max() - pl.col(_MI).min() + 1).alias("n"))
     )
-    out[MONTH] = pd.to_datetime(out[MONTH])
-    categorical = [*CATEGORICAL_FEATURES, *(n for n in bank if schema[n] == pl.String)]
-    for name in categorical:
-        out[name] = out[name].astype("category")
-    return out
+    capacity = int(spans["n"].sum()) + len(months)
+    cut = np.searchsorted(
+        np.cumsum(counts), np.arange(BLOCK_ROWS, len(months), BLOCK_ROWS), side="left"
+    )
+    bounds = [0, *sorted({int(c) + 1 for c in cut if c + 1 < len(names)}), len(names)]
+    tables = {
+        name: (table, names.get_indexer(pd.Index(table[ID].astype(str))))
+        for name, table in (
+            ("clients", inputs.clients),
+            ("holdings", inputs.holdings),
+            ("credit_events", inputs.credit_events),
+            ("financials", inputs.financials),
+        )
+        if table is not None
+    }
+    edge: _PandasEdge | None = None
+    for low, high in itertools.pairwise(bounds):
+        rows = _block_rows(codes, low, high)
+        block = months.iloc[rows] if isinstance(rows, slice) else months.take(rows)
+        block = block.assign(**{MONTH: _month_starts(month_mi[rows])})
+        parts: dict[str, pd.DataFrame] = {}
+        for name, (table, numbers) in tables.items():
+            part = _block_rows(numbers, low, high)
+            part_rows = table.iloc[part] if isinstance(part, slice) else table.take(part)
+            # an empty table is one the bank did not send (null features, not zeros): a block
+            # none of whose clients has a holding or an event gets the whole table, of which
+            # the builder reads its own clients' rows (neither adds observation months)
+            is_whole = part_rows.empty and name in ("holdings", "credit_events")
+            parts[name] = table if is_whole else part_rows
+        result = plan(
+            replace(
+                inputs,
+                account_months=block,
+                clients=parts["clients"],
+                holdings=parts.get("holdings"),
+                credit_events=parts.get("credit_events"),
+                financials=parts.get("financials"),
+            )
+        )
+        if edge is None:
+            edge = _PandasEdge(_edge_columns(result, extra), capacity)
+        edge.add(result.select(edge.columns).collect())
+    assert edge is not None  # at least one block: there are rows
+    return edge.frame()
+
+
+def _block_rows(numbers: np.ndarray, low: int, high: int) -> slice | np.ndarray:
+    """The rows of a table whose client numbers are in ``low`` .. ``high - 1``, in order: a
+    slice when the table is sorted by client number (a Parquet file written client by client
+    is; slicing copies nothing, while taking arrow text rows concatenated its every chunk)."""
+    if len(numbers) < 2 or (np.diff(numbers) >= 0).all():
+        start, stop = np.searchsorted(numbers, [low, high], side="left")
+        return slice(int(start), int(stop))
+    return np.flatnonzero((numbers >= low) & (numbers < high))
+
+
+def _month_starts(month_mi: np.ndarray) -> np.ndarray:
+    """The first day of each month of a month-index array, as datetime64."""
+    return (month_mi - _EPOCH_MONTH).astype("datetime64[M]").astype("datetime64[s]")
+
+
+def _edge_columns(frame: pl.LazyFrame, extra: Sequence[str]) -> dict[str, pl.Expr]:
+    """The columns of the pandas edge, by name, as expressions over ``frame``."""
+    names = frame.collect_schema().names()
+    return {
+        ID: pl.col(ID),
+        MONTH: month_from_index(pl.col(_MI)),
+        "observed": pl.col("observed"),
+        **{name: pl.col(name) for name in FEATURE_DESCRIPTIONS},
+        **{name: pl.col(name) for name in names if is_bank_feature(name)},
+        **{name: pl.col(name) for name in extra},
+    }
+
+
+class _PandasEdge:
+    """The pandas frame of the builder's rows, filled one block of rows at a time.
+
+    Float columns are written into arrays allocated once at their final length (a list of
+    pieces concatenated at the end would hold them twice), each converted from polars on its
+    own: ``DataFrame.to_pandas`` held the polars frame, the arrow table and pandas' 2-D block
+    together. The other columns (ids, months, flags) are converted per block as ``to_pandas``
+    converts them and concatenated at the end; text features are kept as categories from the
+    start (codes, not text), their categories sorted at the end as ``astype("category")``
+    sorts them.
+    """
+
+    def __init__(self, columns: dict[str, pl.Expr], capacity: int | None = None) -> None:
+        self.columns = [expr.alias(name) for name, expr in columns.items()]
+        self._names = list(columns)
+        self._capacity = capacity
+        self._floats: dict[str, np.ndarray] = {}
+        self._pieces: dict[str, list[pd.Series]] = {name: [] for name in self._names}
+        self._categorical: set[str] = set()
+        self._rows = 0
+
+    def add(self, block: pl.DataFrame) -> None:
+        """Append ``block``'s rows (a frame of the edge's columns, in order)."""
+        for name in block.columns:
+            column = block.get_column(name)
+            if column.dtype in (pl.Float32, pl.Float64):
+                if name not in self._floats:
+                    size = block.height if self._capacity is None else self._capacity
+                    kind = np.float32 if column.dtype == pl.Float32 else np.float64
+                    self._floats[name] = np.empty(size, dtype=kind)
+                self._floats[name][self._rows : self._rows + block.height] = column.to_numpy()
+                continue
+            piece = column.to_pandas()
+            is_text = column.dtype == pl.String and is_bank_feature(name)  # the bank's text
+            if name in CATEGORICAL_FEATURES or is_text:
+                piece = piece.astype("category")
+                self._categorical.add(name)
+            self._pieces[name].append(piece)
+        self._rows += block.height
+
+    def frame(self) -> pd.DataFrame:
+        """The pandas frame of the rows added."""
+        data: dict[str, Any] = {}
+        for name in self._names:
+            pieces = self._pieces[name]
+            if name in self._floats:
+                data[name] = self._floats[name][: self._rows]
+            elif name in self._categorical:
+                data[name] = pd.Series(union_categoricals(pieces, sort_categories=True))
+            else:
+                data[name] = pd.concat(pieces, ignore_index=True)
+        out = pd.DataFrame(data, copy=False)
+        out[MONTH] = pd.to_datetime(out[MONTH])
+        return out
 
 
 # --- account history -------------------------------------------------------------------------
@@ -245,19 +507,19 @@ _ACCOUNT_COLUMNS = [c for c in ACCOUNT_MONTHS.column_names if c not in (ID, MONT
 
 def _account_grid(
     account_months: pd.DataFrame, last_mi: int | None
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
     """The monthly grid of every client, keyed by a dense integer client number (``_cid``):
-    window functions partition on it far faster than on strings. Also returns the id table."""
+    window functions partition on it far faster than on strings. Also returns the id table
+    of the clients on the grid (``_cid``, ``client_id``, ``_first``: its first grid month)
+    and every client's id by number.
+
+    The rows are the account rows sorted by client and month (not sorted again when they
+    come sorted), with a row of nulls for each month missing between two of a client's
+    rows: a join of every client-month with the rows, then a sort, cost a few seconds."""
     present = [c for c in _ACCOUNT_COLUMNS if c in account_months.columns]
-    codes, uniques = pd.factorize(account_months[ID].astype(str).to_numpy())
-    ids = pl.DataFrame(
-        {_CID: np.arange(len(uniques), dtype=np.int32), ID: np.asarray(uniques, dtype=object)},
-        schema={_CID: pl.Int32, ID: pl.String},
-    )
-    columns: dict[str, np.ndarray] = {
-        _CID: codes.astype(np.int32),
-        _MI: month_index(account_months[MONTH]),
-    }
+    codes, uniques = number_clients(account_months[ID])
+    names = pl.Series(ID, np.asarray(uniques, dtype=object), dtype=pl.String)
+    columns: dict[str, np.ndarray] = {_CID: codes, _MI: month_index(account_months[MONTH])}
     for name in present:
         # positional: the input's index may have holes (filtered frames)
         columns[name] = pd.to_numeric(account_months[name], errors="coerce").to_numpy(dtype=float)
@@ -276,23 +538,39 @@ def _account_grid(
     if last_mi is not None:
         data = data.filter(pl.col(_MI) <= last_mi)
 
-    spans = data.group_by(_CID).agg(
-        pl.col(_MI).min().alias("_first"), pl.col(_MI).max().alias("_last")
-    )
-    ids = ids.join(spans.select(_CID, "_first"), on=_CID, how="inner")
-    grid = (
-        spans.select(pl.col(_CID), pl.int_ranges(pl.col("_first"), pl.col("_last") + 1).alias(_MI))
-        .explode(_MI)
-        .with_columns(pl.col(_MI).cast(pl.Int64))
-        .join(data, on=[_CID, _MI], how="left")
-        .sort([_CID, _MI])
-        .with_columns(
-            pl.col("observed").fill_null(False),
-            pl.col("_account").fill_null(False),
-            pl.int_range(pl.len()).over(_CID).alias(_POS),
+    client, month = data[_CID].to_numpy(), data[_MI].to_numpy()
+    if not _is_sorted(client, month):
+        data = data.sort([_CID, _MI], maintain_order=True)
+        client, month = data[_CID].to_numpy(), data[_MI].to_numpy()
+    # months missing between two rows of a client: rows of nulls, not observed
+    missing = np.where(client[1:] == client[:-1], month[1:] - month[:-1] - 1, 0)
+    if missing.any():
+        before = np.repeat(np.arange(len(missing)), missing)
+        step = np.arange(len(before)) - np.repeat(np.cumsum(missing) - missing, missing) + 1
+        gaps = pl.DataFrame(
+            {_CID: client[before], _MI: month[before] + step},
+            schema={_CID: pl.Int32, _MI: pl.Int64},
         )
+        data = pl.concat([data, gaps], how="diagonal").sort([_CID, _MI], maintain_order=True)
+        client, month = data[_CID].to_numpy(), data[_MI].to_numpy()
+    first = np.flatnonzero(np.r_[True, client[1:] != client[:-1]]) if len(client) else client
+    position = np.arange(len(client)) - np.repeat(first, np.diff(np.r_[first, len(client)]))
+    grid = data.with_columns(
+        pl.col("observed").fill_null(False),
+        pl.col("_account").fill_null(False),
+        pl.Series(_POS, position, dtype=pl.Int64),
     )
-    return grid, ids
+    ids = pl.DataFrame(
+        {_CID: client[first], ID: names.gather(client[first]), "_first": month[first]},
+        schema={_CID: pl.Int32, ID: pl.String, "_first": pl.Int64},
+    )
+    return grid, ids, names
+
+
+def _is_sorted(client: np.ndarray, month: np.ndarray) -> bool:
+    """Whether rows are sorted by client, then month."""
+    step = np.diff(client)
+    return bool((step >= 0).all() and (month[1:][step == 0] >= month[:-1][step == 0]).all())
 
 
 def _mean(column: str | pl.Expr, window: int) -> pl.Expr:

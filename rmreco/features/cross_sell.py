@@ -183,11 +183,16 @@ def cross_sell_plan(
         data_start = max(data_start, int(month_index(list(months)).min()))
 
     base = performing.select(_CID, _MI, "segment", "business_age_months")
-    candidates = _eligible(base, inputs.products, codes)
+    # the panel's order, set once on the narrow candidates and kept by every step after it
+    # (a sort of the wide panel at the end cost as much as the rest of the plan)
+    candidates = _eligible(base, inputs.products, codes).sort([_CID, _MI, PRODUCT])
     spells = _spells(inputs.holdings, ids, codes)
     held = _held_months(spells, data_start, data_end)
     candidates = candidates.join(
-        held.select(_CID, _MI, PRODUCT).lazy(), on=[_CID, _MI, PRODUCT], how="anti"
+        held.select(_CID, _MI, PRODUCT).lazy(),
+        on=[_CID, _MI, PRODUCT],
+        how="anti",
+        maintain_order="left",
     )
     candidates = _label(candidates, spells, horizon_months)
     candidates = _closed(candidates, spells)
@@ -201,10 +206,9 @@ def cross_sell_plan(
 
     wide = _holdings_wide(held, codes)
     return (
-        candidates.join(performing, on=[_CID, _MI], how="inner")
-        .join(wide.lazy(), on=[_CID, _MI], how="left")
+        candidates.join(performing, on=[_CID, _MI], how="inner", maintain_order="left")
+        .join(wide.lazy(), on=[_CID, _MI], how="left", maintain_order="left")
         .with_columns([pl.col(c).fill_null(0.0) for c in holdings_feature_names(codes)])
-        .sort([_CID, _MI, PRODUCT])
     )
 
 
@@ -318,9 +322,9 @@ def _label(candidates: pl.LazyFrame, spells: pl.DataFrame, horizon: int) -> pl.L
         .unique()
         .with_columns(pl.lit(1, dtype=pl.Int8).alias(LABEL))
     )
-    return candidates.join(labelled.lazy(), on=[_CID, _MI, PRODUCT], how="left").with_columns(
-        pl.col(LABEL).fill_null(0)
-    )
+    return candidates.join(
+        labelled.lazy(), on=[_CID, _MI, PRODUCT], how="left", maintain_order="left"
+    ).with_columns(pl.col(LABEL).fill_null(0))
 
 
 def _closed(candidates: pl.LazyFrame, spells: pl.DataFrame) -> pl.LazyFrame:
@@ -338,14 +342,15 @@ def _closed(candidates: pl.LazyFrame, spells: pl.DataFrame) -> pl.LazyFrame:
     )
     since = pl.col(_MI) - pl.col("_last_end")
     return (
-        candidates.sort(_MI)
-        .join_asof(
+        candidates.join_asof(
             ends,
             left_on=_MI,
             right_on="_known",
             by=[_CID, PRODUCT],
             strategy="backward",
-            check_sortedness=False,  # both sides are sorted on the key just above
+            # an asof join by client and product needs each one's rows sorted on the key: the
+            # candidates are sorted by client, month, product (``ends`` by the key itself)
+            check_sortedness=False,
         )
         .with_columns(
             since.cast(pl.Float64).fill_null(NEVER).alias("product_months_since_held"),

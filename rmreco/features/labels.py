@@ -28,10 +28,11 @@ from rmreco.domain.contract import EventType
 from rmreco.features.builder import (
     DEFAULT_FINANCIALS_LAG_MONTHS,
     DEFAULT_TYPE_EVENTS,
-    feature_frame,
-    features_to_pandas,
     month_from_index,
     month_index,
+    number_clients,
+    observed_feature_frame,
+    pandas_by_client_blocks,
 )
 from rmreco.features.inputs import ID, MONTH, FeatureInputs
 from rmreco.features.observations import SPINE, observed_inputs
@@ -46,7 +47,7 @@ LABEL = "default_12m"
 def client_numbers(inputs: FeatureInputs) -> pl.DataFrame:
     """``_cid`` and ``client_id`` of every client with account rows, numbered by first
     appearance, as the feature builder numbers them."""
-    uniques = pd.unique(inputs.account_months[ID].astype(str).to_numpy())
+    _, uniques = number_clients(inputs.account_months[ID])
     return pl.DataFrame(
         {_CID: np.arange(len(uniques), dtype=np.int32), ID: np.asarray(uniques, dtype=object)},
         schema={_CID: pl.Int32, ID: pl.String},
@@ -71,25 +72,22 @@ def _events(inputs: FeatureInputs, ids: pl.DataFrame) -> pl.DataFrame | None:
     )
 
 
-def _status(inputs: FeatureInputs, ids: pl.DataFrame, cure_months: int) -> pl.DataFrame:
-    """``_cid``, ``_mi``, ``in_default`` for every account-month row."""
+def _status(inputs: FeatureInputs, cure_months: int) -> pl.DataFrame:
+    """``_cid``, ``_mi``, ``in_default`` for every account-month row (clients numbered as
+    :func:`client_numbers` numbers them), sorted by client, then month."""
     am = inputs.account_months
     dpd = (
         pd.to_numeric(am["dpd_max"], errors="coerce").fillna(0).to_numpy()
         if "dpd_max" in am
         else np.zeros(len(am))
     )
+    codes, _ = number_clients(am[ID])
     rows = (
         pl.DataFrame(
-            {
-                ID: am[ID].astype(str).to_numpy(),
-                _MI: month_index(am[MONTH]),
-                "_dpd90": (dpd >= 90).astype(np.int8),
-            },
-            schema={ID: pl.String, _MI: pl.Int64, "_dpd90": pl.Int8},
+            {_CID: codes, _MI: month_index(am[MONTH]), "_dpd90": (dpd >= 90).astype(np.int8)},
+            schema={_CID: pl.Int32, _MI: pl.Int64, "_dpd90": pl.Int8},
         )
-        .join(ids, on=ID, how="inner")
-        .drop(ID)
+        .filter(pl.col(_CID) >= 0)  # a missing id is no client
         .sort([_CID, _MI])
     )
     rows = rows.with_columns(
@@ -98,7 +96,7 @@ def _status(inputs: FeatureInputs, ids: pl.DataFrame, cure_months: int) -> pl.Da
         .over(_CID)
         .alias("_dpd_recent")
     )
-    events = _events(inputs, ids)
+    events = _events(inputs, client_numbers(inputs))
     if events is None:
         return rows.select(_CID, _MI, pl.lit(False).alias("in_default"))
     defaults = [str(e) for e in DEFAULT_TYPE_EVENTS]
@@ -115,16 +113,16 @@ def _status(inputs: FeatureInputs, ids: pl.DataFrame, cure_months: int) -> pl.Da
         .agg(pl.col("_ev").min().alias("_terminal_mi"))
     )
     return (
-        rows.sort(_MI)
-        .join_asof(
+        rows.join_asof(
             last_default,
             left_on=_MI,
             right_on="_last_ev",
             by=_CID,
             strategy="backward",
-            check_sortedness=False,  # both sides are sorted on the key just above
+            # an asof join by client needs each client's rows sorted on the key, as they are
+            check_sortedness=False,
         )
-        .join(first_terminal, on=_CID, how="left")
+        .join(first_terminal, on=_CID, how="left", maintain_order="left")
         .select(
             _CID,
             _MI,
@@ -150,7 +148,8 @@ def default_status(
     """
     inputs = observed_inputs(inputs, financials_lag_months)
     ids = client_numbers(inputs)
-    status = _status(inputs, ids, cure_months).join(ids, on=_CID, how="left").sort([_CID, _MI])
+    status = _status(inputs, cure_months).join(ids, on=_CID, how="left", maintain_order="left")
+    # in _status's order: by client, then month
     out = status.select(ID, month_from_index(pl.col(_MI)).alias(MONTH), "in_default").to_pandas()
     out[MONTH] = pd.to_datetime(out[MONTH])
     return out
@@ -161,7 +160,7 @@ def default_status_plan(inputs: FeatureInputs, *, cure_months: int) -> pl.LazyFr
     ``in_default``), to join a :func:`~rmreco.features.builder.feature_frame` plan of the same
     ``inputs`` (already :func:`~rmreco.features.observations.observed_inputs`) without a pandas
     round trip."""
-    return _status(inputs, client_numbers(inputs), cure_months).lazy()
+    return _status(inputs, cure_months).lazy()
 
 
 def _labels(
@@ -170,7 +169,8 @@ def _labels(
     horizon_months: int,
     label_events: Sequence[str],
 ) -> pl.LazyFrame:
-    """``snapshots`` (with ``_cid``, ``_mi``) plus the 0/1 label column."""
+    """``snapshots`` (with ``_cid``, ``_mi``, sorted by client, then month, as the builder gives
+    them) plus the 0/1 label column, in the same order."""
     if events is None:
         return snapshots.with_columns(pl.lit(0, dtype=pl.Int8).alias(LABEL))
     targets = (
@@ -183,14 +183,15 @@ def _labels(
     # the first qualifying event after t, then whether it falls within the horizon
     return (
         snapshots.with_columns((pl.col(_MI) + 1).alias("_from"))
-        .sort("_from")
         .join_asof(
             targets,
             left_on="_from",
             right_on="_ev",
             by=_CID,
             strategy="forward",
-            check_sortedness=False,  # both sides are sorted on the key just above
+            # an asof join by client needs each client's rows sorted on the key, as the
+            # snapshots are (sorting the wide frame by month and back cost two full sorts)
+            check_sortedness=False,
         )
         .with_columns(
             ((pl.col("_ev") - pl.col(_MI)) <= horizon_months)
@@ -199,7 +200,6 @@ def _labels(
             .alias(LABEL)
         )
         .drop("_from", "_ev")
-        .sort([_CID, _MI])
     )
 
 
@@ -208,13 +208,12 @@ def performing_rows(
 ) -> pl.LazyFrame:
     """The rows of a :func:`feature_frame` plan that are scored: an account row exists at t and
     the client is not in default at t (the same rule for every model)."""
-    ids = client_numbers(inputs)  # the builder numbers clients the same way: by first appearance
-    status = _status(inputs, ids, cure_months).lazy()
-    return (
-        frame.filter(pl.col("observed"))
-        .join(status, on=[_CID, _MI], how="left", maintain_order="left")
-        .filter(~pl.col("in_default").fill_null(False))
-        .drop("in_default")
+    # the few rows in default (clients numbered as the builder numbers them), left out of the
+    # wide frame by an anti join: a left join of the status copied every column, and the
+    # filter after it copied them again
+    defaulted = _status(inputs, cure_months).lazy().filter(pl.col("in_default")).select(_CID, _MI)
+    return frame.filter(pl.col("observed")).join(
+        defaulted, on=[_CID, _MI], how="anti", maintain_order="left"
     )
 
 
@@ -271,13 +270,16 @@ def build_credit_panel(
     :func:`outcome_end`, covers t+1 .. t+horizon, so the label is final).
     """
     inputs = observed_inputs(inputs, financials_lag_months)
-    frame = feature_frame(inputs, months=months, financials_lag_months=financials_lag_months)
-    performing = performing_rows(frame, inputs, cure_months=cure_months)
-    labelled = _labels(
-        performing, _events(inputs, client_numbers(inputs)), horizon_months, label_events
-    )
-    covered = outcome_end(inputs)
-    labelled = labelled.with_columns(
-        ((pl.col(_MI) + horizon_months) <= covered).alias("label_complete")
-    )
-    return features_to_pandas(labelled, extra=(LABEL, "label_complete"))
+    covered = outcome_end(inputs)  # the whole book's: a block of clients sees its own only
+
+    def labelled(block: FeatureInputs) -> pl.LazyFrame:
+        frame = observed_feature_frame(
+            block, months=months, financials_lag_months=financials_lag_months
+        )
+        performing = performing_rows(frame, block, cure_months=cure_months)
+        events = _events(block, client_numbers(block))
+        return _labels(performing, events, horizon_months, label_events).with_columns(
+            ((pl.col(_MI) + horizon_months) <= covered).alias("label_complete")
+        )
+
+    return pandas_by_client_blocks(inputs, labelled, extra=(LABEL, "label_complete"))

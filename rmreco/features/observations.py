@@ -35,7 +35,7 @@ def observation_months(inputs: FeatureInputs, financials_lag_months: int) -> pd.
     financials = inputs.financials
     if financials is not None and len(financials):
         ids = financials[ID].astype(str)
-        known = ~ids.isin(with_history).to_numpy()
+        known = _without(ids, with_history)
         if known.any():
             years = pd.to_numeric(financials["year"]).to_numpy(dtype=np.int64)[known]
             added.append(
@@ -47,7 +47,7 @@ def observation_months(inputs: FeatureInputs, financials_lag_months: int) -> pd.
     if AS_OF in clients.columns:
         stamps = pd.to_datetime(clients[AS_OF], errors="coerce")
         ids = clients[ID].astype(str)
-        known = (stamps.notna() & ~ids.isin(with_history)).to_numpy()
+        known = stamps.notna().to_numpy() & _without(ids, with_history)
         if known.any():
             chosen = pd.DatetimeIndex(stamps[known])
             added.append(
@@ -69,6 +69,12 @@ def observation_months(inputs: FeatureInputs, financials_lag_months: int) -> pd.
     if account_months.empty:
         return spine.reset_index(drop=True)
     return pd.concat([account_months, spine], ignore_index=True)
+
+
+def _without(ids: pd.Series, with_history: pd.Index) -> np.ndarray:
+    """True where an id is not among ``with_history`` (unique ids): a hash lookup
+    (``Series.isin`` on pyarrow-backed text compared row by row in Python)."""
+    return np.asarray(with_history.get_indexer(pd.Index(ids)) < 0)
 
 
 def observed_inputs(inputs: FeatureInputs, financials_lag_months: int) -> FeatureInputs:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +36,9 @@ from sqlalchemy import (
     Float,
     Integer,
     Select,
+    Table,
     delete,
     func,
-    insert,
     select,
     text,
     update,
@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from rmreco.db import schema
+from rmreco.db.engine import insert_rows
 from rmreco.domain import contract
 from rmreco.features.bank_columns import CATEGORICAL, bank_features
 from rmreco.features.builder import (
@@ -276,21 +277,40 @@ def _fetch_frame(connection: Connection, query: Select[Any]) -> pd.DataFrame:
         cursor.close()
     names = [column.name for column in query.selected_columns]
     kinds = [column.type for column in query.selected_columns]
-    cells = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    cells = _cells(rows, len(names))
     columns = zip(names, cells, kinds, strict=True)
     return pd.DataFrame({name: _column(values, kind) for name, values, kind in columns})
 
 
-def _column(values: tuple[Any, ...], kind: Any) -> Any:
-    """One fetched column as an array of its SQL type (see :func:`_fetch_frame`)."""
+def _cells(rows: Sequence[Any], width: int) -> list[np.ndarray]:
+    """The fetched rows' columns, as object arrays: one 2-D array built by numpy, its columns
+    taken as views (three times faster than transposing the tuples in Python). Rows whose
+    cells numpy would read as nested sequences (JSON arrays from PostgreSQL) are transposed
+    one by one instead."""
+    if not rows:
+        return [np.empty(0, dtype=object) for _ in range(width)]
+    try:
+        matrix = np.array(rows, dtype=object)
+    except ValueError:  # ragged: a cell is a sequence
+        matrix = None
+    if matrix is None or matrix.shape != (len(rows), width):
+        matrix = np.empty((len(rows), width), dtype=object)
+        for j, values in enumerate(zip(*rows, strict=True)):
+            matrix[:, j] = list(values)
+    return [matrix[:, j] for j in range(width)]
+
+
+def _column(values: np.ndarray, kind: Any) -> Any:
+    """One fetched column (an object array) as an array of its SQL type (see
+    :func:`_fetch_frame`)."""
     if isinstance(kind, Date):  # ISO text on SQLite, dates on PostgreSQL
         return pd.to_datetime(pd.Series(values, dtype=object), errors="raise")
     if isinstance(kind, Float):
-        return np.asarray(values, dtype=np.float64)
+        return values.astype(np.float64)
     if isinstance(kind, Integer):
-        has_null = any(v is None for v in values)
-        return np.array(values, dtype=np.float64 if has_null else np.int64)
-    return np.asarray(values, dtype=object)
+        has_null = bool(pd.isna(values).any())
+        return values.astype(np.float64 if has_null else np.int64)
+    return values
 
 
 def _json_object(value: Any) -> dict[str, Any]:
@@ -358,8 +378,9 @@ def refresh_client_features(
         step(f"computing the latest features of {shown}")
         rows, last = snapshot_rows(inputs, params, recorded)
         step(f"writing the snapshots of {shown}")
-        for start in range(0, len(rows), BATCH_ROWS):
-            session.execute(insert(schema.ClientFeatures), rows[start : start + BATCH_ROWS])
+        table = schema.ClientFeatures.__table__
+        assert isinstance(table, Table)
+        insert_rows(session.connection(), table, rows, batch_rows=BATCH_ROWS)
         written += len(rows)
         blocks.append((block[0], block[-1], last))
     lasts = [last for _, _, last in blocks if last is not None]
@@ -407,6 +428,7 @@ def snapshot_rows(
         plans.append(offers[0])
     collected = pl.collect_all(plans)
     candidates = _candidate_dicts(collected[1]) if offers is not None else {}
+    computed_at = schema.utcnow()
     rows = []
     for record in collected[0].iter_rows(named=True):
         client = str(record.pop(ID))
@@ -416,6 +438,7 @@ def snapshot_rows(
                 "month": record.pop("month"),
                 "in_default": bool(record.pop("in_default")),
                 "params": recorded,
+                "computed_at": computed_at,
                 "features": record,
                 "offer_candidates": candidates.get(client),
             }

@@ -1,24 +1,26 @@
 """The feature refresh in blocks of clients: the same snapshots whatever the block size, on SQLite
 and PostgreSQL, including a block none of whose clients reaches the data's last month (its offer
 candidates cleared once the last block tells that month); and the driver-level reader of the
-stored history gives the frames SQLAlchemy's ``pd.read_sql`` gives."""
+stored history gives the frames SQLAlchemy's ``pd.read_sql`` gives; its driver-level writer
+stores what the ORM stores."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from rmreco.config import Settings
 from rmreco.data.ingest import ingest_folder
 from rmreco.db import schema
-from rmreco.db.engine import create_engine_for, session_factory, transaction
+from rmreco.db.engine import create_engine_for, insert_rows, session_factory, transaction
 from rmreco.db.migrate import create_if_empty
 from rmreco.domain import contract
 from rmreco.features import snapshots
@@ -112,3 +114,36 @@ def test_the_driver_reader_gives_what_read_sql_gives(engine: Engine) -> None:
                     )
                 else:
                     assert mine.tolist() == theirs.tolist(), (table.name, name)
+
+
+def test_the_driver_insert_stores_what_the_orm_stores(engine: Engine) -> None:
+    """``insert_rows`` (the refresh's writer) and the ORM store the same values: JSON with
+    nulls, nested objects and NaN-free floats, dates, flags and aware timestamps."""
+    with Session(engine) as session:
+        first, second = session.scalars(select(schema.Client.client_id).limit(2)).all()
+    when = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    row = {
+        "month": date(2024, 2, 1),
+        "in_default": True,
+        "features": {"a": 1.5, "b": None, "segment": "sme", "n": 3},
+        "offer_candidates": {"holdings": {"x": 0.0}, "products": {"LOAN": {"y": None}}},
+        "params": None,
+        "computed_at": when,
+    }
+    table = schema.ClientFeatures.__table__
+    assert isinstance(table, Table)
+    with transaction(session_factory(engine)) as session:
+        session.execute(delete(schema.ClientFeatures))
+        assert insert_rows(session.connection(), table, [{"client_id": first, **row}]) == 1
+        session.execute(insert(schema.ClientFeatures), [{"client_id": second, **row}])
+    with Session(engine) as session:
+        stored = {
+            r.client_id: (r.month, r.in_default, r.features, r.offer_candidates, r.params)
+            for r in session.scalars(select(schema.ClientFeatures))
+        }
+        times = session.execute(select(schema.ClientFeatures.computed_at)).scalars().all()
+    assert stored[first] == stored[second]
+    assert stored[first][0] == date(2024, 2, 1)
+    assert stored[first][2]["b"] is None
+    assert times[0] == times[1]
+    assert insert_rows(engine.connect(), table, []) == 0

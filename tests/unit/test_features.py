@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from conftest import months, random_bank
 
+from rmreco.domain.errors import DataContractError
 from rmreco.features import (
     FeatureInputs,
     build_credit_panel,
     build_features,
+    builder,
     default_status,
     feature_names,
 )
-from rmreco.features.builder import NEVER
+from rmreco.features.builder import (
+    NEVER,
+    feature_frame,
+    features_to_pandas,
+    month_from_index,
+    month_index,
+)
 
 
-def _one_client(values: dict[str, list[float]], n: int, **client: object) -> FeatureInputs:
+def _one_client(values: Mapping[str, Sequence[float]], n: int, **client: object) -> FeatureInputs:
     frame = pd.DataFrame({"client_id": ["A"] * n, "month": months(n)})
     base = {"balance_avg": 1000.0, "credit_turnover": 100.0, "debit_turnover": 90.0}
     for name, default in base.items():
@@ -318,3 +328,76 @@ def test_integer_ids_and_missing_optional_columns() -> None:
     assert last["inflow_3m_log"] == pytest.approx(math.log(31.0))
     assert math.isnan(last["dpd_1m"])
     assert pd.isna(last["sector"])
+
+
+@pytest.mark.parametrize("is_shuffled", [False, True])
+def test_blocks_of_clients_give_the_frames_of_one_pass(
+    monkeypatch: pytest.MonkeyPatch, is_shuffled: bool
+) -> None:
+    bank = random_bank(n_clients=30, seed=11)
+    if is_shuffled:  # rows not grouped by client: blocks are taken row by row, not sliced
+        shuffled = bank.account_months.sample(frac=1.0, random_state=2).reset_index(drop=True)
+        bank = replace(bank, account_months=shuffled)
+    snapshot = months(30)[20]
+
+    def frames() -> list[pd.DataFrame]:
+        return [
+            build_features(bank),
+            build_features(bank, months=[snapshot]),
+            build_credit_panel(bank),
+            build_credit_panel(bank, months=[snapshot], horizon_months=6),
+        ]
+
+    one_pass = frames()
+    blocks = 0
+    add = builder._PandasEdge.add
+
+    def counted(self: builder._PandasEdge, block: object) -> None:
+        nonlocal blocks
+        blocks += 1
+        add(self, block)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builder._PandasEdge, "add", counted)
+    # a few clients per block: most blocks hold no holding, no event and no statement, which
+    # must still read as tables the bank sent (zero products held, not unknown)
+    monkeypatch.setattr(builder, "BLOCK_ROWS", 90)
+    in_blocks = frames()
+    assert blocks > 4 * len(one_pass)
+    for one, many in zip(one_pass, in_blocks, strict=True):
+        pd.testing.assert_frame_equal(one, many)
+    assert (one_pass[0]["n_products"] == 0).any()
+
+
+def test_month_index_reads_dates_timestamps_and_text_alike() -> None:
+    days = [date(1969, 12, 31), date(1970, 1, 1), date(2023, 5, 17)]
+    expected = [1969 * 12 + 11, 1970 * 12, 2023 * 12 + 4]
+    assert list(month_index(days)) == expected  # datetime.date objects, as Parquet dates read
+    assert list(month_index(pd.Series(pd.to_datetime(days)))) == expected
+    assert list(month_index(pd.Series(["1969-12-31", "1970-01-01", "2023-05-17"]))) == expected
+    with pytest.raises(ValueError, match="not a date"):
+        month_index(pd.Series(["not a date"]))
+
+
+def test_pandas_edge_converts_as_to_pandas_does() -> None:
+    frame = feature_frame(random_bank(seed=2))
+    expected = (
+        frame.select(
+            "client_id",
+            month_from_index(pl.col("_mi")).alias("month"),
+            "observed",
+            *feature_names(),
+        )
+        .collect()
+        .to_pandas()
+    )
+    expected["month"] = pd.to_datetime(expected["month"])
+    for name in ("segment", "sector", "region"):
+        expected[name] = expected[name].astype("category")
+    pd.testing.assert_frame_equal(features_to_pandas(frame), expected)
+
+
+def test_a_client_on_two_rows_of_clients_is_refused() -> None:
+    bank = random_bank(seed=1)
+    twice = pd.concat([bank.clients, bank.clients.iloc[:1]], ignore_index=True)
+    with pytest.raises(DataContractError, match="client_id is on more than one row"):
+        build_features(replace(bank, clients=twice))
