@@ -220,19 +220,34 @@ def db_current(
 
 @features_app.command("refresh")
 @translate_errors
-def features_refresh(db: DbOption = None) -> None:
+def features_refresh(
+    db: DbOption = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Compute the blocks of clients on a Dask cluster: a scheduler's address "
+            "(tcp://host:8786; its workers read the database, so PostgreSQL), or local[:N] "
+            "for a local cluster of N worker processes.",
+        ),
+    ] = None,
+) -> None:
     """Recompute every client's latest features from the stored history (after a load), with
     the builder settings of the champions that will read them. Completes a refresh a load left
-    owed (a failed or interrupted refresh after `rmreco ingest`)."""
-    refreshed, before = _refresh_features(db)
+    owed (a failed or interrupted refresh after `rmreco ingest`).
+
+    With --dask, the cluster's workers read and compute the blocks of clients; this command
+    writes them in its one transaction (all or nothing, as without it)."""
+    refreshed, before = _refresh_features(db, dask)
     if before.owed:
         out_console.print(f"completed the refresh that was owed: {before.describe()}", markup=False)
     run = f" (ingest run {before.latest_run})" if before.latest_run is not None else ""
     out_console.print(f"feature snapshots refreshed for {refreshed:,} clients{run}")
 
 
-def _refresh_features(db: str | None) -> tuple[int, SnapshotState]:
-    """Refresh the snapshots; the number of clients written and the snapshots' state before."""
+def _refresh_features(db: str | None, dask: str | None = None) -> tuple[int, SnapshotState]:
+    """Refresh the snapshots (on the Dask cluster at ``dask``, if given); the number of clients
+    written and the snapshots' state before."""
     from rmreco.db.engine import session_factory, transaction
     from rmreco.features.snapshots import snapshot_state
     from rmreco.training.snapshots import refresh_snapshots
@@ -245,7 +260,15 @@ def _refresh_features(db: str | None) -> tuple[int, SnapshotState]:
     finally:
         engine.dispose()
     with work_progress() as progress, steps(progress, "refreshing the feature snapshots") as step:
-        refreshed = refresh_snapshots(url, current_settings(), on_step=step)
+        if dask is None:
+            refreshed = refresh_snapshots(url, current_settings(), on_step=step)
+        else:
+            from rmreco.training.cluster import dask_client, parse_address
+
+            address = parse_address(dask)
+            step(f"starting {address.describe()}")
+            with dask_client(address) as client:
+                refreshed = refresh_snapshots(url, current_settings(), on_step=step, client=client)
     return refreshed, before
 
 

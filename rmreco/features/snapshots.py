@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,8 +339,46 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+#: The snapshot rows of one block of clients and that block's last month (see
+#: :func:`snapshot_rows`); None when none of its clients is observed at any month.
+BlockRows = tuple[list[dict[str, Any]], int | None] | None
+#: Computes the blocks of a refresh elsewhere (a Dask cluster: ``rmreco.training.snapshots``):
+#: given the client ranges (first and last id, both included), the builder settings and what
+#: every row records, yields each range's number and :data:`BlockRows` as each is done, in any
+#: order, every range exactly once.
+BlockComputer = Callable[
+    [list[tuple[str, str]], SnapshotParams, dict[str, Any]], Iterator[tuple[int, BlockRows]]
+]
+
+
+def block_rows(
+    session: Session,
+    client_range: tuple[str, str],
+    params: SnapshotParams,
+    recorded: dict[str, Any],
+    *,
+    on_step: StepProgress | None = None,
+    shown: str = "the block's clients",
+) -> BlockRows:
+    """The snapshot rows of the clients from ``client_range[0]`` to ``client_range[1]`` (both
+    included), read from the stored history in ``session``: one block of a refresh. ``on_step``
+    is told the reading and the computing as each starts (``shown`` names the clients)."""
+    step = on_step or (lambda message: None)
+    step(f"reading the history of {shown}")
+    read = read_inputs(session, client_range=client_range)
+    inputs = observed_inputs(read, params.financials_lag_months)
+    if inputs.account_months.empty:
+        return None
+    step(f"computing the latest features of {shown}")
+    return snapshot_rows(inputs, params, recorded)
+
+
 def refresh_client_features(
-    session: Session, params: SnapshotParams, on_step: StepProgress | None = None
+    session: Session,
+    params: SnapshotParams,
+    on_step: StepProgress | None = None,
+    *,
+    compute: BlockComputer | None = None,
 ) -> int:
     """Recompute every client's snapshot from the stored history with the builder settings
     ``params`` (those of the models served from the snapshots); never commits. ``on_step`` is
@@ -352,11 +390,14 @@ def refresh_client_features(
     again, never a newer run recorded than was read).
 
     Clients are refreshed in blocks of :data:`REFRESH_BLOCK_CLIENTS` (ranges of ``client_id``,
-    each block's whole history read, computed and written before the next), so that memory
-    holds one block whatever the size of the book: every feature is a client's own. The one
-    quantity across clients, the data's last month (where the offer candidates are listed),
-    is known only after the last block: a block whose own last month is earlier has no client
-    performing at it, and its candidates are cleared at the end.
+    each block's whole history read and computed by :func:`block_rows`, then written), so that
+    memory holds one block whatever the size of the book: every feature is a client's own.
+    ``compute`` computes the blocks elsewhere (each reading the committed history through its
+    own connection) while this session writes them as they come; by default they are computed
+    here, one after the other. The one quantity across clients, the data's last month (where
+    the offer candidates are listed), is known only after the last block: a block whose own
+    last month is earlier has no client performing at it, and its candidates are cleared at
+    the end.
     """
     step = on_step or (lambda message: None)
     lock_refresh(session)
@@ -365,27 +406,38 @@ def refresh_client_features(
     step("listing the clients")
     ids = session.scalars(select(schema.Client.client_id).order_by(schema.Client.client_id)).all()
     session.execute(delete(schema.ClientFeatures))
+    starts = range(0, len(ids), REFRESH_BLOCK_CLIENTS)
+    ranges = [(ids[i], ids[min(i + REFRESH_BLOCK_CLIENTS, len(ids)) - 1]) for i in starts]
+
+    def shown(k: int) -> str:
+        first = starts[k]
+        last = min(first + REFRESH_BLOCK_CLIENTS, len(ids))
+        return f"clients {first + 1:,}-{last:,} of {len(ids):,}"
+
+    def here() -> Iterator[tuple[int, BlockRows]]:
+        for k, client_range in enumerate(ranges):
+            yield (
+                k,
+                block_rows(session, client_range, params, recorded, on_step=step, shown=shown(k)),
+            )
+
+    if compute is not None:
+        step(f"reading and computing the latest features of {len(ranges)} blocks elsewhere")
+    table = schema.ClientFeatures.__table__
+    assert isinstance(table, Table)
     written = 0
-    blocks: list[tuple[str, str, int | None]] = []
-    for first in range(0, len(ids), REFRESH_BLOCK_CLIENTS):
-        block = ids[first : first + REFRESH_BLOCK_CLIENTS]
-        shown = f"clients {first + 1:,}-{first + len(block):,} of {len(ids):,}"
-        step(f"reading the history of {shown}")
-        read = read_inputs(session, client_range=(block[0], block[-1]))
-        inputs = observed_inputs(read, params.financials_lag_months)
-        if inputs.account_months.empty:
+    lasts: dict[int, int | None] = {}
+    for k, result in here() if compute is None else compute(ranges, params, recorded):
+        if result is None:
             continue
-        step(f"computing the latest features of {shown}")
-        rows, last = snapshot_rows(inputs, params, recorded)
-        step(f"writing the snapshots of {shown}")
-        table = schema.ClientFeatures.__table__
-        assert isinstance(table, Table)
+        rows, lasts[k] = result
+        step(f"writing the snapshots of {shown(k)}")
         insert_rows(session.connection(), table, rows, batch_rows=BATCH_ROWS)
         written += len(rows)
-        blocks.append((block[0], block[-1], last))
-    lasts = [last for _, _, last in blocks if last is not None]
-    for low, high, last in blocks:
-        if last is not None and last < max(lasts):  # no client of the block is at the last month
+    known = [last for last in lasts.values() if last is not None]
+    for k, last in lasts.items():
+        if last is not None and last < max(known):  # no client of the block is at the last month
+            low, high = ranges[k]
             session.execute(
                 update(schema.ClientFeatures)
                 .where(schema.ClientFeatures.client_id.between(low, high))

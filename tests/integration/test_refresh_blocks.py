@@ -2,11 +2,13 @@
 and PostgreSQL, including a block none of whose clients reaches the data's last month (its offer
 candidates cleared once the last block tells that month); and the driver-level reader of the
 stored history gives the frames SQLAlchemy's ``pd.read_sql`` gives; its driver-level writer
-stores what the ORM stores."""
+stores what the ORM stores; a refresh whose blocks a Dask LocalCluster computes writes what one
+process writes."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from distributed import Client
 from sqlalchemy import Engine, Table, delete, insert, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from rmreco.cli import app as cli
 from rmreco.config import Settings
 from rmreco.data.ingest import ingest_folder
 from rmreco.db import schema
@@ -26,6 +31,8 @@ from rmreco.domain import contract
 from rmreco.features import snapshots
 from rmreco.features.config import SnapshotParams
 from rmreco.synthetic import generate_bank
+from rmreco.training.cluster import dask_client, parse_address
+from rmreco.training.snapshots import cluster_blocks
 
 CLIENTS = 60
 BLOCK = 7
@@ -147,3 +154,50 @@ def test_the_driver_insert_stores_what_the_orm_stores(engine: Engine) -> None:
     assert stored[first][2]["b"] is None
     assert times[0] == times[1]
     assert insert_rows(engine.connect(), table, []) == 0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Client]:
+    with dask_client(parse_address("local:2")) as client:
+        yield client
+
+
+@pytest.mark.slow
+def test_a_refresh_on_a_cluster_writes_what_one_process_writes(
+    engine: Engine, db_url: str, cluster: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers read and compute the blocks (the first of them without the data's last
+    month), this process writes them: the rows of a refresh in one process, every client once."""
+    alone = _refreshed(engine, BLOCK, monkeypatch)
+    monkeypatch.setattr(snapshots, "REFRESH_BLOCK_CLIENTS", BLOCK)
+    steps: list[str] = []
+    with transaction(session_factory(engine)) as session:
+        written = snapshots.refresh_client_features(
+            session, SnapshotParams(), steps.append, compute=cluster_blocks(cluster, db_url)
+        )
+    with Session(engine) as session:
+        rows = {
+            row.client_id: (row.month, row.in_default, row.features, row.offer_candidates)
+            for row in session.scalars(select(schema.ClientFeatures))
+        }
+    assert written == len(rows) == len(alone)
+    assert sum(s.startswith("writing the snapshots") for s in steps) == math.ceil(CLIENTS / BLOCK)
+    assert not any(s.startswith("reading the history") for s in steps)  # read by the workers
+    assert rows.keys() == alone.keys()
+    assert all(_same(rows[c], alone[c]) for c in alone)
+    first_block = sorted(alone)[:BLOCK]
+    assert all(rows[c][3] is None for c in first_block)  # cleared: no client at the last month
+
+
+@pytest.mark.slow
+def test_features_refresh_dask_completes_the_owed_refresh(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RMRECO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RMRECO_MODELS_DIR", str(Path(__file__).parents[2] / "models"))
+    result = CliRunner().invoke(cli, ["features", "refresh", "--db", db_url, "--dask", "local:1"])
+    assert result.exit_code == 0, result.output
+    assert "completed the refresh that was owed" in result.output
+    assert f"feature snapshots refreshed for {CLIENTS} clients" in result.output
+    with Session(engine) as session:
+        assert len(session.scalars(select(schema.ClientFeatures.client_id)).all()) == CLIENTS
