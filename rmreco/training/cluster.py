@@ -94,6 +94,9 @@ def dask_client(
             processes=True,
             memory_limit=worker_memory,
             dashboard_address=None,
+            # the scheduler's HTTP routes (health, metrics) on a free port, not 8787: a second
+            # cluster on the machine would otherwise warn that the port is taken
+            scheduler_kwargs={"dashboard_address": ":0"},
         ) as cluster,
         Client(cluster) as client,
     ):
