@@ -24,6 +24,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -356,21 +357,24 @@ def block_rows(
     client_range: tuple[str, str],
     params: SnapshotParams,
     recorded: dict[str, Any],
-    *,
-    on_step: StepProgress | None = None,
-    shown: str = "the block's clients",
 ) -> BlockRows:
     """The snapshot rows of the clients from ``client_range[0]`` to ``client_range[1]`` (both
-    included), read from the stored history in ``session``: one block of a refresh. ``on_step``
-    is told the reading and the computing as each starts (``shown`` names the clients)."""
-    step = on_step or (lambda message: None)
-    step(f"reading the history of {shown}")
+    included), read from the stored history in ``session``: one block of a refresh."""
+    inputs = _block_inputs(session, client_range, params)
+    return None if inputs is None else snapshot_rows(inputs, params, recorded)
+
+
+def _block_inputs(
+    session: Session, client_range: tuple[str, str], params: SnapshotParams
+) -> FeatureInputs | None:
+    """The stored history of a block of clients, observed (None: no client observed)."""
     read = read_inputs(session, client_range=client_range)
     inputs = observed_inputs(read, params.financials_lag_months)
-    if inputs.account_months.empty:
-        return None
-    step(f"computing the latest features of {shown}")
-    return snapshot_rows(inputs, params, recorded)
+    return None if inputs.account_months.empty else inputs
+
+
+def _result(future: Future[Any] | None) -> BlockRows:
+    return None if future is None else future.result()
 
 
 def refresh_client_features(
@@ -391,13 +395,13 @@ def refresh_client_features(
 
     Clients are refreshed in blocks of :data:`REFRESH_BLOCK_CLIENTS` (ranges of ``client_id``,
     each block's whole history read and computed by :func:`block_rows`, then written), so that
-    memory holds one block whatever the size of the book: every feature is a client's own.
+    memory holds a block or two whatever the size of the book: every feature is a client's own.
     ``compute`` computes the blocks elsewhere (each reading the committed history through its
     own connection) while this session writes them as they come; by default they are computed
-    here, one after the other. The one quantity across clients, the data's last month (where
-    the offer candidates are listed), is known only after the last block: a block whose own
-    last month is earlier has no client performing at it, and its candidates are cleared at
-    the end.
+    here, each block's features on a thread while the next block is read. The one quantity
+    across clients, the data's last month (where the offer candidates are listed), is known
+    only after the last block: a block whose own last month is earlier has no client performing
+    at it, and its candidates are cleared at the end.
     """
     step = on_step or (lambda message: None)
     lock_refresh(session)
@@ -415,11 +419,23 @@ def refresh_client_features(
         return f"clients {first + 1:,}-{last:,} of {len(ids):,}"
 
     def here() -> Iterator[tuple[int, BlockRows]]:
-        for k, client_range in enumerate(ranges):
-            yield (
-                k,
-                block_rows(session, client_range, params, recorded, on_step=step, shown=shown(k)),
-            )
+        # a pipeline of two: a block's features are computed on a thread while the next block
+        # is read (polars computes without the GIL, the driver's fetch waits on SQLite or the
+        # network); this session's connection is used by this thread only
+        with ThreadPoolExecutor(1, thread_name_prefix="rmreco-refresh") as pool:
+            computing: tuple[int, Future[Any] | None] | None = None
+            for k, client_range in enumerate(ranges):
+                step(f"reading the history of {shown(k)}")
+                inputs = _block_inputs(session, client_range, params)
+                future = None
+                if inputs is not None:
+                    step(f"computing the latest features of {shown(k)}")
+                    future = pool.submit(snapshot_rows, inputs, params, recorded)
+                if computing is not None:
+                    yield computing[0], _result(computing[1])
+                computing = (k, future)
+            if computing is not None:
+                yield computing[0], _result(computing[1])
 
     if compute is not None:
         step(f"reading and computing the latest features of {len(ranges)} blocks elsewhere")
