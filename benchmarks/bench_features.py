@@ -110,26 +110,11 @@ def _child_plain(data: str) -> None:
     )
 
 
-def _child_same(data: str) -> None:
-    import polars as pl
-
-    from rmreco.features.builder import account_feature_expressions
+def _child_same(data: str, lazy: bool = False) -> None:
+    from plain_polars import account_features
 
     started = time.perf_counter()
-    am = (
-        pl.read_parquet(Path(data) / "account_months.parquet")
-        .sort(["client_id", "month"])
-        .with_columns(
-            (pl.col("month").dt.year().cast(pl.Int64) * 12 + pl.col("month").dt.month() - 1).alias(
-                "_mi"
-            ),
-            pl.int_range(pl.len()).over("client_id").alias("_pos"),
-            pl.lit(True).alias("observed"),
-            pl.lit(True).alias("_account"),  # every row is an account row
-            pl.col("client_id").alias("_cid"),  # the builder's partition column
-        )
-    )
-    out = am.with_columns(account_feature_expressions())
+    out = account_features(Path(data) / "account_months.parquet", lazy=lazy)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(
@@ -138,31 +123,7 @@ def _child_same(data: str) -> None:
 
 
 def _child_same_lazy(data: str) -> None:
-    import polars as pl
-
-    from rmreco.features.builder import account_feature_expressions
-
-    started = time.perf_counter()
-    out = (
-        pl.scan_parquet(Path(data) / "account_months.parquet")
-        .sort(["client_id", "month"])
-        .with_columns(
-            (pl.col("month").dt.year().cast(pl.Int64) * 12 + pl.col("month").dt.month() - 1).alias(
-                "_mi"
-            ),
-            pl.int_range(pl.len()).over("client_id").alias("_pos"),
-            pl.lit(True).alias("observed"),
-            pl.lit(True).alias("_account"),
-            pl.col("client_id").alias("_cid"),
-        )
-        .with_columns(account_feature_expressions())
-        .collect()
-    )
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(
-        json.dumps({"seconds": seconds, "peak_gib": peak, "rows": out.height, "columns": out.width})
-    )
+    _child_same(data, lazy=True)
 
 
 def _run(args: list[str]) -> dict[str, float]:

@@ -127,25 +127,10 @@ def _child_plain_load(url: str, data: str) -> None:
 
 
 def _child_plain_polars(data: str) -> None:
-    import polars as pl
-
-    from rmreco.features.builder import account_feature_expressions
+    from plain_polars import account_features
 
     started = time.perf_counter()
-    frame = (
-        pl.read_parquet(Path(data) / "account_months.parquet")
-        .sort(["client_id", "month"])
-        .with_columns(
-            (pl.col("month").dt.year().cast(pl.Int64) * 12 + pl.col("month").dt.month() - 1).alias(
-                "_mi"
-            ),
-            pl.int_range(pl.len()).over("client_id").alias("_pos"),
-            pl.lit(True).alias("observed"),
-            pl.lit(True).alias("_account"),
-            pl.col("client_id").alias("_cid"),  # the builder's partition column
-        )
-        .with_columns(account_feature_expressions())
-    )
+    frame = account_features(Path(data) / "account_months.parquet")
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(json.dumps({"seconds": seconds, "peak_gib": peak, "rows": frame.height}))
