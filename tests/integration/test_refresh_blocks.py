@@ -201,3 +201,26 @@ def test_features_refresh_dask_completes_the_owed_refresh(
     assert f"feature snapshots refreshed for {CLIENTS} clients" in result.output
     with Session(engine) as session:
         assert len(session.scalars(select(schema.ClientFeatures.client_id)).all()) == CLIENTS
+
+
+def test_the_stored_json_is_the_features_and_candidates_of_the_history(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh encodes its rows' JSON in polars: read back, each client's features and
+    offer candidates are those the history gives as Python values (``latest_features``,
+    ``offer_candidates``)."""
+    stored = _refreshed(engine, CLIENTS, monkeypatch)
+    with transaction(session_factory(engine), read_only=True) as session:
+        inputs = snapshots.read_inputs(session)
+    latest = snapshots.latest_features(inputs, SnapshotParams()).set_index("client_id")
+    candidates = snapshots.offer_candidates(inputs, SnapshotParams())
+    assert candidates
+    assert stored.keys() == set(latest.index.astype(str))
+    for client, (month, in_default, features, offers) in stored.items():
+        row = latest.loc[client]
+        assert month == row["month"].date()
+        assert in_default == bool(row["in_default"])
+        expected = {name: snapshots.json_ready(row[name]) for name in features}
+        assert _same(features, expected), client
+        assert "segment" in features
+        assert _same(offers, candidates.get(client)), client
