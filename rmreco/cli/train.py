@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from rmreco.cli.main import (
+    DaskOption,
     DataOption,
     TrackingOption,
     current_settings,
@@ -81,8 +82,12 @@ def train_credit_risk(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment name.")
     ] = "rmreco-credit-risk",
+    dask: DaskOption = None,
 ) -> None:
-    """Train the SME credit-risk (12-month PD) model, register it, and gate its promotion."""
+    """Train the SME credit-risk (12-month PD) model, register it, and gate its promotion.
+
+    With --dask, the features, the split and LightGBM's fit (lightgbm.dask) run part by part on
+    a Dask cluster; the model is registered and served as one trained in one process."""
     from rmreco.training.credit_risk import train_credit_risk as job
 
     _train(
@@ -93,6 +98,7 @@ def train_credit_risk(
         tracking_uri=tracking_uri,
         experiment=experiment,
         report=CREDIT_REPORT,
+        dask=dask,
     )
 
 
@@ -216,9 +222,11 @@ def _train(
     tracking_uri: str | None,
     experiment: str,
     report: tuple[str, ...],
+    dask: str | None = None,
 ) -> None:
     """Run a training job on ``spec`` (default: ``default_spec`` of the models folder) under a
-    progress display that shows its steps, then print the metrics named in ``report``."""
+    progress display that shows its steps, then print the metrics named in ``report``; with
+    ``dask`` (a ``--dask`` address), on that Dask cluster."""
     settings = current_settings()
     spec_path = spec or settings.spec_path(default_spec)
     quiet_mlflow()
@@ -232,14 +240,24 @@ def _train(
                 told.append(message)
             step(message)
 
-        result = job(
-            data,
-            spec_path=spec_path,
-            settings=settings,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            on_step=on_step,
-        )
+        arguments: dict[str, Any] = {
+            "spec_path": spec_path,
+            "settings": settings,
+            "tracking_uri": tracking_uri,
+            "experiment": experiment,
+            "on_step": on_step,
+        }
+        if dask is None:
+            result = job(data, **arguments)
+        else:  # Dask is imported only now: the commands without --dask never pay for it
+            from rmreco.training.cluster import dask_client, parse_address
+            from rmreco.training.partitioned import partition_count
+
+            address = parse_address(dask)
+            partition_count(data)  # a folder that is not partitioned is refused before a start
+            step(f"starting {address.describe()}")
+            with dask_client(address) as client:
+                result = job(data, client=client, **arguments)
     _report_training(result, report)
     for message in told:
         if message not in result.comparison:  # the comparison repeats some warnings

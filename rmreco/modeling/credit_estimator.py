@@ -20,7 +20,12 @@ import pandas as pd
 
 from rmreco.features.config import FeatureConfig, SnapshotParams, bank_column_kinds
 from rmreco.features.labels import LABEL
-from rmreco.modeling.boosting import fit_binary_booster, fit_set_warnings, has_split
+from rmreco.modeling.boosting import (
+    HeldFitSet,
+    fit_binary_booster,
+    fit_set_warnings,
+    has_split,
+)
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.credit_model import CreditRiskModel
 from rmreco.modeling.encoding import FeatureEncoder
@@ -63,6 +68,8 @@ class CreditRiskEstimator:
         lightgbm_params_: LightGBM's parameters as fitted (``min_data_in_leaf`` resolved for
             the fit set's size); also in both models' metadata.
         has_split_: whether LightGBM made any split (False: every tree a single leaf).
+        scorecard_rows_: the fit rows the scorecard saw (all of them, or with a held fit set
+            the sample of it the estimator was given).
         warnings_: what the fit set's size gives reason to doubt, in words.
     """
 
@@ -76,9 +83,15 @@ class CreditRiskEstimator:
         calibration: pd.DataFrame,
         *,
         metadata: dict[str, Any] | None = None,
+        held: HeldFitSet | None = None,
     ) -> Self:
         """Fit both models on ``fit`` (stopping LightGBM early and calibrating both on
         ``calibration``); ``metadata`` (provenance: name, periods...) is stored with them.
+
+        With ``held`` (a fit set kept on a cluster's workers, of which ``fit`` is a sample of
+        whole clients), LightGBM is fitted on the whole set by ``held.fit_booster``, its size
+        (``min_data_in_leaf``, the warnings) and the encoder's levels are the whole set's, and
+        the scorecard is fitted on ``fit``; ``scorecard_rows_`` says how many rows that was.
 
         Raises:
             FeatureMismatchError: a frame lacks a feature of the spec.
@@ -95,14 +108,18 @@ class CreditRiskEstimator:
             bank_columns=bank_column_kinds(fit, spec.feature_names),
         )
         encoder = FeatureEncoder.fit(fit, config.features)
+        if held is not None:
+            encoder = held.encoder(encoder)
         X_fit, X_cal = encoder.transform(fit), encoder.transform(calibration)
         y_fit, y_cal = fit[LABEL].to_numpy(dtype=int), calibration[LABEL].to_numpy(dtype=int)
         scale = MasterScale.from_bands(spec.master_scale_bands)
         lgb_spec = spec.model.lightgbm
-        params = lgb_spec.resolved_params(len(fit))
-        min_leaf = lgb_spec.min_data_in_leaf(len(fit))
-        events = int(min(y_fit.sum(), len(y_fit) - y_fit.sum()))
-        self.warnings_ = fit_set_warnings(len(fit), events, min_leaf, "credit fit set")
+        rows = len(fit) if held is None else held.rows
+        events = int(min(y_fit.sum(), len(y_fit) - y_fit.sum())) if held is None else held.events
+        params = lgb_spec.resolved_params(rows)
+        min_leaf = lgb_spec.min_data_in_leaf(rows)
+        self.warnings_ = fit_set_warnings(rows, events, min_leaf, "credit fit set")
+        self.scorecard_rows_ = len(fit)
         self.lightgbm_params_ = params
         common: dict[str, Any] = {
             "config": config,
@@ -113,22 +130,28 @@ class CreditRiskEstimator:
                 "name": spec.name,
                 "spec_fingerprint": spec.fingerprint(),
                 "min_data_in_leaf": min_leaf,
-                "fit_rows": len(fit),
+                "fit_rows": rows,
             }
             | (metadata or {}),
         }
-        booster = fit_binary_booster(
-            X_fit,
-            y_fit,
-            X_cal,
-            y_cal,
-            encoder=encoder,
-            monotone=[f.direction for f in spec.features],
-            params={"num_threads": self.threads, **params},
-            num_boost_round=spec.model.lightgbm.num_boost_round,
-            early_stopping_rounds=spec.model.lightgbm.early_stopping_rounds,
-            seed=spec.seed,
-        )
+        settings: dict[str, Any] = {
+            "encoder": encoder,
+            "monotone": [f.direction for f in spec.features],
+            "num_boost_round": spec.model.lightgbm.num_boost_round,
+            "early_stopping_rounds": spec.model.lightgbm.early_stopping_rounds,
+            "seed": spec.seed,
+        }
+        if held is None:
+            booster = fit_binary_booster(
+                X_fit,
+                y_fit,
+                X_cal,
+                y_cal,
+                params={"num_threads": self.threads, **params},
+                **settings,
+            )
+        else:  # threads: each worker's own (lightgbm.dask sets them), not this process's
+            booster = held.fit_booster(X_cal, y_cal, params={**params}, **settings)
         raw_cal = np.asarray(booster.predict(X_cal, raw_score=True))
         self.lightgbm_ = CreditRiskModel(
             kind="lightgbm",
@@ -152,7 +175,7 @@ class CreditRiskEstimator:
         if not self.has_split_:
             self.warnings_.append(
                 f"LightGBM made no split (every tree a single leaf) with min_data_in_leaf "
-                f"{min_leaf:,} on {len(fit):,} fit rows"
+                f"{min_leaf:,} on {rows:,} fit rows"
             )
         self.register("scorecard" if spec.model.registered == "scorecard" else "lightgbm")
         return self

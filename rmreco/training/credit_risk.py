@@ -8,6 +8,10 @@ registered model there (:func:`rmreco.training.validation.validate_credit`: inte
 calibration per grade, stability, monotonicity, the scorecard's tables), and hands it to
 :func:`rmreco.training.run.record_training`, which logs the run and the report, registers the
 model and moves ``champion`` only when the gates pass (a violated monotone constraint vetoes).
+
+Given a Dask client, the panel, the split and LightGBM's fit run on the cluster over a
+client-partitioned bank (:mod:`rmreco.training.distributed`): the same rows, the same functions;
+everything after the fit is the code below.
 """
 
 from __future__ import annotations
@@ -17,36 +21,31 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CREDIT_PD, TRUTH_DIR
-from rmreco.features import FEATURE_DESCRIPTIONS, FeatureInputs
+from rmreco.features import FEATURE_DESCRIPTIONS
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL
-from rmreco.modeling.credit_estimator import CreditRiskEstimator, credit_feature_config
+from rmreco.modeling.boosting import HeldFitSet
+from rmreco.modeling.credit_estimator import CreditRiskEstimator
 from rmreco.modeling.credit_model import CreditRiskModel, pd_column
 from rmreco.modeling.metrics import auc, credit_metrics, gains_table, score_psi
 from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CreditRiskSpec, FeatureSpec, load_credit_risk_spec
-from rmreco.training import plots, run
+from rmreco.training import distributed, plots, run
+from rmreco.training.credit_split import build_split as build_split
+from rmreco.training.credit_split import holdout_clients as holdout_clients
+from rmreco.training.credit_split import split_by_client as split_by_client
+from rmreco.training.credit_split import split_credit_panel as split_credit_panel
+from rmreco.training.credit_split import split_out_of_time as split_out_of_time
 from rmreco.training.data_features import FeatureChoice, choose_features
 from rmreco.training.registry import GateDecision, constant_score_veto, no_split_veto
-from rmreco.training.splits import (
-    CALIBRATION,
-    CLIENT_SPLIT_HINT,
-    FIT,
-    TEST,
-    Split,
-    TrainingDataError,
-    client_holdout,
-    enough_history,
-    require_both_outcomes,
-    require_outcome_months,
-    require_segments,
-)
+from rmreco.training.splits import Split, TrainingDataError
 from rmreco.training.validation import (
     CreditValidation,
     TestWindow,
@@ -57,121 +56,19 @@ from rmreco.training.validation import (
     validate_credit,
 )
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "rmreco-credit-risk"
 
 
-def holdout_clients(client_ids: pd.Series, share: float, seed: int) -> np.ndarray:
-    """True for the clients kept out of fitting: a stable hash of the id, the same every run."""
-    keys = client_ids.astype(str) + f"|{seed}"
-    hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
-    return np.asarray(hashes / float(2**64) < share)
-
-
-def split_out_of_time(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
-    """Fit on early snapshots of some clients; calibrate on the next period and test on the
-    latest complete one, both on the other clients (``split.holdout_share``).
-
-    Raises:
-        TrainingDataError: too few labelled months, or a period without defaulters.
-    """
-    complete = panel[panel["label_complete"]]
-    months = sorted(complete["month"].unique())
-    need = spec.split.test_months + spec.split.calibration_months + 1
-    require_outcome_months(
-        len(months),
-        horizon_months=spec.label.horizon_months,
-        test_months=spec.split.test_months,
-        calibration_months=spec.split.calibration_months,
-        has_both_outcomes=complete[LABEL].nunique() == 2,
-    )
-    test_months = months[-spec.split.test_months :]
-    cal_months = months[-need + 1 : -spec.split.test_months]
-    fit_months = months[: -need + 1]
-    held_out = holdout_clients(complete["client_id"], spec.split.holdout_share, spec.seed)
-    fit = complete[
-        complete["month"].isin(fit_months)
-        & ~held_out
-        & enough_history(complete, spec.split.min_history_months)
-    ]
-    split = Split(
-        fit=fit,
-        calibration=complete[complete["month"].isin(cal_months) & held_out],
-        test=complete[complete["month"].isin(test_months) & held_out],
-    )
-    require_both_outcomes(
-        (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
-        LABEL,
-        "defaults",
-        otherwise=CLIENT_SPLIT_HINT if complete[LABEL].nunique() == 2 else "",
-    )
-    return split
-
-
-def split_by_client(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
-    """A stratified hold-out by client (``split.kind: client``): every snapshot whose outcome
-    is complete; calibration and test rows are those of held-out clients (see
-    :func:`rmreco.training.splits.client_holdout`), fit rows those of the other clients with
-    ``split.min_history_months`` of history. All three span the same period.
-
-    Raises:
-        TrainingDataError: no snapshot with a complete outcome, or a set without defaulters.
-    """
-    complete = panel[panel["label_complete"]]
-    if complete.empty:
-        raise TrainingDataError(
-            f"the data has no snapshot with a complete {spec.label.horizon_months}-month "
-            "outcome: set a shorter label.horizon_months, or give the data the outcomes after "
-            "its last account month (credit events dated up to the end of the outcome window)"
-        )
-    sets = client_holdout(
-        complete["client_id"],
-        complete[LABEL],
-        holdout_share=spec.split.holdout_share,
-        seed=spec.seed,
-    )
-    where = complete["client_id"].astype(str).map(sets)
-    split = Split(
-        fit=complete[(where == FIT) & enough_history(complete, spec.split.min_history_months)],
-        calibration=complete[where == CALIBRATION],
-        test=complete[where == TEST],
-    )
-    require_both_outcomes(
-        (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
-        LABEL,
-        "defaults",
-        otherwise="a larger split.holdout_share or more clients that defaulted",
-    )
-    return split
-
-
-def split_credit_panel(panel: pd.DataFrame, spec: CreditRiskSpec) -> Split:
-    """The split ``spec.split.kind`` names: :func:`split_out_of_time` or
-    :func:`split_by_client`.
-
-    Raises:
-        TrainingDataError: as those do.
-    """
-    if spec.split.kind == "client":
-        return split_by_client(panel, spec)
-    return split_out_of_time(panel, spec)
-
-
-def build_split(inputs: FeatureInputs, spec: CreditRiskSpec) -> Split:
-    """The split of the credit panel of ``spec`` (see :func:`split_credit_panel`).
-
-    Raises:
-        TrainingDataError: no client of the spec's segments, too few labelled months, or a
-            period (or, split by client, a set) without defaulters.
-    """
-    require_segments(inputs.clients, [str(s) for s in spec.segments])
-    return split_credit_panel(credit_feature_config(spec).credit_panel(inputs), spec)
-
-
 def _oracle_auc(data: Path, test: pd.DataFrame) -> tuple[float | None, float]:
     """AUC of the synthetic bank's true PD on the test rows, and the share of rows it covers."""
     path = data / TRUTH_DIR / f"{TRUTH_CREDIT_PD}.parquet"
+    if not path.exists():  # a client-partitioned folder holds the truth in parts
+        path = data / TRUTH_DIR / TRUTH_CREDIT_PD
     if not path.exists():
         return None, 0.0
     truth = pd.read_parquet(path, columns=["client_id", "month", "pd_12m"])
@@ -192,27 +89,53 @@ def train_credit_risk(
     tracking_uri: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     on_step: run.Progress | None = None,
+    client: Client | None = None,
 ) -> run.TrainingResult:
-    """Run the whole job; see the module docstring.
+    """Run the whole job; see the module docstring. With ``client`` (a Dask client), ``data``
+    must be client-partitioned: the panel, the split and LightGBM's fit run on the cluster
+    (:mod:`rmreco.training.distributed`), everything after the fit as in one process.
 
     Raises:
         ConfigurationError: the spec is invalid.
-        DataContractError: the data folder breaks the contract.
+        DataContractError: the data folder breaks the contract (or, with ``client``, is not
+            client-partitioned).
         TrainingDataError: the data cannot support the split.
     """
     step = on_step or (lambda message: log.info(message))
     spec = load_credit_risk_spec(spec_path)
-    step("reading and validating the data")
-    inputs, validated = read_feature_inputs(data)
-    step("building point-in-time features and labels")
-    split = build_split(inputs, spec)
+    held: HeldFitSet | None = None
+    if client is None:
+        step("reading and validating the data")
+        inputs, validated = read_feature_inputs(data)
+        step("building point-in-time features and labels")
+        split = build_split(inputs, spec)
+        extra_columns, currency, fingerprint = (
+            inputs.extra_columns,
+            validated.currency,
+            validated.fingerprint,
+        )
+        trained_on = "one process"
+    else:
+        step("reading the parts and building their features and labels on the cluster")
+        book = distributed.credit_panels(client, data, spec)
+        step("splitting the parts on the cluster")
+        on_cluster = distributed.credit_split(client, book, spec)
+        split, held = on_cluster.split, distributed.held_fit_set(client, on_cluster)
+        extra_columns, currency, fingerprint = book.extra_columns, book.currency, book.fingerprint
+        trained_on = on_cluster.trained_on()
+        if split.is_fit_sampled:
+            step(
+                f"note: the scorecard, the choice of features and the stability profile read "
+                f"a sample of {len(split.fit):,} of the {split.fit_rows:,} fit rows (whole "
+                f"clients); LightGBM reads them all"
+            )
     choice = choose_features(
-        spec.feature_names, split.fit, inputs.extra_columns, bank_columns=spec.bank_columns
+        spec.feature_names, split.fit, extra_columns, bank_columns=spec.bank_columns
     )
     spec = fitted_spec(spec, choice)
     for note in choice.notes():
         step(f"note: {note}")
-    step(f"fitting LightGBM and the scorecard on {len(split.fit):,} snapshots")
+    step(f"fitting LightGBM and the scorecard on {split.fit_rows:,} snapshots ({trained_on})")
     estimator = CreditRiskEstimator(spec, threads=settings.resolved_threads).fit(
         split.fit,
         split.calibration,
@@ -221,8 +144,10 @@ def train_credit_risk(
         metadata={
             **split.describe(),
             **_windows(spec),
-            "currency": validated.currency or settings.currency,
+            "currency": currency or settings.currency,
+            "trained_on": trained_on,
         },
+        held=held,
     )
     for warning in estimator.warnings_:
         log.warning(warning)
@@ -241,13 +166,15 @@ def train_credit_risk(
         vetoes.append(validation.veto)
     comparison = _comparison(metrics, spec.model.registered, estimator.warnings_)
     trained = run.TrainedModel(
-        source=run.Source("train_credit_risk", spec, spec_path, data, validated.fingerprint),
+        source=run.Source("train_credit_risk", spec, spec_path, data, fingerprint),
         model=model,
         test=test,
         registered_kind=model.kind,
         comparison=comparison,
         metrics=metrics,
-        params=_params(spec, split, estimator) | _choice_params(choice),
+        params=_params(spec, split, estimator)
+        | _choice_params(choice)
+        | _where_params(trained_on, held),
         output_example=pd.DataFrame(
             {pd_column(spec.label.horizon_months): [0.01], "grade": ["5"], "reasons": ["[]"]}
         ),
@@ -259,7 +186,7 @@ def train_credit_risk(
         model_card=lambda report, gate, version: _model_card(
             spec,
             choice,
-            validated.fingerprint,
+            fingerprint,
             data,
             split,
             metrics,
@@ -324,8 +251,8 @@ def degenerate_vetoes(estimator: CreditRiskEstimator, split: Split) -> list[str]
         no_split = no_split_veto(
             estimator.has_split_,
             "the LightGBM model",
-            lgb_spec.min_data_in_leaf(len(split.fit)),
-            len(split.fit),
+            lgb_spec.min_data_in_leaf(split.fit_rows),
+            split.fit_rows,
         )
         if no_split:
             vetoes.append(no_split)
@@ -358,12 +285,13 @@ def _params(
         "registered": estimator.model_.kind,
         "registered_rule": spec.model.registered,
         "calibration": spec.model.calibration,
-        "rows_fit": len(split.fit),
+        "rows_fit": split.fit_rows,
+        "scorecard_fit_rows": estimator.scorecard_rows_,
         "rows_calibration": len(split.calibration),
         "rows_test": len(split.test),
         **split.describe(),
         **{f"lgb_{k}": v for k, v in estimator.lightgbm_params_.items()},
-        "lgb_min_data_in_leaf": lgb_spec.min_data_in_leaf(len(split.fit)),
+        "lgb_min_data_in_leaf": lgb_spec.min_data_in_leaf(split.fit_rows),
         **shares,
         "lgb_num_boost_round": lgb_spec.num_boost_round,
     }
@@ -586,6 +514,15 @@ def fitted_spec(spec: CreditRiskSpec, choice: FeatureChoice) -> CreditRiskSpec:
     return spec.model_copy(update={"features": features})
 
 
+def _where_params(trained_on: str, held: HeldFitSet | None) -> dict[str, object]:
+    """Where the run was trained; on a cluster, what LightGBM's data-parallel learner changes
+    (it supports basic monotone constraints only)."""
+    params: dict[str, object] = {"trained_on": trained_on}
+    if held is not None:
+        params["lgb_monotone_constraints_method"] = distributed.CLUSTER_MONOTONE_METHOD
+    return params
+
+
 def _choice_params(choice: FeatureChoice) -> dict[str, object]:
     return {
         "features_left_out": ", ".join(choice.left_out) or "none",
@@ -620,6 +557,14 @@ def _model_card(
     warnings = "".join(f"- {w}\n" for w in estimator.warnings_) or "- none\n"
     feature_notes = "".join(f"- {n}\n" for n in choice.notes()) or "- every feature of the spec\n"
     min_leaf = estimator.model_.metadata.get("min_data_in_leaf")
+    sampled = (
+        f"The scorecard, the choice of features and the fit window's stability profile read "
+        f"{estimator.scorecard_rows_:,} of the {split.fit_rows:,} fit rows (whole clients, by a "
+        f"hash of their id; at most {distributed.SAMPLE_ROWS:,}); LightGBM read them all, on a "
+        "Dask cluster.\n"
+        if split.is_fit_sampled
+        else ""
+    )
     shown = [
         "oot_auc",
         "oot_gini",
@@ -651,7 +596,7 @@ without the policy rules and a human in the loop.
 
 ## Data
 - folder: `{data}`; content fingerprint `{fingerprint[:16]}`
-- fit period {periods["fit_period"]} ({len(split.fit):,} snapshots), calibration period
+- fit period {periods["fit_period"]} ({split.fit_rows:,} snapshots), calibration period
   {periods["calibration_period"]} ({len(split.calibration):,}), {test_name} period
   {periods["test_period"]} ({len(split.test):,}); split: {spec.split.kind}
 - label: a {", ".join(str(e) for e in spec.label.events)} event in the
@@ -661,8 +606,9 @@ without the policy rules and a human in the loop.
 ## Model
 {estimator.model_.kind} ({comparison}); calibration: {spec.model.calibration} on the
 calibration period; {len(spec.features)} features, monotone where the direction is known.
-LightGBM min_data_in_leaf {min_leaf} for {len(split.fit):,} fit rows.
-
+Trained on: {estimator.model_.metadata.get("trained_on", "one process")}.
+LightGBM min_data_in_leaf {min_leaf} for {split.fit_rows:,} fit rows.
+{sampled}
 Features fitted to this data:
 {feature_notes}
 

@@ -7,7 +7,7 @@ what the data has and which setting would fit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,17 +26,47 @@ class Split:
     calibration: pd.DataFrame
     test: pd.DataFrame
 
+    @property
+    def fit_rows(self) -> int:
+        """The rows of the whole fit set (see :class:`SampledSplit`)."""
+        return len(self.fit)
+
+    @property
+    def is_fit_sampled(self) -> bool:
+        """Whether ``fit`` holds fewer rows than the fit set."""
+        return self.fit_rows > len(self.fit)
+
     def describe(self) -> dict[str, str]:
         """The months each part spans, as YYYY-MM..YYYY-MM."""
-
-        def span(frame: pd.DataFrame) -> str:
-            return f"{frame['month'].min():%Y-%m}..{frame['month'].max():%Y-%m}"
-
         return {
-            "fit_period": span(self.fit),
-            "calibration_period": span(self.calibration),
-            "test_period": span(self.test),
+            "fit_period": self._fit_period(),
+            "calibration_period": _span(self.calibration),
+            "test_period": _span(self.test),
         }
+
+    def _fit_period(self) -> str:
+        return _span(self.fit)
+
+
+@dataclass(frozen=True)
+class SampledSplit(Split):
+    """A split whose ``fit`` holds a sample (whole clients) of a fit set kept elsewhere (on a
+    cluster's workers: ``rmreco.training.distributed``), with the whole set's rows and months
+    (YYYY-MM..YYYY-MM)."""
+
+    whole_fit_rows: int = 0
+    whole_fit_period: str = ""
+
+    @property
+    def fit_rows(self) -> int:
+        return self.whole_fit_rows
+
+    def _fit_period(self) -> str:
+        return self.whole_fit_period
+
+
+def _span(frame: pd.DataFrame) -> str:
+    return f"{frame['month'].min():%Y-%m}..{frame['month'].max():%Y-%m}"
 
 
 def enough_history(frame: pd.DataFrame, min_months: int) -> pd.Series:
@@ -56,7 +86,17 @@ def require_segments(clients: pd.DataFrame, segments: Sequence[str]) -> None:
             each segment the data has, and names the spec setting to change).
     """
     counts = clients["segment"].astype(str).value_counts()
-    if counts.reindex(list(segments)).fillna(0).sum() > 0:
+    require_segment_counts({str(k): int(v) for k, v in counts.items()}, segments)
+
+
+def require_segment_counts(counts: Mapping[str, int], segments: Sequence[str]) -> None:
+    """:func:`require_segments` of the data's clients counted by segment (``counts``, largest
+    first: a book on a cluster is counted part by part).
+
+    Raises:
+        TrainingDataError: as :func:`require_segments`.
+    """
+    if any(counts.get(str(segment), 0) > 0 for segment in segments):
         return
     has = ", ".join(f"{segment} {n:,}" for segment, n in counts.items()) or "no clients"
     raise TrainingDataError(
@@ -153,9 +193,27 @@ def require_both_outcomes(
         TrainingDataError: a window has no positive or no negative row; the message names
             the first such window, its rows and positives, and the settings that widen it.
     """
-    for name, frame in windows:
-        positives = int(frame[label].sum()) if len(frame) else 0
-        if positives == 0 or positives == len(frame):
+    require_both_outcome_counts(
+        [
+            (name, len(frame), int(frame[label].sum()) if len(frame) else 0)
+            for name, frame in windows
+        ],
+        outcomes,
+        otherwise=otherwise,
+    )
+
+
+def require_both_outcome_counts(
+    windows: Sequence[tuple[str, int, int]], outcomes: str, *, otherwise: str = ""
+) -> None:
+    """:func:`require_both_outcomes` of windows given by their counts: (name, rows, positives)
+    of each (a window held on a cluster's workers is counted there).
+
+    Raises:
+        TrainingDataError: as :func:`require_both_outcomes`.
+    """
+    for name, rows, positives in windows:
+        if positives == 0 or positives == rows:
             widen = (
                 "more months before the calibration and test windows (fewer "
                 "split.test_months / split.calibration_months) or a lower "
@@ -164,7 +222,7 @@ def require_both_outcomes(
                 else f"a longer split.{name}_months"
             )
             raise TrainingDataError(
-                f"the {name} period has {len(frame)} rows and {positives} {outcomes}; "
+                f"the {name} period has {rows} rows and {positives} {outcomes}; "
                 f"both outcomes are needed: {widen} may give it both"
                 + (f", or {otherwise}" if otherwise else "")
             )
