@@ -100,4 +100,14 @@ def dask_client(
         ) as cluster,
         Client(cluster) as client,
     ):
+        client.run(_discard_output)
         yield client
+
+
+def _discard_output() -> None:
+    """In a LocalCluster's worker process: its standard output to /dev/null. The workers share
+    the command's output, and native libraries print there from threads of their own (LightGBM's
+    network, say) whatever their log settings; the workers' logs go to standard error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)

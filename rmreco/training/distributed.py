@@ -28,6 +28,7 @@ the same rule as the single process, measured by every worker alike.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -504,6 +505,14 @@ class DaskBoosterFitter:
             callbacks.append(
                 ValidationStopping.for_params(X_val, y_val, early_stopping_rounds, full)
             )
+        # LightGBM's messages (its network's set-up on every worker, the ports it looks for
+        # here) through logging, not printed: the command's output stays the command's
+        lgb.register_logger(logging.getLogger("lightgbm"))
+        quiet = [
+            self.client.submit(_quiet_lightgbm, workers=[w], allow_other_workers=False, pure=False)
+            for w in self.client.scheduler_info()["workers"]
+        ]
+        self.client.gather(quiet)
         # LightGBM uses each worker's threads (one on a LocalCluster: rmreco.training.cluster)
         # the client's view with ranked blocks, where lightgbm.dask takes a Client
         ranked = cast("Client", _RankedClient(self.client))
@@ -522,6 +531,20 @@ class DaskBoosterFitter:
         booster = lgb.Booster(model_str=fitted.model_to_string())
         booster.best_iteration = fitted.best_iteration
         return booster
+
+
+def _quiet_lightgbm() -> None:
+    """A task on each worker: LightGBM's messages to a logger that keeps errors only (its
+    network's set-up says every port it binds and every retry of a connection, printed to the
+    worker's output, which a LocalCluster shares with the command). The library keeps its
+    message callback per thread, so this runs as a task, on the thread the worker's tasks run
+    on (one, on a LocalCluster: ``rmreco.training.cluster``)."""
+    from lightgbm import basic
+
+    logger = logging.getLogger("lightgbm.worker")
+    logger.setLevel(logging.ERROR)
+    lgb.register_logger(logger)
+    basic._LIB.LGBM_RegisterLogCallback(basic._LIB.callback)
 
 
 def held_fit_set(client: Client, split: ClusterSplit) -> HeldFitSet:
