@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rmreco.features.config import FeatureConfig
-from rmreco.features.reasons import Target, direction, explain, is_reason
+from rmreco.features.reasons import Explanation, Target, direction, explain, is_reason
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.master_scale import MasterScale
@@ -89,6 +89,116 @@ def make_reason(
         contribution=contribution,
         text=said.text,
     )
+
+
+def top_contributions(
+    contrib: np.ndarray, eligible: np.ndarray, top: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``top`` candidate reasons: the columns of the largest contributions among the
+    ``eligible`` columns (ties in column order), their contributions (-inf where not
+    eligible), and which of them are reasons (those before the first that is not above
+    :data:`MIN_CONTRIBUTION`).
+
+    Args:
+        contrib: rows x features log-odds contributions (no bias column).
+        eligible: per feature, whether it may be a reason.
+        top: the most reasons of a row.
+
+    Returns:
+        ``(columns, values, kept)``, each of shape rows x min(top, features).
+    """
+    masked = np.where(eligible, contrib, -np.inf)
+    columns = np.argsort(-masked, axis=1, kind="stable")[:, :top]
+    values = np.take_along_axis(masked, columns, axis=1)
+    # a row's reasons stop at its first candidate that does not raise the score (NaN does)
+    kept = np.logical_and.accumulate(~(values <= MIN_CONTRIBUTION), axis=1)
+    return columns, values, kept
+
+
+def build_reasons(
+    X: np.ndarray,
+    contrib: np.ndarray,
+    eligible: np.ndarray,
+    top: int,
+    *,
+    features: Sequence[str],
+    value_of: Callable[[str, float], float | str | None],
+    target: Target,
+    currency: str | None,
+    products: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[list[Reason]]:
+    """The reasons of every row of an encoded matrix ``X`` from its contributions: the ``top``
+    eligible features that raised its score most, strongest first (see
+    :func:`top_contributions`), each the :func:`make_reason` of its value (``value_of``: the
+    model's reading of an encoded value). Each (feature, value) is explained once per call."""
+    columns, values, kept = top_contributions(contrib, eligible, top)
+    out: list[list[Reason]] = [[] for _ in range(len(X))]
+    rows, ranks = np.nonzero(kept)  # row-major: each row's reasons strongest first
+    picked = columns[rows, ranks]
+    said: dict[tuple[int, float | str], Explanation] = {}
+    for i, j, c, x in zip(
+        rows.tolist(),
+        picked.tolist(),
+        values[rows, ranks].tolist(),
+        X[rows, picked].tolist(),
+        strict=True,
+    ):
+        name = features[j]
+        # -0.0 and 0.0 may read differently, and NaN equals no key: both keyed by their text
+        key = (j, x if x == x and x != 0 else repr(x))
+        explanation = said.get(key)
+        if explanation is None:
+            explanation = explain(
+                name,
+                value_of(name, x),
+                currency=currency,
+                products=products,
+                descriptions=descriptions,
+            )
+            said[key] = explanation
+        out[i].append(
+            Reason(
+                code=explanation.code,
+                feature=name,
+                value=explanation.value,
+                unit=explanation.unit,
+                direction=direction(c, target),
+                contribution=c,
+                text=explanation.text,
+            )
+        )
+    return out
+
+
+def reasons_json(rows: Sequence[Sequence[Reason]]) -> list[str]:
+    """Each row's reasons as JSON text: ``json.dumps([r.to_dict() for r in row])``, with each
+    distinct reason's text (all but its contribution) encoded once per call."""
+    parts: dict[tuple[Any, ...], tuple[str, str]] = {}
+    out: list[str] = []
+    for row in rows:
+        if not row:
+            out.append("[]")
+            continue
+        fragments = []
+        for r in row:
+            contribution = round(r.contribution, 4)
+            if not isinstance(contribution, float) or not math.isfinite(contribution):
+                fragments.append(json.dumps(r.to_dict()))
+                continue
+            # the value by its type and text: 0.0 and -0.0 (or "1" and 1.0) write differently
+            value = (type(r.value), repr(r.value))
+            key = (r.code, r.feature, value, r.unit, r.direction, r.text)
+            known = parts.get(key)
+            if known is None:
+                whole = r.to_dict()
+                del whole["contribution"], whole["text"]
+                known = (json.dumps(whole)[:-1], json.dumps({"text": r.text})[1:])
+                parts[key] = known
+            number = float.__repr__(contribution)  # as json writes a float
+            fragments.append(f'{known[0]}, "contribution": {number}, {known[1]}')
+        out.append("[" + ", ".join(fragments) + "]")
+    return out
 
 
 def pd_column(horizon_months: int) -> str:
@@ -244,22 +354,17 @@ class CreditRiskModel:
     ) -> list[list[Reason]]:
         """The ``top`` features of each row with the largest positive contributions, leaving
         out the features that describe the extract rather than the client."""
-        # the model's currency when the caller names none (a model may record its data's)
-        currency = currency or recorded_currency(self.metadata)
-        eligible = np.where(self._is_reason, contrib, -np.inf)
-        order = np.argsort(-eligible, axis=1, kind="stable")[:, :top]
-        out: list[list[Reason]] = []
-        for i in range(len(X)):
-            row: list[Reason] = []
-            for j in order[i]:
-                c = float(eligible[i, j])
-                if c <= MIN_CONTRIBUTION:
-                    break
-                name = self.encoder.features[j]
-                value = self._value(name, float(X[i, j]))
-                row.append(make_reason(name, value, c, target="pd", currency=currency))
-            out.append(row)
-        return out
+        return build_reasons(
+            X,
+            contrib,
+            self._is_reason,
+            top,
+            features=self.encoder.features,
+            value_of=self._value,
+            target="pd",
+            # the model's currency when the caller names none (a model may record its data's)
+            currency=currency or recorded_currency(self.metadata),
+        )
 
     def _value(self, name: str, code: float) -> float | str | None:
         if name in self.encoder.categories:

@@ -281,6 +281,16 @@ class Option:
         }
 
 
+def financing_products(catalog: Sequence[Mapping[str, Any]], policy: CreditPolicy) -> list[Product]:
+    """The financing products of a catalog (rows of the contract's ``products``) as decisioning
+    reads them, with the policy's ``catalog_defaults`` for the terms a row leaves empty."""
+    return [
+        Product.from_catalog(row, policy.catalog_defaults)
+        for row in catalog
+        if row.get("kind") == ProductKind.FINANCING
+    ]
+
+
 def purpose_products(policy: CreditPolicy, purpose: str | None) -> frozenset[str] | None:
     """The financing products that serve ``purpose`` (None: no purpose given, every product).
 
@@ -551,6 +561,7 @@ def decide_financing(
     propensities: Mapping[str, float] | None,
     request: Request | None = None,
     suppressed: Mapping[str, Suppression] | None = None,
+    products: Sequence[Product] | None = None,
 ) -> FinancingDecision:
     """Decide one client's financing from its features and its credit score: the one
     orchestration the service's financing answer and batch scoring's financing output share.
@@ -566,6 +577,8 @@ def decide_financing(
     financing products are offered. ``propensities`` are the client's take-up propensities by
     product from the cross-sell model (None when none is served); ``suppressed`` the products
     the contact policy keeps from the client now; see :func:`financing_options`.
+    ``products``: :func:`financing_products` of ``catalog`` and ``policy``, when the caller
+    decides many clients on one catalog (None: read from ``catalog`` here).
     """
     pd, grade = graded(pd, grade, in_default=in_default)
     facts = ClientFacts.from_features(
@@ -577,11 +590,8 @@ def decide_financing(
     )
     decision = decide(grade, facts, policy)
     declined = decision.outcome == "decline"
-    products = [
-        Product.from_catalog(row, policy.catalog_defaults)
-        for row in catalog
-        if row.get("kind") == ProductKind.FINANCING
-    ]
+    if products is None:
+        products = financing_products(catalog, policy)
     options = (
         []
         if declined

@@ -32,6 +32,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,9 +46,9 @@ from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.reasons import is_reason
 from rmreco.modeling.calibration import Calibrator
 from rmreco.modeling.credit_model import (
-    MIN_CONTRIBUTION,
     Reason,
-    make_reason,
+    build_reasons,
+    reasons_json,
     recorded_currency,
 )
 from rmreco.modeling.encoding import FeatureEncoder
@@ -394,52 +395,45 @@ class PropensityModel:
         and the reason catalogue's codes (``currency``, ISO 4217, is named after amounts).
         The product itself, and features that describe the extract rather than the client,
         are not reasons; a product ranked by popularity has none (its propensity does not
-        depend on the client)."""
+        depend on the client), nor has a product the model does not know. A feature the
+        catalogue does not know reads with the model's own description (``descriptions``)."""
         top = self.top_reasons if top is None else top
-        currency = currency or recorded_currency(self.metadata)
-        contrib = np.nan_to_num(self.contributions(X)[:, :-1], nan=0.0)
-        eligible = np.array([is_reason(name) for name in self.encoder.features], dtype=bool)
-        contrib = np.where(eligible, contrib, -np.inf)
-        order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
-        products = {code: terms.name for code, terms in self.catalog.items()}
-        flat = np.isin(self.product_codes(X), list(self.popularity))
-        out: list[list[Reason]] = []
-        for i in range(len(X)):
-            row: list[Reason] = []
-            for j in order[i] if not flat[i] else ():
-                c = float(contrib[i, j])
-                if c <= MIN_CONTRIBUTION:
-                    break
-                name = self.encoder.features[j]
-                value = self._value(name, float(X[i, j]))
-                row.append(self._sentence(name, value, c, currency, products))
-            out.append(row)
+        codes = self.product_codes(X)
+        # only rows of a product the model ranks have contributions worth computing: TreeSHAP
+        # is most of a batch's time, and each row's contributions are its own
+        explained = np.flatnonzero(
+            (codes != None) & ~np.isin(codes, list(self.popularity))  # noqa: E711 (elementwise)
+        )
+        out: list[list[Reason]] = [[] for _ in range(len(X))]
+        if not len(explained):
+            return out
+        rows = X[explained]
+        contrib = np.nan_to_num(self.contributions(rows)[:, :-1], nan=0.0)
+        found = build_reasons(
+            rows,
+            contrib,
+            self._is_reason,
+            top,
+            features=self.encoder.features,
+            value_of=self._value,
+            target="take-up",
+            currency=currency or recorded_currency(self.metadata),
+            products={code: terms.name for code, terms in self.catalog.items()},
+            descriptions=self.descriptions,
+        )
+        for i, reasons_of in zip(explained.tolist(), found, strict=True):
+            out[i] = reasons_of
         return out
+
+    @cached_property
+    def _is_reason(self) -> np.ndarray:
+        """Per input column: may the feature be a reason (see :func:`is_reason`)."""
+        return np.array([is_reason(name) for name in self.encoder.features], dtype=bool)
 
     def _value(self, name: str, code: float) -> float | str | None:
         if name in self.encoder.categories:
             return self.encoder.level(name, code)
         return None if math.isnan(code) else code
-
-    def _sentence(
-        self,
-        name: str,
-        value: float | str | None,
-        contribution: float,
-        currency: str | None,
-        products: dict[str, str],
-    ) -> Reason:
-        """The reason of one feature from the catalogue; a feature it does not know reads with
-        the model's own description (``descriptions``)."""
-        return make_reason(
-            name,
-            value,
-            contribution,
-            target="take-up",
-            currency=currency,
-            products=products,
-            descriptions=self.descriptions,
-        )
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -521,6 +515,7 @@ def rank_offers(
     with_reasons: bool = False,
     group: Sequence[str] = ("client_id", "month"),
     currency: str | None = None,
+    predictions: PropensityPredictions | None = None,
 ) -> pd.DataFrame:
     """Each client's offers ranked by expected value (rank 1 the highest), as batch scoring
     writes them.
@@ -530,18 +525,29 @@ def rank_offers(
     ``grades`` (None: not graded; no ``grades`` at all: nobody is graded). Rows of products the
     model does not know are dropped.
 
+    ``predictions`` are the model's propensities and expected values of ``frame``'s rows when
+    the caller has them already (``model.predict(frame, with_reasons=False)``); reasons are
+    computed for the rows kept only.
+
     Returns:
         the ``group`` columns, ``product_code``, ``propensity``, ``expected_value``, ``rank``
-        (and ``reasons`` as JSON when asked), plus the frame's index as ``row`` for joining back.
+        (and, when asked, ``reasons`` as JSON and their catalogue codes as ``reason_codes``),
+        plus the frame's index as ``row`` for joining back.
+
+    Raises:
+        ValueError: ``predictions`` are not of ``frame``'s rows, or ``grades`` come without a
+            master scale.
     """
-    result = model.predict(frame, with_reasons=with_reasons, currency=currency)
+    result = model.predict(frame, with_reasons=False) if predictions is None else predictions
+    if len(result.propensity) != len(frame):
+        raise ValueError(
+            f"predictions of {len(result.propensity)} rows for a frame of {len(frame)} rows"
+        )
     codes = np.asarray(frame[PRODUCT].astype(str), dtype=object)
     out = pd.DataFrame({name: frame[name].to_numpy() for name in group})
     out[PRODUCT] = codes
     out["propensity"] = result.propensity
     out["expected_value"] = result.expected_value
-    if with_reasons:
-        out["reasons"] = [json.dumps([r.to_dict() for r in row]) for row in result.reasons]
     keep = ~np.isnan(result.propensity)
     if model.max_credit_grade is not None:
         financing = np.isin(codes, model.financing_products)
@@ -556,6 +562,17 @@ def rank_offers(
             else np.full(len(frame), model.ungraded == "include")
         )
         keep &= ~financing | allowed
+    if with_reasons:
+        # explained only where kept: the reasons of a row dropped here are never read
+        kept = np.flatnonzero(keep).tolist()
+        found = model.reasons(model.encoder.transform(frame.iloc[kept]), currency=currency)
+        texts = ["[]"] * len(frame)
+        reason_codes: list[list[str]] = [[] for _ in range(len(frame))]
+        for i, text, row in zip(kept, reasons_json(found), found, strict=True):
+            texts[i] = text
+            reason_codes[i] = [r.code for r in row]
+        out["reasons"] = texts
+        out["reason_codes"] = reason_codes
     out["row"] = frame.index.to_numpy()
     out = out[keep]
     out = out.sort_values(

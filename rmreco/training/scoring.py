@@ -53,12 +53,18 @@ from rmreco.features.config import snapshot_frame
 from rmreco.features.cross_sell import PRODUCT
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.observations import observation_months
-from rmreco.modeling.credit_model import CreditPredictions, CreditRiskModel, Reason, pd_column
-from rmreco.modeling.decisioning import Outcome, decide_financing
+from rmreco.modeling.credit_model import (
+    CreditPredictions,
+    CreditRiskModel,
+    Reason,
+    pd_column,
+    reasons_json,
+)
+from rmreco.modeling.decisioning import Outcome, decide_financing, financing_products
 from rmreco.modeling.master_scale import MasterScale
 from rmreco.modeling.offers import CreditView, credit_aware
 from rmreco.modeling.policy import CreditPolicy, load_policy
-from rmreco.modeling.propensity import PropensityModel, rank_offers
+from rmreco.modeling.propensity import PropensityModel, PropensityPredictions, rank_offers
 from rmreco.training.registry import RegistryError
 from rmreco.training.run import Progress, load_champions
 
@@ -153,7 +159,7 @@ def score_table(scored: Sequence[ScoredClients]) -> pd.DataFrame:
                 "pd": part.result.pd,
                 "pd_horizon_months": part.result.horizon_months,
                 "grade": part.result.grade.astype(str),
-                "reasons": [json.dumps(_reason_dicts(row)) for row in part.result.reasons],
+                "reasons": reasons_json(part.result.reasons),
                 "reason_codes": [[r.code for r in row] for row in part.result.reasons],
                 "model_name": part.champion.name,
                 "model_version": part.champion.version,
@@ -183,6 +189,7 @@ def financing_decisions(
     ``propensities`` maps client ids to their take-up propensity by product (None when no
     cross-sell model is served)."""
     catalog = _catalog_rows(inputs.products)
+    products = financing_products(catalog, policy)  # read once, not once a client
     held = _held_at(inputs.holdings, as_of)
     turnover = _declared_turnover(inputs.clients)
     rows: list[dict[str, Any]] = []
@@ -203,6 +210,7 @@ def financing_decisions(
                 catalog=catalog,
                 policy=policy,
                 propensities=None if propensities is None else propensities.get(client_id, {}),
+                products=products,
             )
             shared = {
                 "client_id": client_id,
@@ -283,10 +291,12 @@ def _held_at(holdings: pd.DataFrame | None, as_of: date) -> dict[str, frozenset[
     start = pd.to_datetime(holdings["start_month"])
     end = pd.to_datetime(holdings["end_month"])
     open_ = holdings[(start <= month) & (end.isna() | (end >= month))]
-    return {
-        str(client): frozenset(group.astype(str))
-        for client, group in open_.groupby("client_id")[PRODUCT]
-    }
+    held: dict[str, set[str]] = {}
+    for client, product in zip(
+        open_["client_id"].astype(str), open_[PRODUCT].astype(str), strict=True
+    ):
+        held.setdefault(client, set()).add(product)
+    return {client: frozenset(products) for client, products in held.items()}
 
 
 def _declared_turnover(clients: pd.DataFrame) -> dict[str, float]:
@@ -476,9 +486,16 @@ def score_clients(
             name: model.config.cross_sell_panel(inputs, months=[as_of])
             for name, (model, _) in champions.cross_sell.items()
         }
+        # each panel's propensities once: the financing options' and the offers'
+        predicted = {
+            name: model.predict(panels[name], with_reasons=False)
+            for name, (model, _) in champions.cross_sell.items()
+        }
         propensities: dict[str, dict[str, float]] = {}
         for name, (model, _) in champions.cross_sell.items():
-            propensities.update(client_propensities(model, panels[name]))
+            propensities.update(
+                client_propensities(model, panels[name], predictions=predicted[name])
+            )
         step("deciding and ranking the financing options")
         financing = financing_decisions(scored, inputs, as_of, policy, propensities)
         views = credit_views(financing)
@@ -486,7 +503,13 @@ def score_clients(
         for name, (model, xs_version) in champions.cross_sell.items():
             step(f"ranking the cross-sell offers of {name}")
             offers = cross_sell_offers(
-                panels[name], model, as_of, views, credit[0].model.scale, currency=currency
+                panels[name],
+                model,
+                as_of,
+                views,
+                credit[0].model.scale,
+                currency=currency,
+                predictions=predicted[name],
             )
             offers["model_name"] = name
             offers["model_version"] = xs_version
@@ -592,10 +615,18 @@ def credit_views(financing: pd.DataFrame) -> dict[str, CreditView]:
     }
 
 
-def client_propensities(model: PropensityModel, panel: pd.DataFrame) -> dict[str, dict[str, float]]:
+def client_propensities(
+    model: PropensityModel,
+    panel: pd.DataFrame,
+    *,
+    predictions: PropensityPredictions | None = None,
+) -> dict[str, dict[str, float]]:
     """Each client's propensity by product over a cross-sell panel (the rows the model scores:
-    eligible products the client does not hold)."""
-    propensity = model.predict(panel, with_reasons=False).propensity
+    eligible products the client does not hold); ``predictions``: the model's of the panel, when
+    the caller has them."""
+    if predictions is None:
+        predictions = model.predict(panel, with_reasons=False)
+    propensity = predictions.propensity
     out: dict[str, dict[str, float]] = {}
     for client, product, p in zip(
         panel["client_id"].astype(str), panel[PRODUCT].astype(str), propensity, strict=True
@@ -613,12 +644,14 @@ def cross_sell_offers(
     scale: MasterScale,
     *,
     currency: str | None = None,
+    predictions: PropensityPredictions | None = None,
 ) -> pd.DataFrame:
     """The ranked offers of every client of ``panel`` (the model's cross-sell panel at
     ``as_of``, built with its own configuration; see the module docstring), credit-aware: each
     offer carries its client's PD, grade and (credit products) policy decision from ``views``
     (ungraded clients absent), and credit products the policy declines are left out
-    (:func:`rmreco.modeling.offers.credit_aware`, as in the service's lists)."""
+    (:func:`rmreco.modeling.offers.credit_aware`, as in the service's lists). ``predictions``:
+    the model's of the panel, when the caller has them (see :func:`rank_offers`)."""
     mapped = panel["client_id"].map({c: v.grade for c, v in views.items()}).astype(object)
     row_grades = mapped.where(mapped.notna(), None).to_numpy(dtype=object)
     ranked = rank_offers(
@@ -629,6 +662,7 @@ def cross_sell_offers(
         with_reasons=True,
         group=("client_id",),
         currency=currency,
+        predictions=predictions,
     )
     ranked = credit_aware(ranked, views, model.financing_products)
     return pd.DataFrame(
@@ -644,7 +678,7 @@ def cross_sell_offers(
             "grade": pd.Series(ranked["grade"].to_numpy(dtype=object), dtype=object),
             "decision": pd.Series(ranked["decision"].to_numpy(dtype=object), dtype=object),
             "reasons": ranked["reasons"].to_numpy(),
-            "reason_codes": [[r["code"] for r in json.loads(x)] for x in ranked["reasons"]],
+            "reason_codes": ranked["reason_codes"].to_numpy(),
         }
     )
 
