@@ -126,6 +126,24 @@ def _train_command(bank: str, home: str, dask: str) -> None:
     print(json.dumps({"seconds": seconds, "peak_gib": peak, "oot_auc": auc}))
 
 
+def _generate(folder: str, clients: str, months: str, parts: str, seed: str = "1") -> None:
+    from rmreco.synthetic import generate_bank
+
+    summary = generate_bank(
+        Path(folder),
+        n_clients=int(clients),
+        n_months=int(months),
+        seed=int(seed),
+        partitions=int(parts),
+    )
+    print(json.dumps({"account_rows": summary.rows["account_months"]}))
+
+
+def _champions(tmp: str, bank: str) -> None:
+    home, uri = _train(Path(tmp), Path(bank))
+    print(json.dumps({"home": home, "uri": uri}))
+
+
 def _train(tmp: Path, bank: Path) -> tuple[str, str]:
     """Champions trained on ``bank`` in this process: (RMRECO_HOME, tracking URI)."""
     from rmreco.config import Settings
@@ -176,38 +194,39 @@ def main() -> None:
             "features-cluster": _features_cluster,
             "score": _score,
             "train": _train_command,
+            "generate": _generate,
+            "champions": _champions,
         }
         children[what](*rest)
         return
 
     with tempfile.TemporaryDirectory(prefix="rmreco-scale-") as name:
         tmp = Path(name)
-        from rmreco.synthetic import generate_bank
-
+        # the banks are generated and the champions trained in children too: a child's peak
+        # RSS (ru_maxrss) starts from its parent's size at the fork, kept across exec
         print(f"generating {args.clients:,} clients x {args.months} months in {args.parts} parts")
         started = time.perf_counter()
-        summary = generate_bank(
-            tmp / "bank",
-            n_clients=args.clients,
-            n_months=args.months,
-            seed=1,
-            partitions=args.parts,
+        made = _child(
+            ["generate", str(tmp / "bank"), str(args.clients), str(args.months), str(args.parts)]
         )
         print(
-            f"  {summary.rows['account_months']:,} account rows in "
-            f"{time.perf_counter() - started:.0f} s",
+            f"  {made['account_rows']:,} account rows in {time.perf_counter() - started:.0f} s",
             flush=True,
         )
         train_bank = tmp / "train-bank"
-        generate_bank(
-            train_bank,
-            n_clients=args.train_clients,
-            n_months=args.months,
-            seed=3,
-            partitions=args.train_parts,
+        _child(
+            [
+                "generate",
+                str(train_bank),
+                str(args.train_clients),
+                str(args.months),
+                str(args.train_parts),
+                "3",
+            ]
         )
         print(f"training champions on {args.train_clients:,} clients ...", flush=True)
-        home, uri = _train(tmp, train_bank)
+        champions = _child(["champions", str(tmp), str(train_bank)])
+        home, uri = str(champions["home"]), str(champions["uri"])
         import pandas as pd
 
         months = pd.read_parquet(tmp / "bank" / "account_months" / "part-00000.parquet")
