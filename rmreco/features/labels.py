@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,9 +73,16 @@ def _events(inputs: FeatureInputs, ids: pl.DataFrame) -> pl.DataFrame | None:
     )
 
 
-def _status(inputs: FeatureInputs, cure_months: int) -> pl.DataFrame:
+#: Not given: computed from the inputs (a sentinel, since None means "no events").
+_UNSET: Any = object()
+
+
+def _status(
+    inputs: FeatureInputs, cure_months: int, events: pl.DataFrame | None = _UNSET
+) -> pl.DataFrame:
     """``_cid``, ``_mi``, ``in_default`` for every account-month row (clients numbered as
-    :func:`client_numbers` numbers them), sorted by client, then month."""
+    :func:`client_numbers` numbers them), sorted by client, then month. ``events``: the
+    inputs' :func:`_events`, when the caller has them."""
     am = inputs.account_months
     dpd = (
         pd.to_numeric(am["dpd_max"], errors="coerce").fillna(0).to_numpy()
@@ -96,7 +104,8 @@ def _status(inputs: FeatureInputs, cure_months: int) -> pl.DataFrame:
         .over(_CID)
         .alias("_dpd_recent")
     )
-    events = _events(inputs, client_numbers(inputs))
+    if events is _UNSET:
+        events = _events(inputs, client_numbers(inputs))
     if events is None:
         return rows.select(_CID, _MI, pl.lit(False).alias("in_default"))
     defaults = [str(e) for e in DEFAULT_TYPE_EVENTS]
@@ -204,14 +213,20 @@ def _labels(
 
 
 def performing_rows(
-    frame: pl.LazyFrame, inputs: FeatureInputs, *, cure_months: int = DEFAULT_CURE_MONTHS
+    frame: pl.LazyFrame,
+    inputs: FeatureInputs,
+    *,
+    cure_months: int = DEFAULT_CURE_MONTHS,
+    events: pl.DataFrame | None = _UNSET,
 ) -> pl.LazyFrame:
     """The rows of a :func:`feature_frame` plan that are scored: an account row exists at t and
-    the client is not in default at t (the same rule for every model)."""
+    the client is not in default at t (the same rule for every model). ``events``: the
+    inputs' :func:`_events`, when the caller has them (they are read once per block)."""
     # the few rows in default (clients numbered as the builder numbers them), left out of the
     # wide frame by an anti join: a left join of the status copied every column, and the
     # filter after it copied them again
-    defaulted = _status(inputs, cure_months).lazy().filter(pl.col("in_default")).select(_CID, _MI)
+    status = _status(inputs, cure_months, events)
+    defaulted = status.lazy().filter(pl.col("in_default")).select(_CID, _MI)
     return frame.filter(pl.col("observed")).join(
         defaulted, on=[_CID, _MI], how="anti", maintain_order="left"
     )
@@ -276,8 +291,8 @@ def build_credit_panel(
         frame = observed_feature_frame(
             block, months=months, financials_lag_months=financials_lag_months
         )
-        performing = performing_rows(frame, block, cure_months=cure_months)
         events = _events(block, client_numbers(block))
+        performing = performing_rows(frame, block, cure_months=cure_months, events=events)
         return _labels(performing, events, horizon_months, label_events).with_columns(
             ((pl.col(_MI) + horizon_months) <= covered).alias("label_complete")
         )
