@@ -202,7 +202,7 @@ def cross_sell_plan(
     candidates = candidates.with_columns(
         ((pl.col(_MI) + horizon_months) <= covered).alias("label_complete")
     )
-    candidates = _sample(candidates, negative_sample, seed)
+    candidates = _sample(candidates, ids, negative_sample, seed)
 
     wide = _holdings_wide(held, codes)
     return (
@@ -360,11 +360,19 @@ def _closed(candidates: pl.LazyFrame, spells: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def _sample(candidates: pl.LazyFrame, share: float, seed: int) -> pl.LazyFrame:
+def _sample(candidates: pl.LazyFrame, ids: pl.DataFrame, share: float, seed: int) -> pl.LazyFrame:
+    """The candidates with a ``share`` of the completed non-adoptions kept (each kept one
+    weighted ``1 / share``): a row is drawn by a hash of its client's id, month and product, so
+    the same row is drawn whatever the order of the data's rows or the part of a partitioned
+    book it is in (the client numbers ``_cid`` count from 0 in each)."""
     if share >= 1:
         return candidates.with_columns(pl.lit(1.0).alias(WEIGHT))
-    draw = (pl.struct(_CID, _MI, PRODUCT).hash(seed=seed) % 1_000_003).cast(pl.Float64) / 1_000_003
+    key = pl.struct(pl.col(ID), pl.col(_MI), pl.col(PRODUCT).cast(pl.String))
+    draw = (key.hash(seed=seed) % 1_000_003).cast(pl.Float64) / 1_000_003
     is_negative = pl.col("label_complete") & (pl.col(LABEL) == 0)
-    return candidates.filter(~is_negative | (draw < share)).with_columns(
-        pl.when(is_negative).then(1.0 / share).otherwise(1.0).alias(WEIGHT)
+    return (
+        candidates.join(ids.lazy().select(_CID, ID), on=_CID, how="left", maintain_order="left")
+        .filter(~is_negative | (draw < share))
+        .drop(ID)
+        .with_columns(pl.when(is_negative).then(1.0 / share).otherwise(1.0).alias(WEIGHT))
     )
