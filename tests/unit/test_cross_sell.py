@@ -529,3 +529,20 @@ def test_split_leaves_a_gap_so_no_adoption_labels_both_fit_and_calibration_rows(
     # a fit row's label window (t+1 .. t+h) ends before any calibration row's begins
     assert index(split["fit"][-1]) + horizon < index(split["calibration"][0]) + 1
     assert index(split["calibration"][-1]) < index(split["test"][0])
+
+
+def test_the_sample_of_non_adoptions_does_not_depend_on_the_order_of_the_rows() -> None:
+    """The builder numbers clients by first appearance; the sample is drawn by client id, so
+    the same rows are kept when the history lists B before A (and in each part of a
+    partitioned book, whose numbers start from 0)."""
+    bank = _bank([("A", "payroll", M[5], None)])
+    flipped = replace(bank, account_months=bank.account_months.iloc[::-1].reset_index(drop=True))
+
+    def kept(inputs: FeatureInputs) -> set[tuple[str, pd.Timestamp, str]]:
+        panel = build_cross_sell_panel(inputs, negative_sample=0.5, seed=7)
+        ids, products = panel["client_id"].astype(str), panel[PRODUCT].astype(str)
+        return set(zip(ids, panel["month"], products, strict=True))
+
+    whole = build_cross_sell_panel(bank)
+    assert 0 < len(kept(bank)) < len(whole)
+    assert kept(bank) == kept(flipped)
