@@ -202,6 +202,30 @@ def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
     return found, problems
 
 
+def fingerprinted_paths(folder: Path, files: dict[str, Path]) -> list[Path]:
+    """What a folder's fingerprint covers: each table's file (every part of a partitioned
+    table), the manifest and ``_partitions.json`` when they are there; ``files`` as
+    :func:`find_table_files` finds them."""
+    paths = [p for path in files.values() for p in (part_files(path) if path.is_dir() else [path])]
+    paths.extend(
+        folder / extra
+        for extra in (contract.MANIFEST_FILE, PARTITIONS_FILE)
+        if (folder / extra).is_file()
+    )
+    return paths
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """The fingerprint :func:`read_input_folder` gives ``folder``, from the files' bytes alone
+    (nothing parsed): what a job that reads the folder part by part records.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    files, _ = find_table_files(folder)
+    return fingerprint_files(fingerprinted_paths(folder, files), folder)
+
+
 def fingerprint_files(paths: list[Path], folder: Path | None = None) -> str:
     """sha256 over the names and bytes of ``paths`` (in name order), as hex. Names are
     relative to ``folder`` when given (a part's name is then ``<table>/part-NNNNN.parquet``),
@@ -257,15 +281,8 @@ def read_input_folder(folder: Path) -> InputFolder:
             for name, declared in manifest.columns.items()
             if declared and name not in files
         )
-    fingerprinted = [
-        part for path in files.values() for part in (part_files(path) if path.is_dir() else [path])
-    ]
-    if (folder / contract.MANIFEST_FILE).is_file():
-        fingerprinted.append(folder / contract.MANIFEST_FILE)
-    if partitioned:
-        fingerprinted.append(folder / PARTITIONS_FILE)
     try:
-        fingerprint = fingerprint_files(fingerprinted, folder)
+        fingerprint = fingerprint_files(fingerprinted_paths(folder, files), folder)
     except OSError as exc:  # a file that could not be read (again): a refusal, not a traceback
         fingerprint = ""
         name = Path(exc.filename).name if exc.filename else str(folder)

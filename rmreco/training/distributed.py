@@ -40,10 +40,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from rmreco.data.files import part_files
-from rmreco.data.partitions import PARTITIONS_FILE
-from rmreco.data.tables import find_table_files, fingerprint_files
-from rmreco.domain.contract import MANIFEST_FILE
+from rmreco.data.tables import folder_fingerprint
 from rmreco.features import FeatureInputs
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL, outcome_end
@@ -140,17 +137,6 @@ class ClusterData:
     currency: str | None
     #: the content fingerprint of the whole folder, as the single process computes it
     fingerprint: str
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """The fingerprint the single process gives ``folder`` (every table's part files, the
-    manifest, ``_partitions.json``), from the files' bytes: nothing is parsed."""
-    files, _ = find_table_files(folder)
-    paths = [p for path in files.values() for p in (part_files(path) if path.is_dir() else [path])]
-    for extra in (MANIFEST_FILE, PARTITIONS_FILE):
-        if (folder / extra).is_file():
-            paths.append(folder / extra)
-    return fingerprint_files(paths, folder)
 
 
 def credit_panels(client: Client, data: Path, spec: CreditRiskSpec) -> ClusterData:
