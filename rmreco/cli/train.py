@@ -111,8 +111,13 @@ def train_cross_sell(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment name.")
     ] = "rmreco-cross-sell",
+    dask: DaskOption = None,
 ) -> None:
-    """Train the cross-sell propensity models, register the better one, and gate its promotion."""
+    """Train the cross-sell propensity models, register the better one, and gate its promotion.
+
+    With --dask, the panels, the split and the LightGBM fits (lightgbm.dask: the stacked model,
+    then one per product) run part by part on a Dask cluster; the model is registered and served
+    as one trained in one process."""
     from rmreco.training.cross_sell import train_cross_sell as job
 
     _train(
@@ -123,6 +128,7 @@ def train_cross_sell(
         tracking_uri=tracking_uri,
         experiment=experiment,
         report=CROSS_SELL_REPORT,
+        dask=dask,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import lightgbm as lgb
@@ -171,9 +171,20 @@ class ValidationStopping:
             raise lgb.callback.EarlyStopException(self._best_round, result)
 
 
+@dataclass(frozen=True)
+class FitRows:
+    """The rows of a held fit set a booster is fitted on: those whose ``column`` holds one of
+    ``values`` (the cross-sell job's per-product models, or its stacked model without the
+    products left out of the run)."""
+
+    column: str
+    values: tuple[str, ...]
+
+
 class BoosterFitter(Protocol):
     """Fits a booster on a fit set it holds itself, as :func:`fit_binary_booster` fits one on
-    the rows it is given: the same parameters, stopped early on (X_val, y_val) by the same rule.
+    the rows it is given: the same parameters, stopped early on (X_val, y_val) by the same rule,
+    on the rows ``rows`` selects (all of them when None), each weighted as the set says.
     """
 
     def __call__(
@@ -187,7 +198,16 @@ class BoosterFitter(Protocol):
         early_stopping_rounds: int | None,
         seed: int,
         monotone: Sequence[int] | None = None,
+        rows: FitRows | None = None,
     ) -> lgb.Booster: ...
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    """The rows of one group of a held fit set (one product's), and its positive labels."""
+
+    rows: int
+    positives: int
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,9 @@ class HeldFitSet:
     #: the sorted levels of each text column over the whole set (the encoder's categories)
     levels: Mapping[str, tuple[str, ...]]
     fit_booster: BoosterFitter
+    #: the rows and positive labels of each value of the column the set is grouped by (the
+    #: cross-sell job's products); empty when the set is not grouped
+    groups: Mapping[str, GroupCount] = field(default_factory=dict)
 
     def encoder(self, sample: FeatureEncoder) -> FeatureEncoder:
         """``sample`` (an encoder fitted on the sample) with the whole set's levels.

@@ -17,7 +17,7 @@ window. The test window never chooses.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
@@ -40,7 +40,7 @@ from rmreco.features.cross_sell import (
     holdings_descriptions,
     holdings_feature_names,
 )
-from rmreco.modeling.boosting import fit_binary_booster, fit_set_warnings
+from rmreco.modeling.boosting import FitRows, HeldFitSet, fit_binary_booster, fit_set_warnings
 from rmreco.modeling.calibration import Calibrator, Method
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.metrics import ranking_metrics
@@ -126,14 +126,22 @@ def client_half(frame: pd.DataFrame, seed: int) -> np.ndarray:
     return np.asarray((hashed + np.uint64(seed)) % np.uint64(2) == 0)
 
 
-def rare_products(fit: pd.DataFrame, codes: Sequence[str], min_adoptions: int) -> dict[str, int]:
-    """The catalog products (``codes``) with fewer than ``min_adoptions`` adoptions in the fit
-    window, and their adoption counts (rows of the sample, not weighted back)."""
+def adoption_counts(fit: pd.DataFrame) -> dict[str, int]:
+    """The adoptions of each product among the rows of ``fit`` (rows of the sample, not
+    weighted back)."""
     taken = fit.loc[fit[LABEL] > 0, PRODUCT].astype(str).value_counts()
+    return {str(code): int(n) for code, n in taken.items()}
+
+
+def rare_products(
+    adoptions: Mapping[str, int], codes: Sequence[str], min_adoptions: int
+) -> dict[str, int]:
+    """The catalog products (``codes``) with fewer than ``min_adoptions`` adoptions in the fit
+    window (``adoptions``: see :func:`adoption_counts`), and their adoption counts."""
     return {
-        str(c): int(taken.get(str(c), 0))
+        str(c): int(adoptions.get(str(c), 0))
         for c in codes
-        if int(taken.get(str(c), 0)) < min_adoptions
+        if int(adoptions.get(str(c), 0)) < min_adoptions
     }
 
 
@@ -322,6 +330,8 @@ class PropensityEstimator:
             not in ``model_.products`` nor its catalog).
         warnings_: what the run gives reason to doubt (left-out products, a tiny fit set), in
             words.
+        fit_rows_: the rows LightGBM was fitted on (the stacked model's: the fit window's, but
+            those of the products left out).
     """
 
     def __init__(self, spec: CrossSellSpec, products: pd.DataFrame, *, threads: int = 1) -> None:
@@ -336,9 +346,16 @@ class PropensityEstimator:
         *,
         metadata: dict[str, Any] | None = None,
         on_step: Progress | None = None,
+        held: HeldFitSet | None = None,
     ) -> Self:
         """Fit on the ``fit`` window (its ``weight`` column weighs sampled rows back), stop
         early, calibrate and choose on ``calibration``; ``metadata`` is stored with the models.
+
+        With ``held`` (a fit window kept on a cluster's workers, grouped by product, of which
+        ``fit`` is a sample of whole clients), both LightGBM set-ups are fitted on the whole
+        window by ``held.fit_booster``; the products left out, the models' sizes
+        (``min_data_in_leaf``, the warnings) and the encoder's levels are the whole window's;
+        the baselines (popularity, logistic regression) are fitted on ``fit``.
 
         Raises:
             FeatureMismatchError: a frame lacks a feature of the spec.
@@ -346,7 +363,12 @@ class PropensityEstimator:
         step = on_step or (lambda _message: None)
         spec = self.spec
         codes = catalog_codes(self.products)
-        self.left_out_ = rare_products(fit, codes, spec.model.min_fit_adoptions)
+        adoptions = (
+            adoption_counts(fit)
+            if held is None
+            else {code: group.positives for code, group in held.groups.items()}
+        )
+        self.left_out_ = rare_products(adoptions, codes, spec.model.min_fit_adoptions)
         if len(self.left_out_) == len(codes):
             raise ValueError(
                 f"every catalog product has fewer than {spec.model.min_fit_adoptions} adoptions "
@@ -364,10 +386,20 @@ class PropensityEstimator:
                 ~calibration[PRODUCT].astype(str).isin(self.left_out_)
             ].reset_index(drop=True)
         lgb_spec = spec.model.lightgbm
-        y = fit[LABEL].to_numpy(int)
-        events = int(min(y.sum(), len(y) - y.sum()))
+        self._held = held
+        self._kept = tuple(str(c) for c in codes if str(c) not in self.left_out_)
+        if held is None:
+            y = fit[LABEL].to_numpy(int)
+            n_rows, positives = len(y), int(y.sum())
+        else:
+            kept = [held.groups[c] for c in self._kept if c in held.groups]
+            n_rows, positives = sum(g.rows for g in kept), sum(g.positives for g in kept)
+        self.fit_rows_ = n_rows
         self.warnings_ += fit_set_warnings(
-            len(fit), events, lgb_spec.min_data_in_leaf(len(fit)), "cross-sell fit set"
+            n_rows,
+            min(positives, n_rows - positives),
+            lgb_spec.min_data_in_leaf(n_rows),
+            "cross-sell fit set",
         )
         config = replace(
             cross_sell_feature_config(spec, codes),
@@ -376,23 +408,35 @@ class PropensityEstimator:
         encoder = FeatureEncoder.fit(
             fit, config.features, categorical=(*CATEGORICAL_FEATURES, PRODUCT)
         )
+        if held is not None:  # the whole window's levels, its products but those left out
+            encoder = held.encoder(encoder)
+            products = tuple(c for c in encoder.categories[PRODUCT] if c in self._kept)
+            encoder = replace(encoder, categories={**encoder.categories, PRODUCT: products})
         rows = _Windows.of(encoder, fit, calibration, spec.seed)
         self.config_, self.encoder_ = config, encoder
         provenance = {"name": spec.name, "spec_fingerprint": spec.fingerprint()} | (metadata or {})
-        step(f"fitting the stacked LightGBM model on {len(rows.X_fit):,} rows")
+        step(f"fitting the stacked LightGBM model on {n_rows:,} rows")
         every = np.ones(len(rows.X_fit), dtype=bool)
         self.stacked_ = self._calibrated(
-            "stacked", {POOLED: self._booster(rows, every, rows.stop, {})}, rows, provenance
+            "stacked",
+            {POOLED: self._booster(rows, every, rows.stop, {}, products=self._kept)},
+            rows,
+            provenance,
         )
         boosters: dict[str, lgb.Booster] = {}
         levels = encoder.categories[PRODUCT]
         for n, code in enumerate(levels):
             step(f"fitting per-product LightGBM models ({n + 1}/{len(levels)})")
             mine = rows.p_fit == code
-            if rows.y_fit[mine].sum() == 0:
+            taken = rows.y_fit[mine].sum() if held is None else adoptions.get(code, 0)
+            if taken == 0:
                 continue  # a product nobody took in the fit window: scored by nothing
             boosters[code] = self._booster(
-                rows, mine, (rows.p_cal == code) & rows.stop, spec.model.per_product_params
+                rows,
+                mine,
+                (rows.p_cal == code) & rows.stop,
+                spec.model.per_product_params,
+                products=(code,),
             )
         self.per_product_ = self._calibrated("per_product", boosters, rows, provenance)
         self._choose(rows, calibration[~rows.stop].reset_index(drop=True))
@@ -410,25 +454,46 @@ class PropensityEstimator:
         )
 
     def _booster(
-        self, rows: _Windows, fit: np.ndarray, stop: np.ndarray, extra: dict[str, Any]
+        self,
+        rows: _Windows,
+        fit: np.ndarray,
+        stop: np.ndarray,
+        extra: dict[str, Any],
+        *,
+        products: tuple[str, ...],
     ) -> lgb.Booster:
-        """A LightGBM model on the ``fit`` rows, stopped early on the ``stop`` rows."""
+        """A LightGBM model on the ``fit`` rows (those of ``products`` in a held window),
+        stopped early on the ``stop`` rows."""
         lgb_spec = self.spec.model.lightgbm
-        return fit_binary_booster(
-            rows.X_fit[fit],
-            rows.y_fit[fit],
+        settings: dict[str, Any] = {
+            "encoder": self.encoder_,
+            "num_boost_round": lgb_spec.num_boost_round,
+            "early_stopping_rounds": lgb_spec.early_stopping_rounds,
+            "seed": self.spec.seed,
+        }
+        held = self._held
+        if held is None:
+            return fit_binary_booster(
+                rows.X_fit[fit],
+                rows.y_fit[fit],
+                rows.X_cal[stop],
+                rows.y_cal[stop],
+                weight=rows.w_fit[fit],
+                params={
+                    "num_threads": self.threads,
+                    **lgb_spec.resolved_params(int(fit.sum())),
+                    **extra,
+                },
+                **settings,
+            )
+        n_rows = sum(held.groups[c].rows for c in products if c in held.groups)
+        # threads: each worker's own (lightgbm.dask sets them), not this process's
+        return held.fit_booster(
             rows.X_cal[stop],
             rows.y_cal[stop],
-            weight=rows.w_fit[fit],
-            encoder=self.encoder_,
-            params={
-                "num_threads": self.threads,
-                **lgb_spec.resolved_params(int(fit.sum())),
-                **extra,
-            },
-            num_boost_round=lgb_spec.num_boost_round,
-            early_stopping_rounds=lgb_spec.early_stopping_rounds,
-            seed=self.spec.seed,
+            params={**lgb_spec.resolved_params(n_rows), **extra},
+            rows=FitRows(PRODUCT, products),
+            **settings,
         )
 
     def _calibrated(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rmreco.config import Settings
+from rmreco.data.partitions import part_path
 from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
 from rmreco.features import FeatureInputs
 from rmreco.features.cross_sell import PRODUCT
@@ -127,13 +128,20 @@ def agreement_on_truth(
     *,
     settings: Settings,
     tracking_uri: str | None,
+    part: int | None = None,
 ) -> tuple[Agreement | None, str]:
     """The financing order's agreement (:func:`financing_agreement`) at ``month`` when ``data``
-    carries a truth of take-up (a synthetic bank's ``truth/cross_sell``): each client of a
-    credit champion's segments decided by batch scoring's own function, the options weighted by
-    ``model``'s propensities. None and why when it cannot be measured (no truth, no credit
-    champion for the model's segments, no client to judge)."""
-    path = data / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet"
+    carries a truth of take-up (a synthetic bank's ``truth/cross_sell``): each client of
+    ``inputs`` in a credit champion's segments decided by batch scoring's own function, the
+    options weighted by ``model``'s propensities. With ``part``, ``inputs`` are that part of a
+    client-partitioned ``data``, judged against the truth of that part. None and why when it
+    cannot be measured (no truth, no credit champion for the model's segments, no client to
+    judge)."""
+    path = (
+        data / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet"
+        if part is None
+        else part_path(data, f"{TRUTH_DIR}/{TRUTH_CROSS_SELL}", part)
+    )
     if not path.exists():
         return None, "the data holds no truth of take-up (only a synthetic bank does)"
     names = [
@@ -158,4 +166,7 @@ def agreement_on_truth(
     except ValueError as exc:
         return None, str(exc)
     names_used = ", ".join(f"{c.name} v{c.version}" for c in credit)
-    return found, f"at {month:%Y-%m}, clients graded by {names_used}"
+    where = (
+        "" if part is None else f" (the clients of part {part}: the model was trained on a cluster)"
+    )
+    return found, f"at {month:%Y-%m}, clients graded by {names_used}{where}"

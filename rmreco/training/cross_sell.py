@@ -26,16 +26,22 @@ One run, on the same rows:
   MLflow, registers the model and moves ``champion`` only through the gates.
 
 The fitting itself is :class:`rmreco.modeling.propensity_estimator.PropensityEstimator`.
+
+Given a Dask client, the panels, the split and the LightGBM fits run on the cluster over a
+client-partitioned bank (:mod:`rmreco.training.distributed_cross_sell`): the same rows, the same
+functions; the baselines read the driver's rows (all of the fit window's, or a sample of whole
+clients when it is large), and everything after the fits is the code below.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -45,7 +51,7 @@ from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
 from rmreco.features import FEATURE_DESCRIPTIONS
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
 from rmreco.features.inputs import read_feature_inputs
-from rmreco.modeling.boosting import has_split
+from rmreco.modeling.boosting import HeldFitSet, has_split
 from rmreco.modeling.metrics import auc, gains_table, lift_at, score_psi
 from rmreco.modeling.propensity import PropensityModel, rank_offers, value_order
 from rmreco.modeling.propensity_estimator import (
@@ -54,7 +60,7 @@ from rmreco.modeling.propensity_estimator import (
 )
 from rmreco.modeling.pyfunc import RmrecoModel
 from rmreco.modeling.spec import CrossSellSpec, load_cross_sell_spec
-from rmreco.training import plots, run
+from rmreco.training import distributed_cross_sell, plots, run
 from rmreco.training.agreement import Agreement, agreement_on_truth
 from rmreco.training.cross_sell_split import (
     build_split,
@@ -73,6 +79,7 @@ from rmreco.training.registry import (
 )
 from rmreco.training.scoring import credit_grades, load_credit_models
 from rmreco.training.splits import (
+    SampledSplit,
     Split,
     TrainingDataError,
 )
@@ -84,17 +91,37 @@ from rmreco.training.validation import (
     validate_cross_sell,
 )
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "rmreco-cross-sell"
 
 
+@dataclass(frozen=True)
+class _Book:
+    """What the job reads of the whole bank besides its panels."""
+
+    products: pd.DataFrame
+    extra_columns: Mapping[str, Mapping[str, str]]
+    currency: str | None
+    fingerprint: str
+
+
 def _oracle(data: Path, test: pd.DataFrame) -> tuple[np.ndarray | None, float]:
     """The synthetic bank's true p_3m of the test rows (0 where none), and its coverage."""
     path = data / TRUTH_DIR / f"{TRUTH_CROSS_SELL}.parquet"
-    if not path.exists():
+    if not path.exists():  # a client-partitioned folder holds the truth in parts
+        path = data / TRUTH_DIR / TRUTH_CROSS_SELL
+    if not path.exists() or test.empty:
         return None, 0.0
-    truth = pd.read_parquet(path, columns=["client_id", "month", "product_code", "p_3m"])
+    months = sorted({m.date() for m in pd.to_datetime(test["month"]).unique()})
+    truth = pd.read_parquet(
+        path,
+        columns=["client_id", "month", "product_code", "p_3m"],
+        filters=[("month", "in", months)],  # the test months' only: the truth is large
+    )
     truth["client_id"] = truth["client_id"].astype(str)
     truth["month"] = pd.to_datetime(truth["month"])
     truth["product_code"] = truth["product_code"].astype(str)
@@ -127,6 +154,12 @@ def _evaluate(
         metrics[f"{name}_oot_map_at_{k}"] = ranking(
             test, np.nan_to_num(scores[name], nan=-1.0), k, ""
         )[f"map_at_{k}"]
+    # how well the propensities separate the adoptions over every (client, product) row, in
+    # one AUC: across products, it rewards propensities that compare between them
+    if len(np.unique(y)) == 2:
+        for name in ("model", "stacked", "per_product", "popularity", "logistic"):
+            prefix = "" if name == "model" else f"{name}_"
+            metrics[f"{prefix}pooled_oot_auc"] = auc(y, np.nan_to_num(scores[name], nan=0.0))
     # the order the RM's list and score-batch's ``rank`` use: expected value, not propensity
     valued = fitted.model_.predict(test, with_reasons=False)
     order = value_order(valued.expected_value, np.nan_to_num(valued.propensity, nan=-1.0))
@@ -161,38 +194,69 @@ def train_cross_sell(
     tracking_uri: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     on_step: run.Progress | None = None,
+    client: Client | None = None,
 ) -> run.TrainingResult:
-    """Run the whole job; see the module docstring.
+    """Run the whole job; see the module docstring. With ``client`` (a Dask client), ``data``
+    must be client-partitioned: the panels, the split and LightGBM's fits run on the cluster
+    (:mod:`rmreco.training.distributed_cross_sell`), everything after the fits as in one
+    process.
 
     Raises:
         ConfigurationError: the spec is invalid.
-        DataContractError: the data folder breaks the contract.
+        DataContractError: the data folder breaks the contract (or, with ``client``, is not
+            client-partitioned).
         TrainingDataError: the data cannot support the split.
     """
     step = on_step or (lambda message: log.info(message))
     spec = load_cross_sell_spec(spec_path)
-    step("reading and validating the data")
-    inputs, validated = read_feature_inputs(data)
-    step("building the cross-sell panel (point-in-time features and adoption labels)")
-    split = build_split(inputs, spec)
+    held: HeldFitSet | None = None
+    if client is None:
+        step("reading and validating the data")
+        inputs, validated = read_feature_inputs(data)
+        step("building the cross-sell panel (point-in-time features and adoption labels)")
+        split: Split = build_split(inputs, spec)
+        assert inputs.products is not None  # the panel refused a missing catalog
+        book = _Book(
+            inputs.products, inputs.extra_columns, validated.currency, validated.fingerprint
+        )
+        trained_on = "one process"
+    else:
+        step("reading the parts and building their cross-sell panels on the cluster")
+        on_cluster = distributed_cross_sell.cross_sell_split(client, data, spec)
+        split, held = on_cluster.split.split, on_cluster.held(client)
+        book = _Book(
+            on_cluster.products,
+            on_cluster.extra_columns,
+            on_cluster.currency,
+            on_cluster.fingerprint,
+        )
+        trained_on = on_cluster.split.trained_on()
+        if split.is_fit_sampled:
+            step(
+                f"note: the baselines, the choice of features and the stability profile read "
+                f"a sample of {len(split.fit):,} of the {split.fit_rows:,} fit rows (whole "
+                f"clients); LightGBM reads them all"
+            )
     choice = choose_features(
-        spec.features, split.fit, inputs.extra_columns, bank_columns=spec.bank_columns
+        spec.features, split.fit, book.extra_columns, bank_columns=spec.bank_columns
     )
     spec = spec.model_copy(update={"features": choice.used})
     for note in choice.notes():
         step(f"note: {note}")
-    assert inputs.products is not None  # the panel refused a missing catalog
+    step(f"fitting on {split.fit_rows:,} rows ({trained_on})")
     try:
-        fitted = PropensityEstimator(spec, inputs.products, threads=settings.resolved_threads).fit(
+        fitted = PropensityEstimator(spec, book.products, threads=settings.resolved_threads).fit(
             split.fit,
             split.calibration,
             metadata={
                 **split.describe(),
                 "test_months": test_months_of(split, spec),
                 "ranking_k": spec.ranking_k,
-                "currency": validated.currency or settings.currency,
+                "currency": book.currency or settings.currency,
+                "trained_on": trained_on,
             },
             on_step=step,
+            held=held,
         )
     except ValueError as exc:
         if not str(exc).startswith("every catalog product"):
@@ -201,7 +265,7 @@ def train_cross_sell(
     for warning in fitted.warnings_:
         log.warning(warning)
         step(f"warning: {warning}")
-    split = _without(split, fitted.left_out_)
+    split = _without(split, fitted.left_out_, fitted.fit_rows_)
     model, test = fitted.model_, split.test
     window = validation_window(split, spec)
     step(f"validating per product on the {window_name(spec)}")
@@ -230,14 +294,25 @@ def train_cross_sell(
     metrics = _evaluate(fitted, split, spec, data, scores)
     metrics.update(validation.metrics())
     step("measuring the financing order against the data's truth of take-up, if it has one")
-    agreement = agreement_on_truth(
-        data,
-        inputs,
-        model,
-        pd.Timestamp(test["month"].max()).date(),
-        settings=settings,
-        tracking_uri=tracking_uri,
-    )
+    if client is None:
+        agreement = agreement_on_truth(
+            data,
+            inputs,
+            model,
+            pd.Timestamp(test["month"].max()).date(),
+            settings=settings,
+            tracking_uri=tracking_uri,
+        )
+    else:  # the whole book is not read in this process: its first part is a block of clients
+        agreement = agreement_on_truth(
+            data,
+            read_feature_inputs(data, part=0)[0],
+            model,
+            pd.Timestamp(test["month"].max()).date(),
+            settings=settings,
+            tracking_uri=tracking_uri,
+            part=0,
+        )
     if agreement[0] is not None:
         metrics["financing_ndcg_at_3"] = agreement[0].ranked
         metrics["financing_ndcg_at_3_by_profit"] = agreement[0].by_profit
@@ -250,13 +325,13 @@ def train_cross_sell(
         + "".join(f"\nwarning: {w}" for w in fitted.warnings_)
     )
     trained = run.TrainedModel(
-        source=run.Source("train_cross_sell", spec, spec_path, data, validated.fingerprint),
+        source=run.Source("train_cross_sell", spec, spec_path, data, book.fingerprint),
         model=model,
         test=test,
         registered_kind=model.kind,
         comparison=comparison,
         metrics=metrics,
-        params=_params(spec, split, model.kind),
+        params=_params(spec, split, model.kind) | {"trained_on": trained_on},
         output_example=pd.DataFrame(
             {"propensity": [0.01], "expected_value": [10.0], "reasons": ["[]"]}
         ),
@@ -267,7 +342,7 @@ def train_cross_sell(
         ),
         model_card=lambda report, gate, version: _model_card(
             spec,
-            validated.fingerprint,
+            book.fingerprint,
             data,
             split,
             metrics,
@@ -278,22 +353,26 @@ def train_cross_sell(
             validation,
             agreement,
         ),
-        vetoes=tuple(ranking_vetoes(model, metrics, scores["model"], spec, len(split.fit))),
+        vetoes=tuple(ranking_vetoes(model, metrics, scores["model"], spec, fitted.fit_rows_)),
     )
     return run.record_training(
         trained, settings=settings, tracking_uri=tracking_uri, experiment=experiment, step=step
     )
 
 
-def _without(split: Split, products: dict[str, int]) -> Split:
-    """The split without the rows of ``products`` (those left out of the run's model)."""
+def _without(split: Split, products: dict[str, int], fit_rows: int) -> Split:
+    """The split without the rows of ``products`` (those left out of the run's model), whose
+    fit set (sampled or not) keeps ``fit_rows`` rows."""
     if not products:
         return split
 
     def keep(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[~frame[PRODUCT].astype(str).isin(products)].reset_index(drop=True)
 
-    return Split(fit=keep(split.fit), calibration=keep(split.calibration), test=keep(split.test))
+    kept = replace(
+        split, fit=keep(split.fit), calibration=keep(split.calibration), test=keep(split.test)
+    )
+    return replace(kept, whole_fit_rows=fit_rows) if isinstance(kept, SampledSplit) else kept
 
 
 def ranking_vetoes(
@@ -343,12 +422,13 @@ def _params(spec: CrossSellSpec, split: Split, kind: str) -> dict[str, object]:
         "split_kind": spec.split.kind,
         **holdout,
         "negative_sample": spec.split.negative_sample,
-        "rows_fit": len(split.fit),
+        "rows_fit": split.fit_rows,
+        "baseline_fit_rows": len(split.fit),
         "rows_calibration": len(split.calibration),
         "rows_test": len(split.test),
         **split.describe(),
-        **{f"lgb_{k}": v for k, v in spec.model.lightgbm.resolved_params(len(split.fit)).items()},
-        "lgb_min_data_in_leaf": spec.model.lightgbm.min_data_in_leaf(len(split.fit)),
+        **{f"lgb_{k}": v for k, v in spec.model.lightgbm.resolved_params(split.fit_rows).items()},
+        "lgb_min_data_in_leaf": spec.model.lightgbm.min_data_in_leaf(split.fit_rows),
         "lgb_num_boost_round": spec.model.lightgbm.num_boost_round,
     }
 
@@ -525,12 +605,13 @@ financing options (expected profit x propensity).
 
 ## Data
 - folder: `{data}`; content fingerprint `{fingerprint[:16]}`
-- fit period {periods["fit_period"]} ({len(split.fit):,} rows, non-adopters sampled at
+- fit period {periods["fit_period"]} ({split.fit_rows:,} rows, non-adopters sampled at
   {spec.split.negative_sample:g} and weighted back), calibration period
   {periods["calibration_period"]} ({len(split.calibration):,}), {name} period
   {periods["test_period"]} ({len(split.test):,}); {split_note(spec)}
 - rows: (client, month, product) for performing clients and eligible products not held;
   label: the product started in the {spec.label.horizon_months} months after the snapshot
+- trained on: {fitted.model_.metadata.get("trained_on", "one process")}{_sampled_note(split)}
 
 ## Model
 {fitted.comparison_}. Calibration: {spec.model.calibration} per product on the calibration window
@@ -568,6 +649,17 @@ included).
 - Reasons are the features that raised the score most (TreeSHAP), not causes.
 - Specification: {json.dumps(spec.name)} fingerprint {spec.fingerprint()}.
 """
+
+
+def _sampled_note(split: Split) -> str:
+    """What the model card says of a fit window the driver held a sample of."""
+    if not split.is_fit_sampled:
+        return ""
+    return (
+        f"; the baselines, the choice of features and the stability profile read "
+        f"{len(split.fit):,} of the {split.fit_rows:,} fit rows (whole clients, by a hash of "
+        "their id), LightGBM all of them"
+    )
 
 
 def _agreement_section(agreement: tuple[Agreement | None, str]) -> str:

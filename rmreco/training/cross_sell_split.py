@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from rmreco.features import FeatureInputs
@@ -42,9 +43,35 @@ from rmreco.training.validation import (
 def snapshot_months(
     inputs: FeatureInputs, horizon_months: int, test_months: int, calibration_months: int
 ) -> dict[str, list[date]]:
-    """The fit, calibration and test months: the latest months whose outcome is complete are
-    tested, the ones before calibrate, and the fit window ends ``horizon - 1`` months before the
-    calibration window starts.
+    """The fit, calibration and test months of ``inputs`` (see :func:`split_months`): its
+    months whose outcome is complete (:func:`complete_months`).
+
+    Raises:
+        TrainingDataError: too few months with a complete outcome (the refusal proposes
+            ``split.kind: client`` when those months saw adoptions).
+    """
+    complete = complete_months(inputs, horizon_months)
+    return split_months(
+        complete,
+        horizon_months,
+        test_months,
+        calibration_months,
+        has_both_outcomes=has_adoptions(inputs, complete, horizon_months),
+    )
+
+
+def split_months(
+    complete: Sequence[int],
+    horizon_months: int,
+    test_months: int,
+    calibration_months: int,
+    *,
+    has_both_outcomes: bool,
+) -> dict[str, list[date]]:
+    """The fit, calibration and test months of a book whose months with a complete outcome
+    are ``complete`` (month indices, in order): the latest are tested, the ones before
+    calibrate, and the fit window ends ``horizon - 1`` months before the calibration window
+    starts.
 
     The gap (an embargo) keeps an adoption from being a label of both a fit row and a
     calibration row: an adoption at month s labels snapshots s-3 .. s-1, and a client's
@@ -59,10 +86,9 @@ def snapshot_months(
     account month) reaches its horizon.
 
     Raises:
-        TrainingDataError: too few months with a complete outcome (the refusal proposes
-            ``split.kind: client`` when those months saw adoptions).
+        TrainingDataError: too few months (the refusal proposes ``split.kind: client`` when
+            ``has_both_outcomes``: those months saw adoptions).
     """
-    complete = complete_months(inputs, horizon_months)
     gap = horizon_months - 1
     need = test_months + calibration_months + gap + 1
     require_outcome_months(
@@ -71,14 +97,19 @@ def snapshot_months(
         test_months=test_months,
         calibration_months=calibration_months,
         gap_months=gap,
-        has_both_outcomes=has_adoptions(inputs, complete, horizon_months),
+        has_both_outcomes=has_both_outcomes,
     )
-    as_dates = [date(m // 12, m % 12 + 1, 1) for m in complete]
+    as_dates = month_dates(complete)
     return {
         "fit": as_dates[: -need + 1],
         "calibration": as_dates[-need + 1 + gap : -test_months],
         "test": as_dates[-test_months:],
     }
+
+
+def month_dates(indices: Sequence[int]) -> list[date]:
+    """The first days of the months ``indices`` (year * 12 + month - 1)."""
+    return [date(m // 12, m % 12 + 1, 1) for m in indices]
 
 
 def complete_months(inputs: FeatureInputs, horizon_months: int) -> list[int]:
@@ -91,14 +122,26 @@ def complete_months(inputs: FeatureInputs, horizon_months: int) -> list[int]:
     )
 
 
+def holding_starts(inputs: FeatureInputs) -> np.ndarray:
+    """The distinct months (month indices) in which a holding of ``inputs`` starts."""
+    holdings = inputs.holdings
+    if holdings is None or holdings.empty:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.asarray(month_index(holdings["start_month"].dropna()), dtype=np.int64))
+
+
 def has_adoptions(inputs: FeatureInputs, complete: Sequence[int], horizon_months: int) -> bool:
     """Whether a holding starts within the label window of one of the ``complete`` months
     (month indices): the labelled snapshots then hold both outcomes, so a hold-out by client
     could be made from them."""
-    holdings = inputs.holdings
-    if not complete or holdings is None or holdings.empty:
+    return adoptions_within(holding_starts(inputs), complete, horizon_months)
+
+
+def adoptions_within(starts: np.ndarray, complete: Sequence[int], horizon_months: int) -> bool:
+    """Whether one of the holding ``starts`` (month indices) lies within the label window of one
+    of the ``complete`` months (see :func:`has_adoptions`)."""
+    if not len(complete) or not len(starts):
         return False
-    starts = month_index(holdings["start_month"].dropna())
     return bool(((starts > min(complete)) & (starts <= max(complete) + horizon_months)).any())
 
 
@@ -117,6 +160,31 @@ def build_split(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
     return split_out_of_time(inputs, spec)
 
 
+def out_of_time_panels(
+    inputs: FeatureInputs, spec: CrossSellSpec, months: dict[str, list[date]]
+) -> Split:
+    """The three panels of an out-of-time split at ``months`` (see :func:`split_months`): the
+    fit window's non-adopters sampled, its rows with enough history. A block of whole clients
+    gives its own rows of the whole book's panels (a Dask cluster builds them part by part:
+    :mod:`rmreco.training.distributed_cross_sell`)."""
+    config = cross_sell_feature_config(spec)
+    fit = config.cross_sell_panel(
+        inputs, months=months["fit"], negative_sample=spec.split.negative_sample, seed=spec.seed
+    )
+    fit = fit[enough_history(fit, spec.split.min_history_months)]
+    return Split(
+        fit=fit.reset_index(drop=True),
+        calibration=config.cross_sell_panel(inputs, months=months["calibration"]),
+        test=config.cross_sell_panel(inputs, months=months["test"]),
+    )
+
+
+def out_of_time_hint(adoptions: int) -> str:
+    """What a refusal of an out-of-time split proposes: a split by client when the windows
+    saw ``adoptions``."""
+    return CLIENT_SPLIT_HINT if adoptions else ""
+
+
 def split_out_of_time(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
     """The three panels of the out-of-time split (the fit window's non-adopters sampled).
 
@@ -130,22 +198,56 @@ def split_out_of_time(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
         spec.split.test_months,
         spec.split.calibration_months,
     )
-    config = cross_sell_feature_config(spec)
-    fit = config.cross_sell_panel(
-        inputs, months=months["fit"], negative_sample=spec.split.negative_sample, seed=spec.seed
-    )
-    fit = fit[enough_history(fit, spec.split.min_history_months)]
-    split = Split(
-        fit=fit.reset_index(drop=True),
-        calibration=config.cross_sell_panel(inputs, months=months["calibration"]),
-        test=config.cross_sell_panel(inputs, months=months["test"]),
-    )
+    split = out_of_time_panels(inputs, spec, months)
     windows = (("fit", split.fit), ("calibration", split.calibration), ("test", split.test))
     adoptions = sum(int(frame[LABEL].sum()) for _, frame in windows)
-    require_both_outcomes(
-        windows, LABEL, "adoptions", otherwise=CLIENT_SPLIT_HINT if adoptions else ""
-    )
+    require_both_outcomes(windows, LABEL, "adoptions", otherwise=out_of_time_hint(adoptions))
     return split
+
+
+#: What a refusal of a split by client proposes
+CLIENT_HOLDOUT_HINT = "a larger split.holdout_share or more clients that adopted a product"
+
+
+def no_complete_outcome(horizon_months: int) -> TrainingDataError:
+    """The refusal of data without a snapshot month whose adoption outcome is complete."""
+    return TrainingDataError(
+        f"the data has no snapshot month with a complete {horizon_months}-month adoption "
+        "outcome: set a shorter label.horizon_months, or give the data the adoptions of the "
+        f"months after its last account month (holdings starting up to {horizon_months} months "
+        "after it)"
+    )
+
+
+def client_panels(
+    inputs: FeatureInputs,
+    spec: CrossSellSpec,
+    panel: pd.DataFrame,
+    sets: pd.Series,
+    months: Sequence[date],
+) -> Split:
+    """The three sets of a split by client of ``panel`` (the cross-sell panel of ``inputs`` at
+    ``months``, every row): each row in its client's set (``sets``: see
+    :func:`rmreco.training.splits.client_holdout`), fit rows with enough history and their
+    non-adopters sampled at ``split.negative_sample``. A block of whole clients gives its own
+    rows of the whole book's sets."""
+    fit = panel
+    if spec.split.negative_sample < 1:
+        # the same deterministic sample of non-adopting rows as out of time (kept rows are
+        # weighted back); calibration and test keep every row
+        fit = cross_sell_feature_config(spec).cross_sell_panel(
+            inputs, months=list(months), negative_sample=spec.split.negative_sample, seed=spec.seed
+        )
+
+    def of(frame: pd.DataFrame, part: str) -> pd.Series:
+        return frame["client_id"].astype(str).map(sets).eq(part)
+
+    fit = fit[of(fit, FIT) & enough_history(fit, spec.split.min_history_months)]
+    return Split(
+        fit=fit.reset_index(drop=True),
+        calibration=panel[of(panel, CALIBRATION)].reset_index(drop=True),
+        test=panel[of(panel, TEST)].reset_index(drop=True),
+    )
 
 
 def split_by_client(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
@@ -160,40 +262,19 @@ def split_by_client(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
         TrainingDataError: no snapshot with a complete outcome, or a set without adoptions.
     """
     horizon = spec.label.horizon_months
-    complete = [date(m // 12, m % 12 + 1, 1) for m in complete_months(inputs, horizon)]
+    complete = month_dates(complete_months(inputs, horizon))
     if not complete:
-        raise TrainingDataError(
-            f"the data has no snapshot month with a complete {horizon}-month adoption outcome: "
-            "set a shorter label.horizon_months, or give the data the adoptions of the months "
-            f"after its last account month (holdings starting up to {horizon} months after it)"
-        )
-    config = cross_sell_feature_config(spec)
-    panel = config.cross_sell_panel(inputs, months=complete)
+        raise no_complete_outcome(horizon)
+    panel = cross_sell_feature_config(spec).cross_sell_panel(inputs, months=complete)
     sets = client_holdout(
         panel["client_id"], panel[LABEL], holdout_share=spec.split.holdout_share, seed=spec.seed
     )
-    fit = panel
-    if spec.split.negative_sample < 1:
-        # the same deterministic sample of non-adopting rows as out of time (kept rows are
-        # weighted back); calibration and test keep every row
-        fit = config.cross_sell_panel(
-            inputs, months=complete, negative_sample=spec.split.negative_sample, seed=spec.seed
-        )
-
-    def of(frame: pd.DataFrame, part: str) -> pd.Series:
-        return frame["client_id"].astype(str).map(sets).eq(part)
-
-    fit = fit[of(fit, FIT) & enough_history(fit, spec.split.min_history_months)]
-    split = Split(
-        fit=fit.reset_index(drop=True),
-        calibration=panel[of(panel, CALIBRATION)].reset_index(drop=True),
-        test=panel[of(panel, TEST)].reset_index(drop=True),
-    )
+    split = client_panels(inputs, spec, panel, sets, complete)
     require_both_outcomes(
         (("fit", split.fit), ("calibration", split.calibration), ("test", split.test)),
         LABEL,
         "adoptions",
-        otherwise="a larger split.holdout_share or more clients that adopted a product",
+        otherwise=CLIENT_HOLDOUT_HINT,
     )
     return split
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -46,6 +46,8 @@ from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL, outcome_end
 from rmreco.features.observations import observed_inputs
 from rmreco.modeling.boosting import (
+    FitRows,
+    GroupCount,
     HeldFitSet,
     ValidationStopping,
     booster_params,
@@ -87,36 +89,36 @@ def month_date(index: int) -> date:
 
 
 @dataclass(frozen=True)
-class _Part:
+class PartRead:
     """One part as read on a worker: its feature inputs and the currency of its clients table."""
 
     inputs: FeatureInputs
     currency: str | None
 
 
-def _read_part(part: int, *, data: Path) -> _Part:
+def _read_part(part: int, *, data: Path) -> PartRead:
     inputs, validated = read_feature_inputs(data, part=part)
-    return _Part(inputs, validated.currency)
+    return PartRead(inputs, validated.currency)
 
 
-def _part_segments(read: _Part) -> dict[str, int]:
+def _part_segments(read: PartRead) -> dict[str, int]:
     return {
         str(k): int(v) for k, v in read.inputs.clients["segment"].astype(str).value_counts().items()
     }
 
 
-def _contract(read: _Part) -> tuple[dict[str, dict[str, str]], str | None]:
+def contract(read: PartRead) -> tuple[dict[str, dict[str, str]], str | None]:
     """The bank's own columns (by table) and the currency of a part's tables."""
     extra = {table: dict(kinds) for table, kinds in read.inputs.extra_columns.items()}
     return extra, read.currency
 
 
-def _part_outcome_end(read: _Part, *, financials_lag_months: int) -> int:
+def _part_outcome_end(read: PartRead, *, financials_lag_months: int) -> int:
     """The part's outcome coverage as the panel computes it (on the observed inputs)."""
     return outcome_end(observed_inputs(read.inputs, financials_lag_months))
 
 
-def _credit_panel(read: _Part, *, spec: CreditRiskSpec, covered: date) -> pd.DataFrame:
+def _credit_panel(read: PartRead, *, spec: CreditRiskSpec, covered: date) -> pd.DataFrame:
     """The part's credit panel, labelled with the whole book's outcome coverage ``covered``."""
     inputs = replace(read.inputs, outcome_end=covered)
     return credit_feature_config(spec).credit_panel(inputs)
@@ -139,6 +141,32 @@ class ClusterData:
     fingerprint: str
 
 
+def read_parts(client: Client, data: Path, segments: Sequence[str]) -> list[Future]:
+    """Read and validate every part of ``data`` on the cluster (futures of each part's feature
+    inputs, in part order), after counting the clients of ``segments`` over every part.
+
+    Raises:
+        DataContractError: ``data`` is not partitioned, or a part breaks the contract.
+        TrainingDataError: no client of ``segments`` in any part.
+    """
+    parts = partition_count(data)
+    # part k read on worker k mod n, and every step after it where its data lie: the same
+    # cluster gives LightGBM the same rows on the same worker, hence the same model, every run
+    workers = sorted(client.scheduler_info()["workers"])
+    reads = [
+        client.submit(_read_part, k, data=data, workers=[workers[k % len(workers)]], pure=False)
+        for k in range(parts)
+    ]
+    counts: dict[str, int] = {}
+    for part in client.gather(client.map(_part_segments, reads)):
+        for segment, n in part.items():
+            counts[segment] = counts.get(segment, 0) + n
+    require_segment_counts(
+        dict(sorted(counts.items(), key=lambda item: -item[1])), [str(s) for s in segments]
+    )
+    return reads
+
+
 def credit_panels(client: Client, data: Path, spec: CreditRiskSpec) -> ClusterData:
     """Read every part of ``data`` on the cluster and build its credit panel there.
 
@@ -149,32 +177,18 @@ def credit_panels(client: Client, data: Path, spec: CreditRiskSpec) -> ClusterDa
     """
     from distributed import wait
 
-    parts = partition_count(data)
-    # part k read on worker k mod n, and every step after it where its data lie: the same
-    # cluster gives LightGBM the same rows on the same worker, hence the same model, every run
-    workers = sorted(client.scheduler_info()["workers"])
-    reads = [
-        client.submit(_read_part, k, data=data, workers=[workers[k % len(workers)]], pure=False)
-        for k in range(parts)
-    ]
-    segments: dict[str, int] = {}
-    for counts in client.gather(client.map(_part_segments, reads)):
-        for segment, n in counts.items():
-            segments[segment] = segments.get(segment, 0) + n
-    require_segment_counts(
-        dict(sorted(segments.items(), key=lambda item: -item[1])), [str(s) for s in spec.segments]
-    )
+    reads = read_parts(client, data, [str(s) for s in spec.segments])
     ends = client.gather(
         client.map(_part_outcome_end, reads, financials_lag_months=spec.financials_lag_months)
     )
     covered = max(int(e) for e in ends)
     panels = client.map(_credit_panel, reads, spec=spec, covered=month_date(covered))
-    extra, currency = client.submit(_contract, reads[0]).result()
+    extra, currency = client.submit(contract, reads[0]).result()
     wait(panels)  # built: the parts' inputs can go
     del reads
     return ClusterData(
         data=data,
-        parts=parts,
+        parts=len(panels),
         panels=panels,
         outcome_end=covered,
         extra_columns=extra,
@@ -252,6 +266,8 @@ class _FitFigures:
     levels: dict[str, list[str]]
     #: each client's sampling key and rows
     clients: pd.DataFrame
+    #: rows and positive labels by the value of the grouping column, if any
+    groups: dict[str, GroupCount]
 
 
 def sampling_keys(client_ids: pd.Series) -> np.ndarray:
@@ -271,12 +287,19 @@ def _text_columns(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _fit_figures(fit: pd.DataFrame) -> _FitFigures:
+def _fit_figures(fit: pd.DataFrame, *, label: str, group: str | None) -> _FitFigures:
     ids = fit["client_id"].astype(str)
     counts = ids.value_counts(sort=False)
+    groups: dict[str, GroupCount] = {}
+    if group is not None:
+        by = fit.groupby(fit[group].astype(str), sort=True, observed=True)[label]
+        groups = {
+            str(value): GroupCount(rows=int(n), positives=int(p))
+            for value, n, p in zip(by.size().index, by.size(), by.sum(), strict=True)
+        }
     return _FitFigures(
         rows=len(fit),
-        positives=int(fit[LABEL].sum()),
+        positives=int(fit[label].sum()),
         first=fit["month"].min() if len(fit) else None,
         last=fit["month"].max() if len(fit) else None,
         levels={
@@ -289,6 +312,7 @@ def _fit_figures(fit: pd.DataFrame) -> _FitFigures:
                 "rows": counts.to_numpy(),
             }
         ),
+        groups=groups,
     )
 
 
@@ -319,10 +343,78 @@ class ClusterSplit:
     levels: dict[str, tuple[str, ...]]
     workers: int
     parts: int
+    #: rows and positive labels of the whole fit set by the value of its grouping column
+    groups: dict[str, GroupCount] = field(default_factory=dict)
 
     def trained_on(self) -> str:
         """Where the run was trained, for its params."""
         return f"dask, {self.workers} workers, {self.parts} parts"
+
+
+#: Refuses a split from each set's (name, rows, positives): the job's own check of its sets
+SetCheck = Callable[[list[tuple[str, int, int]]], None]
+
+
+def gather_split(
+    client: Client,
+    fit_parts: list[Future],
+    held: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+    *,
+    label: str,
+    check: SetCheck,
+    group: str | None = None,
+) -> ClusterSplit:
+    """The split whose fit rows are ``fit_parts`` (left on the workers) and whose calibration
+    and test rows are ``held`` (each part's, in part order): the sets' counts checked by
+    ``check``, the driver's sample of the fit rows (whole clients, :data:`SAMPLE_ROWS` at most),
+    the fit set's text levels and, with ``group``, its rows and positives by that column.
+
+    Raises:
+        TrainingDataError: as ``check`` raises.
+    """
+    calibration = pd.concat([c for c, _ in held], ignore_index=True)
+    test = pd.concat([t for _, t in held], ignore_index=True)
+    figures: list[_FitFigures] = client.gather(
+        client.map(_fit_figures, fit_parts, label=label, group=group)
+    )
+    rows = sum(f.rows for f in figures)
+    positives = sum(f.positives for f in figures)
+    check(
+        [
+            ("fit", rows, positives),
+            ("calibration", len(calibration), int(calibration[label].sum())),
+            ("test", len(test), int(test[label].sum())),
+        ]
+    )
+    chosen = sample_clients(pd.concat([f.clients for f in figures], ignore_index=True), SAMPLE_ROWS)
+    sample = pd.concat(
+        client.gather(client.map(_sample_rows, fit_parts, clients=chosen)), ignore_index=True
+    )
+    levels: dict[str, set[str]] = {}
+    groups: dict[str, GroupCount] = {}
+    for f in figures:
+        for name, values in f.levels.items():
+            levels.setdefault(name, set()).update(values)
+        for value, count in f.groups.items():
+            seen = groups.get(value, GroupCount(0, 0))
+            groups[value] = GroupCount(seen.rows + count.rows, seen.positives + count.positives)
+    months_seen = [m for f in figures for m in (f.first, f.last) if m is not None]
+    return ClusterSplit(
+        split=SampledSplit(
+            fit=sample,
+            calibration=calibration,
+            test=test,
+            whole_fit_rows=rows,
+            whole_fit_period=f"{min(months_seen):%Y-%m}..{max(months_seen):%Y-%m}",
+        ),
+        fit_parts=fit_parts,
+        part_rows=[f.rows for f in figures],
+        events=int(min(positives, rows - positives)),
+        levels={name: tuple(sorted(values)) for name, values in levels.items()},
+        workers=len(client.scheduler_info()["workers"]),
+        parts=len(fit_parts),
+        groups=dict(sorted(groups.items())),
+    )
 
 
 def credit_split(client: Client, book: ClusterData, spec: CreditRiskSpec) -> ClusterSplit:
@@ -357,55 +449,58 @@ def credit_split(client: Client, book: ClusterData, spec: CreditRiskSpec) -> Clu
     [shared] = client.scatter([rule], broadcast=True)
     fit_parts = client.map(_fit_rows, book.panels, rule=shared)
     held = client.gather(client.map(_held_rows, book.panels, rule=shared))
-    calibration = pd.concat([c for c, _ in held], ignore_index=True)
-    test = pd.concat([t for _, t in held], ignore_index=True)
-    figures: list[_FitFigures] = client.gather(client.map(_fit_figures, fit_parts))
-    rows = sum(f.rows for f in figures)
-    positives = sum(f.positives for f in figures)
-    check_sets(
-        [
-            ("fit", rows, positives),
-            ("calibration", len(calibration), int(calibration[LABEL].sum())),
-            ("test", len(test), int(test[LABEL].sum())),
-        ],
-        spec,
-        has_both=has_both,
-    )
-    chosen = sample_clients(pd.concat([f.clients for f in figures], ignore_index=True), SAMPLE_ROWS)
-    sample = pd.concat(
-        client.gather(client.map(_sample_rows, fit_parts, clients=chosen)), ignore_index=True
-    )
-    levels: dict[str, set[str]] = {}
-    for f in figures:
-        for name, values in f.levels.items():
-            levels.setdefault(name, set()).update(values)
-    months_seen = [m for f in figures for m in (f.first, f.last) if m is not None]
-    return ClusterSplit(
-        split=SampledSplit(
-            fit=sample,
-            calibration=calibration,
-            test=test,
-            whole_fit_rows=rows,
-            whole_fit_period=f"{min(months_seen):%Y-%m}..{max(months_seen):%Y-%m}",
-        ),
-        fit_parts=fit_parts,
-        part_rows=[f.rows for f in figures],
-        events=int(min(positives, rows - positives)),
-        levels={name: tuple(sorted(values)) for name, values in levels.items()},
-        workers=len(client.scheduler_info()["workers"]),
-        parts=book.parts,
+    return gather_split(
+        client,
+        fit_parts,
+        held,
+        label=LABEL,
+        check=lambda counts: check_sets(counts, spec, has_both=has_both),
     )
 
 
 # --- LightGBM on the workers -------------------------------------------------------------------
 
 
-def _encode(*fits: pd.DataFrame, encoder: FeatureEncoder) -> np.ndarray:
-    return np.concatenate([encoder.transform(fit) for fit in fits])
+@dataclass(frozen=True)
+class _Block:
+    """A worker's rows of a fit: its model matrix, labels and weights (None: unweighted)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray | None
+
+    def part(self, name: str) -> np.ndarray | None:
+        return cast("np.ndarray | None", getattr(self, name))
 
 
-def _labels(*fits: pd.DataFrame) -> np.ndarray:
-    return np.concatenate([fit[LABEL].to_numpy(dtype=np.int32) for fit in fits])
+def _block(
+    *fits: pd.DataFrame,
+    encoder: FeatureEncoder,
+    label: str,
+    weight: str | None,
+    rows: FitRows | None,
+) -> _Block:
+    """The rows of ``fits`` that ``rows`` selects, stacked in order, as LightGBM reads them."""
+    if rows is not None:
+        values = set(rows.values)
+        fits = tuple(fit[fit[rows.column].astype(str).isin(values)] for fit in fits)
+    return _Block(
+        X=np.concatenate([encoder.transform(fit) for fit in fits]),
+        y=np.concatenate([fit[label].to_numpy(dtype=np.int32) for fit in fits]),
+        w=(
+            None
+            if weight is None
+            else np.concatenate([fit[weight].to_numpy(dtype=np.float64) for fit in fits])
+        ),
+    )
+
+
+def _block_part(block: _Block, name: str) -> np.ndarray | None:
+    return block.part(name)
+
+
+def _block_rows(block: _Block) -> int:
+    return len(block.y)
 
 
 class _RankedClient:
@@ -438,6 +533,42 @@ class DaskBoosterFitter:
     client: Client
     fit_parts: Sequence[Future]
     part_rows: Sequence[int]
+    #: the fit frames' label column, and the column weighing each row (None: unweighted)
+    label: str = LABEL
+    weight: str | None = None
+
+    def _blocks(
+        self, encoder: FeatureEncoder, rows: FitRows | None
+    ) -> list[tuple[str, Future, int]]:
+        """One block of rows per worker, its parts stacked in part order where they lie: each
+        worker's rows, their order and the workers' order (LightGBM's ranks) are then the same
+        every run, and so is the model. Each worker, its block and the block's rows, in worker
+        order; a worker without a selected row holds none."""
+        holders = self.client.who_has(list(self.fit_parts))
+        by_worker: dict[str, list[Future]] = {}
+        for future, n in zip(self.fit_parts, self.part_rows, strict=True):
+            if n:
+                by_worker.setdefault(sorted(holders[future.key])[0], []).append(future)
+        blocks = [
+            self.client.submit(
+                _block,
+                *by_worker[worker],
+                encoder=encoder,
+                label=self.label,
+                weight=self.weight,
+                rows=rows,
+                workers=[worker],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for worker in sorted(by_worker)
+        ]
+        counts = self.client.gather(self.client.map(_block_rows, blocks))
+        return [
+            (worker, block, int(n))
+            for worker, block, n in zip(sorted(by_worker), blocks, counts, strict=True)
+            if n
+        ]
 
     def __call__(
         self,
@@ -450,33 +581,34 @@ class DaskBoosterFitter:
         early_stopping_rounds: int | None,
         seed: int,
         monotone: Sequence[int] | None = None,
+        rows: FitRows | None = None,
     ) -> lgb.Booster:
         import dask
         import dask.array as da
         from lightgbm.dask import DaskLGBMClassifier
 
-        # one block of rows per worker, its parts stacked in part order where they lie: each
-        # worker's rows, their order and the workers' order (LightGBM's ranks) are then the
-        # same every run, and so is the model
-        holders = self.client.who_has(list(self.fit_parts))
-        by_worker: dict[str, list[tuple[Future, int]]] = {}
-        for future, rows in zip(self.fit_parts, self.part_rows, strict=True):
-            if rows:
-                by_worker.setdefault(sorted(holders[future.key])[0], []).append((future, rows))
-        X_blocks, y_blocks = [], []
-        for worker in sorted(by_worker):
-            futures = [f for f, _ in by_worker[worker]]
-            rows = sum(n for _, n in by_worker[worker])
-            pinned = {"workers": [worker], "allow_other_workers": False, "pure": False}
-            x = self.client.submit(_encode, *futures, encoder=encoder, **pinned)
-            labels = self.client.submit(_labels, *futures, **pinned)
-            X_blocks.append(
-                da.from_delayed(
-                    dask.delayed(x), shape=(rows, len(encoder.features)), dtype=np.float64
+        blocks = self._blocks(encoder, rows)
+        if not blocks:
+            raise ValueError("no fit row to fit LightGBM on")
+
+        def stacked(name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+            # each block's piece stays where the block lies (see _blocks)
+            pieces = [
+                self.client.submit(
+                    _block_part, block, name, workers=[worker], allow_other_workers=False
                 )
+                for worker, block, _ in blocks
+            ]
+            return da.concatenate(
+                [
+                    da.from_delayed(dask.delayed(piece), shape=(n, *shape), dtype=dtype)
+                    for piece, (_, _, n) in zip(pieces, blocks, strict=True)
+                ]
             )
-            y_blocks.append(da.from_delayed(dask.delayed(labels), shape=(rows,), dtype=np.int32))
-        X, y = da.concatenate(X_blocks), da.concatenate(y_blocks)
+
+        X = stacked("X", (len(encoder.features),), np.float64)
+        y = stacked("y", (), np.int32)
+        w = None if self.weight is None else stacked("w", (), np.float64)
         full = booster_params(
             {
                 **params,
@@ -506,9 +638,13 @@ class DaskBoosterFitter:
         with warnings.catch_warnings():
             # the warning that the wrapper's own thread setting (n_jobs) gives way to the above
             warnings.filterwarnings("ignore", message="Parameter (n_jobs|num_threads) will be")
+            # the early-stopping callback carries the whole validation set to every worker in
+            # the graph, as it must (see ValidationStopping)
+            warnings.filterwarnings("ignore", message="Sending large graph")
             model.fit(
                 X,
                 y,
+                sample_weight=w,
                 feature_name=list(encoder.features),
                 categorical_feature=encoder.categorical_indices,
                 callbacks=callbacks,
@@ -533,12 +669,18 @@ def _quiet_lightgbm() -> None:
     basic._LIB.LGBM_RegisterLogCallback(basic._LIB.callback)
 
 
-def held_fit_set(client: Client, split: ClusterSplit) -> HeldFitSet:
+def held_fit_set(
+    client: Client, split: ClusterSplit, *, label: str = LABEL, weight: str | None = None
+) -> HeldFitSet:
     """The estimator's view of the fit set on the workers (see
-    :class:`rmreco.modeling.boosting.HeldFitSet`)."""
+    :class:`rmreco.modeling.boosting.HeldFitSet`): its rows labelled by ``label``, weighted by
+    the column ``weight`` (None: unweighted)."""
     return HeldFitSet(
         rows=split.split.fit_rows,
         events=split.events,
         levels=split.levels,
-        fit_booster=DaskBoosterFitter(client, split.fit_parts, split.part_rows),
+        fit_booster=DaskBoosterFitter(
+            client, split.fit_parts, split.part_rows, label=label, weight=weight
+        ),
+        groups=split.groups,
     )

@@ -5,8 +5,12 @@ catalog product nobody took in the fit window left out of the model with a warni
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +19,14 @@ from pydantic import ValidationError
 
 from rmreco.domain.errors import ConfigurationError
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
-from rmreco.modeling.boosting import fit_binary_booster, fit_set_warnings, has_split
+from rmreco.modeling.boosting import (
+    FitRows,
+    GroupCount,
+    HeldFitSet,
+    fit_binary_booster,
+    fit_set_warnings,
+    has_split,
+)
 from rmreco.modeling.calibration import sigmoid
 from rmreco.modeling.encoding import FeatureEncoder
 from rmreco.modeling.propensity_estimator import PropensityEstimator, ranking
@@ -295,3 +306,88 @@ def test_the_cross_sell_job_refuses_one_candidate_books_and_no_lift_naming_the_c
         len(fit),
     )
     assert any("same score" in v for v in constant)
+
+
+@dataclass(frozen=True)
+class _FitterOf:
+    """A fit set held by someone else, as a cluster holds one: fits on its own rows."""
+
+    frame: pd.DataFrame
+
+    def __call__(
+        self,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        encoder: FeatureEncoder,
+        params: dict[str, Any],
+        num_boost_round: int,
+        early_stopping_rounds: int | None,
+        seed: int,
+        monotone: Sequence[int] | None = None,
+        rows: FitRows | None = None,
+    ) -> lgb.Booster:
+        fit = self.frame
+        if rows is not None:
+            fit = fit[fit[rows.column].astype(str).isin(rows.values)]
+        return fit_binary_booster(
+            encoder.transform(fit),
+            fit[LABEL].to_numpy(int),
+            X_val,
+            y_val,
+            encoder=encoder,
+            params={"num_threads": 1, **params},
+            num_boost_round=num_boost_round,
+            early_stopping_rounds=early_stopping_rounds,
+            seed=seed,
+            weight=fit[WEIGHT].to_numpy(float),
+            monotone=monotone,
+        )
+
+
+def _held(fit: pd.DataFrame) -> HeldFitSet:
+    by = fit.groupby(PRODUCT)[LABEL]
+    y = fit[LABEL].to_numpy(int)
+    return HeldFitSet(
+        rows=len(fit),
+        events=int(min(y.sum(), len(y) - y.sum())),
+        levels={"segment": ("sme",), PRODUCT: tuple(sorted(fit[PRODUCT].unique()))},
+        fit_booster=_FitterOf(fit),
+        groups={
+            str(code): GroupCount(int(n), int(taken))
+            for code, n, taken in zip(by.size().index, by.size(), by.sum(), strict=True)
+        },
+    )
+
+
+def test_a_fit_set_held_elsewhere_gives_the_models_fitted_on_all_of_it() -> None:
+    """The estimator fitted through a held fit set (a cluster's) of which it sees a sample:
+    the same LightGBM models, products left out and sizes as fitted on the whole set here."""
+    raw = yaml.safe_load((ROOT / "models" / "cross_sell.yaml").read_text())
+    raw["features"] = ["turnover_log", "inflow_12m_log"]
+    raw["holdings_features"] = False
+    raw["model"]["lightgbm"].update(num_boost_round=30, early_stopping_rounds=5)
+    raw["model"]["lightgbm"]["params"].update(min_data_in_leaf=20)
+    raw["model"]["per_product_params"] = {"min_data_in_leaf": 10}
+    spec = CrossSellSpec.model_validate(raw)
+    fit = _window(400, "2024-01-01", 0, fx_taken=False)
+    fit[WEIGHT] = np.where(fit[LABEL] > 0, 1.0, 2.0)
+    calibration = _window(300, "2024-06-01", 1, fx_taken=True)
+    whole = PropensityEstimator(spec, CATALOG).fit(fit, calibration)
+    sample = fit[fit["client_id"].isin([f"C{i}" for i in range(150)])]
+    held = PropensityEstimator(spec, CATALOG).fit(sample, calibration, held=_held(fit))
+    assert held.left_out_ == whole.left_out_ == {"fx": 0}
+    assert held.fit_rows_ == whole.fit_rows_ == 800  # loan and payroll rows
+    assert held.warnings_ == whole.warnings_
+    assert held.encoder_ == whole.encoder_
+    for kind in ("stacked_", "per_product_"):
+        mine, theirs = getattr(held, kind), getattr(whole, kind)
+        assert set(mine.boosters) == set(theirs.boosters)
+        for code, booster in theirs.boosters.items():
+            assert mine.boosters[code].model_to_string() == booster.model_to_string(), code
+    X = whole.encoder_.transform(calibration)
+    np.testing.assert_array_equal(
+        held.model_.predict_propensity(X), whole.model_.predict_propensity(X)
+    )
+    # the baselines read the sample only
+    assert held.popularity_.rates_ != whole.popularity_.rates_
