@@ -16,8 +16,9 @@ calls, in wall and CPU seconds (CPU is what counts on a shared machine):
 - **propensities**: every candidate offer's propensity, once (the financing options' and the
   offers');
 - **financing**: the policy decision and ranked financing options of every client;
-- **offers**: every candidate offer's expected value, rank and reasons (TreeSHAP),
-  credit-aware;
+- **offers**: every candidate offer's expected value and rank, credit-aware, and the reasons
+  (TreeSHAP) of each client's first ``--explain-offers`` offers (default: the
+  ``RMRECO_EXPLAINED_OFFERS`` setting's default);
 - **write**: the files' columns and Parquet files;
 
 and the whole of ``score_clients`` end to end; the median over ``--repeats`` runs of each, the
@@ -200,6 +201,7 @@ def stages(loaded: dict[str, Any], out: Path) -> dict[str, tuple[float, float]]:
             credit[0].model.scale,
             currency=currency,
             predictions=predicted[name],
+            explained=loaded["explained"],
         )
         offers["model_name"] = name
         offers["model_version"] = version
@@ -226,6 +228,7 @@ def end_to_end(loaded: dict[str, Any]) -> dict[str, pd.DataFrame]:
         champions=loaded["champions"],
         policy=loaded["policy"],
         currency=loaded["currency"],
+        explained_offers=loaded["explained"],
     )
 
 
@@ -273,7 +276,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None, help="keep bank and champions here")
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
+    parser.add_argument(
+        "--explain-offers",
+        default=None,
+        help="offers explained per client: a number or all (default: the setting's default)",
+    )
     args = parser.parse_args()
+    from rmreco.config import Settings
+
+    explained = Settings(
+        **({} if args.explain_offers is None else {"explained_offers": args.explain_offers})
+    ).resolved_explained_offers
 
     with tempfile.TemporaryDirectory(prefix="rmreco-scoring-") as name:
         work = args.work or Path(name)
@@ -281,7 +294,7 @@ def main() -> None:
         bank, home, uri = prepare(
             work, args.clients, args.months, args.train_clients, args.train_months
         )
-        loaded = load(bank, home, uri)
+        loaded = load(bank, home, uri) | {"explained": explained}
         out = Path(name) / "out"
         out.mkdir()
         runs: dict[str, list[tuple[float, float]]] = {}
@@ -316,7 +329,8 @@ def main() -> None:
         print()
         print(
             f"{args.clients:,} clients x {args.months} months, as of {loaded['as_of']:%Y-%m}, "
-            f"{clients:,} scored; median of {args.repeats}; rows: "
+            f"{clients:,} scored; offers explained per client: "
+            f"{'all' if explained is None else explained}; median of {args.repeats}; rows: "
             + ", ".join(f"{file} {rows:,}" for file, rows in sizes.items())
         )
         print(f"{'':>20} {'wall s':>8} {'CPU s':>8} {'CPU µs/client':>14}")

@@ -20,6 +20,7 @@ from rmreco.cli.main import (
     translate_errors,
     work_progress,
 )
+from rmreco.config import Settings
 
 app = typer.Typer()
 models_app = typer.Typer(help="The Model Registry: list, promote, roll back.", no_args_is_help=True)
@@ -96,12 +97,22 @@ def score_batch(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the scores into.")],
     tracking_uri: TrackingOption = None,
     dask: DaskOption = None,
+    explain_offers: Annotated[
+        str | None,
+        typer.Option(
+            "--explain-offers",
+            help="How many of each client's cross-sell offers, the first by rank, carry their "
+            "reasons: a number, or all (default: the RMRECO_EXPLAINED_OFFERS setting, "
+            f"{Settings.model_fields['explained_offers'].default}). The others carry null.",
+        ),
+    ] = None,
 ) -> None:
     """Score every performing client at a month with the champion models, each client by the
     credit model of its segment and each model with the feature settings it was trained with:
     PD and grade (credit.parquet), the policy decision and ranked financing options
     (financing.parquet) and, when a cross-sell champion exists, ranked credit-aware offers, each
-    client by the cross-sell model of its segment (cross_sell.parquet).
+    client by the cross-sell model of its segment (cross_sell.parquet), the first offers of each
+    client with their reasons.
 
     With --dask, a client-partitioned folder (`rmreco generate --partitions N`) is scored part by
     part on a Dask cluster, one file per part and output (credit/part-00000.parquet, ...); a run
@@ -111,6 +122,10 @@ def score_batch(
     from rmreco.training.scoring import score_batch as run
 
     settings = current_settings()
+    if explain_offers is not None:
+        settings = settings.model_copy(
+            update={"explained_offers": _explained_offers(explain_offers)}
+        )
     specs = [found.spec for found in find_specs(settings.resolved_models_dir)]
     arguments = {
         "as_of": month,
@@ -144,3 +159,19 @@ def score_batch(
         out_console.print(f"{model}: v{version}")
     for message in summary.skipped.values():
         out_console.print(f"[yellow]{message}")
+
+
+def _explained_offers(value: str) -> int | str:
+    """``--explain-offers``: ``all``, or a count of 0 or more; a usage error otherwise."""
+    if value.strip().lower() == "all":
+        return "all"
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise typer.BadParameter(
+            f"expected a number of offers (0 or more) or all, got {value!r}",
+            param_hint="--explain-offers",
+        )
+    return count

@@ -115,13 +115,16 @@ def _output_path(out: Path, name: str, part: int) -> Path:
     return part_path(out, Path(name).stem, part)
 
 
-def _run_identity(data: Path, as_of: date, champions: Champions, parts: int) -> dict[str, Any]:
+def _run_identity(
+    data: Path, as_of: date, champions: Champions, parts: int, explained_offers: int | None
+) -> dict[str, Any]:
     return {
         "data": str(data.resolve()),
         "as_of": f"{as_of:%Y-%m}",
         "models": dict(sorted(champions.versions.items())),
         "parts": parts,
         "outputs": _outputs(champions),
+        "explained_offers": "all" if explained_offers is None else explained_offers,
     }
 
 
@@ -183,6 +186,7 @@ def _score_part(
     champions: Champions,
     policy: CreditPolicy,
     currency: str,
+    explained_offers: int | None,
 ) -> PartScored:
     """One task: read and validate part ``part`` of ``data``, score its clients as the single
     process scores the book, write its files."""
@@ -191,7 +195,12 @@ def _score_part(
     if problem is not None:
         return PartScored(part, {}, problem)
     frames = score_clients(
-        inputs, as_of=as_of, champions=champions, policy=policy, currency=currency
+        inputs,
+        as_of=as_of,
+        champions=champions,
+        policy=policy,
+        currency=currency,
+        explained_offers=explained_offers,
     )
     _write_part(frames, out, part)
     return PartScored(part, {name: len(frame) for name, frame in frames.items()})
@@ -237,7 +246,8 @@ def score_batch_partitioned(
     _, validated = read_feature_inputs(data, part=0)
     currency = validated.currency or settings.currency
     policy = load_policy(policy_path).in_currency(currency)
-    identity = _run_identity(data, as_of, champions, parts)
+    explained_offers = settings.resolved_explained_offers
+    identity = _run_identity(data, as_of, champions, parts, explained_offers)
     _claim(out, identity)
     outputs = _outputs(champions)
     for name in outputs:  # what a killed run left half-written (never a part's file itself)
@@ -255,6 +265,7 @@ def score_batch_partitioned(
         champions=shared[0],
         policy=shared[1],
         currency=currency,
+        explained_offers=explained_offers,
         pure=False,
     )
     results: list[PartScored] = []

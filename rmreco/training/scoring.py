@@ -458,10 +458,12 @@ def score_clients(
     champions: Champions,
     policy: CreditPolicy,
     currency: str,
+    explained_offers: int | None,
     on_step: Progress | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The batch's output frames of the clients of ``inputs`` at ``as_of`` (by file name; the
-    cross-sell file only with a cross-sell champion), in the columns the files have.
+    cross-sell file only with a cross-sell champion), in the columns the files have; the first
+    ``explained_offers`` offers of each client with their reasons (None: every offer).
 
     Every client is scored on its own: the clients of a partition are scored as they are in
     the whole book (``rmreco.training.partitioned``).
@@ -510,6 +512,7 @@ def score_clients(
                 credit[0].model.scale,
                 currency=currency,
                 predictions=predicted[name],
+                explained=explained_offers,
             )
             offers["model_name"] = name
             offers["model_version"] = xs_version
@@ -533,7 +536,8 @@ def score_batch(
 ) -> ScoringSummary:
     """Score every performing client of ``data`` at month ``as_of`` with the champions: each
     client by the credit model of its segment, each with the features of its model's own
-    configuration. ``on_step`` is told each step as it starts.
+    configuration; the first ``settings.explained_offers`` cross-sell offers of each client
+    with their reasons. ``on_step`` is told each step as it starts.
 
     Raises:
         DataContractError: the data folder breaks the contract.
@@ -559,7 +563,13 @@ def score_batch(
     if problem is not None:
         raise ScoringError(problem)
     staged = score_clients(
-        inputs, as_of=as_of, champions=champions, policy=policy, currency=currency, on_step=step
+        inputs,
+        as_of=as_of,
+        champions=champions,
+        policy=policy,
+        currency=currency,
+        on_step=step,
+        explained_offers=settings.resolved_explained_offers,
     )
     out.mkdir(parents=True, exist_ok=True)
     step(f"writing {', '.join(staged)} to {out}")
@@ -645,13 +655,20 @@ def cross_sell_offers(
     *,
     currency: str | None = None,
     predictions: PropensityPredictions | None = None,
+    explained: int | None = None,
 ) -> pd.DataFrame:
     """The ranked offers of every client of ``panel`` (the model's cross-sell panel at
     ``as_of``, built with its own configuration; see the module docstring), credit-aware: each
     offer carries its client's PD, grade and (credit products) policy decision from ``views``
     (ungraded clients absent), and credit products the policy declines are left out
     (:func:`rmreco.modeling.offers.credit_aware`, as in the service's lists). ``predictions``:
-    the model's of the panel, when the caller has them (see :func:`rank_offers`)."""
+    the model's of the panel, when the caller has them (see :func:`rank_offers`).
+
+    The first ``explained`` offers of each client (every offer: None) carry their reasons as
+    JSON and their codes; the others carry null in both (not explained, where ``"[]"`` says an
+    offer was explained and nothing raised it: a product ranked by popularity)."""
+    if explained is not None and explained < 0:
+        raise ValueError(f"explained offers must be 0 or more, got {explained}")
     mapped = panel["client_id"].map({c: v.grade for c, v in views.items()}).astype(object)
     row_grades = mapped.where(mapped.notna(), None).to_numpy(dtype=object)
     ranked = rank_offers(
@@ -659,12 +676,27 @@ def cross_sell_offers(
         panel,
         grades=row_grades,
         scale=scale,
-        with_reasons=True,
+        with_reasons=False,
         group=("client_id",),
         currency=currency,
         predictions=predictions,
     )
     ranked = credit_aware(ranked, views, model.financing_products)
+    # explained after the policy's cut and the final ranks: the rows written, and the first of
+    # each list only (each row's contributions are its own)
+    chosen = np.flatnonzero(
+        np.ones(len(ranked), dtype=bool)
+        if explained is None
+        else ranked["rank"].to_numpy() <= explained
+    )
+    texts = np.full(len(ranked), None, dtype=object)
+    codes = np.full(len(ranked), None, dtype=object)
+    if len(chosen):
+        rows = ranked["row"].to_numpy()[chosen]
+        found = model.reasons(model.encoder.transform(panel.loc[rows]), currency=currency)
+        for i, text, reasons_of in zip(chosen.tolist(), reasons_json(found), found, strict=True):
+            texts[i] = text
+            codes[i] = [r.code for r in reasons_of]
     return pd.DataFrame(
         {
             "client_id": ranked["client_id"].to_numpy(),
@@ -677,8 +709,8 @@ def cross_sell_offers(
             "pd_horizon_months": pd.Series(ranked["pd_horizon_months"].to_numpy(), dtype="Int64"),
             "grade": pd.Series(ranked["grade"].to_numpy(dtype=object), dtype=object),
             "decision": pd.Series(ranked["decision"].to_numpy(dtype=object), dtype=object),
-            "reasons": ranked["reasons"].to_numpy(),
-            "reason_codes": ranked["reason_codes"].to_numpy(),
+            "reasons": texts,
+            "reason_codes": codes,
         }
     )
 

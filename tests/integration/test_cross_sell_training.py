@@ -170,6 +170,32 @@ def test_train_gate_load_by_alias_score_batch_and_evaluate(
     assert len(offers) > 1000
     assert offers["propensity"].between(0, 1).all()
     assert (offers.groupby("client_id")["rank"].min() == 1).all()
+    # the first five offers of each list carry their reasons (RMRECO_EXPLAINED_OFFERS), the
+    # others none: null, not the "[]" of an offer explained with nothing raising it
+    first = offers["rank"] <= Settings().resolved_explained_offers
+    assert (offers["rank"] > 5).any()
+    assert offers.loc[first, "reasons"].notna().all()
+    assert offers.loc[~first, "reasons"].isna().all()
+    assert offers.loc[~first, "reason_codes"].isna().all()
+    assert offers.loc[first, "reasons"].map(json.loads).map(len).gt(0).any()
+    every = runner.invoke(
+        app,
+        [*score_args[:-1], str(tmp_path / "every"), "--tracking-uri", uri,
+         "--explain-offers", "all"],
+    )  # fmt: skip
+    assert every.exit_code == 0, every.output
+    explained = pd.read_parquet(tmp_path / "every" / "cross_sell.parquet")
+    assert explained["reasons"].notna().all()
+    # the same offers, ranks and, where both explain, reasons
+    pd.testing.assert_frame_equal(
+        explained.drop(columns=["reasons", "reason_codes"]),
+        offers.drop(columns=["reasons", "reason_codes"]),
+    )
+    assert explained.loc[first, "reasons"].tolist() == offers.loc[first, "reasons"].tolist()
+    refused = runner.invoke(app, [*score_args, "--tracking-uri", uri, "--explain-offers", "some"])
+    assert refused.exit_code == 2
+    assert "--explain-offers" in refused.output
+    assert "'some'" in refused.output
     top = offers.sort_values(["client_id", "rank"]).groupby("client_id")["expected_value"]
     assert top.apply(lambda s: s.is_monotonic_decreasing).all()
     # batch scoring ranks the product at chance by its popularity rate, as the model says

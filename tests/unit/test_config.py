@@ -120,3 +120,16 @@ def test_the_service_follows_one_model_per_family_and_segment(tmp_path: Path) ->
     )
     with pytest.raises(ConfigurationError, match=r"cross_sell.*personal_cross_sell\.yaml.*'sme'"):
         served_kinds(tmp_path)
+
+
+def test_explained_offers_read_a_count_or_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMRECO_EXPLAINED_OFFERS", raising=False)
+    assert Settings().resolved_explained_offers == 5
+    monkeypatch.setenv("RMRECO_EXPLAINED_OFFERS", "all")
+    assert Settings().resolved_explained_offers is None
+    monkeypatch.setenv("RMRECO_EXPLAINED_OFFERS", "0")
+    assert Settings().resolved_explained_offers == 0
+    for wrong in ("-1", "some"):
+        monkeypatch.setenv("RMRECO_EXPLAINED_OFFERS", wrong)
+        with pytest.raises(ValidationError, match="explained_offers"):
+            Settings()
