@@ -387,8 +387,11 @@ def gather_split(
         ]
     )
     chosen = sample_clients(pd.concat([f.clients for f in figures], ignore_index=True), SAMPLE_ROWS)
+    # sent once to every worker, as data: given to map as it is, a set of some thousands of ids
+    # makes distributed 2026.8's scheduler fail an assertion on a task named after the argument
+    [shared] = client.scatter([chosen], broadcast=True)
     sample = pd.concat(
-        client.gather(client.map(_sample_rows, fit_parts, clients=chosen)), ignore_index=True
+        client.gather(client.map(_sample_rows, fit_parts, clients=shared)), ignore_index=True
     )
     levels: dict[str, set[str]] = {}
     groups: dict[str, GroupCount] = {}
