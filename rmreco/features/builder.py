@@ -19,6 +19,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -392,34 +393,58 @@ def pandas_by_client_blocks(
         if table is not None
     }
     edge: _PandasEdge | None = None
-    for low, high in itertools.pairwise(bounds):
-        rows = _block_rows(codes, low, high)
-        block = months.iloc[rows] if isinstance(rows, slice) else months.take(rows)
-        block = block.assign(**{MONTH: _month_starts(month_mi[rows])})
-        parts: dict[str, pd.DataFrame] = {}
-        for name, (table, numbers) in tables.items():
-            part = _block_rows(numbers, low, high)
-            part_rows = table.iloc[part] if isinstance(part, slice) else table.take(part)
-            # an empty table is one the bank did not send (null features, not zeros): a block
-            # none of whose clients has a holding or an event gets the whole table, of which
-            # the builder reads its own clients' rows (neither adds observation months)
-            is_whole = part_rows.empty and name in ("holdings", "credit_events")
-            parts[name] = table if is_whole else part_rows
-        result = plan(
-            replace(
-                inputs,
-                account_months=block,
-                clients=parts["clients"],
-                holdings=parts.get("holdings"),
-                credit_events=parts.get("credit_events"),
-                financials=parts.get("financials"),
-            )
-        )
-        if edge is None:
-            edge = _PandasEdge(_edge_columns(result, extra), capacity)
-        edge.add(result.select(edge.columns).collect())
-    assert edge is not None  # at least one block: there are rows
+    # a block's plan is collected on a thread (polars computes without Python's lock) while
+    # this thread converts the block before it to pandas and lays out the block after it
+    pending: Future[pl.DataFrame] | None = None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rmreco-block")
+    try:
+        for low, high in itertools.pairwise(bounds):
+            result = plan(_block_inputs(inputs, months, month_mi, codes, tables, low, high))
+            if edge is None:
+                edge = _PandasEdge(_edge_columns(result, extra), capacity)
+            collecting = pool.submit(result.select(edge.columns).collect)
+            if pending is not None:
+                edge.add(pending.result())
+            pending = collecting
+        # at least one block: there are rows
+        assert edge is not None
+        assert pending is not None
+        edge.add(pending.result())
+    finally:
+        pool.shutdown(cancel_futures=True)
     return edge.frame()
+
+
+def _block_inputs(
+    inputs: FeatureInputs,
+    months: pd.DataFrame,
+    month_mi: np.ndarray,
+    codes: np.ndarray,
+    tables: Mapping[str, tuple[pd.DataFrame, np.ndarray]],
+    low: int,
+    high: int,
+) -> FeatureInputs:
+    """The inputs of the clients numbered ``low`` .. ``high - 1``: their rows of every table."""
+    rows = _block_rows(codes, low, high)
+    block = months.iloc[rows] if isinstance(rows, slice) else months.take(rows)
+    block = block.assign(**{MONTH: _month_starts(month_mi[rows])})
+    parts: dict[str, pd.DataFrame] = {}
+    for name, (table, numbers) in tables.items():
+        part = _block_rows(numbers, low, high)
+        part_rows = table.iloc[part] if isinstance(part, slice) else table.take(part)
+        # an empty table is one the bank did not send (null features, not zeros): a block
+        # none of whose clients has a holding or an event gets the whole table, of which
+        # the builder reads its own clients' rows (neither adds observation months)
+        is_whole = part_rows.empty and name in ("holdings", "credit_events")
+        parts[name] = table if is_whole else part_rows
+    return replace(
+        inputs,
+        account_months=block,
+        clients=parts["clients"],
+        holdings=parts.get("holdings"),
+        credit_events=parts.get("credit_events"),
+        financials=parts.get("financials"),
+    )
 
 
 def _block_rows(numbers: np.ndarray, low: int, high: int) -> slice | np.ndarray:
