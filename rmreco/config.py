@@ -20,6 +20,10 @@ CREDIT_SPEC_FILE = "sme_credit_risk.yaml"
 CROSS_SELL_SPEC_FILE = "cross_sell.yaml"
 
 
+#: How many of each client's offers batch scoring explains: a count, or every one
+ExplainedOffers = Annotated[int, Field(ge=0)] | Literal["all"]
+
+
 def shipped_models_dir() -> Path:
     """The model specs and credit policy that come with rmreco: inside the package in an
     installed wheel (``rmreco/_models``, see pyproject.toml), the repository's ``models/`` in a
@@ -56,7 +60,7 @@ class Settings(BaseSettings):
     threads: int | None = Field(
         None, ge=1, description="Threads for model fitting; default all cores but one."
     )
-    explained_offers: Annotated[int, Field(ge=0)] | Literal["all"] = Field(
+    explained_offers: ExplainedOffers = Field(
         5,
         description="How many of each client's cross-sell offers (the first, by rank) batch "
         "scoring writes with their reasons: a number, or all. The others carry none; the "

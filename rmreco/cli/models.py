@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 
 from rmreco.cli.main import (
     DaskOption,
@@ -20,7 +21,7 @@ from rmreco.cli.main import (
     translate_errors,
     work_progress,
 )
-from rmreco.config import Settings
+from rmreco.config import ExplainedOffers, Settings
 
 app = typer.Typer()
 models_app = typer.Typer(help="The Model Registry: list, promote, roll back.", no_args_is_help=True)
@@ -162,16 +163,11 @@ def score_batch(
 
 
 def _explained_offers(value: str) -> int | str:
-    """``--explain-offers``: ``all``, or a count of 0 or more; a usage error otherwise."""
-    if value.strip().lower() == "all":
-        return "all"
+    """``--explain-offers``, read as the setting reads it; a usage error otherwise."""
     try:
-        count = int(value)
-    except ValueError:
-        count = -1
-    if count < 0:
+        return TypeAdapter(ExplainedOffers).validate_python(value.strip().lower())
+    except ValidationError:
         raise typer.BadParameter(
             f"expected a number of offers (0 or more) or all, got {value!r}",
             param_hint="--explain-offers",
-        )
-    return count
+        ) from None

@@ -144,6 +144,11 @@ def month_index(values: pd.Series | Sequence[date]) -> np.ndarray:
     return np.asarray(stamps.year * 12 + stamps.month - 1, dtype=np.int64)
 
 
+def month_start(index: int) -> date:
+    """The first day of month ``index`` (year * 12 + month - 1): :func:`month_index`'s inverse."""
+    return date(index // 12, index % 12 + 1, 1)
+
+
 _EPOCH_MONTH = 1970 * 12  # the month index of numpy's datetime64 epoch
 
 

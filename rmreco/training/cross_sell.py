@@ -39,7 +39,6 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +48,7 @@ import pandas as pd
 from rmreco.config import Settings
 from rmreco.domain.contract import TRUTH_CROSS_SELL, TRUTH_DIR
 from rmreco.features import FEATURE_DESCRIPTIONS
+from rmreco.features.builder import month_start
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.modeling.boosting import HeldFitSet, has_split
@@ -733,7 +733,7 @@ def evaluate_cross_sell(
             f"{window}: give the data {window - len(complete)} more months of history, or the "
             "adoptions of the months after its last account month"
         )
-    months = [date(m // 12, m % 12 + 1, 1) for m in complete[-window:]]
+    months = [month_start(m) for m in complete[-window:]]
     step(f"building the cross-sell features of {months[0]:%Y-%m}..{months[-1]:%Y-%m}")
     test = config.cross_sell_panel(inputs, months=months)
     step("grading the clients with the credit champions")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from rmreco.features import FeatureInputs
-from rmreco.features.builder import month_index
+from rmreco.features.builder import month_index, month_start
 from rmreco.features.cross_sell import LABEL
 from rmreco.features.labels import adoption_outcome_end
 from rmreco.features.observations import observed_inputs
@@ -99,17 +99,12 @@ def split_months(
         gap_months=gap,
         has_both_outcomes=has_both_outcomes,
     )
-    as_dates = month_dates(complete)
+    as_dates = [month_start(m) for m in complete]
     return {
         "fit": as_dates[: -need + 1],
         "calibration": as_dates[-need + 1 + gap : -test_months],
         "test": as_dates[-test_months:],
     }
-
-
-def month_dates(indices: Sequence[int]) -> list[date]:
-    """The first days of the months ``indices`` (year * 12 + month - 1)."""
-    return [date(m // 12, m % 12 + 1, 1) for m in indices]
 
 
 def complete_months(inputs: FeatureInputs, horizon_months: int) -> list[int]:
@@ -262,7 +257,7 @@ def split_by_client(inputs: FeatureInputs, spec: CrossSellSpec) -> Split:
         TrainingDataError: no snapshot with a complete outcome, or a set without adoptions.
     """
     horizon = spec.label.horizon_months
-    complete = month_dates(complete_months(inputs, horizon))
+    complete = [month_start(m) for m in complete_months(inputs, horizon)]
     if not complete:
         raise no_complete_outcome(horizon)
     panel = cross_sell_feature_config(spec).cross_sell_panel(inputs, months=complete)

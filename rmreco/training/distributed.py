@@ -42,6 +42,7 @@ import pandas as pd
 
 from rmreco.data.tables import folder_fingerprint
 from rmreco.features import FeatureInputs
+from rmreco.features.builder import month_start
 from rmreco.features.inputs import read_feature_inputs
 from rmreco.features.labels import LABEL, outcome_end
 from rmreco.features.observations import observed_inputs
@@ -81,11 +82,6 @@ CLUSTER_MONOTONE_METHOD = "basic"
 #: Minutes a worker's LightGBM waits on the others' sockets before it fails (LightGBM's
 #: ``time_out``; its default of 120 lets a network set-up that went wrong hang for two hours)
 NETWORK_TIMEOUT_MINUTES = 20
-
-
-def month_date(index: int) -> date:
-    """The first day of month ``index`` (year * 12 + month - 1)."""
-    return date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass(frozen=True)
@@ -182,7 +178,7 @@ def credit_panels(client: Client, data: Path, spec: CreditRiskSpec) -> ClusterDa
         client.map(_part_outcome_end, reads, financials_lag_months=spec.financials_lag_months)
     )
     covered = max(int(e) for e in ends)
-    panels = client.map(_credit_panel, reads, spec=spec, covered=month_date(covered))
+    panels = client.map(_credit_panel, reads, spec=spec, covered=month_start(covered))
     extra, currency = client.submit(contract, reads[0]).result()
     wait(panels)  # built: the parts' inputs can go
     del reads
@@ -472,9 +468,6 @@ class _Block:
     y: np.ndarray
     w: np.ndarray | None
 
-    def part(self, name: str) -> np.ndarray | None:
-        return cast("np.ndarray | None", getattr(self, name))
-
 
 def _block(
     *fits: pd.DataFrame,
@@ -499,7 +492,7 @@ def _block(
 
 
 def _block_part(block: _Block, name: str) -> np.ndarray | None:
-    return block.part(name)
+    return cast("np.ndarray | None", getattr(block, name))
 
 
 def _block_rows(block: _Block) -> int:

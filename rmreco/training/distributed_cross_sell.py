@@ -35,7 +35,7 @@ import pandas as pd
 
 from rmreco.data.tables import folder_fingerprint
 from rmreco.features import FeatureInputs
-from rmreco.features.builder import month_index
+from rmreco.features.builder import month_index, month_start
 from rmreco.features.cross_sell import LABEL, PRODUCT, WEIGHT
 from rmreco.features.labels import adoption_outcome_end
 from rmreco.features.observations import observed_inputs
@@ -47,7 +47,6 @@ from rmreco.training.cross_sell_split import (
     adoptions_within,
     client_panels,
     holding_starts,
-    month_dates,
     no_complete_outcome,
     out_of_time_hint,
     out_of_time_panels,
@@ -179,11 +178,11 @@ def cross_sell_split(client: Client, data: Path, spec: CrossSellSpec) -> CrossSe
     complete = complete_outcome_months(
         np.concatenate([f.observed for f in figures]), horizon, last=covered
     )
-    observed = client.map(_covering, observed, covered=month_dates([covered])[0])
+    observed = client.map(_covering, observed, covered=month_start(covered))
     if spec.split.kind == "client":
         if not complete:
             raise no_complete_outcome(horizon)
-        months = month_dates(complete)
+        months = [month_start(m) for m in complete]
         panels = client.map(_client_panel, observed, spec=spec, months=months)
         adopters = pd.concat(client.gather(client.map(_adopters, panels)), ignore_index=True)
         sets = client_holdout(
